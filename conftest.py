@@ -1,0 +1,105 @@
+"""Fixtures shared by every app's tests: orgs, numbers, keys, messages, and Meta mocked by `responses`."""
+
+import itertools
+from datetime import timedelta
+
+import pytest
+import responses
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+postgres_only = pytest.mark.skipif(
+    not ON_POSTGRES, reason="needs PostgreSQL: SQLite ignores SELECT ... FOR UPDATE (set DATABASE_URL)"
+)
+
+_sequence = itertools.count(1)
+
+
+def graph_messages_url(phone_number):
+    return f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
+
+
+@pytest.fixture
+def org(db):
+    return Org.objects.create(name="Toko Kopi", slug="toko-kopi")
+
+
+@pytest.fixture
+def other_org(db):
+    return Org.objects.create(name="Other Co", slug="other-co")
+
+
+def _number(org, phone_number_id):
+    return PhoneNumber.objects.create(
+        org=org,
+        phone_number_id=phone_number_id,
+        display_phone_number=f"+62 811 {phone_number_id[-4:]}",
+        access_token=f"EAAG-secret-token-{phone_number_id}",
+    )
+
+
+@pytest.fixture
+def phone_number(org):
+    return _number(org, "106540352242922")
+
+
+@pytest.fixture
+def second_number(org):
+    return _number(org, "106540352242923")
+
+
+@pytest.fixture
+def foreign_number(other_org):
+    return _number(other_org, "209999999999999")
+
+
+@pytest.fixture
+def api_key_secret(org):
+    return ApiKey.issue(org=org, name="tests")[1]
+
+
+@pytest.fixture
+def api(api_key_secret):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_secret}")
+    return client
+
+
+@pytest.fixture
+def make_message():
+    """Create a message; inbound and unread unless told otherwise, one minute after the previous one."""
+    start = timezone.now() - timedelta(hours=1)
+
+    def make(phone_number, *, contact="6281200000001", direction=Direction.INBOUND, status=None, **fields):
+        n = next(_sequence)
+        fields.setdefault("timestamp", start + timedelta(minutes=n))
+        return Message.objects.create(
+            org=phone_number.org,
+            phone_number=phone_number,
+            wamid=f"wamid.TEST{n:06d}",
+            direction=direction,
+            status=status or (Status.RECEIVED if direction == Direction.INBOUND else Status.SENT),
+            contact_wa_id=contact,
+            type="text",
+            text=f"message {n}",
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def meta():
+    """Meta's Graph API, mocked: any request not registered fails the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def meta_accepts_reads(meta, phone_number):
+    meta.post(graph_messages_url(phone_number), json={"success": True})
+    return meta

@@ -1,0 +1,3 @@
+from fakemeta.server import main
+
+main()

@@ -1,0 +1,176 @@
+"""A local stand-in for Meta's Graph API: answers the Cloud API's shapes for read receipts and sends,
+records what it received, and can be told to fail. For `make run`, end-to-end and load tests.
+
+Control endpoints (not Meta's), all JSON:
+  GET    /_stand_in/requests   what it received, oldest first (tokens are never recorded)
+  DELETE /_stand_in/requests   forget them
+  POST   /_stand_in/faults     {"mode": "error"|"malformed"|"close"|"timeout", "status": 400,
+                                "error": {Meta's error object}, "times": N (default: until cleared)}
+  DELETE /_stand_in/faults     answer normally again
+"""
+
+import argparse
+import base64
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULT_ERROR = {
+    "message": "(#131000) Something went wrong",
+    "type": "OAuthException",
+    "code": 131000,
+    "error_data": {"messaging_product": "whatsapp", "details": "Something went wrong"},
+    "fbtrace_id": "AStandInTraceId",
+}
+
+
+def new_wamid():
+    return "wamid." + base64.b64encode(b"\x15\x02\x00\x11\x18\x12" + secrets.token_bytes(36)).decode()
+
+
+class StandIn:
+    """The state every handler thread shares: recorded requests, the fault plan, added latency."""
+
+    def __init__(self, latency_ms=0):
+        self.lock = threading.Lock()
+        self.latency = latency_ms / 1000
+        self.requests = []
+        self.fault = None
+
+    def record(self, entry):
+        with self.lock:
+            self.requests.append(entry)
+
+    def take_fault(self):
+        with self.lock:
+            fault = self.fault
+            if fault and fault.get("times") is not None:
+                fault["times"] -= 1
+                if fault["times"] <= 0:
+                    self.fault = None
+            return fault
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "KirimMetaStandIn/1"
+
+    @property
+    def state(self):
+        return self.server.state
+
+    def log_message(self, format, *args):  # quiet: the recorded requests are the log
+        pass
+
+    def _body(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            return raw.decode(errors="replace")
+
+    def _answer(self, status, payload):
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self):
+        if self.path == "/_stand_in/requests":
+            with self.state.lock:
+                return self._answer(200, {"requests": list(self.state.requests)})
+        self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
+
+    def do_DELETE(self):
+        with self.state.lock:
+            if self.path == "/_stand_in/requests":
+                self.state.requests.clear()
+            elif self.path == "/_stand_in/faults":
+                self.state.fault = None
+            else:
+                return self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
+        self._answer(200, {"success": True})
+
+    def do_POST(self):
+        body = self._body()
+        if self.path == "/_stand_in/faults":
+            with self.state.lock:
+                self.state.fault = body
+            return self._answer(200, {"success": True})
+        parts = self.path.strip("/").split("/")
+        if len(parts) < 2 or parts[-1] != "messages":
+            return self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
+        self.state.record(
+            {
+                "phone_number_id": parts[-2],
+                "body": body,
+                "has_bearer_token": self.headers.get("Authorization", "").startswith("Bearer "),
+                "received_at": time.time(),
+            }
+        )
+        if self.state.latency:
+            time.sleep(self.state.latency)
+        fault = self.state.take_fault()
+        if fault:
+            return self._fail(fault)
+        if isinstance(body, dict) and body.get("status") == "read":
+            return self._answer(200, {"success": True})
+        if isinstance(body, dict) and body.get("type"):
+            to = body.get("to", "")
+            return self._answer(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": to}],
+                    "messages": [{"id": new_wamid()}],
+                },
+            )
+        self._answer(400, {"error": {**DEFAULT_ERROR, "code": 100, "message": "Invalid parameter"}})
+
+    def _fail(self, fault):
+        mode = fault.get("mode", "error")
+        if mode == "timeout":
+            time.sleep(fault.get("seconds", 30))
+            return self._answer(200, {"success": True})
+        if mode == "close":
+            self.close_connection = True
+            self.connection.close()
+            return
+        if mode == "malformed":
+            raw = b"<html>502 Bad Gateway</html>"
+            self.send_response(fault.get("status", 502))
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
+        self._answer(fault.get("status", 400), {"error": fault.get("error", DEFAULT_ERROR)})
+
+
+def make_server(host="127.0.0.1", port=8081, latency_ms=0):
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    server.state = StandIn(latency_ms=latency_ms)
+    return server
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--latency-ms", type=int, default=0, help="added to every Graph API call")
+    args = parser.parse_args(argv)
+    server = make_server(args.host, args.port, args.latency_ms)
+    print(f"Meta stand-in listening on http://{args.host}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

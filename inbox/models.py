@@ -1,0 +1,179 @@
+"""Kirim's data: orgs, their WhatsApp numbers and API keys, and every message in and out."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from kirim.ids import PublicIdField
+
+API_KEY_PREFIX = "kirim_live_"
+
+
+class Org(models.Model):
+    external_id = PublicIdField("org")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class PhoneNumber(models.Model):
+    """A business number connected to Meta. `access_token` is a secret: it is only ever sent to Meta."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="phone_numbers")
+    phone_number_id = models.CharField(max_length=20, unique=True, help_text="Meta's id, digits only")
+    display_phone_number = models.CharField(max_length=32)
+    waba_id = models.CharField("WABA id", max_length=32, blank=True)
+    access_token = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_phone_number"]
+
+    def __str__(self):
+        return self.display_phone_number
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def for_secret(self, secret):
+        """The key with this secret, with its org, in one query on the unique digest index."""
+        return self.select_related("org").filter(digest=ApiKey.digest_of(secret)).first()
+
+
+class ApiKey(models.Model):
+    """Stored as a SHA-256 digest: a key has far more entropy than a password, so a slow hash buys
+    nothing, and a digest lookup stays one indexed query per request."""
+
+    external_id = PublicIdField("key")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    display_prefix = models.CharField(max_length=24, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.display_prefix}… ({self.name or self.external_id})"
+
+    @staticmethod
+    def digest_of(secret):
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, *, org, name="", expires_at=None):
+        """Create a key; the secret is returned here once and never stored."""
+        secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            org=org,
+            name=name,
+            expires_at=expires_at,
+            display_prefix=secret[: len(API_KEY_PREFIX) + 4],
+            digest=cls.digest_of(secret),
+        )
+        return key, secret
+
+    def is_expired(self, now=None):
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Status(models.TextChoices):
+    RECEIVED = "received"  # inbound, not yet read
+    PENDING = "pending"  # outbound, stored, not yet accepted by Meta
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class ReadVia(models.TextChoices):
+    API = "api"
+    ADMIN = "admin"
+    BATCH = "batch"
+    EXPIRED_LOCALLY = "expired_locally", "Batch, past the receipt window (no receipt sent)"
+
+
+class MessageQuerySet(models.QuerySet):
+    def unread_inbound(self):
+        return self.filter(direction=Direction.INBOUND, status=Status.RECEIVED)
+
+    def conversation(self, phone_number_id, contact_wa_id):
+        return self.filter(phone_number_id=phone_number_id, contact_wa_id=contact_wa_id)
+
+    def lock_in_pk_order(self):
+        """Lock the rows with SELECT ... FOR UPDATE in primary-key order and return them.
+
+        Every path that locks messages goes through here: two transactions locking overlapping rows
+        in different orders deadlock, and primary-key order is the one order all of them share."""
+        return list(self.select_for_update(of=("self",)).order_by("pk"))
+
+
+class Message(models.Model):
+    external_id = PublicIdField("msg")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="messages")
+    wamid = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    contact_wa_id = models.CharField(max_length=32)
+    contact_name = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=32)
+    text = models.TextField(blank=True, help_text="Text body, caption or a short summary")
+    payload = models.JSONField(default=dict, help_text="The message object as Meta sent or received it")
+    error = models.JSONField(null=True, blank=True, help_text="Meta's error for a failed send")
+    timestamp = models.DateTimeField(default=timezone.now, help_text="When the sender sent it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    read_via = models.CharField(max_length=16, choices=ReadVia.choices, blank=True)
+    read_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    read_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # A number's timeline, newest first: the API list and the inbox.
+            models.Index(
+                fields=["phone_number", "-timestamp", "-id"], name="message_number_timeline"
+            ),
+            # One conversation's thread, and "earlier unread messages of this conversation".
+            models.Index(
+                fields=["phone_number", "contact_wa_id", "timestamp"], name="message_conversation"
+            ),
+            # Unread inbound rows are the hot, small subset: receipts, unread counts, batch_read.
+            models.Index(
+                fields=["phone_number", "contact_wa_id", "timestamp"],
+                condition=Q(direction="inbound", status="received"),
+                name="message_unread_inbound",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.external_id} {self.direction} {self.contact_wa_id}"
+
+    @property
+    def is_read(self):
+        return self.status == Status.READ

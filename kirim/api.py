@@ -1,0 +1,49 @@
+"""API plumbing shared by every /v1/ view: envelopes, strict fields, org and phone number scope."""
+
+from django.db import connection
+from rest_framework import serializers
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.response import Response
+
+from inbox.models import PhoneNumber
+from kirim.errors import NotFound, error_response
+
+
+def envelope(request, data, *, status=200, headers=None):
+    return Response({"data": data, "request_id": request.request_id}, status=status, headers=headers)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PhoneNumberScopedMixin:
+    """Views under /v1/{phone_number_id}/: the number must belong to the key's org.
+
+    Another org's number answers exactly like one that does not exist."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.phone_number = (
+            PhoneNumber.objects.filter(org=request.user, phone_number_id=kwargs["phone_number_id"])
+        ).first()
+        if self.phone_number is None:
+            raise NotFound("No phone number with this phone_number_id.", param="phone_number_id")
+
+
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
+def health(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return envelope(request, {"status": "ok"})
+
+
+def unknown_endpoint(request, *args, **kwargs):
+    return error_response(request, NotFound("No such endpoint. See /v1/openapi.json."))

@@ -1,0 +1,40 @@
+"""API key authentication: `Authorization: Bearer kirim_live_...` resolves to a key and its org."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from inbox.models import API_KEY_PREFIX, ApiKey
+from kirim.errors import ExpiredApiKey, InvalidApiKey
+
+# last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """Sets request.user to the key's org and request.auth to the key."""
+
+    def authenticate(self, request):
+        scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret.startswith(API_KEY_PREFIX):
+            raise InvalidApiKey()
+        key = ApiKey.objects.for_secret(secret)
+        if key is None or key.revoked_at is not None:
+            raise InvalidApiKey()
+        now = timezone.now()
+        if key.is_expired(now):
+            raise ExpiredApiKey()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return key.org, key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="kirim"'
+
+
+class HasApiKey(BasePermission):
+    def has_permission(self, request, view):
+        return isinstance(request.auth, ApiKey)

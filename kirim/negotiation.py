@@ -1,0 +1,16 @@
+"""Content negotiation for /v1/ (kept apart from kirim.api, which imports DRF's views)."""
+
+from rest_framework.negotiation import BaseContentNegotiation
+
+
+class JsonOnlyNegotiation(BaseContentNegotiation):
+    """Always JSON, whatever the Accept header says: the API has one representation."""
+
+    def select_parser(self, request, parsers):
+        for parser in parsers:
+            if parser.media_type == request.content_type.split(";")[0].strip():
+                return parser
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
+
+from inbox.api import MessageViewSet
+from kirim.api import health, unknown_endpoint
+
+router = SimpleRouter(trailing_slash=False)
+router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", MessageViewSet, basename="message")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/health", health),
+    path("v1/", include(router.urls)),
+    re_path(r"^v1/", unknown_endpoint),  # anything else under /v1/ is a JSON 404, never HTML
+]

@@ -1,0 +1,41 @@
+"""The read-receipt branch of POST /v1/{phone_number_id}/messages: a body with `status: "read"`."""
+
+from rest_framework import serializers
+
+from inbox.models import ReadVia
+from kirim.api import StrictCharField, envelope
+from receipts.services import message_mark_read
+
+
+class TypingIndicatorSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text"])
+
+
+class ReadReceiptSerializer(serializers.Serializer):
+    messaging_product = serializers.ChoiceField(choices=["whatsapp"])
+    status = serializers.ChoiceField(choices=["read"])
+    message_id = StrictCharField(max_length=255, trim_whitespace=False)
+    typing_indicator = TypingIndicatorSerializer(required=False)
+
+
+class ReadReceiptOutSerializer(serializers.Serializer):
+    id = serializers.CharField(source="external_id")
+    object = serializers.SerializerMethodField()
+    status = serializers.CharField()
+    message_id = serializers.CharField(source="wamid")
+
+    def get_object(self, message) -> str:
+        return "message"
+
+
+def read_receipt(request, phone_number, body):
+    receipt = ReadReceiptSerializer(data=body)
+    receipt.is_valid(raise_exception=True)
+    message = message_mark_read(
+        phone_number=phone_number,
+        wamid=receipt.validated_data["message_id"],
+        typing="typing_indicator" in receipt.validated_data,
+        via=ReadVia.API,
+        api_key=request.auth,
+    )
+    return envelope(request, ReadReceiptOutSerializer(message).data)
