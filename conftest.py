@@ -103,3 +103,20 @@ def meta():
 def meta_accepts_reads(meta, phone_number):
     meta.post(graph_messages_url(phone_number), json={"success": True})
     return meta
+
+
+@pytest.fixture
+def meta_stand_in(settings):
+    """The project's local Meta stand-in on a free port, with META_GRAPH_URL pointing at it."""
+    import threading
+
+    from fakemeta.server import make_server
+
+    server = make_server(port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    settings.META_GRAPH_URL = f"{server.url}/v23.0"
+    yield server
+    server.shutdown()
+    server.server_close()

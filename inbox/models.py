@@ -34,7 +34,7 @@ class PhoneNumber(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["display_phone_number"]
+        ordering = ("display_phone_number",)
 
     def __str__(self):
         return self.display_phone_number
@@ -147,29 +147,23 @@ class Message(models.Model):
     read_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    read_by_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    read_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = MessageQuerySet.as_manager()
 
     class Meta:
-        indexes = [
+        indexes = (
             # A number's timeline, newest first: the API list and the inbox.
-            models.Index(
-                fields=["phone_number", "-timestamp", "-id"], name="message_number_timeline"
-            ),
+            models.Index(fields=["phone_number", "-timestamp", "-id"], name="message_number_timeline"),
             # One conversation's thread, and "earlier unread messages of this conversation".
-            models.Index(
-                fields=["phone_number", "contact_wa_id", "timestamp"], name="message_conversation"
-            ),
+            models.Index(fields=["phone_number", "contact_wa_id", "timestamp"], name="message_conversation"),
             # Unread inbound rows are the hot, small subset: receipts, unread counts, batch_read.
             models.Index(
                 fields=["phone_number", "contact_wa_id", "timestamp"],
                 condition=Q(direction="inbound", status="received"),
                 name="message_unread_inbound",
             ),
-        ]
+        )
 
     def __str__(self):
         return f"{self.external_id} {self.direction} {self.contact_wa_id}"

@@ -1,12 +1,13 @@
 """API plumbing shared by every /v1/ view: envelopes, strict fields, org and phone number scope."""
 
 from django.db import connection
+from django.views import defaults
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
 from inbox.models import PhoneNumber
-from kirim.errors import NotFound, error_response
+from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
 
 
 def envelope(request, data, *, status=200, headers=None):
@@ -47,3 +48,18 @@ def health(request):
 
 def unknown_endpoint(request, *args, **kwargs):
     return error_response(request, NotFound("No such endpoint. See /v1/openapi.json."))
+
+
+def _json_under_v1(django_handler, error_class):
+    """Django's error handler for the site, the contract's envelope under /v1/."""
+
+    def handler(request, *args, **kwargs):
+        if request.path.startswith("/v1/"):
+            return error_response(request, error_class())
+        return django_handler(request, *args, **kwargs)
+
+    return handler
+
+
+bad_request = _json_under_v1(defaults.bad_request, InvalidRequest)
+server_error = _json_under_v1(defaults.server_error, InternalError)

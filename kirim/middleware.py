@@ -1,13 +1,6 @@
-"""Request ids on every response, and the error envelope for anything that escapes a /v1/ view."""
+"""Request ids: every request gets a `req_` id, every response carries it in X-Request-Id."""
 
-import logging
-
-from kirim.errors import InternalError, as_api_error, error_response
 from kirim.ids import new_public_id
-
-logger = logging.getLogger("kirim.errors")
-
-API_PREFIX = "/v1/"
 
 
 class RequestIdMiddleware:
@@ -19,13 +12,3 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-Id"] = request.request_id
         return response
-
-    def process_exception(self, request, exception):
-        """Errors outside DRF's handler (URL resolving, Django's own checks) still answer JSON."""
-        if not request.path.startswith(API_PREFIX):
-            return None
-        error = as_api_error(exception)
-        if error is None:
-            logger.exception("unhandled error request_id=%s", request.request_id)
-            error = InternalError()
-        return error_response(request, error)

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from inbox.api import MessageViewSet
-from kirim.api import health, unknown_endpoint
+from kirim.api import bad_request, health, server_error, unknown_endpoint
 
 router = SimpleRouter(trailing_slash=False)
 router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", MessageViewSet, basename="message")
@@ -14,3 +14,6 @@ urlpatterns = [
     path("v1/", include(router.urls)),
     re_path(r"^v1/", unknown_endpoint),  # anything else under /v1/ is a JSON 404, never HTML
 ]
+
+handler400 = bad_request
+handler500 = server_error

@@ -52,14 +52,22 @@ def message_mark_read(*, phone_number, wamid, typing=False, via, user=None, api_
             return message
         meta_graph.mark_read(phone_number, wamid, typing=typing)
         now = timezone.now()
-        read_state = dict(status=Status.READ, read_at=now, read_via=via, read_by_user=user, read_by_key=api_key)
+        read_state = {
+            "status": Status.READ,
+            "read_at": now,
+            "read_via": via,
+            "read_by_user": user,
+            "read_by_key": api_key,
+        }
         # The rows are locked, so every one of them changes.
         Message.objects.filter(pk__in=[row.pk for row in rows]).update(updated_at=now, **read_state)
     for field, value in read_state.items():
         setattr(message, field, value)
     logger.info(
         "read receipt sent message=%s via=%s rows_read=%d typing=%s",
-        message.external_id, via, len(rows), typing,
+        message.external_id,
+        via,
+        len(rows),
+        typing,
     )
     return message
-

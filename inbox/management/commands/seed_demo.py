@@ -19,6 +19,22 @@ CONVERSATIONS = [
     ("6281234567803", "Ayu Lestari", ["Thank you! The coffee was great"]),
 ]
 
+BANNER = """
+Demo org "Demo Coffee" is ready; its API key, number and an unread wamid are in {env_file}.
+
+  Admin inbox:  {base_url}/admin/   user admin, password {password}
+  Health:       curl {base_url}/v1/health
+
+Mark the newest demo message read (in another terminal, from this folder):
+
+  source .kirim-demo.env
+  curl -X POST {base_url}/v1/$PHONE_ID/messages \\
+    -H "Authorization: Bearer $KIRIM_KEY" -H "Content-Type: application/json" \\
+    -d '{{"messaging_product": "whatsapp", "status": "read", "message_id": "'$WAMID'"}}'
+
+What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
+"""
+
 
 class Command(BaseCommand):
     help = (
@@ -28,9 +44,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--env-file", default=str(Path(settings.BASE_DIR) / ".kirim-demo.env"))
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="where Kirim will listen")
+        parser.add_argument("--meta-url", default="http://127.0.0.1:8081", help="where the Meta stand-in listens")
 
     @transaction.atomic
-    def handle(self, *, env_file, **options):
+    def handle(self, *, env_file, base_url, meta_url, **options):
         Org.objects.filter(slug=DEMO_SLUG).delete()
         org = Org.objects.create(name="Demo Coffee", slug=DEMO_SLUG)
         number = PhoneNumber.objects.create(
@@ -53,7 +71,15 @@ class Command(BaseCommand):
             f"export WAMID={newest_unread.wamid}\nexport ADMIN_PASSWORD={admin_password}\n"
         )
         Path(env_file).chmod(0o600)
-        self.stdout.write(f"Demo org {org.slug}: number {DEMO_PHONE_NUMBER_ID}, key and wamid in {env_file}")
+        self.stdout.write(
+            BANNER.format(
+                base_url=base_url,
+                meta_url=meta_url,
+                env_file=env_file,
+                password=admin_password,
+                wamid=newest_unread.wamid,
+            )
+        )
 
     def _conversations(self, org, number):
         start = timezone.now() - timedelta(hours=2)

@@ -1,0 +1,93 @@
+"""Operator commands: orgs, numbers (token never on the command line), keys shown once, the demo."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from inbox.models import ApiKey, Message, Org, PhoneNumber, Status
+
+
+def run(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_org_slugifies_the_name(db):
+    run("create_org", "--name", "Toko Kopi Jaya")
+    assert Org.objects.get().slug == "toko-kopi-jaya"
+    with pytest.raises(CommandError, match="exists already"):
+        run("create_org", "--name", "Toko Kopi Jaya")
+
+
+def test_add_phone_number_reads_the_token_from_the_environment(org, monkeypatch):
+    monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-env-token")
+
+    out = run(
+        "add_phone_number", "--org", org.slug, "--phone-number-id", "1065403522", "--display-phone-number", "+62 811"
+    )
+
+    number = PhoneNumber.objects.get()
+    assert number.access_token == "EAAG-env-token" and number.org == org
+    assert "EAAG" not in out
+
+
+def test_add_phone_number_reads_the_token_from_stdin(org, monkeypatch):
+    monkeypatch.delenv("META_ACCESS_TOKEN", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("EAAG-stdin-token\n"))
+
+    run(
+        "add_phone_number",
+        "--org",
+        org.slug,
+        "--phone-number-id",
+        "1065403522",
+        "--display-phone-number",
+        "+62",
+        "--access-token-stdin",
+    )
+
+    assert PhoneNumber.objects.get().access_token == "EAAG-stdin-token"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--phone-number-id", "12ab"], "6 to 20 digits"),
+        (["--phone-number-id", "1065403522", "--org", "nope"], "No org"),
+    ],
+)
+def test_add_phone_number_refuses_bad_input(org, monkeypatch, args, message):
+    monkeypatch.setenv("META_ACCESS_TOKEN", "t")
+    base = {"--org": org.slug, "--phone-number-id": "1065403522", "--display-phone-number": "+62"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    with pytest.raises(CommandError, match=message):
+        run("add_phone_number", *[x for pair in base.items() for x in pair])
+
+
+def test_add_phone_number_without_a_token_says_how_to_give_one(org, monkeypatch):
+    monkeypatch.delenv("META_ACCESS_TOKEN", raising=False)
+    with pytest.raises(CommandError, match="META_ACCESS_TOKEN"):
+        run("add_phone_number", "--org", org.slug, "--phone-number-id", "1065403522", "--display-phone-number", "+62")
+
+
+def test_create_api_key_prints_a_working_key_once_on_the_last_line(org, phone_number):
+    out = run("create_api_key", "--org", org.slug, "--name", "crm", "--expires-in-days", "30")
+
+    secret = out.strip().splitlines()[-1]
+    assert out.count(secret) == 1
+    key = ApiKey.objects.for_secret(secret)
+    assert key.org == org and key.name == "crm" and key.expires_at is not None
+
+
+def test_seed_demo_resets_the_demo_and_writes_what_to_curl(db, tmp_path):
+    env_file = tmp_path / "demo.env"
+    run("seed_demo", "--env-file", str(env_file))
+    run("seed_demo", "--env-file", str(env_file))
+
+    values = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines())
+    assert Org.objects.filter(slug="demo").count() == 1
+    assert ApiKey.objects.for_secret(values["KIRIM_KEY"]).org.slug == "demo"
+    message = Message.objects.get(wamid=values["WAMID"])
+    assert message.status == Status.RECEIVED and message.phone_number.phone_number_id == values["PHONE_ID"]
