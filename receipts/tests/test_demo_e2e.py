@@ -38,3 +38,40 @@ def test_readme_curl_reads_once_then_answers_the_same_without_meta(live_server, 
     ]
     assert recorded_after_first[0]["phone_number_id"] == demo["PHONE_ID"]
     assert len(meta_stand_in.state.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "fault, upstream_code",
+    [
+        ({"mode": "error", "status": 400, "error": {"message": "Receipt window passed", "code": 131026}}, 131026),
+        ({"mode": "malformed", "status": 502}, None),
+        ({"mode": "close"}, None),
+        ({"mode": "timeout", "seconds": 2}, None),
+    ],
+)
+def test_stand_in_faults_become_502_and_recovery_reads(
+    live_server, meta_stand_in, api_key_secret, phone_number, make_message, settings, fault, upstream_code
+):
+    settings.META_TIMEOUT = 0.5
+    message = make_message(phone_number)
+    requests.post(f"{meta_stand_in.url}/_stand_in/faults", json={**fault, "times": 1}, timeout=5)
+
+    def read():
+        return requests.post(
+            f"{live_server.url}/v1/{phone_number.phone_number_id}/messages",
+            headers={"Authorization": f"Bearer {api_key_secret}"},
+            json={"messaging_product": "whatsapp", "status": "read", "message_id": message.wamid},
+            timeout=10,
+        )
+
+    failed = read()
+    assert failed.status_code == 502
+    assert failed.json()["error"]["code"] == "whatsapp_upstream_error"
+    assert failed.json()["error"]["upstream"]["code"] == upstream_code
+    message.refresh_from_db()
+    assert message.status == "received"
+
+    assert read().status_code == 200
+    message.refresh_from_db()
+    assert message.status == "read"
