@@ -23,7 +23,9 @@ $(VENV)/.installed: requirements.txt
 run: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --meta-url http://$(HOST):$(META_PORT)
-	$(PY) -m fakemeta --host $(HOST) --port $(META_PORT) & stand_in=$$!; \
+	set -a; . ./.env; set +a; \
+	$(PY) -m fakemeta --host $(HOST) --port $(META_PORT) --webhook-url http://$(HOST):$(PORT)/webhooks/whatsapp & \
+	stand_in=$$!; \
 	trap 'kill $$stand_in' EXIT; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

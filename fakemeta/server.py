@@ -7,15 +7,25 @@ Control endpoints (not Meta's), all JSON:
   POST   /_stand_in/faults     {"mode": "error"|"malformed"|"close"|"timeout", "status": 400,
                                 "error": {Meta's error object}, "times": N (default: until cleared)}
   DELETE /_stand_in/faults     answer normally again
+  POST   /_stand_in/inbound    {"phone_number_id", "from", "name", "text"}: a contact writes in; posted
+                               to Kirim as a signed webhook (needs --webhook-url and the app secret)
+
+With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
+as Meta would post them.
 """
 
 import argparse
 import base64
 import json
+import os
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fakemeta import payloads
 
 DEFAULT_ERROR = {
     "message": "(#131000) Something went wrong",
@@ -33,11 +43,36 @@ def new_wamid():
 class StandIn:
     """The state every handler thread shares: recorded requests, the fault plan, added latency."""
 
-    def __init__(self, latency_ms=0):
+    def __init__(self, latency_ms=0, webhook_url=None, app_secret=None):
         self.lock = threading.Lock()
         self.latency = latency_ms / 1000
+        self.webhook_url = webhook_url
+        self.app_secret = app_secret
         self.requests = []
         self.fault = None
+        self.webhooks_posted = []  # HTTP status of each webhook Kirim answered
+
+    def post_webhook(self, payload):
+        """POST a signed webhook to Kirim, as Meta does; returns Kirim's HTTP status."""
+        raw = payloads.encode(payload)
+        request = urllib.request.Request(
+            self.webhook_url,
+            data=raw,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": payloads.sign(raw, self.app_secret)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        with self.lock:
+            self.webhooks_posted.append(status)
+        return status
+
+    def report_delivery(self, phone_number_id, wamid, recipient):
+        for value in ("sent", "delivered"):
+            time.sleep(0.05)
+            self.post_webhook(payloads.webhook(phone_number_id, statuses=[payloads.status(wamid, value, recipient)]))
 
     def record(self, entry):
         with self.lock:
@@ -101,6 +136,8 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.fault = body
             return self._answer(200, {"success": True})
+        if self.path == "/_stand_in/inbound":
+            return self._inbound(body if isinstance(body, dict) else {})
         parts = self.path.strip("/").split("/")
         if len(parts) < 2 or parts[-1] != "messages":
             return self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
@@ -120,16 +157,30 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(body, dict) and body.get("status") == "read":
             return self._answer(200, {"success": True})
         if isinstance(body, dict) and body.get("type"):
-            to = body.get("to", "")
-            return self._answer(
+            to, wamid = str(body.get("to", "")), new_wamid()
+            self._answer(
                 200,
                 {
                     "messaging_product": "whatsapp",
                     "contacts": [{"input": to, "wa_id": to}],
-                    "messages": [{"id": new_wamid()}],
+                    "messages": [{"id": wamid}],
                 },
             )
+            if self.state.webhook_url:
+                threading.Thread(target=self.state.report_delivery, args=(parts[-2], wamid, to), daemon=True).start()
+            return
         self._answer(400, {"error": {**DEFAULT_ERROR, "code": 100, "message": "Invalid parameter"}})
+
+    def _inbound(self, spec):
+        if not (self.state.webhook_url and self.state.app_secret):
+            return self._answer(409, {"error": {"message": "start the stand-in with --webhook-url and an app secret"}})
+        sender, wamid = str(spec.get("from", "6281200000001")), new_wamid()
+        payload = payloads.webhook(
+            str(spec.get("phone_number_id", "")),
+            contacts=[payloads.contact(sender, str(spec.get("name", "")))],
+            messages=[payloads.text_message(wamid, sender, str(spec.get("text", "Halo!")))],
+        )
+        self._answer(200, {"wamid": wamid, "kirim_status": self.state.post_webhook(payload)})
 
     def _fail(self, fault):
         mode = fault.get("mode", "error")
@@ -151,10 +202,10 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(fault.get("status", 400), {"error": fault.get("error", DEFAULT_ERROR)})
 
 
-def make_server(host="127.0.0.1", port=8081, latency_ms=0):
+def make_server(host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None):
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    server.state = StandIn(latency_ms=latency_ms)
+    server.state = StandIn(latency_ms=latency_ms, webhook_url=webhook_url, app_secret=app_secret)
     return server
 
 
@@ -163,8 +214,10 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every Graph API call")
+    parser.add_argument("--webhook-url", help="Kirim's /webhooks/whatsapp, to post inbound messages and statuses to")
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, args.latency_ms)
+    # The app secret signs webhooks; from the environment, never the command line.
+    server = make_server(args.host, args.port, args.latency_ms, args.webhook_url, os.environ.get("META_APP_SECRET"))
     print(f"Meta stand-in listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()

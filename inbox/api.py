@@ -1,13 +1,64 @@
-"""/v1/{phone_number_id}/messages: one endpoint that sends messages and marks them read, as on Meta."""
+"""/v1/{phone_number_id}/messages: one endpoint that sends messages and marks them read, as on Meta;
+plus reading the inbox back, and the key's own org and numbers."""
 
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import viewsets
+from rest_framework.views import APIView
 
-from kirim.api import PhoneNumberScopedMixin
-from kirim.errors import InvalidField, InvalidRequest, MissingField
-from receipts.api import read_receipt
+from inbox.models import Message
+from inbox.serializers import (
+    MeSerializer,
+    MessageListQuerySerializer,
+    MessageSerializer,
+    PhoneNumberSerializer,
+    SendSerializer,
+)
+from inbox.services import message_send
+from kirim import idempotency
+from kirim.api import PhoneNumberScopedMixin, envelope, list_envelope
+from kirim.errors import InvalidField, InvalidRequest, MissingField, NotFound
+from kirim.ids import is_public_id
+from kirim.pagination import keyset_page
+from kirim.schema import data_envelope, errors
+from kirim.schema import list_envelope as list_schema
+from receipts.api import ReadReceiptOutSerializer, ReadReceiptSerializer, read_receipt
+
+PHONE_NUMBER_ID = OpenApiParameter(
+    "phone_number_id", str, OpenApiParameter.PATH, pattern=r"^[0-9]{6,20}$", description="Meta's id of your number"
+)
+
+LIST_FILTERS = {"direction": "direction", "status": "status", "contact": "contact_wa_id"}  # query param: column
 
 
 class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
+    @extend_schema(
+        summary="Send a message, or mark one read",
+        description='A body with `status: "read"` is a read receipt (optionally with a typing bubble); '
+        "a body with `type` sends a message. Both or neither is 400.",
+        parameters=[
+            PHONE_NUMBER_ID,
+            OpenApiParameter(
+                idempotency.HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="sends only: replays the first answer for 24 h",
+            ),
+        ],
+        request=PolymorphicProxySerializer(
+            "MessagesRequest", serializers=[ReadReceiptSerializer, SendSerializer], resource_type_field_name=None
+        ),
+        responses={
+            200: data_envelope(
+                "MessagesResponse",
+                PolymorphicProxySerializer(
+                    "MessagesResult",
+                    serializers=[ReadReceiptOutSerializer, MessageSerializer],
+                    resource_type_field_name=None,
+                ),
+            ),
+            **errors(400, 401, 404, 409, 415, 422, 502),
+        },
+    )
     def create(self, request, phone_number_id):
         body = request.data
         if not isinstance(body, dict):
@@ -16,4 +67,73 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
             raise InvalidField("type", "Send `status` to mark a message read or `type` to send one, not both.")
         if "status" in body:
             return read_receipt(request, self.phone_number, body)
+        if "type" in body:
+            return self._send(request, body)
         raise MissingField("type", "Send `type` to send a message, or `status` to mark one read.")
+
+    def _send(self, request, body):
+        SendSerializer(data=body).is_valid(raise_exception=True)
+
+        def respond():
+            message = message_send(phone_number=self.phone_number, body=body)
+            return envelope(request, MessageSerializer(message).data)
+
+        return idempotency.run_once(
+            request, org=request.user, scope=self.phone_number.phone_number_id, body=body, respond=respond
+        )
+
+    @extend_schema(
+        summary="List messages, newest first",
+        parameters=[PHONE_NUMBER_ID, MessageListQuerySerializer],
+        responses={200: list_schema("MessageList", MessageSerializer(many=True)), **errors(400, 401, 404)},
+    )
+    def list(self, request, phone_number_id):
+        query = MessageListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = {k: v for k, v in query.validated_data.items() if k in LIST_FILTERS}
+        messages = Message.objects.filter(
+            phone_number=self.phone_number, **{LIST_FILTERS[name]: value for name, value in filters.items()}
+        )
+        rows, has_more, next_cursor = keyset_page(
+            messages,
+            scope=[request.user.pk, self.phone_number.pk, filters],
+            limit=query.validated_data["limit"],
+            cursor=query.validated_data.get("cursor"),
+        )
+        for row in rows:
+            row.phone_number = self.phone_number  # every row is this number's: no join needed
+        return list_envelope(
+            request, MessageSerializer(rows, many=True).data, has_more=has_more, next_cursor=next_cursor
+        )
+
+    @extend_schema(
+        summary="Get one message by its id",
+        parameters=[PHONE_NUMBER_ID, OpenApiParameter("id", str, OpenApiParameter.PATH, description="`msg_...`")],
+        responses={200: data_envelope("MessageResponse", MessageSerializer()), **errors(401, 404)},
+    )
+    def retrieve(self, request, phone_number_id, pk):
+        message = None
+        if is_public_id(pk, "msg"):
+            message = Message.objects.filter(phone_number=self.phone_number, external_id=pk).first()
+        if message is None:
+            raise NotFound("No message with this id on this phone number.", param="id")
+        message.phone_number = self.phone_number
+        return envelope(request, MessageSerializer(message).data)
+
+
+class AccountsView(APIView):
+    @extend_schema(
+        summary="The org's phone numbers",
+        responses={200: list_schema("PhoneNumberList", PhoneNumberSerializer(many=True)), **errors(401)},
+    )
+    def get(self, request):
+        numbers = request.user.phone_numbers.order_by("created_at", "pk")
+        return list_envelope(request, PhoneNumberSerializer(numbers, many=True).data)
+
+
+class MeView(APIView):
+    @extend_schema(
+        summary="The key's org and key", responses={200: data_envelope("MeResponse", MeSerializer()), **errors(401)}
+    )
+    def get(self, request):
+        return envelope(request, MeSerializer({"org": request.user, "api_key": request.auth}).data)

@@ -154,7 +154,7 @@ class Message(models.Model):
     class Meta:
         indexes = (
             # A number's timeline, newest first: the API list and the inbox.
-            models.Index(fields=["phone_number", "-timestamp", "-id"], name="message_number_timeline"),
+            models.Index(fields=["phone_number", "-timestamp", "-external_id"], name="message_number_timeline"),
             # One conversation's thread, and "earlier unread messages of this conversation".
             models.Index(fields=["phone_number", "contact_wa_id", "timestamp"], name="message_conversation"),
             # Unread inbound rows are the hot, small subset: receipts, unread counts, batch_read.
@@ -171,3 +171,50 @@ class Message(models.Model):
     @property
     def is_read(self):
         return self.status == Status.READ
+
+
+# Outbound statuses only move up this ladder; `failed` is terminal and only replaces a status below
+# `delivered` (a message that reached the phone did not fail).
+OUTBOUND_RANK = {Status.PENDING: 0, Status.ACCEPTED: 1, Status.SENT: 2, Status.DELIVERED: 3, Status.READ: 4}
+FAILABLE = (Status.PENDING, Status.ACCEPTED, Status.SENT)
+
+
+def statuses_below(status):
+    """The outbound statuses a webhook's `status` may replace."""
+    if status == Status.FAILED:
+        return FAILABLE
+    return tuple(s for s, rank in OUTBOUND_RANK.items() if rank < OUTBOUND_RANK[status])
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a send with an `Idempotency-Key`, per org, kept 24 hours. The unique
+    constraint is what makes a key claimable once across processes and hosts."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        DONE = "done"
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_digest = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("org", "key"), name="idempotency_key_unique_per_org"),)
+
+
+class WebhookEvent(models.Model):
+    """Every signed webhook Meta delivered, kept raw before anything is made of it, so nothing we
+    acknowledge is lost even when processing it fails."""
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    body = models.TextField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    def __str__(self):
+        return f"webhook {self.pk} at {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -2,16 +2,26 @@
 
 from django.db import connection
 from django.views import defaults
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
 from inbox.models import PhoneNumber
 from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
+from kirim.schema import data_envelope
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
 
 
 def envelope(request, data, *, status=200, headers=None):
     return Response({"data": data, "request_id": request.request_id}, status=status, headers=headers)
+
+
+def list_envelope(request, data, *, has_more=False, next_cursor=None):
+    return Response({"data": data, "has_more": has_more, "next_cursor": next_cursor, "request_id": request.request_id})
 
 
 class StrictCharField(serializers.CharField):
@@ -37,6 +47,11 @@ class PhoneNumberScopedMixin:
             raise NotFound("No phone number with this phone_number_id.", param="phone_number_id")
 
 
+@extend_schema(
+    summary="Is Kirim up (and its database)?",
+    auth=[],
+    responses={200: data_envelope("HealthResponse", HealthSerializer())},
+)
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])

@@ -86,6 +86,17 @@ class Conflict(ApiError):
     type = "conflict"
 
 
+class IdempotencyKeyReuse(ApiError):
+    status = 422
+    code = "idempotency_key_reuse"
+    message = "This Idempotency-Key was used with a different request body."
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_in_progress"
+    message = "A request with this Idempotency-Key is still being processed. Retry shortly."
+
+
 class RateLimited(ApiError):
     status = 429
     type = "rate_limit_error"

@@ -1,5 +1,7 @@
 """The one module that talks to Meta's Graph API. Everything else calls the functions here."""
 
+from dataclasses import dataclass
+
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -63,3 +65,23 @@ def mark_read(phone_number, wamid, *, typing=False):
     body = post_messages(phone_number, payload)
     if body.get("success") is not True:
         raise _upstream_error("Meta did not confirm the read receipt.", http_status=200)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    wamid: str
+    wa_id: str | None  # Meta's normalized form of `to`, which inbound webhooks use as `from`
+
+
+def send_message(phone_number, body):
+    """Send a message (the body is the client's, passed through); Meta's wamid for it."""
+    answer = post_messages(phone_number, body)
+    messages = answer.get("messages")
+    wamid = messages[0].get("id") if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None
+    if not isinstance(wamid, str) or not wamid:
+        raise _upstream_error("Meta's answer had no message id.", http_status=200)
+    contacts = answer.get("contacts")
+    wa_id = (
+        contacts[0].get("wa_id") if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict) else None
+    )
+    return Accepted(wamid=wamid[:255], wa_id=str(wa_id)[:32] if wa_id else None)

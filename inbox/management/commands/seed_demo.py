@@ -8,29 +8,38 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+from inbox.services import webhook_receive
 
 DEMO_SLUG = "demo"
 DEMO_PHONE_NUMBER_ID = "106540352242922"
+DEMO_DISPLAY_NUMBER = "+62 811 0000 0001"
 CONVERSATIONS = [
     ("6281234567801", "Siti Rahma", ["Halo, is the shop open today?", "And do you deliver to Bandung?"]),
     ("6281234567802", "Budi Santoso", ["My order #4411 has not arrived"]),
     ("6281234567803", "Ayu Lestari", ["Thank you! The coffee was great"]),
 ]
+REPLY = ("6281234567803", "Terima kasih, Ayu! See you again soon.")
 
 BANNER = """
 Demo org "Demo Coffee" is ready; its API key, number and an unread wamid are in {env_file}.
 
   Admin inbox:  {base_url}/admin/   user admin, password {password}
+  API docs:     {base_url}/v1/docs
   Health:       curl {base_url}/v1/health
 
 Mark the newest demo message read (in another terminal, from this folder):
 
   source .kirim-demo.env
-  curl -X POST {base_url}/v1/$PHONE_ID/messages \\
-    -H "Authorization: Bearer $KIRIM_KEY" -H "Content-Type: application/json" \\
+  curl -X POST {base_url}/v1/$PHONE_ID/messages \\\\
+    -H "Authorization: Bearer $KIRIM_KEY" -H "Content-Type: application/json" \\\\
     -d '{{"messaging_product": "whatsapp", "status": "read", "message_id": "'$WAMID'"}}'
+
+A contact writes in (the stand-in posts a signed webhook to Kirim):
+
+  curl -X POST {meta_url}/_stand_in/inbound -d '{{"phone_number_id": "'$PHONE_ID'", "from": "6281234567809", "name": "Dewi", "text": "Halo!"}}'
 
 What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
 """
@@ -38,8 +47,8 @@ What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
 
 class Command(BaseCommand):
     help = (
-        "Reset the demo org: a number, an API key, an admin user and a few conversations. "
-        "Writes what to curl into .kirim-demo.env."
+        "Reset the demo org: a number, an API key, an admin user and a few conversations, brought in "
+        "through the same webhook path Meta uses. Writes what to curl into .kirim-demo.env."
     )
 
     def add_arguments(self, parser):
@@ -54,12 +63,12 @@ class Command(BaseCommand):
         number = PhoneNumber.objects.create(
             org=org,
             phone_number_id=DEMO_PHONE_NUMBER_ID,
-            display_phone_number="+62 811 0000 0001",
+            display_phone_number=DEMO_DISPLAY_NUMBER,
             waba_id="102290129340398",
             access_token="demo-" + secrets.token_urlsafe(24),
         )
         _, key = ApiKey.issue(org=org, name="demo")
-        newest_unread = self._conversations(org, number)
+        newest_unread = self._conversations(number)
         admin_password = secrets.token_urlsafe(12)
         admin, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
         admin.is_staff = admin.is_superuser = True
@@ -68,35 +77,41 @@ class Command(BaseCommand):
 
         Path(env_file).write_text(
             f"export KIRIM_KEY={key}\nexport PHONE_ID={DEMO_PHONE_NUMBER_ID}\n"
-            f"export WAMID={newest_unread.wamid}\nexport ADMIN_PASSWORD={admin_password}\n"
+            f"export WAMID={newest_unread}\nexport ADMIN_PASSWORD={admin_password}\n"
         )
         Path(env_file).chmod(0o600)
         self.stdout.write(
-            BANNER.format(
-                base_url=base_url,
-                meta_url=meta_url,
-                env_file=env_file,
-                password=admin_password,
-                wamid=newest_unread.wamid,
-            )
+            BANNER.format(base_url=base_url, meta_url=meta_url, env_file=env_file, password=admin_password)
         )
 
-    def _conversations(self, org, number):
+    def _conversations(self, number):
+        """Inbound messages and delivery statuses arrive as Meta's webhooks would bring them."""
         start = timezone.now() - timedelta(hours=2)
-        message = None
+        wamid = None
         for index, (wa_id, name, texts) in enumerate(CONVERSATIONS):
             for offset, text in enumerate(texts):
-                message = Message.objects.create(
-                    org=org,
-                    phone_number=number,
-                    wamid=new_wamid(),
-                    direction=Direction.INBOUND,
-                    status=Status.RECEIVED,
-                    contact_wa_id=wa_id,
-                    contact_name=name,
-                    type="text",
-                    text=text,
-                    payload={"type": "text", "text": {"body": text}},
-                    timestamp=start + timedelta(minutes=10 * index + offset),
+                wamid = new_wamid()
+                sent_at = (start + timedelta(minutes=10 * index + offset)).timestamp()
+                self._webhook(
+                    contacts=[payloads.contact(wa_id, name)],
+                    messages=[payloads.text_message(wamid, wa_id, text, timestamp=sent_at)],
                 )
-        return message
+        to, text = REPLY
+        reply = Message.objects.create(
+            org_id=number.org_id,
+            phone_number=number,
+            wamid=new_wamid(),
+            direction=Direction.OUTBOUND,
+            status=Status.ACCEPTED,
+            contact_wa_id=to,
+            type="text",
+            text=text,
+            payload={"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": text}},
+        )
+        self._webhook(statuses=[payloads.status(reply.wamid, s, to) for s in ("sent", "delivered", "read")])
+        return wamid
+
+    def _webhook(self, **content):
+        webhook_receive(
+            payloads.encode(payloads.webhook(DEMO_PHONE_NUMBER_ID, display_phone_number=DEMO_DISPLAY_NUMBER, **content))
+        )

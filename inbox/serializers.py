@@ -1,0 +1,151 @@
+"""What the messages API accepts and renders. Send bodies are Meta's own: we check what Meta would
+certainly refuse and pass the rest through untouched."""
+
+from rest_framework import serializers
+
+from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+from kirim.api import StrictCharField
+from kirim.errors import InvalidField, MissingField
+
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+SEND_TYPES = ("text", *MEDIA_TYPES, "template", "interactive", "location", "contacts", "reaction")
+TEXT_BODY_MAX = 4096
+
+
+class ContextSerializer(serializers.Serializer):
+    message_id = StrictCharField(max_length=255)
+
+
+class SendSerializer(serializers.Serializer):
+    """A message to send, as Meta's POST /{phone_number_id}/messages takes it."""
+
+    messaging_product = serializers.ChoiceField(choices=["whatsapp"])
+    recipient_type = serializers.ChoiceField(choices=["individual"], required=False)
+    to = StrictCharField(max_length=32)
+    type = serializers.ChoiceField(choices=SEND_TYPES)
+    context = ContextSerializer(required=False)
+    # The object named by `type` travels to Meta as the client sent it; its shape is Meta's.
+    text = serializers.DictField(required=False, help_text="`body` (up to 4096 characters), `preview_url`")
+    image = serializers.DictField(required=False, help_text="`id` or `link`, optional `caption`")
+    audio = serializers.DictField(required=False, help_text="`id` or `link`")
+    video = serializers.DictField(required=False, help_text="`id` or `link`, optional `caption`")
+    document = serializers.DictField(required=False, help_text="`id` or `link`, optional `caption`, `filename`")
+    sticker = serializers.DictField(required=False, help_text="`id` or `link`")
+    template = serializers.DictField(required=False, help_text="`name`, `language`, `components`")
+    interactive = serializers.DictField(required=False, help_text="Meta's interactive object")
+    location = serializers.DictField(required=False, help_text="`latitude`, `longitude`, `name`, `address`")
+    contacts = serializers.ListField(child=serializers.DictField(), required=False, help_text="Meta's contacts array")
+    reaction = serializers.DictField(required=False, help_text="`message_id`, `emoji`")
+
+    def validate(self, attrs):
+        check_send_object(self.initial_data, attrs["type"])
+        return attrs
+
+
+def _required_string(container, name, param):
+    value = container.get(name)
+    if value is None:
+        raise MissingField(param)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidField(param, f"`{param}` must be a non-empty string.")
+    return value
+
+
+def check_send_object(body, kind):
+    """Refuse what Meta certainly would: a missing object, an empty or oversized text, media with
+    neither `id` nor `link`, a template without a name, a reaction without a message."""
+    if kind not in body:
+        raise MissingField(kind, f"A `{kind}` message needs a `{kind}` object.")
+    content = body[kind]
+    if kind == "contacts":
+        if not isinstance(content, list) or not content:
+            raise InvalidField("contacts", "`contacts` must be a non-empty array.")
+        return
+    if not isinstance(content, dict):
+        raise InvalidField(kind, f"`{kind}` must be an object.")
+    if kind == "text":
+        text = _required_string(content, "body", "text.body")
+        if len(text) > TEXT_BODY_MAX:
+            raise InvalidField("text.body", f"`text.body` is limited to {TEXT_BODY_MAX} characters.")
+    elif kind in MEDIA_TYPES:
+        if not any(isinstance(content.get(name), str) and content.get(name) for name in ("id", "link")):
+            raise MissingField(f"{kind}.id", f"`{kind}` needs an `id` (uploaded media) or a `link`.")
+    elif kind == "template":
+        _required_string(content, "name", "template.name")
+    elif kind == "reaction":
+        _required_string(content, "message_id", "reaction.message_id")
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="external_id")
+    object = serializers.SerializerMethodField()
+    message_id = serializers.CharField(source="wamid", allow_null=True)
+    sender = serializers.SerializerMethodField(
+        method_name="get_sender", help_text="`from`: the contact's wa_id, or the business number"
+    )
+    to = serializers.SerializerMethodField(help_text="the contact's wa_id, or the business number")
+    content = serializers.JSONField(source="payload", help_text="The message as Meta sent or received it")
+
+    class Meta:
+        model = Message
+        fields = (
+            "id", "object", "direction", "status", "message_id", "sender", "to", "contact_name", "type", "text",
+            "content", "error", "timestamp", "created_at", "read_at",
+        )  # fmt: skip
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("sender")  # `from` is a Python keyword
+        return fields
+
+    def get_object(self, message) -> str:
+        return "message"
+
+    def _business(self, message):
+        return message.phone_number.display_phone_number
+
+    def get_sender(self, message) -> str:
+        return message.contact_wa_id if message.direction == Direction.INBOUND else self._business(message)
+
+    def get_to(self, message) -> str:
+        return self._business(message) if message.direction == Direction.INBOUND else message.contact_wa_id
+
+
+class MessageListQuerySerializer(serializers.Serializer):
+    direction = serializers.ChoiceField(choices=Direction.choices, required=False)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    contact = serializers.CharField(max_length=32, required=False, help_text="the contact's wa_id")
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
+    cursor = serializers.CharField(max_length=1000, required=False, help_text="`next_cursor` of the previous page")
+
+
+class PhoneNumberSerializer(serializers.ModelSerializer):
+    object = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PhoneNumber
+        fields = ("object", "phone_number_id", "display_phone_number", "waba_id", "created_at")
+
+    def get_object(self, number) -> str:
+        return "phone_number"
+
+
+class OrgSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="external_id")
+
+    class Meta:
+        model = Org
+        fields = ("id", "name", "slug")
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="external_id")
+
+    class Meta:
+        model = ApiKey
+        fields = ("id", "name", "display_prefix", "created_at", "expires_at")
+
+
+class MeSerializer(serializers.Serializer):
+    org = OrgSerializer()
+    api_key = ApiKeySerializer()

@@ -1,0 +1,162 @@
+"""Writers of the inbox: sending messages, and what Meta's webhooks bring in. Read state is
+`receipts.services`'s alone."""
+
+import json
+import logging
+from collections import defaultdict
+
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from inbox import events
+from inbox.models import (
+    OUTBOUND_RANK,
+    Direction,
+    Message,
+    PhoneNumber,
+    Status,
+    WebhookEvent,
+    statuses_below,
+)
+from kirim import meta_graph
+from kirim.errors import UpstreamError
+
+logger = logging.getLogger("kirim.inbox")
+
+
+def message_send(*, phone_number, body):
+    """Store the outbound message, then hand it to Meta. The row is kept whatever Meta answers:
+    `accepted` with Meta's wamid, or `failed` with Meta's error (and UpstreamError raised)."""
+    message = Message.objects.create(
+        org_id=phone_number.org_id,
+        phone_number=phone_number,
+        direction=Direction.OUTBOUND,
+        status=Status.PENDING,
+        contact_wa_id=str(body["to"])[:32],
+        type=body["type"],
+        text=events.summarize(body),
+        payload=body,
+    )
+    try:
+        answer = meta_graph.send_message(phone_number, body)
+    except UpstreamError as error:
+        _update(message, status=Status.FAILED, error=error.upstream)
+        raise
+    _update(message, status=Status.ACCEPTED, wamid=answer.wamid, contact_wa_id=answer.wa_id or message.contact_wa_id)
+    return message
+
+
+def _update(message, **fields):
+    fields["updated_at"] = timezone.now()
+    Message.objects.filter(pk=message.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(message, name, value)
+
+
+def webhook_receive(raw_body):
+    """Keep the raw body first (nothing acknowledged is lost), then apply it. A payload that cannot
+    be applied is logged and kept with its error; only a database outage propagates (so Meta retries)."""
+    event = WebhookEvent.objects.create(body=raw_body.decode("utf-8", errors="replace"))
+    try:
+        webhook_process(event)
+    except DatabaseError:
+        raise
+    except Exception as error:
+        logger.exception("webhook %s could not be applied; kept for reprocessing", event.pk)
+        WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(error).__name__}: {error}"[:2000])
+    return event
+
+
+def webhook_process(event):
+    """Apply one stored webhook: insert its inbound messages, move its statuses forward. A bounded
+    number of queries whatever the payload's size."""
+    try:
+        parsed = events.parse(json.loads(event.body))
+    except ValueError:
+        parsed = events.ParsedWebhook(skipped=["body is not JSON"])
+    with transaction.atomic():
+        stored = _store_inbound(parsed.messages)
+        moved = _apply_statuses(parsed.statuses)
+        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now())
+    logger.info(
+        "webhook %s: %d/%d inbound for known numbers, %d/%d statuses applied, skipped=%s",
+        event.pk,
+        stored,
+        len(parsed.messages),
+        moved,
+        len(parsed.statuses),
+        parsed.skipped,
+    )
+
+
+def _store_inbound(inbound):
+    """Insert inbound messages; a wamid seen before (Meta delivers at least once) is left alone."""
+    if not inbound:
+        return 0
+    numbers = PhoneNumber.objects.in_bulk({m.phone_number_id for m in inbound}, field_name="phone_number_id")
+    rows = []
+    for m in inbound:
+        number = numbers.get(m.phone_number_id)
+        if number is None:
+            logger.warning(
+                "inbound message %s for unknown phone_number_id %s kept raw only", m.wamid, m.phone_number_id
+            )
+            continue
+        rows.append(
+            Message(
+                org_id=number.org_id,
+                phone_number=number,
+                wamid=m.wamid,
+                direction=Direction.INBOUND,
+                status=Status.RECEIVED,
+                contact_wa_id=m.contact_wa_id,
+                contact_name=m.contact_name,
+                type=m.type,
+                text=m.text,
+                payload=m.payload,
+                timestamp=m.timestamp,
+            )
+        )
+    Message.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def _apply_statuses(updates):
+    """Move outbound messages up the status ladder, never down: one UPDATE per target status for all
+    wamids that reach it, each conditional on the row being below it. Returns rows changed."""
+    highest = {}
+    failures = {}
+    for update in updates:
+        if update.status == Status.FAILED:
+            failures[update.wamid] = update
+        elif update.status in OUTBOUND_RANK:
+            current = highest.get(update.wamid)
+            if current is None or OUTBOUND_RANK[update.status] > OUTBOUND_RANK[current.status]:
+                highest[update.wamid] = update
+        else:
+            logger.info("status %r for %s ignored", update.status, update.wamid)
+    by_target = defaultdict(list)
+    for update in highest.values():
+        by_target[update.status].append(update)
+    now = timezone.now()
+    changed = 0
+    for target, group in by_target.items():
+        changed += _outbound(group).filter(status__in=statuses_below(target)).update(status=target, updated_at=now)
+    for update in failures.values():
+        changed += (
+            _outbound([update])
+            .filter(status__in=statuses_below(Status.FAILED))
+            .update(status=Status.FAILED, error={"errors": update.errors}, updated_at=now)
+        )
+    return changed
+
+
+def _outbound(updates):
+    """The outbound rows these updates name, each only on the number the webhook came for."""
+    by_number = defaultdict(list)
+    for update in updates:
+        by_number[update.phone_number_id].append(update.wamid)
+    rows = Message.objects.none()
+    for phone_number_id, wamids in by_number.items():
+        rows |= Message.objects.filter(phone_number__phone_number_id=phone_number_id, wamid__in=wamids)
+    return Message.objects.filter(pk__in=rows.values("pk"), direction=Direction.OUTBOUND)

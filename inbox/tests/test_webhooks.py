@@ -1,0 +1,343 @@
+"""Meta's webhooks in: signatures, verification, every payload shape Meta documents, at-least-once
+and out-of-order delivery, and bounded work per payload."""
+
+import itertools
+import json
+
+import pytest
+from django.test import Client
+
+from fakemeta import payloads
+from inbox.models import Direction, Message, Status, WebhookEvent
+
+URL = "/webhooks/whatsapp"
+PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
+CUSTOMER = "16315551181"
+
+
+def meta_payload(value):
+    """The envelope of Meta's documented examples around one `value`."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+    }
+
+
+def inbound_value(message, name="Kerry Fisher"):
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": name}, "wa_id": CUSTOMER}],
+        "messages": [message],
+    }
+
+
+def statuses_value(*statuses):
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": list(statuses),
+    }
+
+
+@pytest.fixture
+def deliver(settings):
+    def post(payload, *, secret=None, raw=None):
+        body = raw if raw is not None else json.dumps(payload).encode()
+        return Client().post(
+            URL,
+            body,
+            content_type="application/json",
+            HTTP_X_HUB_SIGNATURE_256=payloads.sign(body, secret or settings.META_APP_SECRET),
+        )
+
+    return post
+
+
+# Shaped as the examples in Meta's webhook reference for each message type.
+DOCUMENTED_INBOUND = {
+    "text": (
+        {"from": CUSTOMER, "id": "wamid.TEXT", "timestamp": "1749416383", "type": "text",
+         "text": {"body": "Does it come in another color?"}},
+        "Does it come in another color?",
+    ),
+    "image": (
+        {"from": CUSTOMER, "id": "wamid.IMAGE", "timestamp": "1744344496", "type": "image",
+         "image": {"caption": "Black jacket", "mime_type": "image/jpeg",
+                   "sha256": "SfInY0s7ZBSWkGzq5GhbMbDbhk0NdjtpKSfIp2hN2ak=", "id": "1003383421387256"}},
+        "Black jacket",
+    ),
+    "reaction": (
+        {"from": CUSTOMER, "id": "wamid.REACTION", "timestamp": "1744344496", "type": "reaction",
+         "reaction": {"message_id": "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI1QjJGRjI1RjY", "emoji": "\U0001f44d"}},
+        "\U0001f44d",
+    ),
+    "interactive": (
+        {"context": {"from": "15550783881", "id": "wamid.ASKED"}, "from": CUSTOMER, "id": "wamid.BUTTONREPLY",
+         "timestamp": "1744344496", "type": "interactive",
+         "interactive": {"type": "button_reply", "button_reply": {"id": "change-button", "title": "Change"}}},
+        "Change",
+    ),
+    "list_reply": (
+        {"from": CUSTOMER, "id": "wamid.LISTREPLY", "timestamp": "1744344496", "type": "interactive",
+         "interactive": {"type": "list_reply",
+                         "list_reply": {"id": "priority", "title": "Priority shipping", "description": "1 day"}}},
+        "Priority shipping",
+    ),
+    "button": (
+        {"context": {"from": "15550783881", "id": "wamid.TEMPLATE"}, "from": CUSTOMER, "id": "wamid.QUICKREPLY",
+         "timestamp": "1744344496", "type": "button", "button": {"payload": "Unsubscribe", "text": "Stop promotions"}},
+        "Stop promotions",
+    ),
+    "location": (
+        {"from": CUSTOMER, "id": "wamid.LOCATION", "timestamp": "1744344496", "type": "location",
+         "location": {"address": "1 Hacker Way, Menlo Park, CA 94025", "latitude": 37.483,
+                      "longitude": -122.148, "name": "Main Campus"}},
+        "Main Campus, 1 Hacker Way, Menlo Park, CA 94025",
+    ),
+    "contacts": (
+        {"from": CUSTOMER, "id": "wamid.CONTACTS", "timestamp": "1744344496", "type": "contacts",
+         "contacts": [{"name": {"first_name": "Barbara", "last_name": "Johnson", "formatted_name": "Barbara J. Johnson"},
+                       "phones": [{"phone": "+1 (415) 555-0123", "wa_id": "14155550123", "type": "MOBILE"}]}]},
+        "Barbara J. Johnson",
+    ),
+    "unsupported": (
+        {"from": CUSTOMER, "id": "wamid.UNSUPPORTED", "timestamp": "1744344496", "type": "unsupported",
+         "errors": [{"code": 131051, "title": "Message type unknown", "message": "Message type unknown",
+                     "error_data": {"details": "Message type is currently not supported."}}],
+         "unsupported": {"type": "edit"}},
+        "",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_INBOUND)
+def test_documented_inbound_messages_are_stored(phone_number, deliver, kind):
+    message, summary = DOCUMENTED_INBOUND[kind]
+
+    assert deliver(meta_payload(inbound_value(message))).status_code == 200
+
+    row = Message.objects.get()
+    assert row.wamid == message["id"]
+    assert row.direction == Direction.INBOUND and row.status == Status.RECEIVED
+    assert row.phone_number == phone_number and row.org == phone_number.org
+    assert row.contact_wa_id == CUSTOMER and row.contact_name == "Kerry Fisher"
+    assert row.type == message["type"]
+    assert row.text == summary
+    assert row.payload == message
+    assert int(row.timestamp.timestamp()) == int(message["timestamp"])
+    assert WebhookEvent.objects.get().processed_at is not None
+
+
+@pytest.fixture
+def sent_message(phone_number, make_message):
+    return make_message(phone_number, contact=CUSTOMER, direction=Direction.OUTBOUND, status=Status.ACCEPTED)
+
+
+def documented_status(wamid, value, **extra):
+    status = {
+        "id": wamid, "status": value, "timestamp": "1750263773", "recipient_id": CUSTOMER,
+        "pricing": {"billable": True, "pricing_model": "PMP", "category": "utility"},
+    }  # fmt: skip
+    if value in ("sent", "delivered"):
+        status["conversation"] = {"id": "c0a1b2", "origin": {"type": "utility"}}
+    return {**status, **extra}
+
+
+@pytest.mark.parametrize("value", ["sent", "delivered", "read"])
+def test_documented_statuses_move_outbound_messages(sent_message, deliver, value):
+    assert deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, value)))).status_code == 200
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == value
+
+
+def test_failed_status_keeps_metas_errors(sent_message, deliver):
+    errors = [{"code": 131049, "title": "This message was not delivered to maintain healthy ecosystem engagement.",
+               "message": "This message was not delivered to maintain healthy ecosystem engagement.",
+               "error_data": {"details": "In order to maintain a healthy ecosystem engagement, the message failed."},
+               "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]  # fmt: skip
+
+    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "failed", errors=errors))))
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == Status.FAILED
+    assert sent_message.error == {"errors": errors}
+
+
+ORDERS = list(itertools.permutations(["sent", "delivered", "read"]))
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
+@pytest.mark.parametrize("batched", [True, False], ids=["one-payload", "one-payload-each"])
+def test_statuses_in_any_order_end_at_the_highest_rank(sent_message, deliver, order, batched):
+    statuses = [documented_status(sent_message.wamid, value) for value in order]
+    for group in [statuses] if batched else [[s] for s in statuses]:
+        deliver(meta_payload(statuses_value(*group)))
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == Status.READ
+
+
+def test_delivered_after_read_changes_nothing_and_failed_after_delivered_neither(sent_message, deliver):
+    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "read"))))
+    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "delivered"))))
+    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "failed", errors=[{"code": 1}]))))
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == Status.READ
+    assert sent_message.error is None
+
+
+def test_statuses_never_touch_inbound_rows_or_other_numbers(phone_number, foreign_number, make_message, deliver):
+    inbound = make_message(phone_number, contact=CUSTOMER)
+    foreign = make_message(foreign_number, direction=Direction.OUTBOUND, status=Status.SENT)
+
+    deliver(
+        meta_payload(statuses_value(documented_status(inbound.wamid, "read"), documented_status(foreign.wamid, "read")))
+    )
+
+    assert Message.objects.get(pk=inbound.pk).status == Status.RECEIVED
+    assert Message.objects.get(pk=foreign.pk).status == Status.SENT
+
+
+def test_the_same_webhook_twice_stores_one_row(phone_number, deliver):
+    payload = meta_payload(inbound_value(DOCUMENTED_INBOUND["text"][0]))
+
+    assert deliver(payload).status_code == 200
+    assert deliver(payload).status_code == 200
+
+    assert Message.objects.count() == 1
+    assert WebhookEvent.objects.count() == 2  # both deliveries are kept raw
+
+
+def test_a_repeated_wamid_does_not_undo_a_read(phone_number, deliver):
+    payload = meta_payload(inbound_value(DOCUMENTED_INBOUND["text"][0]))
+    deliver(payload)
+    Message.objects.update(status=Status.READ)
+
+    deliver(payload)
+
+    assert Message.objects.get().status == Status.READ
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        meta_payload({**inbound_value(DOCUMENTED_INBOUND["text"][0]), "metadata": {"phone_number_id": "999999999"}}),
+        meta_payload(statuses_value(documented_status("wamid.NOBODY", "delivered"))),
+        meta_payload(statuses_value(documented_status("wamid.NOBODY", "deleted"))),
+        meta_payload(inbound_value({"from": CUSTOMER, "id": "wamid.NEWKIND", "timestamp": "x", "type": "hologram"})),
+        {"object": "page", "entry": []},
+        {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "account_update", "value": {}}]}]},
+        [1, 2, 3],
+    ],
+    ids=[
+        "unknown-number",
+        "unknown-wamid",
+        "unknown-status",
+        "unknown-type",
+        "other-object",
+        "other-field",
+        "not-object",
+    ],
+)
+def test_well_signed_payloads_we_cannot_use_are_acknowledged_and_kept(phone_number, deliver, payload):
+    response = deliver(payload)
+
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert json.loads(event.body) == payload
+    assert event.processed_at is not None
+
+
+def test_unknown_types_are_stored_with_their_payload(phone_number, deliver):
+    deliver(meta_payload(inbound_value({"from": CUSTOMER, "id": "wamid.NEW", "timestamp": "1", "type": "hologram"})))
+    assert Message.objects.get().type == "hologram"
+
+
+def test_a_well_signed_body_that_is_not_json_is_acknowledged_and_kept(db, deliver):
+    assert deliver(None, raw=b"{not json").status_code == 200
+    assert WebhookEvent.objects.get().body == "{not json"
+
+
+def test_a_bug_while_applying_still_acknowledges_and_keeps_the_event(phone_number, deliver, monkeypatch):
+    def broken(*args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr("inbox.services._store_inbound", broken)
+
+    assert deliver(meta_payload(inbound_value(DOCUMENTED_INBOUND["text"][0]))).status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.processed_at is None and "surprise" in event.error
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "sha256=", "md5=abc", "sha256=" + "0" * 64, "wrong-secret", "altered"],
+)
+def test_bad_signatures_are_rejected_and_nothing_is_stored(phone_number, settings, signature, caplog):
+    body = json.dumps(meta_payload(inbound_value(DOCUMENTED_INBOUND["text"][0]))).encode()
+    headers = {}
+    if signature == "wrong-secret":
+        headers["HTTP_X_HUB_SIGNATURE_256"] = payloads.sign(body, "not-the-app-secret")
+    elif signature == "altered":
+        headers["HTTP_X_HUB_SIGNATURE_256"] = payloads.sign(body, settings.META_APP_SECRET)
+        body = body.replace(b"another color", b"another colour")
+    elif signature is not None:
+        headers["HTTP_X_HUB_SIGNATURE_256"] = signature
+
+    response = Client().post(URL, body, content_type="application/json", **headers)
+
+    assert response.status_code == 401
+    assert not Message.objects.exists() and not WebhookEvent.objects.exists()
+    assert "security" in caplog.text
+
+
+def test_verification_echoes_the_challenge_for_the_right_token(settings):
+    response = Client().get(
+        URL,
+        {
+            "hub.mode": "subscribe",
+            "hub.verify_token": settings.META_WEBHOOK_VERIFY_TOKEN,
+            "hub.challenge": "1158201444",
+        },
+    )
+    assert response.status_code == 200
+    assert response.content == b"1158201444"
+
+
+@pytest.mark.parametrize("params", [
+    {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+    {"hub.mode": "unsubscribe", "hub.verify_token": "TOKEN", "hub.challenge": "1"},
+    {"hub.challenge": "1"},
+])  # fmt: skip
+def test_verification_refuses_a_wrong_token_or_mode(settings, params):
+    params = {k: settings.META_WEBHOOK_VERIFY_TOKEN if v == "TOKEN" else v for k, v in params.items()}
+    response = Client().get(URL, params)
+    assert response.status_code == 403
+    assert b"1" not in response.content
+
+
+def test_a_100_message_payload_costs_a_bounded_number_of_queries(
+    phone_number, make_message, deliver, django_assert_max_num_queries
+):
+    outbound = [make_message(phone_number, direction=Direction.OUTBOUND, status=Status.ACCEPTED) for _ in range(100)]
+    messages = [payloads.text_message(f"wamid.BULK{n}", f"62812{n:04d}", f"hello {n}") for n in range(100)]
+    value = {
+        **inbound_value(messages[0]),
+        "messages": messages,
+        "statuses": [documented_status(m.wamid, ("sent", "delivered", "read")[n % 3]) for n, m in enumerate(outbound)],
+    }
+
+    # 1 INSERT raw event, 2 SAVEPOINT, 3 numbers in bulk, 4 bulk INSERT messages (5: SQLite's variable
+    # limit splits it in two), 6-8 one UPDATE per status reached, 9 mark the event processed, 10 RELEASE.
+    with django_assert_max_num_queries(10):
+        assert deliver(meta_payload(value)).status_code == 200
+
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 100
+    assert Message.objects.filter(direction=Direction.OUTBOUND, status=Status.READ).count() == 33
+
+
+def test_only_post_and_get(db):
+    assert Client().put(URL).status_code == 405

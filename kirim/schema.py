@@ -1,0 +1,79 @@
+"""OpenAPI building blocks: the contract's envelopes and error bodies, for drf-spectacular."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+ERROR_TYPES = (
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found",
+    "conflict",
+    "rate_limit_error",
+    "api_error",
+)
+
+
+class UpstreamSerializer(serializers.Serializer):
+    http_status = serializers.IntegerField(allow_null=True)
+    code = serializers.IntegerField(allow_null=True, help_text="Meta's error code")
+    message = serializers.CharField()
+    fbtrace_id = serializers.CharField(allow_null=True)
+    details = serializers.CharField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ERROR_TYPES)
+    code = serializers.CharField(help_text="stable, snake_case: branch on this")
+    message = serializers.CharField()
+    param = serializers.CharField(allow_null=True)
+    request_id = serializers.CharField()
+    upstream = UpstreamSerializer(required=False, help_text="502 only: what Meta answered")
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    error = ErrorSerializer()
+
+
+ERROR_DESCRIPTIONS = {
+    400: "invalid_json, missing_required_field or invalid_field_value",
+    401: "invalid_api_key or expired_api_key",
+    404: "resource_not_found",
+    405: "method_not_allowed",
+    409: "idempotency_in_progress",
+    415: "unsupported_media_type",
+    422: "idempotency_key_reuse",
+    429: "rate_limit_exceeded",
+    502: "whatsapp_upstream_error",
+}
+
+
+def errors(*statuses):
+    return {
+        status: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[status]) for status in statuses
+    }
+
+
+def data_envelope(name, data_field):
+    return inline_serializer(name, {"data": data_field, "request_id": serializers.CharField()})
+
+
+def list_envelope(name, data_field):
+    return inline_serializer(
+        name,
+        {
+            "data": data_field,
+            "has_more": serializers.BooleanField(),
+            "next_cursor": serializers.CharField(allow_null=True),
+            "request_id": serializers.CharField(),
+        },
+    )
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "kirim.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer kirim_live_...`"}
