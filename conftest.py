@@ -1,11 +1,13 @@
 """Fixtures shared by every app's tests: orgs, numbers, keys, messages, and Meta mocked by `responses`."""
 
 import itertools
+import threading
 from datetime import timedelta
 
 import pytest
 import responses
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -17,6 +19,25 @@ postgres_only = pytest.mark.skipif(
 )
 
 _sequence = itertools.count(1)
+
+
+def fire_at_once(count, request):
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def worker(index):
+        try:
+            barrier.wait()
+            results[index] = request()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
 
 
 def graph_messages_url(phone_number):
@@ -106,13 +127,14 @@ def meta_accepts_reads(meta, phone_number):
 
 
 @pytest.fixture
-def meta_stand_in(settings):
-    """The project's local Meta stand-in on a free port, with META_GRAPH_URL pointing at it."""
-    import threading
-
+def meta_stand_in(settings, live_server):
+    """The project's local Meta stand-in on a free port, with META_GRAPH_URL pointing at it and its
+    webhooks going to the live server."""
     from fakemeta.server import make_server
 
-    server = make_server(port=0)
+    server = make_server(
+        port=0, webhook_url=f"{live_server.url}/webhooks/whatsapp", app_secret=settings.META_APP_SECRET
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_port}"

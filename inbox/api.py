@@ -88,7 +88,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
         responses={200: list_schema("MessageList", MessageSerializer(many=True)), **errors(400, 401, 404)},
     )
     def list(self, request, phone_number_id):
-        query = MessageListQuerySerializer(data=request.query_params)
+        query = MessageListQuerySerializer(data=request.query_params.dict())  # `?status=` is an error, not absent
         query.is_valid(raise_exception=True)
         filters = {k: v for k, v in query.validated_data.items() if k in LIST_FILTERS}
         messages = Message.objects.filter(

@@ -82,8 +82,20 @@ def summarize(message):
     return ""
 
 
+def _without_nul(value):
+    """PostgreSQL stores no NUL character in text or JSON; Meta's content should carry none."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def parse(payload):
     parsed = ParsedWebhook()
+    payload = _without_nul(payload)
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         parsed.skipped.append("not a whatsapp_business_account payload")
         return parsed

@@ -5,7 +5,7 @@ import json
 import logging
 from collections import defaultdict
 
-from django.db import DatabaseError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from inbox import events
@@ -56,10 +56,10 @@ def _update(message, **fields):
 def webhook_receive(raw_body):
     """Keep the raw body first (nothing acknowledged is lost), then apply it. A payload that cannot
     be applied is logged and kept with its error; only a database outage propagates (so Meta retries)."""
-    event = WebhookEvent.objects.create(body=raw_body.decode("utf-8", errors="replace"))
+    event = WebhookEvent.objects.create(body=raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"))
     try:
         webhook_process(event)
-    except DatabaseError:
+    except (OperationalError, InterfaceError):
         raise
     except Exception as error:
         logger.exception("webhook %s could not be applied; kept for reprocessing", event.pk)

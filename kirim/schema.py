@@ -1,7 +1,7 @@
 """OpenAPI building blocks: the contract's envelopes and error bodies, for drf-spectacular."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
 ERROR_TYPES = (
@@ -60,7 +60,7 @@ def data_envelope(name, data_field):
 
 
 def list_envelope(name, data_field):
-    return inline_serializer(
+    envelope = inline_serializer(
         name,
         {
             "data": data_field,
@@ -69,6 +69,8 @@ def list_envelope(name, data_field):
             "request_id": serializers.CharField(),
         },
     )
+    extend_schema_serializer(many=False)(type(envelope))  # the envelope is one object, even for a list
+    return envelope
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -77,3 +79,12 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer kirim_live_...`"}
+
+
+def overlapping_variants_are_any_of(result, generator, request, public):
+    """drf-spectacular postprocessing hook: a message is also a valid read-receipt result (it has
+    every field of one), so the POST's result is `anyOf` the two, not `oneOf`."""
+    component = result["components"]["schemas"].get("MessagesResult")
+    if component and "oneOf" in component:
+        component["anyOf"] = component.pop("oneOf")
+    return result

@@ -95,12 +95,13 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["kirim.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["kirim.auth.HasApiKey"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["kirim.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "kirim.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kirim.negotiation.JsonOnlyNegotiation",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 like any other method the API lacks
 }
 
 SPECTACULAR_SETTINGS = {
@@ -112,6 +113,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "REDOC_DIST": "SIDECAR",  # docs assets ship in drf-spectacular-sidecar: no CDN
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "kirim.schema.overlapping_variants_are_any_of",
+    ],
     "ENUM_NAME_OVERRIDES": {"MessageStatusEnum": "inbox.models.Status", "DirectionEnum": "inbox.models.Direction"},
 }
 

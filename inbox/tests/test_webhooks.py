@@ -341,3 +341,10 @@ def test_a_100_message_payload_costs_a_bounded_number_of_queries(
 
 def test_only_post_and_get(db):
     assert Client().put(URL).status_code == 405
+
+
+def test_nul_characters_from_meta_are_replaced_not_a_500(phone_number, deliver):
+    message = {**DOCUMENTED_INBOUND["text"][0], "text": {"body": "ha\x00lo"}}
+
+    assert deliver(meta_payload(inbound_value(message))).status_code == 200
+    assert Message.objects.get().text == "ha\ufffdlo"

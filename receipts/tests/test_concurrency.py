@@ -5,32 +5,12 @@ import threading
 import time
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
-from conftest import graph_messages_url, postgres_only
+from conftest import fire_at_once, graph_messages_url, postgres_only
 from inbox.models import Message, Status
 
 CONCURRENT_REQUESTS = 24
-
-
-def fire_at_once(count, request):
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def worker(index):
-        try:
-            barrier.wait()
-            results[index] = request()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @postgres_only

@@ -1,0 +1,60 @@
+"""End to end over HTTP: the Meta stand-in posts signed webhooks to a live Kirim, which lists,
+reads and sends through the stand-in."""
+
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(condition, seconds=5):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def kirim(live_server, api_key_secret, phone_number):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key_secret}"
+    session.base = f"{live_server.url}/v1/{phone_number.phone_number_id}/messages"
+    return session
+
+
+def test_an_inbound_webhook_is_listed_unread_then_a_receipt_reads_it(kirim, meta_stand_in, phone_number):
+    arrived = requests.post(
+        f"{meta_stand_in.url}/_stand_in/inbound",
+        json={"phone_number_id": phone_number.phone_number_id, "from": "6281200000042", "name": "Dewi", "text": "Halo"},
+        timeout=10,
+    ).json()
+    assert arrived["kirim_status"] == 200
+
+    unread = kirim.get(kirim.base, params={"status": "received"}, timeout=10).json()["data"]
+    assert [(m["message_id"], m["text"], m["contact_name"]) for m in unread] == [(arrived["wamid"], "Halo", "Dewi")]
+
+    receipt = {"messaging_product": "whatsapp", "status": "read", "message_id": arrived["wamid"]}
+    assert kirim.post(kirim.base, json=receipt, timeout=10).json()["data"]["status"] == "read"
+
+    assert kirim.get(kirim.base, params={"status": "received"}, timeout=10).json()["data"] == []
+    assert [r["body"] for r in meta_stand_in.state.requests] == [receipt]
+
+
+def test_a_send_is_accepted_and_its_statuses_come_back_by_webhook(kirim, meta_stand_in):
+    body = {"messaging_product": "whatsapp", "to": "6281200000042", "type": "text", "text": {"body": "Siap!"}}
+
+    sent = kirim.post(kirim.base, json=body, headers={"Idempotency-Key": "e2e-1"}, timeout=10).json()["data"]
+    assert sent["status"] == "accepted" and sent["message_id"].startswith("wamid.")
+
+    def delivered():
+        return kirim.get(f"{kirim.base}/{sent['id']}", timeout=10).json()["data"]["status"] == "delivered"
+
+    assert wait_for(delivered)
+    assert meta_stand_in.state.webhooks_posted == [200, 200]
+    replay = kirim.post(kirim.base, json=body, headers={"Idempotency-Key": "e2e-1"}, timeout=10)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert len(meta_stand_in.state.requests) == 1

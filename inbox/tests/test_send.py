@@ -1,0 +1,239 @@
+"""Sending through POST /v1/{phone_number_id}/messages: validation, pass-through, stored rows, and
+Idempotency-Key replays."""
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from conftest import fire_at_once, graph_messages_url, postgres_only
+from inbox.models import ApiKey, Direction, IdempotencyRecord, Message, Status
+
+TO = "6281234567890"
+
+
+def text_body(text="Halo!", **extra):
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "text",
+            "text": {"body": text}, **extra}  # fmt: skip
+
+
+def send(api, phone_number, body, **headers):
+    return api.post(f"/v1/{phone_number.phone_number_id}/messages", body, format="json", **headers)
+
+
+def meta_accepts_sends(meta, phone_number, wamid="wamid.SENT1"):
+    meta.post(
+        graph_messages_url(phone_number),
+        json={"messaging_product": "whatsapp", "contacts": [{"input": TO, "wa_id": TO}], "messages": [{"id": wamid}]},
+    )
+
+
+def test_a_text_send_is_passed_through_and_stored_accepted(api, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+    body = text_body(context={"message_id": "wamid.REPLYTO"})
+
+    response = send(api, phone_number, body)
+
+    assert response.status_code == 200
+    data = response.json()["data"]
+    row = Message.objects.get()
+    assert {k: data[k] for k in ("id", "object", "direction", "status", "message_id", "to", "type")} == {
+        "id": row.external_id, "object": "message", "direction": "outbound", "status": "accepted",
+        "message_id": "wamid.SENT1", "to": TO, "type": "text",
+    }  # fmt: skip
+    assert data["created_at"]
+    assert json.loads(meta.calls[0].request.body) == body
+    assert meta.calls[0].request.headers["Authorization"] == f"Bearer {phone_number.access_token}"
+    assert (row.direction, row.status, row.wamid, row.contact_wa_id, row.text) == (
+        Direction.OUTBOUND, Status.ACCEPTED, "wamid.SENT1", TO, "Halo!",
+    )  # fmt: skip
+    assert row.payload == body
+
+
+@pytest.mark.parametrize(
+    "kind, content",
+    [
+        ("image", {"link": "https://example.com/a.jpg", "caption": "menu"}),
+        ("document", {"id": "1003383421387256", "filename": "invoice.pdf"}),
+        ("template", {"name": "order_update", "language": {"code": "id"}}),
+        ("location", {"latitude": -6.2, "longitude": 106.8, "name": "Toko"}),
+        ("reaction", {"message_id": "wamid.X", "emoji": "\U0001f44d"}),
+        ("interactive", {"type": "button", "body": {"text": "Pick"}, "action": {"buttons": []}}),
+        ("contacts", [{"name": {"formatted_name": "Budi"}}]),
+    ],
+)
+def test_other_types_pass_through(api, phone_number, meta, kind, content):
+    meta_accepts_sends(meta, phone_number)
+    body = {"messaging_product": "whatsapp", "to": TO, "type": kind, kind: content}
+
+    assert send(api, phone_number, body).status_code == 200
+    assert json.loads(meta.calls[0].request.body) == body
+
+
+@pytest.mark.parametrize(
+    "body, code, param",
+    [
+        ({"messaging_product": "whatsapp", "to": TO, "type": "text"}, "missing_required_field", "text"),
+        (text_body(""), "invalid_field_value", "text.body"),
+        (text_body("   "), "invalid_field_value", "text.body"),
+        (text_body("x" * 4097), "invalid_field_value", "text.body"),
+        (text_body(None), "missing_required_field", "text.body"),
+        ({**text_body(), "text": "hi"}, "invalid_field_value", "text"),
+        ({"messaging_product": "whatsapp", "to": TO, "type": "image", "image": {"caption": "x"}}, "missing_required_field", "image.id"),
+        ({"messaging_product": "whatsapp", "to": TO, "type": "template", "template": {}}, "missing_required_field", "template.name"),
+        ({"messaging_product": "whatsapp", "to": TO, "type": "contacts", "contacts": []}, "invalid_field_value", "contacts"),
+        ({**text_body(), "type": "hologram"}, "invalid_field_value", "type"),
+        ({**text_body(), "to": 6281234}, "invalid_field_value", "to"),
+        ({k: v for k, v in text_body().items() if k != "to"}, "missing_required_field", "to"),
+        ({**text_body(), "messaging_product": "sms"}, "invalid_field_value", "messaging_product"),
+        ({**text_body(), "recipient_type": "group"}, "invalid_field_value", "recipient_type"),
+        ({**text_body(), "context": {"message_id": 5}}, "invalid_field_value", "context.message_id"),
+    ],
+)  # fmt: skip
+def test_what_meta_would_refuse_is_400_and_stores_nothing(api, phone_number, meta, body, code, param):
+    response = send(api, phone_number, body)
+
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (code, param)
+    assert not Message.objects.exists()
+    assert len(meta.calls) == 0
+
+
+def test_a_4096_character_text_is_fine(api, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+    assert send(api, phone_number, text_body("x" * 4096)).status_code == 200
+
+
+def test_meta_refusing_a_send_keeps_a_failed_row_and_answers_502(api, phone_number, meta):
+    meta_error = {"message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException",
+                  "code": 131030, "fbtrace_id": "AXy"}  # fmt: skip
+    meta.post(graph_messages_url(phone_number), status=400, json={"error": meta_error})
+
+    response = send(api, phone_number, text_body())
+
+    assert response.status_code == 502
+    assert response.json()["error"]["upstream"]["code"] == 131030
+    row = Message.objects.get()
+    assert row.status == Status.FAILED and row.wamid is None
+    assert row.error["code"] == 131030 and row.error["fbtrace_id"] == "AXy"
+
+
+def test_meta_answering_without_a_wamid_is_a_failed_send(api, phone_number, meta):
+    meta.post(graph_messages_url(phone_number), json={"messaging_product": "whatsapp", "messages": []})
+
+    assert send(api, phone_number, text_body()).status_code == 502
+    assert Message.objects.get().status == Status.FAILED
+
+
+def test_a_replay_answers_the_first_response_without_a_second_send(api, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+
+    first = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4411-confirm")
+    again = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4411-confirm")
+
+    assert again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert again.json()["data"] == first.json()["data"]
+    assert again.json()["request_id"] == again["X-Request-Id"] != first.json()["request_id"]
+    assert Message.objects.count() == 1
+    assert len(meta.calls) == 1
+
+
+def test_a_failed_send_is_replayed_too(api, phone_number, meta):
+    meta.post(graph_messages_url(phone_number), status=400, json={"error": {"message": "no", "code": 131030}})
+
+    first = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="k1")
+    again = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert first.status_code == again.status_code == 502
+    assert again.json()["error"]["upstream"] == first.json()["error"]["upstream"]
+    assert len(meta.calls) == 1 and Message.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_is_422(api, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+    send(api, phone_number, text_body("one"), HTTP_IDEMPOTENCY_KEY="k1")
+
+    response = send(api, phone_number, text_body("two"), HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reuse"
+    assert len(meta.calls) == 1
+
+
+def test_a_key_still_in_flight_is_409(api, org, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+    send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="k1")
+    IdempotencyRecord.objects.update(state=IdempotencyRecord.State.IN_PROGRESS)
+
+    response = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_in_progress"
+
+
+def test_keys_are_per_org_and_expire_after_24_hours(api, phone_number, foreign_number, other_org, meta):
+    meta_accepts_sends(meta, phone_number, "wamid.A")
+    meta_accepts_sends(meta, foreign_number, "wamid.B")
+    send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="shared")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKey.issue(org=other_org)[1]}")
+    assert "Idempotent-Replayed" not in send(other, foreign_number, text_body(), HTTP_IDEMPOTENCY_KEY="shared")
+
+    IdempotencyRecord.objects.filter(org=phone_number.org).update(expires_at=timezone.now() - timedelta(seconds=1))
+    meta_accepts_sends(meta, phone_number, "wamid.C")
+    fresh = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="shared")
+    assert "Idempotent-Replayed" not in fresh
+    assert Message.objects.count() == 3
+
+
+def test_an_overlong_key_is_400(api, phone_number, meta):
+    response = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="k" * 256)
+    assert response.json()["error"]["param"] == "Idempotency-Key"
+
+
+def test_validation_errors_do_not_burn_the_key(api, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+    assert send(api, phone_number, text_body(""), HTTP_IDEMPOTENCY_KEY="k1").status_code == 400
+    assert send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="k1").status_code == 200
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_with_one_key_make_one_row_and_one_meta_call(api_key_secret, phone_number, meta):
+    def slow_accept(request):
+        time.sleep(0.3)
+        return 200, {}, json.dumps({"messaging_product": "whatsapp", "messages": [{"id": "wamid.ONCE"}]})
+
+    meta.add_callback("POST", graph_messages_url(phone_number), callback=slow_accept)
+    lock = threading.Lock()
+
+    def post():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_secret}")
+        response = send(client, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="same-key")
+        with lock:
+            return response.status_code
+
+    statuses = fire_at_once(12, post)
+
+    assert len(meta.calls) == 1
+    assert Message.objects.count() == 1
+    assert statuses.count(200) >= 1
+    assert set(statuses) <= {200, 409}
+
+
+def test_a_nul_character_anywhere_in_the_body_is_400_naming_where(api, phone_number, meta):
+    body = text_body()
+    body["text"]["preview\x00"] = True
+    response = send(api, phone_number, {**text_body(), "context": {"message_id": "wamid.\x00"}})
+    nested = send(api, phone_number, body)
+
+    assert response.json()["error"]["param"] == "context.message_id"
+    assert nested.status_code == 400 and nested.json()["error"]["param"] == "text"
+    assert not Message.objects.exists()
