@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+from inbox.services import conversations_touch
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 postgres_only = pytest.mark.skipif(
@@ -98,7 +99,7 @@ def make_message():
     def make(phone_number, *, contact="6281200000001", direction=Direction.INBOUND, status=None, **fields):
         n = next(_sequence)
         fields.setdefault("timestamp", start + timedelta(minutes=n))
-        return Message.objects.create(
+        message = Message.objects.create(
             org=phone_number.org,
             phone_number=phone_number,
             wamid=f"wamid.TEST{n:06d}",
@@ -109,6 +110,8 @@ def make_message():
             text=f"message {n}",
             **fields,
         )
+        conversations_touch([message])
+        return message
 
     return make
 

@@ -126,6 +126,37 @@ class MessageQuerySet(models.QuerySet):
         return list(self.select_for_update(of=("self",)).order_by("pk"))
 
 
+class Conversation(models.Model):
+    """One contact's thread on one number: the inbox's rows. Keeps only what changes when a message
+    arrives or is sent (last activity, preview, name), so reads never write here; unread counts come
+    from the partial index on messages, for the conversations on screen only."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="conversations")
+    contact_wa_id = models.CharField("contact number", max_length=32)
+    contact_name = models.CharField(max_length=200, blank=True)
+    last_message_at = models.DateTimeField("last activity")
+    last_message_text = models.CharField("last message", max_length=200, blank=True)
+    last_direction = models.CharField(max_length=8, choices=Direction.choices)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("phone_number", "contact_wa_id"), name="conversation_unique_contact"),
+        )
+        indexes = (
+            models.Index(fields=["-last_message_at", "-id"], name="conversation_recent"),
+            models.Index(fields=["phone_number", "-last_message_at"], name="conversation_number_recent"),
+            models.Index(fields=["org", "-last_message_at"], name="conversation_org_recent"),
+        )
+        permissions = (("mark_read", "Can mark inbound messages read on WhatsApp"),)
+
+    def __str__(self):
+        return f"{self.contact_name or self.contact_wa_id} on {self.phone_number_id}"
+
+    def messages(self):
+        return Message.objects.conversation(self.phone_number_id, self.contact_wa_id)
+
+
 class Message(models.Model):
     external_id = PublicIdField("msg")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")

@@ -94,9 +94,8 @@ class MessageSerializer(serializers.ModelSerializer):
         )  # fmt: skip
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("sender")  # `from` is a Python keyword
-        return fields
+        # `from` is a Python keyword: declared as `sender`, rendered as `from`, in place.
+        return {("from" if name == "sender" else name): field for name, field in super().get_fields().items()}
 
     def get_object(self, message) -> str:
         return "message"

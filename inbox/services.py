@@ -5,12 +5,13 @@ import json
 import logging
 from collections import defaultdict
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from inbox import events
 from inbox.models import (
     OUTBOUND_RANK,
+    Conversation,
     Direction,
     Message,
     PhoneNumber,
@@ -43,6 +44,7 @@ def message_send(*, phone_number, body):
         _update(message, status=Status.FAILED, error=error.upstream)
         raise
     _update(message, status=Status.ACCEPTED, wamid=answer.wamid, contact_wa_id=answer.wa_id or message.contact_wa_id)
+    conversations_touch([message])
     return message
 
 
@@ -118,6 +120,7 @@ def _store_inbound(inbound):
             )
         )
     Message.objects.bulk_create(rows, ignore_conflicts=True)
+    conversations_touch(rows)
     return len(rows)
 
 
@@ -160,3 +163,42 @@ def _outbound(updates):
     for phone_number_id, wamids in by_number.items():
         rows |= Message.objects.filter(phone_number__phone_number_id=phone_number_id, wamid__in=wamids)
     return Message.objects.filter(pk__in=rows.values("pk"), direction=Direction.OUTBOUND)
+
+
+def conversations_touch(messages):
+    """Bring the inbox rows of these messages' conversations up to date: one upsert statement for all
+    of them, which only moves a conversation's last activity forward (messages arrive unordered)."""
+    newest = {}
+    for m in messages:
+        key = (m.phone_number_id, m.contact_wa_id)
+        if key not in newest or m.timestamp > newest[key].timestamp:
+            newest[key] = m
+    if not newest:
+        return
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    sql = f"""
+        INSERT INTO {table} (org_id, phone_number_id, contact_wa_id, contact_name, last_message_at,
+                             last_message_text, last_direction)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
+            contact_name = CASE WHEN excluded.contact_name <> '' THEN excluded.contact_name
+                                ELSE {table}.contact_name END,
+            last_message_at = excluded.last_message_at,
+            last_message_text = excluded.last_message_text,
+            last_direction = excluded.last_direction
+        WHERE excluded.last_message_at >= {table}.last_message_at
+    """
+    params = [
+        (
+            m.org_id,
+            m.phone_number_id,
+            m.contact_wa_id,
+            m.contact_name,
+            connection.ops.adapt_datetimefield_value(m.timestamp),
+            m.text[:200],
+            m.direction,
+        )
+        for m in newest.values()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from fakemeta import payloads
-from inbox.models import Direction, Message, Status, WebhookEvent
+from inbox.models import Conversation, Direction, Message, Status, WebhookEvent
 
 URL = "/webhooks/whatsapp"
 PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
@@ -331,8 +331,9 @@ def test_a_100_message_payload_costs_a_bounded_number_of_queries(
     }
 
     # 1 INSERT raw event, 2 SAVEPOINT, 3 numbers in bulk, 4 bulk INSERT messages (5: SQLite's variable
-    # limit splits it in two), 6-8 one UPDATE per status reached, 9 mark the event processed, 10 RELEASE.
-    with django_assert_max_num_queries(10):
+    # limit splits it in two), 6 upsert their conversations, 7-9 one UPDATE per status reached,
+    # 10 mark the event processed, 11 RELEASE.
+    with django_assert_max_num_queries(11):
         assert deliver(meta_payload(value)).status_code == 200
 
     assert Message.objects.filter(direction=Direction.INBOUND).count() == 100
@@ -348,3 +349,15 @@ def test_nul_characters_from_meta_are_replaced_not_a_500(phone_number, deliver):
 
     assert deliver(meta_payload(inbound_value(message))).status_code == 200
     assert Message.objects.get().text == "ha\ufffdlo"
+
+
+def test_conversations_follow_the_newest_message_whatever_the_arrival_order(phone_number, deliver):
+    newer = payloads.text_message("wamid.NEW", CUSTOMER, "newer", timestamp=2_000_000_000)
+    older = payloads.text_message("wamid.OLD", CUSTOMER, "older", timestamp=1_900_000_000)
+    deliver(meta_payload(inbound_value(newer)))
+    deliver(meta_payload(inbound_value(older, name="")))
+
+    conversation = Conversation.objects.get()
+    assert (conversation.contact_wa_id, conversation.contact_name) == (CUSTOMER, "Kerry Fisher")
+    assert conversation.last_message_text == "newer"
+    assert int(conversation.last_message_at.timestamp()) == 2_000_000_000

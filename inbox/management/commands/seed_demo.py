@@ -11,7 +11,7 @@ from django.utils import timezone
 from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
-from inbox.services import webhook_receive
+from inbox.services import conversations_touch, webhook_receive
 
 DEMO_SLUG = "demo"
 DEMO_PHONE_NUMBER_ID = "106540352242922"
@@ -108,6 +108,7 @@ class Command(BaseCommand):
             text=text,
             payload={"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": text}},
         )
+        conversations_touch([reply])
         self._webhook(statuses=[payloads.status(reply.wamid, s, to) for s in ("sent", "delivered", "read")])
         return wamid
 
