@@ -19,8 +19,6 @@ postgres_only = pytest.mark.skipif(
     not ON_POSTGRES, reason="needs PostgreSQL: SQLite ignores SELECT ... FOR UPDATE (set DATABASE_URL)"
 )
 
-_sequence = itertools.count(1)
-
 
 def fire_at_once(count, request):
     barrier = threading.Barrier(count)
@@ -94,11 +92,13 @@ def api(api_key_secret):
 @pytest.fixture
 def make_message():
     """Create a message; inbound and unread unless told otherwise, one minute after the previous one."""
-    start = timezone.now() - timedelta(hours=1)
+    start = timezone.now() - timedelta(days=1)
+    sequence = itertools.count(1)
 
     def make(phone_number, *, contact="6281200000001", direction=Direction.INBOUND, status=None, **fields):
-        n = next(_sequence)
+        n = next(sequence)
         fields.setdefault("timestamp", start + timedelta(minutes=n))
+        fields.setdefault("text", f"message {n}")
         message = Message.objects.create(
             org=phone_number.org,
             phone_number=phone_number,
@@ -107,7 +107,6 @@ def make_message():
             status=status or (Status.RECEIVED if direction == Direction.INBOUND else Status.SENT),
             contact_wa_id=contact,
             type="text",
-            text=f"message {n}",
             **fields,
         )
         conversations_touch([message])

@@ -31,11 +31,11 @@ class ReadReceiptOutSerializer(serializers.Serializer):
 def read_receipt(request, phone_number, body):
     receipt = ReadReceiptSerializer(data=body)
     receipt.is_valid(raise_exception=True)
-    message = message_mark_read(
+    outcome = message_mark_read(
         phone_number=phone_number,
         wamid=receipt.validated_data["message_id"],
         typing="typing_indicator" in receipt.validated_data,
         via=ReadVia.API,
         api_key=request.auth,
     )
-    return envelope(request, ReadReceiptOutSerializer(message).data)
+    return envelope(request, ReadReceiptOutSerializer(outcome.message).data)

@@ -1,16 +1,26 @@
 """The only writer of read state. The API, the admin action and `batch_read` all call these."""
 
 import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from inbox.models import Direction, Message, Status
+from inbox.models import Direction, Message, ReadVia, Status
 from kirim import meta_graph
-from kirim.errors import InvalidField, NotFound
+from kirim.errors import InvalidField, NotFound, UpstreamError
 
 logger = logging.getLogger("kirim.receipts")
+
+
+@dataclass(frozen=True)
+class ReadOutcome:
+    message: Message
+    rows_read: int  # 0 when it was read already
 
 
 def _inbound_message(*, phone_number, wamid):
@@ -26,21 +36,32 @@ def _inbound_message(*, phone_number, wamid):
 
 def message_mark_read(*, phone_number, wamid, typing=False, via, user=None, api_key=None):
     """Mark an inbound message read on WhatsApp and here, with every earlier unread inbound message of
-    its conversation (WhatsApp reads those too). Returns the message, now read.
+    its conversation (WhatsApp reads those too).
 
-    Already read: returned at once, no call to Meta, whoever read it. Otherwise the conversation's
-    unread rows up to this one stay locked across the single Meta call, so concurrent requests for
-    the same message, in any process on any host, wait and then find it read: one call reaches Meta.
-    If Meta fails, UpstreamError propagates, the transaction rolls back and the message stays unread.
-    """
+    Already read: returned at once, no call to Meta, whoever read it. If Meta fails, UpstreamError
+    propagates and the message stays unread, so a retry tries again."""
     message = _inbound_message(phone_number=phone_number, wamid=wamid)
+    return _read_up_to(
+        message,
+        send_receipt=lambda: meta_graph.mark_read(phone_number, wamid, typing=typing),
+        read_state={"read_via": via, "read_by_user": user, "read_by_key": api_key},
+    )
+
+
+def _read_up_to(message, *, send_receipt, read_state):
+    """Flip `message` and the earlier unread inbound messages of its conversation to read, after
+    `send_receipt()` succeeds (None: flip locally, no receipt).
+
+    The conversation's unread rows up to this one stay locked across the single Meta call, so
+    concurrent requests for the same message, in any process on any host, wait and then find it read:
+    one call reaches Meta. Only this conversation's rows are locked."""
     if message.is_read:
-        return message
+        return ReadOutcome(message, 0)
     with transaction.atomic():
         # Served by the partial index message_unread_inbound; the target row is always included so
         # that a waiter sees the state the winner committed.
         rows = (
-            Message.objects.conversation(phone_number.pk, message.contact_wa_id)
+            Message.objects.conversation(message.phone_number_id, message.contact_wa_id)
             .filter(
                 Q(pk=message.pk)
                 | Q(direction=Direction.INBOUND, status=Status.RECEIVED, timestamp__lte=message.timestamp)
@@ -49,25 +70,175 @@ def message_mark_read(*, phone_number, wamid, typing=False, via, user=None, api_
         )
         message = next(row for row in rows if row.pk == message.pk)
         if message.is_read:
-            return message
-        meta_graph.mark_read(phone_number, wamid, typing=typing)
+            return ReadOutcome(message, 0)
+        if send_receipt is not None:
+            send_receipt()
         now = timezone.now()
-        read_state = {
-            "status": Status.READ,
-            "read_at": now,
-            "read_via": via,
-            "read_by_user": user,
-            "read_by_key": api_key,
-        }
+        read_state = {**read_state, "status": Status.READ, "read_at": now}
         # The rows are locked, so every one of them changes.
         Message.objects.filter(pk__in=[row.pk for row in rows]).update(updated_at=now, **read_state)
-    for field, value in read_state.items():
-        setattr(message, field, value)
+    for name, value in read_state.items():
+        setattr(message, name, value)
     logger.info(
-        "read receipt sent message=%s via=%s rows_read=%d typing=%s",
-        message.external_id,
-        via,
-        len(rows),
-        typing,
+        "conversation read up to message=%s via=%s rows_read=%d receipt=%s",
+        message.external_id, read_state["read_via"], len(rows), send_receipt is not None,
+    )  # fmt: skip
+    return ReadOutcome(message, len(rows))
+
+
+@dataclass
+class BulkReadResult:
+    """What a bulk read did. Message counts, except `conversations` and `meta_calls`."""
+
+    selected: int = 0
+    read: int = 0
+    conversations: int = 0
+    meta_calls: int = 0
+    read_locally: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> messages
+    failures: list = field(default_factory=list)  # (conversation label, Meta's message)
+    stopped: bool = False
+
+    def summary(self):
+        parts = [f"Marked {self.read} message(s) read in {self.conversations} conversation(s)"]
+        if self.read_locally:
+            parts.append(f"{self.read_locally} past the receipt window marked read here only, no receipt sent")
+        if self.skipped:
+            parts.append("skipped " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+        if self.failures:
+            parts.append(f"{len(self.failures)} conversation(s) failed and stay unread")
+        if self.stopped:
+            parts.append("stopped early: run it again to finish")
+        return "; ".join(parts) + "."
+
+
+SKIP_OUTBOUND = "outbound (only inbound messages can be read)"
+SKIP_ALREADY_READ = "already read"
+SKIP_EXPIRED = "past the receipt window (Meta refuses those)"
+
+
+def newest_unread_per_conversation(messages):
+    """Per conversation in `messages`: its newest unread inbound message (a receipt for it reads the
+    rest), annotated with `selected_unread`, how many of the selection it stands for."""
+    conversation = [F("phone_number_id"), F("contact_wa_id")]
+    return list(
+        messages.unread_inbound()
+        .annotate(
+            rank=Window(RowNumber(), partition_by=conversation, order_by=[F("timestamp").desc(), F("pk").desc()]),
+            selected_unread=Window(Count("pk"), partition_by=conversation),
+        )
+        .filter(rank=1)
+        .select_related("phone_number")
+        .order_by("phone_number_id", "contact_wa_id")
     )
-    return message
+
+
+def messages_mark_read(
+    *,
+    messages,
+    via,
+    user=None,
+    concurrency=8,
+    receipt_cutoff=None,
+    mark_expired_locally=False,
+    dry_run=False,
+    stop=None,
+    on_conversation_done=None,
+):
+    """Mark a selection of messages read: one receipt per conversation (its newest selected unread
+    inbound message), outbound and already-read rows skipped, Meta called by at most `concurrency`
+    workers. Messages older than `receipt_cutoff` get no receipt (Meta would refuse it): skipped, or
+    with `mark_expired_locally` read here only. A failed conversation stays unread. `stop` (an Event)
+    ends the run after the calls in flight. Each conversation commits on its own: safe to re-run."""
+    result = BulkReadResult()
+    counts = messages.aggregate(
+        selected=Count("pk"),
+        outbound=Count("pk", filter=Q(direction=Direction.OUTBOUND)),
+        already_read=Count("pk", filter=Q(direction=Direction.INBOUND, status=Status.READ)),
+    )
+    result.selected = counts["selected"]
+    for reason, n in ((SKIP_OUTBOUND, counts["outbound"]), (SKIP_ALREADY_READ, counts["already_read"])):
+        if n:
+            result.skipped[reason] = n
+    targets = newest_unread_per_conversation(messages)
+    expired = [t for t in targets if receipt_cutoff and t.timestamp < receipt_cutoff]
+    if expired and not mark_expired_locally:
+        result.skipped[SKIP_EXPIRED] = sum(t.selected_unread for t in expired)
+        targets = [t for t in targets if t not in expired]
+    if dry_run:
+        result.conversations = len(targets)
+        result.meta_calls = len([t for t in targets if t not in expired])
+        result.read = sum(t.selected_unread for t in targets)
+        return result
+
+    lock = threading.Lock()
+
+    def read_one(target):
+        with_receipt = target not in expired
+        try:
+            outcome = _read_up_to(
+                target,
+                send_receipt=(lambda: meta_graph.mark_read(target.phone_number, target.wamid))
+                if with_receipt
+                else None,
+                read_state={"read_via": via if with_receipt else ReadVia.EXPIRED_LOCALLY, "read_by_user": user},
+            )
+        except UpstreamError as error:
+            with lock:
+                result.failures.append((_label(target), error.upstream.get("message") or error.message))
+                result.meta_calls += 1
+        except Exception:  # one conversation's bug must not silently drop the others
+            logger.exception("bulk read failed for message=%s", target.external_id)
+            with lock:
+                result.failures.append((_label(target), "internal error (logged)"))
+        else:
+            with lock:
+                if outcome.rows_read:
+                    result.conversations += 1
+                    result.read += outcome.rows_read
+                    result.meta_calls += int(with_receipt)
+                    result.read_locally += 0 if with_receipt else outcome.rows_read
+                else:
+                    result.skipped[SKIP_ALREADY_READ] += target.selected_unread
+        if on_conversation_done:
+            on_conversation_done(result)
+
+    result.stopped = not _run_bounded(targets, read_one, concurrency=concurrency, stop=stop)
+    logger.info("bulk read via=%s asked=%d %s", via, result.selected, result.summary())
+    return result
+
+
+def _label(message):
+    return f"{message.contact_name or message.contact_wa_id} on {message.phone_number.display_phone_number}"
+
+
+def _run_bounded(items, work, *, concurrency, stop=None):
+    """Call `work(item)` for each item with at most `concurrency` in flight. Returns False when `stop`
+    was set before every item started. Worker threads close their own database connections."""
+    pending = list(reversed(items))
+    take = threading.Lock()
+
+    def worker(close_connection):
+        try:
+            while not (stop and stop.is_set()):
+                with take:
+                    if not pending:
+                        return
+                    item = pending.pop()
+                work(item)
+        finally:
+            if close_connection:
+                connection.close()
+
+    # SQLite takes its one write lock for the whole of each receipt: parallel workers would only wait.
+    parallel = concurrency if connection.vendor != "sqlite" else 1
+    workers = max(1, min(parallel, len(items)))
+    if workers == 1:
+        worker(close_connection=False)  # in the caller's thread and transaction
+    else:
+        threads = [threading.Thread(target=worker, args=(True,), daemon=True) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return not pending
