@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 META_PORT ?= 8081
 
-.PHONY: install run test lint
+.PHONY: install run test lint screenshots
 
 install: $(VENV)/.installed
 
@@ -37,3 +37,7 @@ test: install .env
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Refresh the README's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
+screenshots: install .env
+	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py

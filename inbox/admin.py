@@ -19,6 +19,10 @@ from django.utils.html import format_html
 from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, ReadVia, Status
 from receipts.services import messages_mark_read
 
+admin.site.site_header = "Kirim"
+admin.site.site_title = "Kirim inbox"
+admin.site.index_title = "WhatsApp inbox"
+
 MARK_READ_PERMISSION = "inbox.mark_read"
 ADMIN_READ_CONCURRENCY = 8
 THREAD_LENGTH = 200  # newest messages shown on a conversation page
@@ -289,7 +293,8 @@ class MessageAdmin(MarkReadMixin, admin.ModelAdmin):
         "timestamp",
         "read_via",
     )
-    list_filter = ("direction", "status", "phone_number", "read_via", "type")
+    # No filter on `type`: its choices would be a DISTINCT over the whole table on every page load.
+    list_filter = ("direction", "status", "phone_number", "read_via")
     search_fields = ("=contact_wa_id", "=wamid", "=external_id", "contact_name", "text")
     list_select_related = ("phone_number",)
     list_per_page = 100

@@ -1,0 +1,35 @@
+"""Shared by the benchmarks: Django set up against the PostgreSQL named by DATABASE_URL, and timing."""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kirim.settings")
+
+
+def setup_django():
+    import django
+    from django.conf import settings
+
+    django.setup()
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        sys.exit("Benchmarks run on PostgreSQL: set DATABASE_URL=postgres://... (a database they may fill).")
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def timed(function, runs):
+    """Median and p95 wall time of `function()` in milliseconds over `runs` calls, after one warm-up."""
+    function()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]

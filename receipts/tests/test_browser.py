@@ -1,0 +1,135 @@
+"""The inbox as staff use it, in headless Chromium (Debian's chromium and chromium-driver): select
+messages in two conversations, run the action, see the message bar and the ticks turn read; and a
+user without the permission cannot. Screenshots go to $KIRIM_SCREENSHOTS_DIR (default var/screenshots;
+`make screenshots` refreshes the README's)."""
+
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
+
+from inbox.models import Conversation, Direction, Message, ReadVia, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+SCREENSHOTS = Path(os.environ.get("KIRIM_SCREENSHOTS_DIR", Path(settings.BASE_DIR) / "var" / "screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does)")
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="kirim-chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--window-size=1280,860", f"--user-data-dir={profile}"):  # fmt: skip
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except WebDriverException as error:
+        pytest.skip(f"headless Chromium did not start: {error.msg}")
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def staff_user(username, *, can_mark_read):
+    codenames = ["view_conversation", "view_message"] + (["mark_read"] if can_mark_read else [])
+    user = User.objects.create_user(username, password="correct horse battery", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def log_in(driver, live_server, username):
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(f"{live_server.url}/admin/login/")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys("correct horse battery")
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+
+def save_screenshot(driver, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / name))
+
+
+@pytest.fixture
+def inbox(phone_number, make_message):
+    now = timezone.now()
+    chats = [
+        ("6281234567801", "Siti Rahma", ["Halo, is the shop open today?", "And do you deliver to Bandung?"]),
+        ("6281234567802", "Budi Santoso", ["My order #4411 has not arrived", "It was due on Monday"]),
+        ("6281234567803", "Ayu Lestari", ["Thank you! The coffee was great"]),
+    ]
+    for index, (wa_id, name, texts) in enumerate(chats):
+        for offset, text in enumerate(texts):
+            make_message(phone_number, contact=wa_id, contact_name=name, text=text,
+                         timestamp=now - timedelta(minutes=30 - 10 * index - offset))  # fmt: skip
+    make_message(phone_number, contact="6281234567803", direction=Direction.OUTBOUND, status=Status.READ,
+                 text="Terima kasih, Ayu! See you again soon.", timestamp=now - timedelta(minutes=1))  # fmt: skip
+
+
+def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(browser, live_server, meta_stand_in, inbox):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    user = staff_user("agent", can_mark_read=True)
+    log_in(browser, live_server, "agent")
+    browser.get(f"{live_server.url}/admin/inbox/conversation/")
+    save_screenshot(browser, "inbox.png")
+
+    for name in ("Siti Rahma", "Budi Santoso"):
+        row = browser.find_element(By.XPATH, f"//tr[.//strong[text()='{name}']]")
+        row.find_element(By.CSS_SELECTOR, "input.action-select").click()
+    Select(browser.find_element(By.NAME, "action")).select_by_value("mark_read")
+    browser.find_element(By.NAME, "index").click()
+
+    success = browser.find_element(By.CSS_SELECTOR, ".messagelist .success").text
+    assert success == "Marked 4 message(s) read in 2 conversation(s)."
+    assert [b.text for b in browser.find_elements(By.CSS_SELECTOR, ".unread-badge")] == ["1"]  # Ayu's is left
+    assert len(meta_stand_in.state.requests) == 2
+
+    budi = Conversation.objects.get(contact_name="Budi Santoso")
+    browser.get(f"{live_server.url}/admin/inbox/conversation/{budi.pk}/change/")
+    inbound = browser.find_elements(By.CSS_SELECTOR, ".bubble.inbound")
+    assert [b.get_attribute("data-status") for b in inbound] == ["read", "read"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".bubble.inbound .tick-blue")) == 2
+    assert not browser.find_elements(By.ID, "mark-read")  # nothing left to read
+    ayu = Conversation.objects.get(contact_name="Ayu Lestari")
+    browser.get(f"{live_server.url}/admin/inbox/conversation/{ayu.pk}/change/")
+    save_screenshot(browser, "conversation.png")
+    assert Message.objects.filter(read_by_user=user, read_via=ReadVia.ADMIN).count() == 4
+
+
+def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in, inbox):
+    from selenium.webdriver.common.by import By
+
+    staff_user("intern", can_mark_read=False)
+    log_in(browser, live_server, "intern")
+    browser.get(f"{live_server.url}/admin/inbox/conversation/")
+
+    options = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "select[name=action] option")]
+    assert "mark_read" not in options
+    siti = Conversation.objects.get(contact_name="Siti Rahma")
+    browser.get(f"{live_server.url}/admin/inbox/conversation/{siti.pk}/change/")
+    assert browser.find_elements(By.CSS_SELECTOR, ".bubble.inbound")
+    assert not browser.find_elements(By.ID, "mark-read")
+    assert meta_stand_in.state.requests == []
+    assert Message.objects.filter(status=Status.RECEIVED).count() == 5
