@@ -142,14 +142,17 @@ def messages_mark_read(
     receipt_cutoff=None,
     mark_expired_locally=False,
     dry_run=False,
+    max_conversations=None,
     stop=None,
-    on_conversation_done=None,
+    progress=None,
 ):
     """Mark a selection of messages read: one receipt per conversation (its newest selected unread
     inbound message), outbound and already-read rows skipped, Meta called by at most `concurrency`
     workers. Messages older than `receipt_cutoff` get no receipt (Meta would refuse it): skipped, or
     with `mark_expired_locally` read here only. A failed conversation stays unread. `stop` (an Event)
-    ends the run after the calls in flight. Each conversation commits on its own: safe to re-run."""
+    ends the run after the calls in flight; `progress` (start(total), step()) is told as it goes.
+    Each conversation commits on its own: safe to stop and re-run, and concurrent runs never send a
+    message two receipts (the row locks of _read_up_to)."""
     result = BulkReadResult()
     counts = messages.aggregate(
         selected=Count("pk"),
@@ -160,21 +163,24 @@ def messages_mark_read(
     for reason, n in ((SKIP_OUTBOUND, counts["outbound"]), (SKIP_ALREADY_READ, counts["already_read"])):
         if n:
             result.skipped[reason] = n
-    targets = newest_unread_per_conversation(messages)
-    expired = [t for t in targets if receipt_cutoff and t.timestamp < receipt_cutoff]
+    targets = newest_unread_per_conversation(messages)[:max_conversations]
+    expired = {t.pk for t in targets if receipt_cutoff and t.timestamp < receipt_cutoff}
     if expired and not mark_expired_locally:
-        result.skipped[SKIP_EXPIRED] = sum(t.selected_unread for t in expired)
-        targets = [t for t in targets if t not in expired]
+        result.skipped[SKIP_EXPIRED] = sum(t.selected_unread for t in targets if t.pk in expired)
+        targets = [t for t in targets if t.pk not in expired]
     if dry_run:
         result.conversations = len(targets)
-        result.meta_calls = len([t for t in targets if t not in expired])
+        result.meta_calls = sum(1 for t in targets if t.pk not in expired)
         result.read = sum(t.selected_unread for t in targets)
+        result.read_locally = sum(t.selected_unread for t in targets if t.pk in expired)
         return result
+    if progress:
+        progress.start(len(targets))
 
     lock = threading.Lock()
 
     def read_one(target):
-        with_receipt = target not in expired
+        with_receipt = target.pk not in expired
         try:
             outcome = _read_up_to(
                 target,
@@ -200,8 +206,8 @@ def messages_mark_read(
                     result.read_locally += 0 if with_receipt else outcome.rows_read
                 else:
                     result.skipped[SKIP_ALREADY_READ] += target.selected_unread
-        if on_conversation_done:
-            on_conversation_done(result)
+        if progress:
+            progress.step()
 
     result.stopped = not _run_bounded(targets, read_one, concurrency=concurrency, stop=stop)
     logger.info("bulk read via=%s asked=%d %s", via, result.selected, result.summary())
