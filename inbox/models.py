@@ -118,12 +118,12 @@ class MessageQuerySet(models.QuerySet):
     def conversation(self, phone_number_id, contact_wa_id):
         return self.filter(phone_number_id=phone_number_id, contact_wa_id=contact_wa_id)
 
-    def lock_in_pk_order(self):
-        """Lock the rows with SELECT ... FOR UPDATE in primary-key order and return them.
+    def lock_in_pk_order(self, *fields):
+        """Lock the rows with SELECT ... FOR UPDATE in primary-key order; return `fields` of each.
 
         Every path that locks messages goes through here: two transactions locking overlapping rows
         in different orders deadlock, and primary-key order is the one order all of them share."""
-        return list(self.select_for_update(of=("self",)).order_by("pk"))
+        return list(self.select_for_update(of=("self",)).order_by("pk").values_list(*fields))
 
 
 class Conversation(models.Model):

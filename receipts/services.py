@@ -60,30 +60,30 @@ def _read_up_to(message, *, send_receipt, read_state):
     with transaction.atomic():
         # Served by the partial index message_unread_inbound; the target row is always included so
         # that a waiter sees the state the winner committed.
-        rows = (
+        locked = dict(
             Message.objects.conversation(message.phone_number_id, message.contact_wa_id)
             .filter(
                 Q(pk=message.pk)
                 | Q(direction=Direction.INBOUND, status=Status.RECEIVED, timestamp__lte=message.timestamp)
             )
-            .lock_in_pk_order()
+            .lock_in_pk_order("pk", "status")
         )
-        message = next(row for row in rows if row.pk == message.pk)
-        if message.is_read:
+        if locked[message.pk] == Status.READ:  # read by whoever held the lock before us
+            message.status = Status.READ
             return ReadOutcome(message, 0)
         if send_receipt is not None:
             send_receipt()
         now = timezone.now()
         read_state = {**read_state, "status": Status.READ, "read_at": now}
         # The rows are locked, so every one of them changes.
-        Message.objects.filter(pk__in=[row.pk for row in rows]).update(updated_at=now, **read_state)
+        Message.objects.filter(pk__in=list(locked)).update(updated_at=now, **read_state)
     for name, value in read_state.items():
         setattr(message, name, value)
     logger.info(
         "conversation read up to message=%s via=%s rows_read=%d receipt=%s",
-        message.external_id, read_state["read_via"], len(rows), send_receipt is not None,
+        message.external_id, read_state["read_via"], len(locked), send_receipt is not None,
     )  # fmt: skip
-    return ReadOutcome(message, len(rows))
+    return ReadOutcome(message, len(locked))
 
 
 @dataclass

@@ -53,7 +53,7 @@ def test_a_send_is_accepted_and_its_statuses_come_back_by_webhook(kirim, meta_st
     def delivered():
         return kirim.get(f"{kirim.base}/{sent['id']}", timeout=10).json()["data"]["status"] == "delivered"
 
-    assert wait_for(delivered)
+    assert wait_for(lambda: delivered() and len(meta_stand_in.state.webhooks_posted) == 2)
     assert meta_stand_in.state.webhooks_posted == [200, 200]
     replay = kirim.post(kirim.base, json=body, headers={"Idempotency-Key": "e2e-1"}, timeout=10)
     assert replay.headers["Idempotent-Replayed"] == "true"
