@@ -43,6 +43,12 @@ def graph_messages_url(phone_number):
     return f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
 
 
+@pytest.fixture(autouse=True)
+def quick_meta_retries(monkeypatch):
+    """Retries keep their count and order in tests, without the real backoff's waiting."""
+    monkeypatch.setattr("kirim.meta_graph.BACKOFF_FIRST", 0.001)
+
+
 @pytest.fixture
 def org(db):
     return Org.objects.create(name="Toko Kopi", slug="toko-kopi")

@@ -66,7 +66,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
         if "status" in body and "type" in body:
             raise InvalidField("type", "Send `status` to mark a message read or `type` to send one, not both.")
         if "status" in body:
-            return read_receipt(request, self.phone_number, body)
+            return read_receipt(request, phone_number_id, body)
         if "type" in body:
             return self._send(request, body)
         raise MissingField("type", "Send `type` to send a message, or `status` to mark one read.")

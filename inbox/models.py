@@ -17,6 +17,9 @@ class Org(models.Model):
     external_id = PublicIdField("org")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=64, unique=True)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="API requests a minute; empty: the RATE_LIMIT_PER_MINUTE setting"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -249,3 +252,15 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"webhook {self.pk} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RateLimitWindow(models.Model):
+    """Requests an org made in one minute. Counted by one upsert per request, so the limit holds across
+    every worker and host sharing the database; `manage.py purge_expired` deletes old windows."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    minute = models.BigIntegerField(help_text="Unix time // 60")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("org", "minute"), name="rate_limit_window_unique"),)

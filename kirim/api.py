@@ -1,5 +1,7 @@
 """API plumbing shared by every /v1/ view: envelopes, strict fields, org and phone number scope."""
 
+from functools import cached_property
+
 from django.db import connection
 from django.views import defaults
 from drf_spectacular.utils import extend_schema
@@ -7,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
-from inbox.models import PhoneNumber
+from inbox.selectors import phone_number_of
 from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
 from kirim.schema import data_envelope
 
@@ -38,13 +40,10 @@ class PhoneNumberScopedMixin:
 
     Another org's number answers exactly like one that does not exist."""
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        self.phone_number = (
-            PhoneNumber.objects.filter(org=request.user, phone_number_id=kwargs["phone_number_id"])
-        ).first()
-        if self.phone_number is None:
-            raise NotFound("No phone number with this phone_number_id.", param="phone_number_id")
+    @cached_property
+    def phone_number(self):
+        """Looked up on first use: the read-receipt branch finds the number with its message instead."""
+        return phone_number_of(self.request.user, self.kwargs["phone_number_id"])
 
 
 @extend_schema(

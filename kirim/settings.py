@@ -23,10 +23,13 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com/v23.0").rstrip("/")
-META_TIMEOUT = env.float("META_TIMEOUT", default=10.0)
+META_TIMEOUT = env.float("META_TIMEOUT", default=10.0)  # seconds, one attempt
+META_MAX_ATTEMPTS = env.int("META_MAX_ATTEMPTS", default=3)
+META_RETRY_BUDGET = env.float("META_RETRY_BUDGET", default=15.0)  # seconds, all attempts and waits
 META_APP_SECRET = required("META_APP_SECRET")
 META_WEBHOOK_VERIFY_TOKEN = required("META_WEBHOOK_VERIFY_TOKEN")
 READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)
+RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,7 +47,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
+    "kirim.middleware.RequestLogMiddleware",
+    "kirim.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -72,6 +78,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # reuse connections per thread
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a transaction begins keeps
     # "one Meta call per message" true on the development database too.
@@ -91,10 +99,32 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Admin and docs assets served by the app itself (whitenoise): compressed, cache-busting names in
+# production; straight from the apps in development and tests, no collectstatic needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # TLS ends at the load balancer
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^v1/health$"]  # the load balancer's health check speaks plain HTTP
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["kirim.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["kirim.auth.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["kirim.ratelimit.OrgRateLimit"],
     "DEFAULT_PARSER_CLASSES": ["kirim.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "kirim.errors.exception_handler",
@@ -123,7 +153,17 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json_line": {"format": "%(message)s"},  # kirim.requests logs ready-made JSON
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "requests": {"class": "logging.StreamHandler", "formatter": "json_line"},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "kirim.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+        "django.request": {"level": "ERROR"},  # 4xx are in kirim.requests already
+    },
 }

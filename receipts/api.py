@@ -28,11 +28,12 @@ class ReadReceiptOutSerializer(serializers.Serializer):
         return "message"
 
 
-def read_receipt(request, phone_number, body):
+def read_receipt(request, phone_number_id, body):
     receipt = ReadReceiptSerializer(data=body)
     receipt.is_valid(raise_exception=True)
     outcome = message_mark_read(
-        phone_number=phone_number,
+        org=request.user,
+        phone_number_id=phone_number_id,
         wamid=receipt.validated_data["message_id"],
         typing="typing_indicator" in receipt.validated_data,
         via=ReadVia.API,

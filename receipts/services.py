@@ -11,6 +11,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from inbox.models import Direction, Message, ReadVia, Status
+from inbox.selectors import phone_number_of
 from kirim import meta_graph
 from kirim.errors import InvalidField, NotFound, UpstreamError
 
@@ -23,27 +24,28 @@ class ReadOutcome:
     rows_read: int  # 0 when it was read already
 
 
-def _inbound_message(*, phone_number, wamid):
-    """The inbound message `wamid` of this number; another number's or org's is simply not found."""
-    # One query on the unique wamid index.
-    message = Message.objects.filter(wamid=wamid).first()
-    if message is None or message.phone_number_id != phone_number.pk:
+def _inbound_message(*, org, phone_number_id, wamid):
+    """The inbound message `wamid` of this org's number; another number's or org's is simply not found."""
+    # One query on the unique wamid index, with the number: the hot path needs no other lookup.
+    message = Message.objects.select_related("phone_number").filter(wamid=wamid).first()
+    if message is None or message.org_id != org.pk or message.phone_number.phone_number_id != phone_number_id:
+        phone_number_of(org, phone_number_id)  # an unknown number is the 404 to give first
         raise NotFound("No message with this message_id on this phone number.", param="message_id")
     if message.direction != Direction.INBOUND:
         raise InvalidField("message_id", "This is an outbound message: only inbound messages can be marked read.")
     return message
 
 
-def message_mark_read(*, phone_number, wamid, typing=False, via, user=None, api_key=None):
+def message_mark_read(*, org, phone_number_id, wamid, typing=False, via, user=None, api_key=None):
     """Mark an inbound message read on WhatsApp and here, with every earlier unread inbound message of
     its conversation (WhatsApp reads those too).
 
     Already read: returned at once, no call to Meta, whoever read it. If Meta fails, UpstreamError
     propagates and the message stays unread, so a retry tries again."""
-    message = _inbound_message(phone_number=phone_number, wamid=wamid)
+    message = _inbound_message(org=org, phone_number_id=phone_number_id, wamid=wamid)
     return _read_up_to(
         message,
-        send_receipt=lambda: meta_graph.mark_read(phone_number, wamid, typing=typing),
+        send_receipt=lambda: meta_graph.mark_read(message.phone_number, wamid, typing=typing),
         read_state={"read_via": via, "read_by_user": user, "read_by_key": api_key},
     )
 

@@ -167,7 +167,7 @@ def test_meta_error_is_502_with_metas_code_and_the_message_stays_unread(
 def test_after_an_upstream_failure_a_retry_calls_meta_again(api, phone_number, make_message, meta):
     message = make_message(phone_number)
     url = graph_messages_url(phone_number)
-    meta.post(url, status=500, json={"error": {"message": "down", "code": 2}})
+    meta.post(url, status=400, json={"error": {"message": "(#130429) Rate limit hit", "code": 130429}})
     meta.post(url, json={"success": True})
 
     assert post(api, phone_number, receipt(message.wamid)).status_code == 502
@@ -249,7 +249,8 @@ def test_retry_of_an_already_read_message_costs_at_most_3_queries(
     message = make_message(phone_number)
     post(api, phone_number, receipt(message.wamid))
 
-    # 1 API key + org (unique digest index), 2 phone number of the org, 3 message by wamid (unique).
+    # 1 API key + org (unique digest index), 2 the org's rate-limit window (one upsert), 3 message by
+    # wamid (unique index) with its phone number.
     with django_assert_max_num_queries(3):
         assert post(api, phone_number, receipt(message.wamid)).status_code == 200
 
@@ -261,8 +262,9 @@ def test_first_read_costs_at_most_8_queries(
         make_message(phone_number)
     message = make_message(phone_number)
 
-    # 1 API key + org, 2 last_used_at (at most once a minute), 3 phone number, 4 message by wamid,
-    # 5 SAVEPOINT, 6 lock the conversation's unread rows in pk order, 7 UPDATE them, 8 RELEASE.
+    # 1 API key + org, 2 last_used_at (at most once a minute), 3 rate-limit window, 4 message by wamid
+    # with its number, 5 SAVEPOINT, 6 lock the conversation's unread rows in pk order, 7 UPDATE them,
+    # 8 RELEASE.
     with django_assert_max_num_queries(8) as captured:
         assert post(api, phone_number, receipt(message.wamid)).status_code == 200
     locking = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]

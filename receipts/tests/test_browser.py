@@ -63,6 +63,7 @@ def log_in(driver, live_server, username):
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys("correct horse battery")
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    driver.find_element(By.ID, "user-tools")  # logged in: the next page has loaded (implicit wait)
 
 
 def save_screenshot(driver, name):

@@ -42,20 +42,22 @@ def test_readme_curl_reads_once_then_answers_the_same_without_meta(live_server, 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    "fault, upstream_code",
+    "fault, upstream_code, attempts",
     [
-        ({"mode": "error", "status": 400, "error": {"message": "Receipt window passed", "code": 131026}}, 131026),
-        ({"mode": "malformed", "status": 502}, None),
-        ({"mode": "close"}, None),
-        ({"mode": "timeout", "seconds": 2}, None),
+        ({"mode": "error", "status": 400, "error": {"message": "Receipt window passed", "code": 131026}}, 131026, 1),
+        ({"mode": "error", "status": 400, "error": {"message": "(#130429) Rate limit hit", "code": 130429}}, 130429, 1),
+        ({"mode": "error", "status": 500}, 131000, 3),
+        ({"mode": "malformed", "status": 502}, None, 3),
+        ({"mode": "close"}, None, 3),
+        ({"mode": "timeout", "seconds": 2}, None, 3),
     ],
 )
 def test_stand_in_faults_become_502_and_recovery_reads(
-    live_server, meta_stand_in, api_key_secret, phone_number, make_message, settings, fault, upstream_code
+    live_server, meta_stand_in, api_key_secret, phone_number, make_message, settings, fault, upstream_code, attempts
 ):
     settings.META_TIMEOUT = 0.5
     message = make_message(phone_number)
-    requests.post(f"{meta_stand_in.url}/_stand_in/faults", json={**fault, "times": 1}, timeout=5)
+    requests.post(f"{meta_stand_in.url}/_stand_in/faults", json=fault, timeout=5)
 
     def read():
         return requests.post(
@@ -69,9 +71,11 @@ def test_stand_in_faults_become_502_and_recovery_reads(
     assert failed.status_code == 502
     assert failed.json()["error"]["code"] == "whatsapp_upstream_error"
     assert failed.json()["error"]["upstream"]["code"] == upstream_code
+    assert len(meta_stand_in.state.requests) == attempts  # receipts are idempotent: transient faults retried
     message.refresh_from_db()
     assert message.status == "received"
 
+    requests.delete(f"{meta_stand_in.url}/_stand_in/faults", timeout=5)
     assert read().status_code == 200
     message.refresh_from_db()
     assert message.status == "read"

@@ -1,0 +1,21 @@
+"""Production serving: `gunicorn -c gunicorn.conf.py kirim.wsgi`. Every knob is an environment variable.
+
+Threaded workers (gthread): a request waiting on Meta holds a thread, not a whole process. Nothing is
+kept in process memory that more workers or hosts would break: locks, idempotency keys and rate-limit
+counters all live in the database."""
+
+import os
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Longer than a Meta call with its retries (META_RETRY_BUDGET), so gunicorn never kills one midway.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+max_requests = 10_000  # recycle workers now and then, staggered
+max_requests_jitter = 1_000
+accesslog = None  # kirim.requests writes one JSON line per request instead
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

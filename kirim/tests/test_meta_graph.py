@@ -1,0 +1,92 @@
+"""Meta faults handled deliberately: what is retried, how often, and what is never sent twice."""
+
+import pytest
+import requests
+import urllib3
+
+from conftest import graph_messages_url
+from kirim import meta_graph
+from kirim.errors import UpstreamError
+
+OK_READ = {"json": {"success": True}}
+OK_SEND = {"json": {"messaging_product": "whatsapp", "messages": [{"id": "wamid.OK"}]}}
+SEND = {"messaging_product": "whatsapp", "to": "628", "type": "text", "text": {"body": "hi"}}
+NEVER_CONNECTED = requests.ConnectionError(
+    urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.NewConnectionError(None, "refused"))
+)
+
+TRANSIENT = {
+    "http-500": {"status": 500, "json": {"error": {"message": "(#131000) Something went wrong", "code": 131000}}},
+    "code-131000": {"status": 400, "json": {"error": {"message": "(#131000) Something went wrong", "code": 131000}}},
+    "code-2": {"status": 400, "json": {"error": {"message": "Service temporarily unavailable", "code": 2}}},
+    "read-timeout": {"body": requests.ReadTimeout("slow")},
+    "refused": {"body": NEVER_CONNECTED},
+    "connect-timeout": {"body": requests.ConnectTimeout("slow")},
+    "not-json": {"status": 502, "body": "<html>Bad gateway</html>"},
+}
+
+
+@pytest.fixture
+def number(phone_number):
+    return phone_number
+
+
+@pytest.mark.parametrize("failure", TRANSIENT.values(), ids=TRANSIENT.keys())
+def test_a_receipt_is_retried_through_transient_faults(number, meta, failure):
+    url = graph_messages_url(number)
+    meta.post(url, **failure)
+    meta.post(url, **OK_READ)
+
+    meta_graph.mark_read(number, "wamid.X")
+
+    assert len(meta.calls) == 2
+
+
+@pytest.mark.parametrize("failure", TRANSIENT.values(), ids=TRANSIENT.keys())
+def test_retries_stop_at_max_attempts_with_the_last_error(number, meta, settings, failure):
+    settings.META_MAX_ATTEMPTS = 3
+    meta.post(graph_messages_url(number), **failure)
+
+    with pytest.raises(UpstreamError):
+        meta_graph.mark_read(number, "wamid.X")
+    assert len(meta.calls) == 3
+
+
+def test_retries_stop_when_the_time_budget_is_spent(number, meta, settings, monkeypatch):
+    settings.META_MAX_ATTEMPTS, settings.META_RETRY_BUDGET = 10, 0.3
+    monkeypatch.setattr("kirim.meta_graph.BACKOFF_FIRST", 0.2)
+    meta.post(graph_messages_url(number), **TRANSIENT["http-500"])
+
+    with pytest.raises(UpstreamError):
+        meta_graph.mark_read(number, "wamid.X")
+    assert len(meta.calls) < 10
+
+
+def test_rate_limit_130429_is_not_retried_and_keeps_metas_code(number, meta):
+    meta.post(
+        graph_messages_url(number), status=400, json={"error": {"message": "(#130429) Rate limit hit", "code": 130429}}
+    )
+
+    with pytest.raises(UpstreamError) as error:
+        meta_graph.mark_read(number, "wamid.X")
+    assert error.value.upstream["code"] == 130429
+    assert len(meta.calls) == 1
+
+
+@pytest.mark.parametrize("failure", ["http-500", "code-131000", "read-timeout", "not-json"])
+def test_a_send_meta_may_have_received_is_not_retried(number, meta, failure):
+    meta.post(graph_messages_url(number), **TRANSIENT[failure])
+    meta.post(graph_messages_url(number), **OK_SEND)
+
+    with pytest.raises(UpstreamError):
+        meta_graph.send_message(number, SEND)
+    assert len(meta.calls) == 1
+
+
+@pytest.mark.parametrize("failure", ["refused", "connect-timeout"])
+def test_a_send_meta_never_received_is_retried(number, meta, failure):
+    meta.post(graph_messages_url(number), **TRANSIENT[failure])
+    meta.post(graph_messages_url(number), **OK_SEND)
+
+    assert meta_graph.send_message(number, SEND).wamid == "wamid.OK"
+    assert len(meta.calls) == 2
