@@ -1,0 +1,150 @@
+"""Kirim as production runs it: gunicorn with 4 workers on PostgreSQL, the Meta stand-in told to
+fail in each way Meta can. The API answers 502 in the contract's body, never 500; messages stay
+unread; the server keeps serving; after recovery the same requests succeed. Rate limits hold across
+separate server processes."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from django.conf import settings
+
+from conftest import postgres_only
+from fakemeta.server import make_server
+from inbox.models import Message, Status
+
+pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url():
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def stand_in():
+    server = make_server(port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def start_gunicorn(stand_in):
+    """Start gunicorn servers on the test database; all stopped at the end."""
+    servers = []
+
+    def start(workers=4):
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "META_GRAPH_URL": f"{stand_in.url}/v23.0",
+            "META_TIMEOUT": "1",
+            "META_RETRY_BUDGET": "4",
+            "WEB_CONCURRENCY": str(workers),
+            "BIND": f"127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"],
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        servers.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                    return url
+            except requests.RequestException:  # not listening yet, or a worker still booting
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    yield start
+    for process in servers:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+FAULTS = {
+    "http-500": {"mode": "error", "status": 500},
+    "code-131000": {"mode": "error", "status": 400, "error": {"message": "(#131000) Something went wrong", "code": 131000}},
+    "rate-limited-130429": {"mode": "error", "status": 400, "error": {"message": "(#130429) Rate limit hit", "code": 130429}},
+    "malformed": {"mode": "malformed", "status": 502},
+    "connection-dropped": {"mode": "close"},
+    "timeout": {"mode": "timeout", "seconds": 3},
+}  # fmt: skip
+
+
+def test_meta_faults_answer_502_never_500_and_recover(
+    start_gunicorn, stand_in, api_key_secret, phone_number, make_message
+):
+    url = start_gunicorn(workers=4)
+    messages = [make_message(phone_number, contact=f"62{n}") for n in range(len(FAULTS) * 2)]
+    pairs = iter(zip(messages[::2], messages[1::2], strict=True))
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key_secret}"
+
+    def read(message):
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": message.wamid}
+        return session.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, timeout=30)
+
+    for name, fault in FAULTS.items():
+        batch = next(pairs)
+        requests.post(f"{stand_in.url}/_stand_in/faults", json=fault, timeout=5)
+        with ThreadPoolExecutor(4) as pool:
+            failed = list(pool.map(read, batch))
+        for response in failed:
+            assert response.status_code == 502, (name, response.status_code, response.text)
+            error = response.json()["error"]
+            assert (error["type"], error["code"]) == ("api_error", "whatsapp_upstream_error"), name
+            assert error["request_id"] == response.headers["X-Request-Id"]
+        assert all(Message.objects.get(pk=m.pk).status == Status.RECEIVED for m in batch), name
+        assert requests.get(f"{url}/v1/health", timeout=5).status_code == 200, name
+
+        requests.delete(f"{stand_in.url}/_stand_in/faults", timeout=5)
+        assert [read(m).status_code for m in batch] == [200, 200], name
+    assert not Message.objects.filter(status=Status.RECEIVED).exists()
+
+
+def test_rate_limits_are_shared_across_server_processes(start_gunicorn, org, api_key_secret):
+    org.rate_limit_per_minute = 20
+    org.save(update_fields=["rate_limit_per_minute"])
+    servers = [start_gunicorn(workers=2), start_gunicorn(workers=2)]
+    if time.time() % 60 > 50:  # keep the burst inside one minute's window
+        time.sleep(61 - time.time() % 60)
+
+    def me(n):
+        return requests.get(
+            f"{servers[n % 2]}/v1/me", headers={"Authorization": f"Bearer {api_key_secret}"}, timeout=10
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(me, range(30)))
+
+    ok = [r for r in responses if r.status_code == 200]
+    limited = [r for r in responses if r.status_code == 429]
+    assert (len(ok), len(limited)) == (20, 10)
+    assert {r.headers["X-RateLimit-Limit"] for r in responses} == {"20"}
+    assert sorted(int(r.headers["X-RateLimit-Remaining"]) for r in ok) == list(range(20))
+    assert {r.headers["X-RateLimit-Remaining"] for r in limited} == {"0"}
+    for response in limited:
+        assert response.json()["error"]["code"] == "rate_limit_exceeded"
+        assert response.json()["error"]["type"] == "rate_limit_error"
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert int(response.headers["X-RateLimit-Reset"]) > time.time()

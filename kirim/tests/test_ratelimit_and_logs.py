@@ -1,0 +1,59 @@
+"""Rate-limit headers and 429s, and the one JSON log line per request."""
+
+import json
+import logging
+
+from inbox.models import RateLimitWindow
+
+
+def test_headers_count_down_and_the_limit_answers_429(api, org, settings):
+    settings.RATE_LIMIT_PER_MINUTE = 3
+
+    responses = [api.get("/v1/me") for _ in range(4)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert {r["X-RateLimit-Limit"] for r in responses} == {"3"}
+    limited = responses[-1]
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert RateLimitWindow.objects.get(org=org).count == 4
+
+
+def test_an_orgs_own_limit_wins(api, org, settings):
+    settings.RATE_LIMIT_PER_MINUTE = 1
+    org.rate_limit_per_minute = 5
+    org.save()
+
+    assert [api.get("/v1/me").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_health_and_the_schema_are_not_counted(client, db):
+    assert "X-RateLimit-Limit" not in client.get("/v1/health")
+    assert not RateLimitWindow.objects.exists()
+
+
+def test_one_json_line_per_request_with_no_secret(
+    api, api_key_secret, phone_number, make_message, meta_accepts_reads, caplog
+):
+    caplog.set_level(logging.INFO, logger="kirim.requests")
+    message = make_message(phone_number)
+    body = {"messaging_product": "whatsapp", "status": "read", "message_id": message.wamid}
+
+    response = api.post(f"/v1/{phone_number.phone_number_id}/messages", body, format="json")
+
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kirim.requests"]
+    assert lines == [
+        {
+            "request_id": response["X-Request-Id"],
+            "org": phone_number.org.external_id,
+            "method": "POST",
+            "route": "v1/(?P<phone_number_id>[0-9]{6,20})/messages$",
+            "status": 200,
+            "duration_ms": lines[0]["duration_ms"],
+            "meta_calls": 1,
+            "meta_ms": lines[0]["meta_ms"],
+        }
+    ]
+    assert lines[0]["duration_ms"] >= lines[0]["meta_ms"] >= 0
+    assert api_key_secret not in caplog.text and phone_number.access_token not in caplog.text
