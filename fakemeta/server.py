@@ -18,6 +18,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import secrets
 import threading
 import time
@@ -43,9 +44,10 @@ def new_wamid():
 class StandIn:
     """The state every handler thread shares: recorded requests, the fault plan, added latency."""
 
-    def __init__(self, latency_ms=0, webhook_url=None, app_secret=None):
+    def __init__(self, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0):
         self.lock = threading.Lock()
         self.latency = latency_ms / 1000
+        self.fail_rate = fail_rate
         self.webhook_url = webhook_url
         self.app_secret = app_secret
         self.requests = []
@@ -80,6 +82,8 @@ class StandIn:
 
     def take_fault(self):
         with self.lock:
+            if self.fail_rate and random.random() < self.fail_rate:
+                return {"mode": "error", "status": 500}
             fault = self.fault
             if fault and fault.get("times") is not None:
                 fault["times"] -= 1
@@ -100,6 +104,10 @@ class Handler(BaseHTTPRequestHandler):
     def state(self):
         return self.server.state
 
+    def parse_request(self):
+        self.entry = None  # the Graph call this request records; never carried over on a kept-alive connection
+        return super().parse_request()
+
     def log_message(self, format, *args):  # quiet: the recorded requests are the log
         pass
 
@@ -111,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
             return raw.decode(errors="replace")
 
     def _answer(self, status, payload):
+        if self.entry is not None:
+            self.entry["answered"] = status  # what Meta said, so a load test can count real receipts
         raw = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -145,14 +155,14 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.strip("/").split("/")
         if len(parts) < 2 or parts[-1] != "messages":
             return self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
-        self.state.record(
-            {
-                "phone_number_id": parts[-2],
-                "body": body,
-                "has_bearer_token": self.headers.get("Authorization", "").startswith("Bearer "),
-                "received_at": time.time(),
-            }
-        )
+        self.entry = {
+            "phone_number_id": parts[-2],
+            "body": body,
+            "has_bearer_token": self.headers.get("Authorization", "").startswith("Bearer "),
+            "received_at": time.time(),
+            "answered": None,
+        }
+        self.state.record(self.entry)
         if self.state.latency:
             time.sleep(self.state.latency)
         fault = self.state.take_fault()
@@ -206,10 +216,10 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(fault.get("status", 400), {"error": fault.get("error", DEFAULT_ERROR)})
 
 
-def make_server(host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None):
+def make_server(host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0):
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    server.state = StandIn(latency_ms=latency_ms, webhook_url=webhook_url, app_secret=app_secret)
+    server.state = StandIn(latency_ms=latency_ms, webhook_url=webhook_url, app_secret=app_secret, fail_rate=fail_rate)
     return server
 
 
@@ -219,9 +229,12 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every Graph API call")
     parser.add_argument("--webhook-url", help="Kirim's /webhooks/whatsapp, to post inbound messages and statuses to")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of Graph calls answered 500 (131000)")
     args = parser.parse_args(argv)
     # The app secret signs webhooks; from the environment, never the command line.
-    server = make_server(args.host, args.port, args.latency_ms, args.webhook_url, os.environ.get("META_APP_SECRET"))
+    server = make_server(
+        args.host, args.port, args.latency_ms, args.webhook_url, os.environ.get("META_APP_SECRET"), args.fail_rate
+    )
     print(f"Meta stand-in listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()

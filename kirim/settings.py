@@ -29,6 +29,7 @@ META_RETRY_BUDGET = env.float("META_RETRY_BUDGET", default=15.0)  # seconds, all
 META_APP_SECRET = required("META_APP_SECRET")
 META_WEBHOOK_VERIFY_TOKEN = required("META_WEBHOOK_VERIFY_TOKEN")
 READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)
+WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # raw bodies, once applied
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
 
 INSTALLED_APPS = [

@@ -91,3 +91,29 @@ def test_seed_demo_resets_the_demo_and_writes_what_to_curl(db, tmp_path):
     assert ApiKey.objects.for_secret(values["KIRIM_KEY"]).org.slug == "demo"
     message = Message.objects.get(wamid=values["WAMID"])
     assert message.status == Status.RECEIVED and message.phone_number.phone_number_id == values["PHONE_ID"]
+
+
+def test_purge_expired_deletes_only_what_has_served_its_time(org):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inbox.models import IdempotencyRecord, RateLimitWindow, WebhookEvent
+    from kirim.ratelimit import WINDOW_SECONDS
+
+    now = timezone.now()
+    minute = int(now.timestamp() // WINDOW_SECONDS)
+    IdempotencyRecord.objects.create(org=org, key="old", request_digest="x", expires_at=now - timedelta(seconds=1))
+    IdempotencyRecord.objects.create(org=org, key="live", request_digest="x", expires_at=now + timedelta(hours=1))
+    RateLimitWindow.objects.create(org=org, minute=minute - 5, count=3)
+    RateLimitWindow.objects.create(org=org, minute=minute, count=3)
+    old = WebhookEvent.objects.create(body="{}", processed_at=now)
+    WebhookEvent.objects.filter(pk=old.pk).update(received_at=now - timedelta(days=31))
+    WebhookEvent.objects.create(body="{}", processed_at=now)
+    unapplied = WebhookEvent.objects.create(body="{}")
+    WebhookEvent.objects.filter(pk=unapplied.pk).update(received_at=now - timedelta(days=31))
+
+    assert "Deleted 1 idempotency records, 1 rate-limit windows, 1 webhook events." in run("purge_expired")
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
+    assert list(RateLimitWindow.objects.values_list("minute", flat=True)) == [minute]
+    assert WebhookEvent.objects.count() == 2  # the recent one, and the old one never applied

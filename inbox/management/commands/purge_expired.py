@@ -1,0 +1,29 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from inbox.models import IdempotencyRecord, RateLimitWindow, WebhookEvent
+from kirim.ratelimit import WINDOW_SECONDS
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete what has served its time: idempotency records past 24 hours, rate-limit windows past "
+        "their minute, and processed webhook bodies older than WEBHOOK_EVENTS_KEEP_DAYS. Run it from "
+        "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
+    )
+
+    def handle(self, **options):
+        now = timezone.now()
+        current_minute = int(now.timestamp() // WINDOW_SECONDS)
+        deleted = {
+            "idempotency records": IdempotencyRecord.objects.filter(expires_at__lte=now).delete()[0],
+            "rate-limit windows": RateLimitWindow.objects.filter(minute__lt=current_minute - 1).delete()[0],
+            "webhook events": WebhookEvent.objects.filter(
+                processed_at__isnull=False,
+                received_at__lt=now - timedelta(days=settings.WEBHOOK_EVENTS_KEEP_DAYS),
+            ).delete()[0],
+        }
+        self.stdout.write("Deleted " + ", ".join(f"{n} {what}" for what, n in deleted.items()) + ".")
