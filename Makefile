@@ -6,7 +6,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 META_PORT ?= 8081
 
-.PHONY: install run test lint screenshots
+.PHONY: install run test lint screenshots bench
+BENCH_DATABASE_URL ?= postgres://kirim:kirim@127.0.0.1:5432/kirim_bench
 
 install: $(VENV)/.installed
 
@@ -41,3 +42,10 @@ lint: install
 # Refresh the README's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
 screenshots: install .env
 	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py
+
+# Load, fault and scale benchmarks against PostgreSQL (a database they may fill: BENCH_DATABASE_URL).
+# Results and the machine they ran on: docs/benchmarks.md.
+bench: install .env
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/load.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/batch_read.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/inbox.py

@@ -1,0 +1,283 @@
+"""`make bench`: Kirim under load the way production runs it. Starts the Meta stand-in and a PostgreSQL-
+backed gunicorn (4 workers), drives load from a separate process (bench/loadgen.py), and prints per
+scenario requests/s, p50 and p99 latency and queries per request, beside the same requests sent
+straight to the stand-in; then a mixed run with the stand-in failing 10% of calls, checked for 500s,
+duplicate receipts, duplicate sends and webhooks acknowledged but not stored. Loopback only, bounded.
+
+    DATABASE_URL=postgres://kirim:kirim@127.0.0.1:5432/kirim_bench .venv/bin/python bench/load.py
+"""
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import requests
+from common import ROOT, setup_django
+
+STAND_IN_PORT, KIRIM_PORT = 8095, 8096
+WORKERS = 4
+PHONE_NUMBER_ID = "920000000001"
+
+
+def start(command, env=None):
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def wait_until_up(url):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def start_stand_in(fail_rate=0.0):
+    process = start([sys.executable, "-m", "fakemeta", "--port", str(STAND_IN_PORT), "--fail-rate", str(fail_rate)])
+    wait_until_up(f"http://127.0.0.1:{STAND_IN_PORT}/_stand_in/requests")
+    return process
+
+
+def stand_in_requests():
+    return requests.get(f"http://127.0.0.1:{STAND_IN_PORT}/_stand_in/requests", timeout=60).json()["requests"]
+
+
+def load(base, plan_requests, concurrency=16, deadline_s=120):
+    plan = {"base": base, "concurrency": concurrency, "deadline_s": deadline_s, "requests": plan_requests}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "loadgen.py")], input=json.dumps(plan),
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def stats(run):
+    done = [r for r in run["results"] if r is not None]
+    latencies = sorted(ms for _, ms in done)
+    return {
+        "requests": len(done),
+        "rps": len(done) / run["wall_s"],
+        "p50": statistics.median(latencies),
+        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)],
+        "statuses": Counter(status for status, _ in done),
+    }
+
+
+def seed(unread_count, outbound_count):
+    from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+    from inbox.services import conversations_touch
+
+    Org.objects.filter(slug="bench-load").delete()
+    org = Org.objects.create(name="Bench load", slug="bench-load", rate_limit_per_minute=10**9)
+    number = PhoneNumber.objects.create(
+        org=org, phone_number_id=PHONE_NUMBER_ID, display_phone_number="+62 820 1", access_token="bench"
+    )
+    _, key = ApiKey.issue(org=org, name="bench")
+
+    def message(n, direction, status):
+        return Message(org=org, phone_number=number, wamid=f"wamid.LOAD{direction[0]}{n}", direction=direction,
+                       status=status, contact_wa_id=f"62821{n:07d}", type="text", text=f"hello {n}")  # fmt: skip
+
+    rows = [message(n, Direction.INBOUND, Status.RECEIVED) for n in range(unread_count)]
+    rows += [message(n, Direction.OUTBOUND, Status.ACCEPTED) for n in range(outbound_count)]
+    Message.objects.bulk_create(rows, batch_size=2000)
+    conversations_touch(rows)
+    return org, number, key
+
+
+def receipt(wamid):
+    return {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+
+
+def send_body(text):
+    return {"messaging_product": "whatsapp", "to": "6282100000001", "type": "text", "text": {"body": text}}
+
+
+def signed_webhook(payload):
+    from django.conf import settings
+
+    from fakemeta import payloads
+
+    raw = payloads.encode(payload).decode()
+    return {"method": "POST", "path": "/webhooks/whatsapp", "body": raw,
+            "headers": {"X-Hub-Signature-256": payloads.sign(raw.encode(), settings.META_APP_SECRET)}}  # fmt: skip
+
+
+def statuses_webhook(start, count=100):
+    from fakemeta import payloads
+
+    return signed_webhook(
+        payloads.webhook(
+            PHONE_NUMBER_ID,
+            statuses=[
+                payloads.status(f"wamid.LOADo{n}", ("sent", "delivered", "read")[n % 3], f"62821{n:07d}")
+                for n in range(start, start + count)
+            ],
+        )  # fmt: skip
+    )
+
+
+def queries_per_request(key, spec):
+    """The same request in-process, counting its SQL (the server runs the same code)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="localhost")
+    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in spec.get("headers", {}).items()}
+    body = spec["body"] if isinstance(spec["body"], str) else json.dumps(spec["body"])
+    with CaptureQueriesContext(connection) as queries:
+        client.post(spec["path"], body, content_type="application/json", **headers)
+    return len(queries)
+
+
+def scenarios(args):
+    from django.conf import settings
+
+    settings.META_GRAPH_URL = f"http://127.0.0.1:{STAND_IN_PORT}/v23.0"
+    n = args.requests
+    org, number, key = seed(unread_count=n + 1, outbound_count=100 * (n // 10) + 100)
+    auth = {"Authorization": f"Bearer {key}"}
+    path = f"/v1/{PHONE_NUMBER_ID}/messages"
+    plans = {
+        "first read": [{"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{i}")}
+                       for i in range(n)],
+        "read retry": [{"method": "POST", "path": path, "headers": auth, "body": receipt("wamid.LOADi0")}] * n,
+        "send text": [{"method": "POST", "path": path, "headers": {**auth, "Idempotency-Key": f"bench-{i}"},
+                       "body": send_body(f"order {i} shipped")} for i in range(n)],
+        "webhook of 100 statuses": [statuses_webhook(100 * i) for i in range(n // 10)],
+    }  # fmt: skip
+    direct_path = f"/v23.0/{PHONE_NUMBER_ID}/messages"
+    direct_bodies = {"first read": receipt("wamid.X"), "read retry": receipt("wamid.X"), "send text": send_body("x"),
+                     "webhook of 100 statuses": receipt("wamid.X")}  # fmt: skip
+    kirim = f"http://127.0.0.1:{KIRIM_PORT}"
+    stand_in = f"http://127.0.0.1:{STAND_IN_PORT}"
+    rows = []
+    for name, plan in plans.items():
+        measured = stats(load(kirim, plan, concurrency=args.concurrency))
+        direct_plan = [{"method": "POST", "path": direct_path, "body": direct_bodies[name]}] * len(plan)
+        direct = stats(load(stand_in, direct_plan, concurrency=args.concurrency))
+        sample = dict(plan[-1])
+        if name == "first read":
+            sample["body"] = receipt(f"wamid.LOADi{n}")  # one not yet read, as the scenario's were
+        if name == "send text":
+            sample["headers"] = {**auth, "Idempotency-Key": "bench-sample"}
+        if name == "webhook of 100 statuses":
+            sample = statuses_webhook(100 * (n // 10))
+        rows.append((name, measured, direct, queries_per_request(key, sample)))
+
+    print(f"\n{'scenario':26} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'queries':>7} | "
+          f"{'direct req/s':>12} {'p50':>6} {'p99':>6} | {'p50 ratio':>9} {'p50 overhead':>12}  statuses")  # fmt: skip
+    for name, measured, direct, queries in rows:
+        print(f"{name:26} {measured['rps']:7.0f} {measured['p50']:7.1f} {measured['p99']:7.1f} {queries:7d} | "
+              f"{direct['rps']:12.0f} {direct['p50']:6.1f} {direct['p99']:6.1f} | "
+              f"{measured['p50'] / direct['p50']:9.2f} {measured['p50'] - direct['p50']:9.1f} ms  "
+              f"{dict(measured['statuses'])}")  # fmt: skip
+    single = stats(load(kirim, plans["read retry"][: n // 2], concurrency=1))
+    direct_single = stats(load(stand_in, [{"method": "POST", "path": direct_path, "body": receipt("x")}] * (n // 2),
+                               concurrency=1))  # fmt: skip
+    print(
+        f"\none client at a time: read retry p50 {single['p50']:.2f} ms, straight to the stand-in "
+        f"{direct_single['p50']:.2f} ms: overhead {single['p50'] - direct_single['p50']:.2f} ms"
+    )
+
+
+def mixed(args):
+    """Everything at once with Meta failing 10% of calls; then count what must never happen."""
+    from inbox.models import Message, WebhookEvent
+
+    from fakemeta import payloads
+
+    org, number, key = seed(unread_count=300, outbound_count=0)
+    auth = {"Authorization": f"Bearer {key}"}
+    path = f"/v1/{PHONE_NUMBER_ID}/messages"
+    events_before = WebhookEvent.objects.count()
+    plan = []
+    for i in range(300):  # every unread message gets 1 to 4 concurrent receipts
+        plan += [{"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{i}")}] * (1 + i % 4)
+    for i in range(300):  # sends, each key sent up to three times
+        spec = {"method": "POST", "path": path, "headers": {**auth, "Idempotency-Key": f"mixed-{i}"},
+                "body": send_body(f"mixed send {i}")}  # fmt: skip
+        plan += [spec] * (1 + i % 3)
+    for i in range(300):  # inbound messages by webhook; every fifth delivered twice, as Meta may
+        hook = signed_webhook(payloads.webhook(PHONE_NUMBER_ID, contacts=[payloads.contact(f"62822{i:07d}", "Load")],
+                              messages=[payloads.text_message(f"wamid.MIXEDIN{i}", f"62822{i:07d}", "hi")]))  # fmt: skip
+        plan += [hook] * (2 if i % 5 == 0 else 1)
+    random.Random(11).shuffle(plan)
+    began = time.monotonic()
+    run = load(f"http://127.0.0.1:{KIRIM_PORT}", plan, concurrency=args.concurrency, deadline_s=args.mixed_seconds)
+    elapsed = time.monotonic() - began
+    outcomes = [(spec, result) for spec, result in zip(plan, run["results"], strict=True) if result is not None]
+    recorded = stand_in_requests()
+
+    accepted = Counter(r["body"].get("message_id") for r in recorded
+                       if r["answered"] == 200 and r["body"].get("status") == "read")  # fmt: skip
+    sends = Counter(r["body"]["text"]["body"] for r in recorded if r["answered"] == 200 and r["body"].get("type"))
+    webhooks_acked = sum(1 for spec, (status, _) in outcomes if spec["path"] == "/webhooks/whatsapp" and status == 200)
+    webhooks_stored = WebhookEvent.objects.count() - events_before
+    inbound_stored = Message.objects.filter(wamid__startswith="wamid.MIXEDIN").count()
+    statuses = Counter(status for _, (status, _) in outcomes)
+    checks = {
+        "HTTP 500 answers": statuses.get(500, 0),
+        "duplicate Meta receipts for one message": sum(n - 1 for n in accepted.values() if n > 1),
+        "duplicate sends for one idempotency key": sum(n - 1 for n in sends.values() if n > 1),
+        "webhooks acknowledged but not stored": webhooks_acked - webhooks_stored,
+        "connection errors": statuses.get(0, 0),
+    }
+    print(f"\nmixed load: {len(outcomes)}/{len(plan)} requests in {elapsed:.1f}s with {args.concurrency} clients, "
+          f"Meta failing 10% of {len(recorded)} calls; answers {dict(sorted(statuses.items()))}")  # fmt: skip
+    print(f"  inbound messages stored {inbound_stored} of 300 distinct wamids; receipts accepted by Meta "
+          f"{len(accepted)} of 300 messages; sends accepted {len(sends)} of 300 keys")  # fmt: skip
+    for name, value in checks.items():
+        print(f"  {name:44} {value:5d}  {'ok' if value == 0 else 'FAIL'}")
+    return all(value == 0 for value in checks.values())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per scenario")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--mixed-seconds", type=int, default=120, help="deadline of the mixed run")
+    args = parser.parse_args()
+    setup_django()
+    logging.disable(logging.INFO)  # the in-process query count would print its request log lines
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {"DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+                           f"/{db['NAME']}",  # fmt: skip
+           "META_GRAPH_URL": f"http://127.0.0.1:{STAND_IN_PORT}/v23.0", "WEB_CONCURRENCY": str(WORKERS),
+           "BIND": f"127.0.0.1:{KIRIM_PORT}", "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+           "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    print(
+        f"gunicorn: {WORKERS} workers x 4 threads; load from a separate process with {args.concurrency} "
+        f"connections; {os.cpu_count()} cores",
+        flush=True,
+    )
+    stand_in = start_stand_in()
+    kirim = start([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"], env)
+    try:
+        wait_until_up(f"http://127.0.0.1:{KIRIM_PORT}/v1/health")
+        scenarios(args)
+        stand_in.terminate()
+        stand_in.wait()
+        stand_in = start_stand_in(fail_rate=0.1)
+        passed = mixed(args)
+    finally:
+        kirim.terminate()
+        stand_in.terminate()
+        kirim.wait()
+    if not passed:
+        raise SystemExit("mixed load: a check failed")
+
+
+if __name__ == "__main__":
+    main()
