@@ -15,7 +15,7 @@ import threading
 import time
 
 import requests
-from common import ROOT, setup_django
+from common import ROOT, fresh_org, setup_django
 
 MESSAGES = 100_000
 CONVERSATIONS = 2_000
@@ -26,13 +26,7 @@ STAND_IN_PORT = 8091
 def fill():
     from django.db import connection
 
-    from inbox.models import Org, PhoneNumber
-
-    Org.objects.filter(slug="bench-batch").delete()
-    org = Org.objects.create(name="Bench batch", slug="bench-batch")
-    number = PhoneNumber.objects.create(
-        org=org, phone_number_id="910000000001", display_phone_number="+62 810 1", access_token="bench"
-    )
+    org, (number,) = fresh_org("bench-batch", ["910000000001"])
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

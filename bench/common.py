@@ -33,3 +33,16 @@ def timed(function, runs):
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
     return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
+
+
+def fresh_org(slug, phone_number_ids, **fields):
+    """The bench org `slug` anew (its old data deleted), with a number per id."""
+    from inbox.models import Org, PhoneNumber
+
+    Org.objects.filter(slug=slug).delete()
+    org = Org.objects.create(name=slug, slug=slug, **fields)
+    numbers = [
+        PhoneNumber.objects.create(org=org, phone_number_id=pid, display_phone_number=f"+{pid}", access_token="bench")
+        for pid in phone_number_ids
+    ]
+    return org, numbers

@@ -7,7 +7,7 @@ time of the conversation list and of a conversation page (goal: under 200 ms eac
 import argparse
 import random
 
-from common import setup_django, timed
+from common import fresh_org, setup_django, timed
 
 MESSAGES = 1_000_000
 CONVERSATIONS = 10_000
@@ -18,16 +18,7 @@ GOAL_MS = 200
 def fill():
     from django.db import connection
 
-    from inbox.models import Org, PhoneNumber
-
-    Org.objects.filter(slug="bench").delete()
-    org = Org.objects.create(name="Bench", slug="bench")
-    numbers = [
-        PhoneNumber.objects.create(
-            org=org, phone_number_id=f"90000000000{n}", display_phone_number=f"+62 800 {n}", access_token="bench"
-        )
-        for n in range(NUMBERS)
-    ]
+    org, numbers = fresh_org("bench", [f"90000000000{n}" for n in range(NUMBERS)])
     first_number = numbers[0].pk
     with connection.cursor() as cursor:
         # Message g belongs to conversation g % CONVERSATIONS; every third is outbound; the newest 1%

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 
 import requests
-from common import ROOT, setup_django
+from common import ROOT, fresh_org, setup_django
 
 STAND_IN_PORT, KIRIM_PORT = 8095, 8096
 WORKERS = 4
@@ -72,14 +72,11 @@ def stats(run):
 
 
 def seed(unread_count, outbound_count):
-    from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+    """The bench org (its limit out of the way), its number, and an API key."""
+    from inbox.models import ApiKey, Direction, Message, Status
     from inbox.services import conversations_touch
 
-    Org.objects.filter(slug="bench-load").delete()
-    org = Org.objects.create(name="Bench load", slug="bench-load", rate_limit_per_minute=10**9)
-    number = PhoneNumber.objects.create(
-        org=org, phone_number_id=PHONE_NUMBER_ID, display_phone_number="+62 820 1", access_token="bench"
-    )
+    org, (number,) = fresh_org("bench-load", [PHONE_NUMBER_ID], rate_limit_per_minute=10**9)
     _, key = ApiKey.issue(org=org, name="bench")
 
     def message(n, direction, status):
@@ -121,7 +118,7 @@ def statuses_webhook(start, count=100):
                 payloads.status(f"wamid.LOADo{n}", ("sent", "delivered", "read")[n % 3], f"62821{n:07d}")
                 for n in range(start, start + count)
             ],
-        )  # fmt: skip
+        )
     )
 
 
@@ -144,7 +141,7 @@ def scenarios(args):
 
     settings.META_GRAPH_URL = f"http://127.0.0.1:{STAND_IN_PORT}/v23.0"
     n = args.requests
-    org, number, key = seed(unread_count=n + 1, outbound_count=100 * (n // 10) + 100)
+    _, _, key = seed(unread_count=n + 1, outbound_count=100 * (n // 10) + 100)
     auth = {"Authorization": f"Bearer {key}"}
     path = f"/v1/{PHONE_NUMBER_ID}/messages"
     plans = {
@@ -192,11 +189,10 @@ def scenarios(args):
 
 def mixed(args):
     """Everything at once with Meta failing 10% of calls; then count what must never happen."""
+    from fakemeta import payloads
     from inbox.models import Message, WebhookEvent
 
-    from fakemeta import payloads
-
-    org, number, key = seed(unread_count=300, outbound_count=0)
+    _, _, key = seed(unread_count=300, outbound_count=0)
     auth = {"Authorization": f"Bearer {key}"}
     path = f"/v1/{PHONE_NUMBER_ID}/messages"
     events_before = WebhookEvent.objects.count()
@@ -251,12 +247,18 @@ def main():
     logging.disable(logging.INFO)  # the in-process query count would print its request log lines
     from django.db import connection
 
-    db = connection.settings_dict
-    env = {"DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-                           f"/{db['NAME']}",  # fmt: skip
-           "META_GRAPH_URL": f"http://127.0.0.1:{STAND_IN_PORT}/v23.0", "WEB_CONCURRENCY": str(WORKERS),
-           "BIND": f"127.0.0.1:{KIRIM_PORT}", "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-           "SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    from kirim.dburl import database_url
+
+    env = {
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "META_GRAPH_URL": f"http://127.0.0.1:{STAND_IN_PORT}/v23.0",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "BIND": f"127.0.0.1:{KIRIM_PORT}",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+    }
     print(
         f"gunicorn: {WORKERS} workers x 4 threads; load from a separate process with {args.concurrency} "
         f"connections; {os.cpu_count()} cores",

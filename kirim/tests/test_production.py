@@ -18,6 +18,7 @@ from django.conf import settings
 from conftest import postgres_only
 from fakemeta.server import make_server
 from inbox.models import Message, Status
+from kirim.dburl import database_url
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
 
@@ -26,11 +27,6 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def database_url():
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -52,7 +48,7 @@ def start_gunicorn(stand_in):
         port = free_port()
         env = {
             **os.environ,
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": database_url(settings.DATABASES["default"]),
             "META_GRAPH_URL": f"{stand_in.url}/v23.0",
             "META_TIMEOUT": "1",
             "META_RETRY_BUDGET": "4",

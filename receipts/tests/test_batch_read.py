@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from conftest import graph_messages_url, postgres_only
 from inbox.models import Message, ReadVia, Status
+from kirim.dburl import database_url
 from receipts.services import SKIP_EXPIRED
 
 pytestmark = pytest.mark.django_db(transaction=True)  # worker threads read what the test wrote
@@ -223,11 +224,9 @@ def test_two_runs_at_once_in_separate_processes_never_send_a_message_two_receipt
         for _ in range(3):
             make_message(phone_number, contact=f"62{contact:04d}")
     meta_stand_in.state.latency = 0.02
-    database = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST'] or '127.0.0.1'}"
-        f":{database['PORT'] or 5432}/{database['NAME']}",
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "META_GRAPH_URL": settings.META_GRAPH_URL,
     }
     command = [sys.executable, "manage.py", "batch_read", "--all", "--concurrency", "4", "--json"]
