@@ -20,6 +20,7 @@ import json
 import os
 import random
 import secrets
+import sys
 import threading
 import time
 import urllib.error
@@ -216,9 +217,17 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(fault.get("status", 400), {"error": fault.get("error", DEFAULT_ERROR)})
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that hung up (Kirim timing out on a slow fault) is expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def make_server(host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0):
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = QuietServer((host, port), Handler)
     server.state = StandIn(latency_ms=latency_ms, webhook_url=webhook_url, app_secret=app_secret, fail_rate=fail_rate)
     return server
 

@@ -56,7 +56,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
                     resource_type_field_name=None,
                 ),
             ),
-            **errors(400, 401, 404, 409, 415, 422, 502),
+            **errors(400, 401, 404, 409, 415, 422, 429, 502),
         },
     )
     def create(self, request, phone_number_id):
@@ -85,7 +85,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="List messages, newest first",
         parameters=[PHONE_NUMBER_ID, MessageListQuerySerializer],
-        responses={200: list_schema("MessageList", MessageSerializer(many=True)), **errors(400, 401, 404)},
+        responses={200: list_schema("MessageList", MessageSerializer(many=True)), **errors(400, 401, 404, 429)},
     )
     def list(self, request, phone_number_id):
         query = MessageListQuerySerializer(data=request.query_params.dict())  # `?status=` is an error, not absent
@@ -109,7 +109,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="Get one message by its id",
         parameters=[PHONE_NUMBER_ID, OpenApiParameter("id", str, OpenApiParameter.PATH, description="`msg_...`")],
-        responses={200: data_envelope("MessageResponse", MessageSerializer()), **errors(401, 404)},
+        responses={200: data_envelope("MessageResponse", MessageSerializer()), **errors(401, 404, 429)},
     )
     def retrieve(self, request, phone_number_id, pk):
         message = None
@@ -124,7 +124,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
 class AccountsView(APIView):
     @extend_schema(
         summary="The org's phone numbers",
-        responses={200: list_schema("PhoneNumberList", PhoneNumberSerializer(many=True)), **errors(401)},
+        responses={200: list_schema("PhoneNumberList", PhoneNumberSerializer(many=True)), **errors(401, 429)},
     )
     def get(self, request):
         numbers = request.user.phone_numbers.order_by("created_at", "pk")
@@ -133,7 +133,8 @@ class AccountsView(APIView):
 
 class MeView(APIView):
     @extend_schema(
-        summary="The key's org and key", responses={200: data_envelope("MeResponse", MeSerializer()), **errors(401)}
+        summary="The key's org and key",
+        responses={200: data_envelope("MeResponse", MeSerializer()), **errors(401, 429)},
     )
     def get(self, request):
         return envelope(request, MeSerializer({"org": request.user, "api_key": request.auth}).data)
