@@ -264,3 +264,18 @@ class RateLimitWindow(models.Model):
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=("org", "minute"), name="rate_limit_window_unique"),)
+
+
+class EarlyStatus(models.Model):
+    """A delivery status that arrived before its send's wamid was stored (Meta's webhook can beat
+    our own write of Meta's answer). Applied, then deleted, when that wamid is stored."""
+
+    phone_number_id = models.CharField(max_length=20)
+    wamid = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=16)
+    errors = models.JSONField(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "early statuses"

@@ -13,6 +13,7 @@ from inbox.models import (
     OUTBOUND_RANK,
     Conversation,
     Direction,
+    EarlyStatus,
     Message,
     PhoneNumber,
     Status,
@@ -45,7 +46,18 @@ def message_send(*, phone_number, body):
         raise
     _update(message, status=Status.ACCEPTED, wamid=answer.wamid, contact_wa_id=answer.wa_id or message.contact_wa_id)
     conversations_touch([message])
+    _apply_early_statuses(message)
     return message
+
+
+def _apply_early_statuses(message):
+    """Statuses Meta reported for this wamid before we had stored it, applied now."""
+    early = list(EarlyStatus.objects.filter(wamid=message.wamid))
+    if not early:
+        return
+    _apply_statuses([events.StatusUpdate(e.phone_number_id, e.wamid, e.status, e.timestamp, e.errors) for e in early])
+    EarlyStatus.objects.filter(pk__in=[e.pk for e in early]).delete()
+    message.refresh_from_db(fields=["status", "error", "updated_at"])
 
 
 def _update(message, **fields):
@@ -151,7 +163,24 @@ def _apply_statuses(updates):
             .filter(status__in=statuses_below(Status.FAILED))
             .update(status=Status.FAILED, error={"errors": update.errors}, updated_at=now)
         )
+    _keep_early([*highest.values(), *failures.values()])
     return changed
+
+
+def _keep_early(updates):
+    """Keep statuses whose wamid no outbound message has yet: its send may still be storing it."""
+    wamids = {update.wamid for update in updates}
+    if not wamids:
+        return
+    known = set(_outbound(updates).values_list("wamid", flat=True))
+    early = [update for update in updates if update.wamid not in known]
+    if early:
+        logger.info("%d status(es) for wamids not stored yet kept for their sends", len(early))
+        EarlyStatus.objects.bulk_create(
+            EarlyStatus(phone_number_id=u.phone_number_id, wamid=u.wamid, status=u.status, errors=u.errors,
+                        timestamp=u.timestamp)
+            for u in early
+        )  # fmt: skip
 
 
 def _outbound(updates):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conftest import fire_at_once, graph_messages_url, postgres_only
-from inbox.models import ApiKey, Direction, IdempotencyRecord, Message, Status
+from inbox.models import ApiKey, Direction, EarlyStatus, IdempotencyRecord, Message, Status
 
 TO = "6281234567890"
 
@@ -237,3 +237,25 @@ def test_a_nul_character_anywhere_in_the_body_is_400_naming_where(api, phone_num
     assert response.json()["error"]["param"] == "context.message_id"
     assert nested.status_code == 400 and nested.json()["error"]["param"] == "text"
     assert not Message.objects.exists()
+
+
+def test_a_status_that_beats_its_send_is_applied_when_the_wamid_is_stored(api, phone_number, meta, settings):
+    from django.test import Client
+
+    from fakemeta import payloads
+
+    def meta_answers_after_its_webhook(request):
+        # Meta's "delivered" webhook reaches Kirim before Kirim has stored the wamid of this send.
+        raw = payloads.encode(payloads.webhook(phone_number.phone_number_id,
+                                               statuses=[payloads.status("wamid.EARLY", "delivered", TO)]))  # fmt: skip
+        Client().post("/webhooks/whatsapp", raw, content_type="application/json",
+                      HTTP_X_HUB_SIGNATURE_256=payloads.sign(raw, settings.META_APP_SECRET))  # fmt: skip
+        return 200, {}, json.dumps({"messaging_product": "whatsapp", "messages": [{"id": "wamid.EARLY"}]})
+
+    meta.add_callback("POST", graph_messages_url(phone_number), callback=meta_answers_after_its_webhook)
+
+    response = send(api, phone_number, text_body())
+
+    assert response.json()["data"]["status"] == "delivered"
+    assert Message.objects.get().status == Status.DELIVERED
+    assert not EarlyStatus.objects.exists()

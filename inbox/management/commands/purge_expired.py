@@ -4,14 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from inbox.models import IdempotencyRecord, RateLimitWindow, WebhookEvent
+from inbox.models import EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
 from kirim.ratelimit import WINDOW_SECONDS
 
 
 class Command(BaseCommand):
     help = (
         "Delete what has served its time: idempotency records past 24 hours, rate-limit windows past "
-        "their minute, and processed webhook bodies older than WEBHOOK_EVENTS_KEEP_DAYS. Run it from "
+        "their minute, statuses for unknown wamids after a day, and processed webhook bodies older than "
+        "WEBHOOK_EVENTS_KEEP_DAYS. Run it from "
         "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
     )
 
@@ -25,5 +26,7 @@ class Command(BaseCommand):
                 processed_at__isnull=False,
                 received_at__lt=now - timedelta(days=settings.WEBHOOK_EVENTS_KEEP_DAYS),
             ).delete()[0],
+            # A status whose send never stored its wamid within a day belongs to no message of ours.
+            "early statuses": EarlyStatus.objects.filter(received_at__lt=now - timedelta(days=1)).delete()[0],
         }
         self.stdout.write("Deleted " + ", ".join(f"{n} {what}" for what, n in deleted.items()) + ".")
