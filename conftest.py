@@ -39,6 +39,18 @@ def fire_at_once(count, request):
     return results
 
 
+def assert_error(response, status, code, param=None):
+    """The contract's error envelope: JSON, the code and param, and the request id of the header."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["param"] == param
+    assert error["request_id"] == response["X-Request-Id"]
+    assert error["request_id"].startswith("req_")
+    return error
+
+
 def graph_messages_url(phone_number):
     return f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
 

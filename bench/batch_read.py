@@ -8,7 +8,6 @@ per conversation, wall time, and its ratio to the ideal 2000 * 50 ms / concurren
 import argparse
 import io
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -76,7 +75,6 @@ def main():
     from django.conf import settings
     from django.core.management import call_command
 
-    logging.getLogger("kirim").setLevel(logging.WARNING)  # a line per conversation would be measured too
     print(f"filling {MESSAGES:,} unread messages over {CONVERSATIONS:,} conversations ...", flush=True)
     fill()
     # The stand-in runs in its own process, as Meta would: it must not share this one's GIL.

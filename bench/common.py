@@ -1,5 +1,6 @@
 """Shared by the benchmarks: Django set up against the PostgreSQL named by DATABASE_URL, and timing."""
 
+import logging
 import os
 import statistics
 import sys
@@ -16,6 +17,8 @@ def setup_django():
     from django.conf import settings
 
     django.setup()
+    # A log line per request or per conversation would be measured too, and drown the results.
+    logging.disable(logging.INFO)
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         sys.exit("Benchmarks run on PostgreSQL: set DATABASE_URL=postgres://... (a database they may fill).")
     from django.core.management import call_command

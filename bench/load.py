@@ -9,7 +9,6 @@ duplicate receipts, duplicate sends and webhooks acknowledged but not stored. Lo
 
 import argparse
 import json
-import logging
 import os
 import random
 import statistics
@@ -244,7 +243,6 @@ def main():
     parser.add_argument("--mixed-seconds", type=int, default=120, help="deadline of the mixed run")
     args = parser.parse_args()
     setup_django()
-    logging.disable(logging.INFO)  # the in-process query count would print its request log lines
     from django.db import connection
 
     from kirim.dburl import database_url

@@ -19,8 +19,7 @@ from kirim.api import PhoneNumberScopedMixin, envelope, list_envelope
 from kirim.errors import InvalidField, InvalidRequest, MissingField, NotFound
 from kirim.ids import is_public_id
 from kirim.pagination import keyset_page
-from kirim.schema import data_envelope, errors
-from kirim.schema import list_envelope as list_schema
+from kirim.schema import data_envelope_schema, errors, list_envelope_schema
 from receipts.api import ReadReceiptOutSerializer, ReadReceiptSerializer, read_receipt
 
 PHONE_NUMBER_ID = OpenApiParameter(
@@ -48,7 +47,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
             "MessagesRequest", serializers=[ReadReceiptSerializer, SendSerializer], resource_type_field_name=None
         ),
         responses={
-            200: data_envelope(
+            200: data_envelope_schema(
                 "MessagesResponse",
                 PolymorphicProxySerializer(
                     "MessagesResult",
@@ -85,7 +84,10 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="List messages, newest first",
         parameters=[PHONE_NUMBER_ID, MessageListQuerySerializer],
-        responses={200: list_schema("MessageList", MessageSerializer(many=True)), **errors(400, 401, 404, 429)},
+        responses={
+            200: list_envelope_schema("MessageList", MessageSerializer(many=True)),
+            **errors(400, 401, 404, 429),
+        },
     )
     def list(self, request, phone_number_id):
         query = MessageListQuerySerializer(data=request.query_params.dict())  # `?status=` is an error, not absent
@@ -109,7 +111,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="Get one message by its id",
         parameters=[PHONE_NUMBER_ID, OpenApiParameter("id", str, OpenApiParameter.PATH, description="`msg_...`")],
-        responses={200: data_envelope("MessageResponse", MessageSerializer()), **errors(401, 404, 429)},
+        responses={200: data_envelope_schema("MessageResponse", MessageSerializer()), **errors(401, 404, 429)},
     )
     def retrieve(self, request, phone_number_id, pk):
         message = None
@@ -124,7 +126,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
 class AccountsView(APIView):
     @extend_schema(
         summary="The org's phone numbers",
-        responses={200: list_schema("PhoneNumberList", PhoneNumberSerializer(many=True)), **errors(401, 429)},
+        responses={200: list_envelope_schema("PhoneNumberList", PhoneNumberSerializer(many=True)), **errors(401, 429)},
     )
     def get(self, request):
         numbers = request.user.phone_numbers.order_by("created_at", "pk")
@@ -134,7 +136,7 @@ class AccountsView(APIView):
 class MeView(APIView):
     @extend_schema(
         summary="The key's org and key",
-        responses={200: data_envelope("MeResponse", MeSerializer()), **errors(401, 429)},
+        responses={200: data_envelope_schema("MeResponse", MeSerializer()), **errors(401, 429)},
     )
     def get(self, request):
         return envelope(request, MeSerializer({"org": request.user, "api_key": request.auth}).data)

@@ -5,7 +5,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q
 from django.utils import timezone
 
 from kirim.ids import PublicIdField
@@ -120,6 +120,13 @@ class MessageQuerySet(models.QuerySet):
 
     def conversation(self, phone_number_id, contact_wa_id):
         return self.filter(phone_number_id=phone_number_id, contact_wa_id=contact_wa_id)
+
+    def unread_of_outer_conversation(self):
+        """Unread inbound messages of the conversation row of an outer query, for correlated
+        subqueries over conversations (served by the partial index message_unread_inbound)."""
+        return self.unread_inbound().filter(
+            phone_number_id=OuterRef("phone_number_id"), contact_wa_id=OuterRef("contact_wa_id")
+        )
 
     def lock_in_pk_order(self, *fields):
         """Lock the rows with SELECT ... FOR UPDATE in primary-key order; return `fields` of each.

@@ -4,8 +4,11 @@
 import json
 import logging
 from collections import defaultdict
+from functools import reduce
+from operator import or_
 
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inbox import events
@@ -46,18 +49,26 @@ def message_send(*, phone_number, body):
         raise
     _update(message, status=Status.ACCEPTED, wamid=answer.wamid, contact_wa_id=answer.wa_id or message.contact_wa_id)
     conversations_touch([message])
-    _apply_early_statuses(message)
+    if early_statuses_apply(EarlyStatus.objects.filter(wamid=message.wamid)):
+        message.refresh_from_db(fields=["status", "error", "updated_at"])
     return message
 
 
-def _apply_early_statuses(message):
-    """Statuses Meta reported for this wamid before we had stored it, applied now."""
-    early = list(EarlyStatus.objects.filter(wamid=message.wamid))
+def early_statuses_apply(early=None):
+    """Apply kept statuses whose wamid a send has stored since, and forget them; how many applied.
+
+    A send calls this for its own wamid. A status kept at the very moment its send was checking is
+    missed there (neither saw the other's uncommitted row), so `purge_expired` calls it for all."""
+    early = list(early if early is not None else EarlyStatus.objects.all())
     if not early:
-        return
-    _apply_statuses([events.StatusUpdate(e.phone_number_id, e.wamid, e.status, e.timestamp, e.errors) for e in early])
-    EarlyStatus.objects.filter(pk__in=[e.pk for e in early]).delete()
-    message.refresh_from_db(fields=["status", "error", "updated_at"])
+        return 0
+    updates = [events.StatusUpdate(e.phone_number_id, e.wamid, e.status, e.timestamp, e.errors) for e in early]
+    stored = set(_outbound(updates).values_list("wamid", flat=True))
+    applied = [e for e in early if e.wamid in stored]
+    if applied:
+        _apply_statuses([u for u in updates if u.wamid in stored], keep_unknown=False)
+        EarlyStatus.objects.filter(pk__in=[e.pk for e in applied]).delete()
+    return len(applied)
 
 
 def _update(message, **fields):
@@ -136,9 +147,10 @@ def _store_inbound(inbound):
     return len(rows)
 
 
-def _apply_statuses(updates):
+def _apply_statuses(updates, *, keep_unknown=True):
     """Move outbound messages up the status ladder, never down: one UPDATE per target status for all
-    wamids that reach it, each conditional on the row being below it. Returns rows changed."""
+    wamids that reach it, each conditional on the row being below it. Statuses for wamids no message
+    has yet are kept for their sends (`keep_unknown`). Returns rows changed."""
     highest = {}
     failures = {}
     for update in updates:
@@ -163,7 +175,8 @@ def _apply_statuses(updates):
             .filter(status__in=statuses_below(Status.FAILED))
             .update(status=Status.FAILED, error={"errors": update.errors}, updated_at=now)
         )
-    _keep_early([*highest.values(), *failures.values()])
+    if keep_unknown:
+        _keep_early([*highest.values(), *failures.values()])
     return changed
 
 
@@ -188,10 +201,10 @@ def _outbound(updates):
     by_number = defaultdict(list)
     for update in updates:
         by_number[update.phone_number_id].append(update.wamid)
-    rows = Message.objects.none()
-    for phone_number_id, wamids in by_number.items():
-        rows |= Message.objects.filter(phone_number__phone_number_id=phone_number_id, wamid__in=wamids)
-    return Message.objects.filter(pk__in=rows.values("pk"), direction=Direction.OUTBOUND)
+    on_their_numbers = reduce(
+        or_, (Q(phone_number__phone_number_id=number, wamid__in=wamids) for number, wamids in by_number.items())
+    )
+    return Message.objects.filter(on_their_numbers, direction=Direction.OUTBOUND)
 
 
 def conversations_touch(messages):

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from inbox.selectors import phone_number_of
 from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
-from kirim.schema import data_envelope
+from kirim.schema import data_envelope_schema
 
 
 class HealthSerializer(serializers.Serializer):
@@ -49,7 +49,7 @@ class PhoneNumberScopedMixin:
 @extend_schema(
     summary="Is Kirim up (and its database)?",
     auth=[],
-    responses={200: data_envelope("HealthResponse", HealthSerializer())},
+    responses={200: data_envelope_schema("HealthResponse", HealthSerializer())},
 )
 @api_view(["GET"])
 @authentication_classes([])

@@ -6,7 +6,6 @@ or done (the stored response, replayed with `Idempotent-Replayed: true`)."""
 
 import hashlib
 import json
-import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -18,7 +17,6 @@ from kirim.errors import ApiError, IdempotencyInProgress, IdempotencyKeyReuse, I
 
 KEEP_FOR = timedelta(hours=24)
 HEADER = "Idempotency-Key"
-logger = logging.getLogger("kirim.idempotency")
 
 
 def run_once(request, *, org, scope, body, respond):

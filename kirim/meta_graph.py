@@ -105,20 +105,21 @@ def post_messages(phone_number, payload, *, idempotent):
     of META_RETRY_BUDGET seconds. A call that is not idempotent (a send) is retried only when Meta
     cannot have received it, so a message is never sent twice."""
     deadline = time.monotonic() + settings.META_RETRY_BUDGET
-    for attempt in range(1, settings.META_MAX_ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         remaining = deadline - time.monotonic()
         try:
             return _attempt(phone_number, payload, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
         except _Failed as failure:
             delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             may_retry = failure.retryable and (idempotent or not failure.maybe_received)
-            if not may_retry or attempt == settings.META_MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+            if not may_retry or attempt >= settings.META_MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
                 raise failure.error from None
             logger.warning(
                 "Meta call failed (%s), retry %d in %.2fs", failure.error.upstream["message"], attempt, delay
             )
             time.sleep(delay)
-    raise AssertionError("unreachable: the last attempt raises")
 
 
 class CallLog:

@@ -55,11 +55,11 @@ def errors(*statuses):
     }
 
 
-def data_envelope(name, data_field):
+def data_envelope_schema(name, data_field):
     return inline_serializer(name, {"data": data_field, "request_id": serializers.CharField()})
 
 
-def list_envelope(name, data_field):
+def list_envelope_schema(name, data_field):
     envelope = inline_serializer(
         name,
         {

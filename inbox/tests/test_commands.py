@@ -119,3 +119,20 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
     assert list(RateLimitWindow.objects.values_list("minute", flat=True)) == [minute]
     assert WebhookEvent.objects.count() == 2  # the recent one, and the old one never applied
+
+
+def test_purge_expired_applies_a_status_its_send_missed(phone_number, make_message):
+    """The race a send cannot see: its status was kept while it was checking for early ones."""
+    from django.utils import timezone
+
+    from inbox.models import Direction, EarlyStatus, Message, Status
+
+    sent = make_message(phone_number, direction=Direction.OUTBOUND, status=Status.ACCEPTED)
+    EarlyStatus.objects.create(phone_number_id=phone_number.phone_number_id, wamid=sent.wamid, status="delivered",
+                               timestamp=timezone.now())  # fmt: skip
+    EarlyStatus.objects.create(phone_number_id=phone_number.phone_number_id, wamid="wamid.NOT_YET",
+                               status="read", timestamp=timezone.now())  # fmt: skip
+
+    assert "Applied 1 early status(es)." in run("purge_expired")
+    assert Message.objects.get(pk=sent.pk).status == Status.DELIVERED
+    assert list(EarlyStatus.objects.values_list("wamid", flat=True)) == ["wamid.NOT_YET"]

@@ -6,7 +6,7 @@ import pytest
 import requests
 from django.db import connection
 
-from conftest import graph_messages_url
+from conftest import assert_error, graph_messages_url
 from inbox.models import Direction, Message, ReadVia, Status
 
 
@@ -16,16 +16,6 @@ def receipt(wamid, **extra):
 
 def post(api, phone_number, body):
     return api.post(f"/v1/{phone_number.phone_number_id}/messages", body, format="json")
-
-
-def assert_error(response, status, code, param=None):
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["param"] == param
-    assert error["request_id"] == response["X-Request-Id"]
-    assert error["request_id"].startswith("req_")
-    return error
 
 
 def test_first_read_flips_the_message_and_answers_the_seed_shape(api, phone_number, make_message, meta_accepts_reads):

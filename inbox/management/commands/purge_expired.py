@@ -5,18 +5,21 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from inbox.models import EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
+from inbox.services import early_statuses_apply
 from kirim.ratelimit import WINDOW_SECONDS
 
 
 class Command(BaseCommand):
     help = (
-        "Delete what has served its time: idempotency records past 24 hours, rate-limit windows past "
+        "Apply delivery statuses whose send has stored its wamid since they arrived, then delete what "
+        "has served its time: idempotency records past 24 hours, rate-limit windows past "
         "their minute, statuses for unknown wamids after a day, and processed webhook bodies older than "
         "WEBHOOK_EVENTS_KEEP_DAYS. Run it from "
         "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
     )
 
     def handle(self, **options):
+        applied = early_statuses_apply()
         now = timezone.now()
         current_minute = int(now.timestamp() // WINDOW_SECONDS)
         deleted = {
@@ -29,4 +32,8 @@ class Command(BaseCommand):
             # A status whose send never stored its wamid within a day belongs to no message of ours.
             "early statuses": EarlyStatus.objects.filter(received_at__lt=now - timedelta(days=1)).delete()[0],
         }
-        self.stdout.write("Deleted " + ", ".join(f"{n} {what}" for what, n in deleted.items()) + ".")
+        self.stdout.write(
+            f"Applied {applied} early status(es). Deleted "
+            + ", ".join(f"{n} {what}" for what, n in deleted.items())
+            + "."
+        )
