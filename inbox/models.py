@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q
 from django.utils import timezone
 
 from kirim.ids import PublicIdField
+from kirim.lookups import JoinedRowLookup
 
 API_KEY_PREFIX = "kirim_live_"
 
@@ -43,12 +44,6 @@ class PhoneNumber(models.Model):
         return self.display_phone_number
 
 
-class ApiKeyQuerySet(models.QuerySet):
-    def for_secret(self, secret):
-        """The key with this secret, with its org, in one query on the unique digest index."""
-        return self.select_related("org").filter(digest=ApiKey.digest_of(secret)).first()
-
-
 class ApiKey(models.Model):
     """Stored as a SHA-256 digest: a key has far more entropy than a password, so a slow hash buys
     nothing, and a digest lookup stays one indexed query per request."""
@@ -63,8 +58,6 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    objects = ApiKeyQuerySet.as_manager()
-
     class Meta:
         verbose_name = "API key"
 
@@ -74,6 +67,11 @@ class ApiKey(models.Model):
     @staticmethod
     def digest_of(secret):
         return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def for_secret(cls, secret):
+        """The key with this secret, with its org, in one query on the unique digest index."""
+        return _KEY_WITH_ORG_BY_DIGEST.get(cls.digest_of(secret))
 
     @classmethod
     def issue(cls, *, org, name="", expires_at=None):
@@ -212,6 +210,16 @@ class Message(models.Model):
     @property
     def is_read(self):
         return self.status == Status.READ
+
+    @classmethod
+    def for_wamid(cls, wamid):
+        """The message with this wamid, with its number, in one query on the unique wamid index."""
+        return _MESSAGE_WITH_NUMBER_BY_WAMID.get(wamid)
+
+
+# What every API request and every read receipt looks up, as hand-written SQL (kirim/lookups.py: why).
+_KEY_WITH_ORG_BY_DIGEST = JoinedRowLookup(ApiKey, "org", "digest")
+_MESSAGE_WITH_NUMBER_BY_WAMID = JoinedRowLookup(Message, "phone_number", "wamid")
 
 
 # Outbound statuses only move up this ladder; `failed` is terminal and only replaces a status below

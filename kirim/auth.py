@@ -21,7 +21,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret.startswith(API_KEY_PREFIX):
             raise InvalidApiKey()
-        key = ApiKey.objects.for_secret(secret)
+        key = ApiKey.for_secret(secret)
         if key is None or key.revoked_at is not None:
             raise InvalidApiKey()
         now = timezone.now()

@@ -26,8 +26,7 @@ class ReadOutcome:
 
 def _inbound_message(*, org, phone_number_id, wamid):
     """The inbound message `wamid` of this org's number; another number's or org's is simply not found."""
-    # One query on the unique wamid index, with the number: the hot path needs no other lookup.
-    message = Message.objects.select_related("phone_number").filter(wamid=wamid).first()
+    message = Message.for_wamid(wamid)  # the hot path needs no other lookup
     if message is None or message.org_id != org.pk or message.phone_number.phone_number_id != phone_number_id:
         phone_number_of(org, phone_number_id)  # an unknown number is the 404 to give first
         raise NotFound("No message with this message_id on this phone number.", param="message_id")

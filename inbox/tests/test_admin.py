@@ -110,7 +110,7 @@ def test_an_api_key_is_shown_once_and_its_digest_never(staff, org, phone_number)
     created = staff.post(reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": ""})
 
     secret = created.context["secret"]
-    key = ApiKey.objects.for_secret(secret)
+    key = ApiKey.for_secret(secret)
     assert key.name == "crm" and key.org == org
     assert created.content.decode().count(secret) == 1
     for url in (reverse("admin:inbox_apikey_change", args=[key.pk]), reverse("admin:inbox_apikey_changelist")):
@@ -120,7 +120,7 @@ def test_an_api_key_is_shown_once_and_its_digest_never(staff, org, phone_number)
 
 
 def test_revoking_a_key_makes_it_401(staff, org, phone_number, api, api_key_secret):
-    key = ApiKey.objects.for_secret(api_key_secret)
+    key = ApiKey.for_secret(api_key_secret)
 
     staff.post(reverse("admin:inbox_apikey_changelist"), {"action": "revoke", "_selected_action": [key.pk]})
 

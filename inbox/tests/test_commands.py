@@ -77,7 +77,7 @@ def test_create_api_key_prints_a_working_key_once_on_the_last_line(org, phone_nu
 
     secret = out.strip().splitlines()[-1]
     assert out.count(secret) == 1
-    key = ApiKey.objects.for_secret(secret)
+    key = ApiKey.for_secret(secret)
     assert key.org == org and key.name == "crm" and key.expires_at is not None
 
 
@@ -88,7 +88,7 @@ def test_seed_demo_resets_the_demo_and_writes_what_to_curl(db, tmp_path):
 
     values = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines())
     assert Org.objects.filter(slug="demo").count() == 1
-    assert ApiKey.objects.for_secret(values["KIRIM_KEY"]).org.slug == "demo"
+    assert ApiKey.for_secret(values["KIRIM_KEY"]).org.slug == "demo"
     message = Message.objects.get(wamid=values["WAMID"])
     assert message.status == Status.RECEIVED and message.phone_number.phone_number_id == values["PHONE_ID"]
 
