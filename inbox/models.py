@@ -71,7 +71,7 @@ class ApiKey(models.Model):
     @classmethod
     def for_secret(cls, secret):
         """The key with this secret, with its org, in one query on the unique digest index."""
-        return _KEY_WITH_ORG_BY_DIGEST.get(cls.digest_of(secret))
+        return KEY_WITH_ORG_BY_DIGEST.get(cls.digest_of(secret))
 
     @classmethod
     def issue(cls, *, org, name="", expires_at=None):
@@ -88,6 +88,9 @@ class ApiKey(models.Model):
 
     def is_expired(self, now=None):
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def is_active(self, now=None):
+        return self.revoked_at is None and not self.is_expired(now)
 
 
 class Direction(models.TextChoices):
@@ -214,12 +217,12 @@ class Message(models.Model):
     @classmethod
     def for_wamid(cls, wamid):
         """The message with this wamid, with its number, in one query on the unique wamid index."""
-        return _MESSAGE_WITH_NUMBER_BY_WAMID.get(wamid)
+        return MESSAGE_WITH_NUMBER_BY_WAMID.get(wamid)
 
 
 # What every API request and every read receipt looks up, as hand-written SQL (kirim/lookups.py: why).
-_KEY_WITH_ORG_BY_DIGEST = JoinedRowLookup(ApiKey, "org", "digest")
-_MESSAGE_WITH_NUMBER_BY_WAMID = JoinedRowLookup(Message, "phone_number", "wamid")
+KEY_WITH_ORG_BY_DIGEST = JoinedRowLookup(ApiKey, "org", "digest")
+MESSAGE_WITH_NUMBER_BY_WAMID = JoinedRowLookup(Message, "phone_number", "wamid")
 
 
 # Outbound statuses only move up this ladder; `failed` is terminal and only replaces a status below

@@ -8,23 +8,25 @@ from rest_framework.permissions import BasePermission
 
 from inbox.models import API_KEY_PREFIX, ApiKey
 from kirim.errors import ExpiredApiKey, InvalidApiKey
+from kirim.ratelimit import key_counting_request
 
 # last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """Sets request.user to the key's org and request.auth to the key."""
+    """Sets request.user to the key's org and request.auth to the key, this request counted against the
+    org's rate limit in the same round trip (kirim.ratelimit decides)."""
 
     def authenticate(self, request):
         scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret.startswith(API_KEY_PREFIX):
             raise InvalidApiKey()
-        key = ApiKey.for_secret(secret)
+        now = timezone.now()
+        key = key_counting_request(secret, now)
         if key is None or key.revoked_at is not None:
             raise InvalidApiKey()
-        now = timezone.now()
         if key.is_expired(now):
             raise ExpiredApiKey()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:

@@ -22,42 +22,51 @@ class JoinedRowLookup:
         return self.model._meta.get_field(self.foreign_key_name)
 
     @cached_property
-    def _statement(self):
+    def _parts(self):
         """Built on first use, when the app registry is ready."""
         connection = connections[DEFAULT_DB_ALIAS]
         quote = connection.ops.quote_name
         child, parent = self.model._meta, self.foreign_key.related_model._meta
-        child_fields, parent_fields = child.concrete_fields, parent.concrete_fields
-        columns = [f"c.{quote(f.column)}" for f in child_fields] + [f"p.{quote(f.column)}" for f in parent_fields]
-        sql = (
-            f"SELECT {', '.join(columns)} FROM {quote(child.db_table)} c "
+        fields = [("c", f) for f in child.concrete_fields] + [("p", f) for f in parent.concrete_fields]
+        columns = ", ".join(f"{alias}.{quote(f.column)}" for alias, f in fields)
+        tables = (
+            f"FROM {quote(child.db_table)} c "
             f"JOIN {quote(parent.db_table)} p ON p.{quote(parent.pk.column)} = c.{quote(self.foreign_key.column)} "
             f"WHERE c.{quote(child.get_field(self.column_name).column)} = %s"
         )
         converters = []
-        for position, (alias, field) in enumerate([("c", f) for f in child_fields] + [("p", f) for f in parent_fields]):
+        for position, (alias, field) in enumerate(fields):
             column = field.get_col(alias)
             functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             if functions:
                 converters.append((position, column, functions))
-        names = ([f.attname for f in child_fields], [f.attname for f in parent_fields])
-        return sql, converters, names
+        names = [f.attname for f in child.concrete_fields], [f.attname for f in parent.concrete_fields]
+        return columns, tables, converters, names
+
+    def select(self, extra_column=None):
+        """The statement; its last placeholder is the column's value. `extra_column` (an SQL
+        expression) is selected after the instances' columns, where `instance` ignores it."""
+        columns, tables, _, _ = self._parts
+        return f"SELECT {columns}{f', {extra_column}' if extra_column else ''} {tables}"
 
     def get(self, value):
         """The instance whose column equals `value`, its parent attached; None when there is none."""
-        sql, converters, (child_names, parent_names) = self._statement
-        connection = connections[DEFAULT_DB_ALIAS]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [value])
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(self.select(), [value])
             row = cursor.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self.instance(row)
+
+    def instance(self, row):
+        """The instance, its parent attached, from a row of `select()`."""
+        _, _, converters, (child_names, parent_names) = self._parts
+        connection = connections[DEFAULT_DB_ALIAS]
         row = list(row)
         for position, column, functions in converters:
             for convert in functions:
                 row[position] = convert(row[position], column, connection)
         split = len(child_names)
         instance = self.model.from_db(DEFAULT_DB_ALIAS, child_names, row[:split])
-        parent = self.foreign_key.related_model.from_db(DEFAULT_DB_ALIAS, parent_names, row[split:])
+        parent_values = row[split : split + len(parent_names)]
+        parent = self.foreign_key.related_model.from_db(DEFAULT_DB_ALIAS, parent_names, parent_values)
         self.foreign_key.set_cached_value(instance, parent)
         return instance

@@ -2,8 +2,12 @@
 
 import json
 import logging
+from datetime import timedelta
 
-from inbox.models import RateLimitWindow
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from inbox.models import ApiKey, RateLimitWindow
 
 
 def test_headers_count_down_and_the_limit_answers_429(api, org, settings):
@@ -26,6 +30,23 @@ def test_an_orgs_own_limit_wins(api, org, settings):
     org.save()
 
     assert [api.get("/v1/me").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_revoked_and_expired_keys_are_refused_without_counting(org):
+    revoked, revoked_secret = ApiKey.issue(org=org)
+    revoked.revoked_at = timezone.now()
+    revoked.save()
+    _, expired_secret = ApiKey.issue(org=org, expires_at=timezone.now() - timedelta(seconds=1))
+    _, live_secret = ApiKey.issue(org=org)
+    client = APIClient()
+
+    statuses = [
+        client.get("/v1/me", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code
+        for secret in (revoked_secret, expired_secret, live_secret)
+    ]
+
+    assert statuses == [401, 401, 200]
+    assert RateLimitWindow.objects.get(org=org).count == 1
 
 
 def test_health_and_the_schema_are_not_counted(client, db):
