@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
 from inbox.services import conversations_touch
 
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(
     not ON_POSTGRES, reason="needs PostgreSQL: SQLite ignores SELECT ... FOR UPDATE (set DATABASE_URL)"
 )

@@ -14,12 +14,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kirim.settings")
 
 def setup_django():
     import django
-    from django.conf import settings
+    from django.db import connection
 
     django.setup()
     # A log line per request or per conversation would be measured too, and drown the results.
     logging.disable(logging.INFO)
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         sys.exit("Benchmarks run on PostgreSQL: set DATABASE_URL=postgres://... (a database they may fill).")
     from django.core.management import call_command
 

@@ -81,13 +81,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # reuse connections per thread
+    DATABASES["default"]["ENGINE"] = "kirim.postgresql"  # Django's, with a health check that costs no query
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Parameters bound by the server let psycopg prepare a statement after its second run on a
     # connection: the hot path's statements skip planning, ~0.2 ms each (docs/benchmarks.md). A pooler
     # that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode) needs it off.
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a transaction begins keeps
     # "one Meta call per message" true on the development database too.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 30}

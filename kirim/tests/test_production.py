@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from conftest import postgres_only
 from fakemeta.server import make_server
@@ -144,3 +145,44 @@ def test_rate_limits_are_shared_across_server_processes(start_gunicorn, org, api
         assert response.json()["error"]["type"] == "rate_limit_error"
         assert 1 <= int(response.headers["Retry-After"]) <= 60
         assert int(response.headers["X-RateLimit-Reset"]) > time.time()
+
+
+def end_every_other_session():
+    """What a database restart or failover does to the server's kept connections."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def test_connections_the_database_ended_are_replaced_not_answered_500(start_gunicorn, api_key_secret):
+    url = start_gunicorn(workers=2)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key_secret}"
+    assert {session.get(f"{url}/v1/me", timeout=10).status_code for _ in range(20)} == {200}
+
+    end_every_other_session()
+    time.sleep(0.2)
+
+    # every thread of both workers held a connection the database has since closed
+    assert [session.get(f"{url}/v1/me", timeout=10).status_code for _ in range(20)] == [200] * 20
+
+
+def test_the_health_check_sees_a_closed_connection_without_a_query():
+    kept = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with kept.cursor() as cursor:
+            cursor.execute("SELECT 'the last statement sent'")
+        assert kept.is_usable()
+        with connection.cursor() as cursor:  # what the server last received on the kept connection
+            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [kept.connection.info.backend_pid])
+            assert cursor.fetchone() == ("SELECT 'the last statement sent'",)
+
+        end_every_other_session()
+        deadline = time.monotonic() + 5
+        while kept.is_usable() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not kept.is_usable()
+    finally:
+        kept.close()
