@@ -16,6 +16,9 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 10_000  # recycle workers now and then, staggered
 max_requests_jitter = 1_000
+# The workers' heartbeat touches a file on every loop; on a disk-backed /tmp that costs each request
+# ~0.3 ms of the thread that hands requests out (measured with py-spy). Memory-backed where there is one.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = None  # kirim.requests writes one JSON line per request instead
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
