@@ -5,9 +5,11 @@ import json
 import pytest
 import requests
 from django.db import connection
+from rest_framework import serializers
 
 from conftest import assert_error, graph_messages_url
 from inbox.models import Direction, Message, ReadVia, Status
+from receipts.api import ReadReceiptOutSerializer
 
 
 def receipt(wamid, **extra):
@@ -261,3 +263,21 @@ def test_first_read_costs_at_most_7_queries_on_postgresql(
     locking = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
     assert len(locking) == (1 if connection.vendor == "postgresql" else 0)
     assert Message.objects.filter(status=Status.READ).count() == 6
+
+
+def test_the_receipt_answer_is_what_its_documented_fields_give(phone_number, make_message):
+    message = make_message(phone_number, status=Status.READ)
+    answer = ReadReceiptOutSerializer(message)
+
+    by_fields = serializers.Serializer.to_representation(answer, message)
+
+    assert (
+        answer.data
+        == by_fields
+        == {
+            "id": message.external_id,
+            "object": "message",
+            "status": "read",
+            "message_id": message.wamid,
+        }
+    )
