@@ -274,7 +274,8 @@ class WebhookEvent(models.Model):
 
 class RateLimitWindow(models.Model):
     """Requests an org made in one minute. Counted by one upsert per request, so the limit holds across
-    every worker and host sharing the database; `manage.py purge_expired` deletes old windows."""
+    every worker and host sharing the database; `manage.py purge_expired` deletes old windows.
+    Unlogged on PostgreSQL (migration 0008): a count need not survive a crash."""
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
     minute = models.BigIntegerField(help_text="Unix time // 60")

@@ -4,9 +4,11 @@ import json
 import logging
 from datetime import timedelta
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from conftest import postgres_only
 from inbox.models import ApiKey, RateLimitWindow
 
 
@@ -78,3 +80,10 @@ def test_one_json_line_per_request_with_no_secret(
     ]
     assert lines[0]["duration_ms"] >= lines[0]["meta_ms"] >= 0
     assert api_key_secret not in caplog.text and phone_number.access_token not in caplog.text
+
+
+@postgres_only
+def test_rate_limit_windows_skip_the_write_ahead_log_on_postgresql(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = %s", [RateLimitWindow._meta.db_table])
+        assert cursor.fetchone() == ("u",)  # unlogged
