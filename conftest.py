@@ -15,9 +15,7 @@ from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
 from inbox.services import conversations_touch
 
 ON_POSTGRES = connection.vendor == "postgresql"
-postgres_only = pytest.mark.skipif(
-    not ON_POSTGRES, reason="needs PostgreSQL: SQLite ignores SELECT ... FOR UPDATE (set DATABASE_URL)"
-)
+postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
 
 def fire_at_once(count, request):
