@@ -8,7 +8,7 @@ from functools import reduce
 from operator import or_
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import Case, JSONField, Q, Value, When
 from django.utils import timezone
 
 from inbox import events
@@ -149,7 +149,7 @@ def _store_inbound(inbound):
 
 def _apply_statuses(updates, *, keep_unknown=True):
     """Move outbound messages up the status ladder, never down: one UPDATE per target status for all
-    wamids that reach it, each conditional on the row being below it. Statuses for wamids no message
+    wamids that reach it (failed included), each conditional on the row being below it. Statuses for wamids no message
     has yet are kept for their sends (`keep_unknown`). Returns rows changed."""
     highest = {}
     failures = {}
@@ -169,11 +169,14 @@ def _apply_statuses(updates, *, keep_unknown=True):
     changed = 0
     for target, group in by_target.items():
         changed += _outbound(group).filter(status__in=statuses_below(target)).update(status=target, updated_at=now)
-    for update in failures.values():
+    if failures:  # one UPDATE for all, each row given its own errors (wamids are unique)
+        errors_of_each = Case(
+            *(When(wamid=u.wamid, then=Value({"errors": u.errors}, JSONField())) for u in failures.values())
+        )
         changed += (
-            _outbound([update])
+            _outbound(failures.values())
             .filter(status__in=statuses_below(Status.FAILED))
-            .update(status=Status.FAILED, error={"errors": update.errors}, updated_at=now)
+            .update(status=Status.FAILED, error=errors_of_each, updated_at=now)
         )
     if keep_unknown:
         _keep_early([*highest.values(), *failures.values()])

@@ -341,6 +341,26 @@ def test_a_100_message_payload_costs_a_bounded_number_of_queries(
     assert Message.objects.filter(direction=Direction.OUTBOUND, status=Status.READ).count() == 33
 
 
+def test_100_failed_statuses_cost_one_update_and_each_keeps_its_errors(
+    phone_number, make_message, deliver, django_assert_max_num_queries
+):
+    outbound = [make_message(phone_number, direction=Direction.OUTBOUND, status=Status.SENT) for _ in range(100)]
+    value = statuses_value(
+        *(documented_status(m.wamid, "failed", errors=[{"code": 131026, "title": f"undeliverable {n}"}])
+          for n, m in enumerate(outbound))
+    )  # fmt: skip
+
+    # 1 INSERT raw event, 2 SAVEPOINT, 3 one UPDATE for every failure, 4 which wamids are known,
+    # 5 mark the event processed, 6 RELEASE.
+    with django_assert_max_num_queries(6):
+        assert deliver(meta_payload(value)).status_code == 200
+
+    for n, message in enumerate(outbound):
+        message.refresh_from_db()
+        assert message.status == Status.FAILED
+        assert message.error == {"errors": [{"code": 131026, "title": f"undeliverable {n}"}]}
+
+
 def test_only_post_and_get(db):
     assert Client().put(URL).status_code == 405
 
