@@ -32,13 +32,13 @@ def key_counting_request(secret, now):
 
     On PostgreSQL the count rides in the lookup's statement (a data-modifying WITH): one round trip
     for every API request instead of two, about 0.4 ms. SQLite has no such WITH: two statements."""
-    digest = ApiKey.digest_of(secret)
     minute = int(now.timestamp() // WINDOW_SECONDS)
     if connection.vendor != "postgresql":
-        key = KEY_WITH_ORG_BY_DIGEST.get(digest)
+        key = ApiKey.for_secret(secret)
         if key is not None and key.is_active(now):
             key.window = (minute, count_request(key.org_id, minute))
         return key
+    digest = ApiKey.digest_of(secret)
     keys = connection.ops.quote_name(ApiKey._meta.db_table)
     active_key_org = (
         f"SELECT org_id, %s, 1 FROM {keys} "
