@@ -100,6 +100,11 @@ def receipt(wamid):
     return {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
 
 
+def straight_to_stand_in(body):
+    """The baseline: the same call made to the stand-in without Kirim in between."""
+    return {"method": "POST", "path": f"/v23.0/{PHONE_NUMBER_ID}/messages", "body": body}
+
+
 def send_body(text):
     return {"messaging_product": "whatsapp", "to": "6282100000001", "type": "text", "text": {"body": text}}
 
@@ -160,7 +165,6 @@ def scenarios(args):
                        "body": send_body(f"order {i} shipped")} for i in range(n)],
         "webhook of 100 statuses": [statuses_webhook(100 * i) for i in range(n // 10)],
     }  # fmt: skip
-    direct_path = f"/v23.0/{PHONE_NUMBER_ID}/messages"
     direct_bodies = {"first read": receipt("wamid.X"), "read retry": receipt("wamid.X"), "send text": send_body("x"),
                      "webhook of 100 statuses": receipt("wamid.X")}  # fmt: skip
     kirim = f"http://127.0.0.1:{KIRIM_PORT}"
@@ -169,7 +173,7 @@ def scenarios(args):
     rows = []
     for name, plan in plans.items():
         measured = stats(load(kirim, plan, concurrency=args.concurrency))
-        direct_plan = [{"method": "POST", "path": direct_path, "body": direct_bodies[name]}] * len(plan)
+        direct_plan = [straight_to_stand_in(direct_bodies[name])] * len(plan)
         direct = stats(load(stand_in, direct_plan, concurrency=args.concurrency))
         sample = dict(plan[-1])
         if name == "first read":
@@ -196,7 +200,7 @@ def one_client_at_a_time(kirim, stand_in, path, auth, first_unread):
     """p50 latencies with one request in flight, the overhead of a read receipt over the stand-in, on
     a quiet system: before the loaded scenarios, whose dead rows and autovacuum would be measured too.
     Rounds of each kind take turns, so that the machine's drift during the run lands on all alike."""
-    direct = {"method": "POST", "path": f"/v23.0/{PHONE_NUMBER_ID}/messages", "body": receipt("wamid.X")}
+    direct = straight_to_stand_in(receipt("wamid.X"))
     retry = {"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{first_unread}")}
     load(kirim, [retry], concurrency=1)  # read once: every timed request after it is a retry
     first_unread += 1
