@@ -6,15 +6,21 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 META_PORT ?= 8081
 
-.PHONY: install run test lint screenshots bench
+.PHONY: install lock run test lint postgres screenshots bench
 BENCH_DATABASE_URL ?= postgres://kirim:kirim@127.0.0.1:5432/kirim_bench
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The development set (tests, linters) on top of the runtime lock; production installs requirements.txt alone.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# Recompile the exact pins after editing requirements.in or requirements-dev.in.
+lock: install
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 
 # Local settings with fresh secrets, made once; real environment variables override them.
 .env:
@@ -35,9 +41,14 @@ test: install .env
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests for: $(PYTEST_ARGS)"; exit 0; fi; exit $$status
 
+# A local PostgreSQL with the role and database the README's PostgreSQL test command uses (needs root).
+postgres:
+	bash .ci/postgres
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # Refresh the README's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
 screenshots: install .env

@@ -1,6 +1,4 @@
-"""API plumbing shared by every /v1/ view: envelopes, strict fields, org and phone number scope."""
-
-from functools import cached_property
+"""API plumbing shared by every /v1/ view: envelopes, strict fields, health and JSON error handlers."""
 
 from django.db import connection
 from django.views import defaults
@@ -9,7 +7,6 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
-from inbox.selectors import phone_number_of
 from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
 from kirim.schema import data_envelope_schema
 
@@ -33,17 +30,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-class PhoneNumberScopedMixin:
-    """Views under /v1/{phone_number_id}/: the number must belong to the key's org.
-
-    Another org's number answers exactly like one that does not exist."""
-
-    @cached_property
-    def phone_number(self):
-        """Looked up on first use: the read-receipt branch finds the number with its message instead."""
-        return phone_number_of(self.request.user, self.kwargs["phone_number_id"])
 
 
 @extend_schema(

@@ -4,7 +4,6 @@ import json
 import logging
 import time
 
-from inbox.models import Org
 from kirim.ids import new_public_id
 from kirim.meta_graph import calls_made
 
@@ -42,7 +41,7 @@ class RequestLogMiddleware:
             json.dumps(
                 {
                     "request_id": getattr(request, "request_id", None),
-                    "org": user.external_id if isinstance(user, Org) else None,
+                    "org": getattr(user, "external_id", None),  # an API request's org; staff users have none
                     "method": request.method,
                     "route": match.route if match else None,
                     "status": response.status_code,

@@ -74,7 +74,7 @@ def list_envelope_schema(name, data_field):
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "kirim.auth.ApiKeyAuthentication"
+    target_class = "inbox.auth.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):

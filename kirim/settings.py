@@ -49,7 +49,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
     "kirim.middleware.RequestLogMiddleware",
-    "kirim.ratelimit.RateLimitHeadersMiddleware",
+    "inbox.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -130,9 +130,9 @@ if not DEBUG:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["kirim.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["kirim.auth.HasApiKey"],
-    "DEFAULT_THROTTLE_CLASSES": ["kirim.ratelimit.OrgRateLimit"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["inbox.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["inbox.auth.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["inbox.ratelimit.OrgRateLimit"],
     "DEFAULT_PARSER_CLASSES": ["kirim.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "kirim.errors.exception_handler",

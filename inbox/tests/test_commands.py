@@ -99,7 +99,7 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     from django.utils import timezone
 
     from inbox.models import IdempotencyRecord, RateLimitWindow, WebhookEvent
-    from kirim.ratelimit import WINDOW_SECONDS
+    from inbox.ratelimit import WINDOW_SECONDS
 
     now = timezone.now()
     minute = int(now.timestamp() // WINDOW_SECONDS)

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from inbox.models import EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
+from inbox.ratelimit import WINDOW_SECONDS
 from inbox.services import early_statuses_apply
-from kirim.ratelimit import WINDOW_SECONDS
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from inbox.models import API_KEY_PREFIX, ApiKey
+from inbox.ratelimit import key_counting_request
 from kirim.errors import ExpiredApiKey, InvalidApiKey
-from kirim.ratelimit import key_counting_request
 
 # last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -16,7 +16,7 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 
 class ApiKeyAuthentication(BaseAuthentication):
     """Sets request.user to the key's org and request.auth to the key, this request counted against the
-    org's rate limit in the same round trip (kirim.ratelimit decides)."""
+    org's rate limit in the same round trip (inbox.ratelimit decides)."""
 
     def authenticate(self, request):
         scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
