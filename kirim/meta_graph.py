@@ -33,7 +33,10 @@ def _upstream_error(message, *, http_status=None, error=None):
     }
     if error_data.get("details"):
         upstream["details"] = error_data["details"]
-    return UpstreamError(f"WhatsApp's Cloud API: {upstream['message']}", upstream=upstream)
+    failure = UpstreamError(f"WhatsApp's Cloud API: {upstream['message']}", upstream=upstream)
+    # Meta's error object whole (type and subcode too), for the door that answers in Meta's own shape.
+    failure.meta_error = error or None
+    return failure
 
 
 # Meta's codes for "try again": 1 unknown error, 2 service temporarily unavailable, 131000 something
@@ -49,15 +52,11 @@ class _Failed(Exception):
         self.error, self.retryable, self.maybe_received = error, retryable, maybe_received
 
 
-def _attempt(phone_number, payload, timeout):
+def _attempt(call, timeout):
+    """One HTTP call to Meta, `call(timeout)`; Meta's JSON object, or _Failed."""
     started = time.monotonic()
     try:
-        response = _session.post(
-            f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages",
-            json=payload,
-            headers={"Authorization": f"Bearer {phone_number.access_token}"},
-            timeout=timeout,
-        )
+        response = call(timeout)
     except (requests.ConnectTimeout, requests.ConnectionError) as error:
         received = not _never_sent(error)
         message = (
@@ -98,8 +97,21 @@ def _never_sent(error):
     )
 
 
+def _headers(phone_number):
+    return {"Authorization": f"Bearer {phone_number.access_token}"}
+
+
 def post_messages(phone_number, payload, *, idempotent):
-    """POST /{phone_number_id}/messages with the number's token; Meta's JSON answer, or UpstreamError.
+    """POST /{phone_number_id}/messages with the number's token; Meta's JSON answer, or UpstreamError."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
+    return _call(
+        lambda timeout: _session.post(url, json=payload, headers=_headers(phone_number), timeout=timeout),
+        idempotent=idempotent,
+    )
+
+
+def _call(call, *, idempotent):
+    """`call(timeout)` made to Meta until it answers; Meta's JSON object, or UpstreamError.
 
     Transient failures are retried with capped, jittered backoff, within META_MAX_ATTEMPTS and a total
     of META_RETRY_BUDGET seconds. A call that is not idempotent (a send) is retried only when Meta
@@ -110,7 +122,7 @@ def post_messages(phone_number, payload, *, idempotent):
         attempt += 1
         remaining = deadline - time.monotonic()
         try:
-            return _attempt(phone_number, payload, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
+            return _attempt(call, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
         except _Failed as failure:
             delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             may_retry = failure.retryable and (idempotent or not failure.maybe_received)
@@ -172,3 +184,61 @@ def send_message(phone_number, body):
         contacts[0].get("wa_id") if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict) else None
     )
     return Accepted(wamid=wamid[:255], wa_id=str(wa_id)[:32] if wa_id else None)
+
+
+# Meta's own filters of GET /{waba_id}/message_templates, passed through as given.
+TEMPLATE_FILTERS = ("fields", "status", "name", "category", "language", "content", "name_or_content", "quality_score")
+
+
+@dataclass(frozen=True)
+class TemplatePage:
+    templates: list  # Meta's template objects, untouched
+    after: str | None  # cursor of the next page; None on the last one
+    before: str | None  # cursor of the previous page; None on the first one
+
+
+def message_templates(phone_number, *, after=None, before=None, limit=25, filters=None):
+    """One page of the message templates of the WABA that owns `phone_number`, read with its token,
+    in Meta's order; page on with `after` (or back with `before`). `filters`: TEMPLATE_FILTERS."""
+    if not phone_number.waba_id:
+        raise _upstream_error("This number has no WABA id: set it to list its templates.")
+    params = {name: value for name, value in (filters or {}).items() if name in TEMPLATE_FILTERS and value}
+    params.update({"limit": limit, "after": after, "before": before})
+    url = f"{settings.META_GRAPH_URL}/{phone_number.waba_id}/message_templates"
+    answer = _call(
+        lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
+        idempotent=True,
+    )
+    data = answer.get("data")
+    paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    return TemplatePage(
+        templates=[template for template in data if isinstance(template, dict)] if isinstance(data, list) else [],
+        after=cursors.get("after") if paging.get("next") else None,
+        before=cursors.get("before") if paging.get("previous") else None,
+    )
+
+
+def media_upload(phone_number, *, content, filename, mime_type):
+    """Upload a file for later sends (POST /{phone_number_id}/media); Meta's media id. Not retried once
+    Meta may have received it: each upload makes a new media object."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/media"
+    files = {"file": (filename, content, mime_type), "messaging_product": (None, "whatsapp"), "type": (None, mime_type)}
+    answer = _call(
+        lambda timeout: _session.post(url, files=files, headers=_headers(phone_number), timeout=timeout),
+        idempotent=False,
+    )
+    if not isinstance(answer.get("id"), str) or not answer["id"]:
+        raise _upstream_error("Meta's answer had no media id.", http_status=200)
+    return answer["id"]
+
+
+def media_info(phone_number, media_id):
+    """Meta's description of a media object (url, mime_type, sha256, file_size, id), read with the
+    number's token: Meta answers only for media of that number's WABA."""
+    url = f"{settings.META_GRAPH_URL}/{media_id}"
+    params = {"phone_number_id": phone_number.phone_number_id}
+    return _call(
+        lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
+        idempotent=True,
+    )

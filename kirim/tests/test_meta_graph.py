@@ -3,6 +3,7 @@
 import pytest
 import requests
 import urllib3
+from django.conf import settings
 
 from conftest import graph_messages_url
 from kirim import meta_graph
@@ -90,3 +91,64 @@ def test_a_send_meta_never_received_is_retried(number, meta, failure):
 
     assert meta_graph.send_message(number, SEND).wamid == "wamid.OK"
     assert len(meta.calls) == 2
+
+
+TEMPLATES_PAGE = {
+    "data": [{"name": "order_shipped", "language": "en_US", "status": "APPROVED", "id": "1"}],
+    "paging": {"cursors": {"before": "QVFIUb", "after": "QVFIUa"}, "next": "https://graph.facebook.com/..."},
+}
+
+
+@pytest.fixture
+def waba_number(number):
+    number.waba_id = "102290129340398"
+    number.save(update_fields=["waba_id"])
+    return number
+
+
+def templates_url(number):
+    return f"{settings.META_GRAPH_URL}/{number.waba_id}/message_templates"
+
+
+def test_templates_page_with_metas_cursor_and_filters(waba_number, meta):
+    meta.get(templates_url(waba_number), json=TEMPLATES_PAGE)
+
+    page = meta_graph.message_templates(
+        waba_number, after="QVFIUz", limit=2, filters={"status": "APPROVED", "access_token": "not passed on"}
+    )
+
+    assert page.templates == TEMPLATES_PAGE["data"]
+    assert (page.after, page.before) == ("QVFIUa", None)  # no `previous`: this is the first page
+    request = meta.calls[0].request
+    assert request.params == {"status": "APPROVED", "limit": "2", "after": "QVFIUz"}
+    assert request.headers["Authorization"] == f"Bearer {waba_number.access_token}"
+
+
+def test_the_last_templates_page_has_no_next_cursor(waba_number, meta):
+    meta.get(templates_url(waba_number), json={"data": [], "paging": {"cursors": {"after": "QVFIUa"}}})
+
+    assert meta_graph.message_templates(waba_number).after is None
+
+
+def test_templates_are_retried_through_transient_faults(waba_number, meta):
+    meta.get(templates_url(waba_number), **TRANSIENT["http-500"])
+    meta.get(templates_url(waba_number), json=TEMPLATES_PAGE)
+
+    assert meta_graph.message_templates(waba_number).templates == TEMPLATES_PAGE["data"]
+    assert len(meta.calls) == 2
+
+
+def test_templates_of_a_number_without_waba_id_are_an_upstream_error(number, meta):
+    with pytest.raises(UpstreamError):
+        meta_graph.message_templates(number)
+    assert len(meta.calls) == 0
+
+
+def test_metas_whole_error_object_travels_with_the_upstream_error(number, meta):
+    error = {"message": "(#131047) Re-engagement message", "type": "OAuthException", "code": 131047,
+             "error_subcode": 2494010, "fbtrace_id": "AbC"}  # fmt: skip
+    meta.post(graph_messages_url(number), status=400, json={"error": error})
+
+    with pytest.raises(UpstreamError) as failure:
+        meta_graph.send_message(number, SEND)
+    assert failure.value.meta_error == error
