@@ -93,6 +93,32 @@ class ApiKey(models.Model):
         return self.revoked_at is None and not self.is_expired(now)
 
 
+class Role(models.TextChoices):
+    AGENT = "agent"  # the inbox: conversations, messages, marking read
+    MANAGER = "manager"  # also the org's numbers and API keys
+
+
+# Each role is a Django group holding its permissions (migration 0009 creates them), so operators see
+# and adjust what a role may do; a member is in the group of each role they hold in any org.
+ROLE_GROUPS = {Role.AGENT: "Kirim agents", Role.MANAGER: "Kirim managers"}
+
+
+class Membership(models.Model):
+    """A staff user's place in an org. The admin shows a user only the rows of their orgs
+    (inbox/admin_scope.py); superusers are Kirim's operators and see every org."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kirim_memberships")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("user", "org"), name="membership_unique_user_org"),)
+
+    def __str__(self):
+        return f"{self.user} in {self.org} ({self.role})"
+
+
 class Direction(models.TextChoices):
     INBOUND = "inbound"
     OUTBOUND = "outbound"

@@ -1,6 +1,6 @@
-"""Reads shared by the API and the services."""
+"""Reads shared by the API, the admin and the services."""
 
-from inbox.models import PhoneNumber
+from inbox.models import Membership, PhoneNumber, Role
 from kirim.errors import NotFound
 
 
@@ -10,3 +10,9 @@ def phone_number_of(org, phone_number_id):
     if number is None:
         raise NotFound("No phone number with this phone_number_id.", param="phone_number_id")
     return number
+
+
+def org_ids_of(user, roles=tuple(Role)):
+    """The ids of the orgs where `user` holds one of `roles`, as a subquery: filtering on it adds no
+    query to a page, and a user with no membership gets no org."""
+    return Membership.objects.filter(user_id=user.pk, role__in=roles).values("org_id")
