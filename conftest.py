@@ -8,12 +8,15 @@ import pytest
 import responses
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+from inbox.members import member_add
+from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.services import conversations_touch
 
+STAFF_PASSWORD = "correct horse battery"
 ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
@@ -102,6 +105,24 @@ def api_key_secret(org):
 def api(api_key_secret):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_secret}")
+    return client
+
+
+@pytest.fixture
+def make_member(db):
+    """A staff user in the org with the role (and so in the role's group), as `add_member` makes one.
+    Transactional tests need `serialized_rollback=True` too: a flush drops the migration's groups."""
+
+    def make(org, role=Role.AGENT, username=None):
+        return member_add(org=org, username=username or f"{role}-{org.slug}", role=role, password=STAFF_PASSWORD)[0]
+
+    return make
+
+
+def logged_in(user):
+    client = Client()
+    client.force_login(user)
+    client.user = user
     return client
 
 

@@ -1,5 +1,6 @@
 """The staff inbox in the Django admin: conversations, their threads, and marking messages read
-through the same receipts service the API uses. Secrets are write-only here."""
+through the same receipts service the API uses. Every org-owned admin is an OrgScopedAdmin
+(inbox/admin_scope.py): staff see their orgs' rows only. Secrets are write-only here."""
 
 from functools import cached_property, reduce
 from operator import or_
@@ -16,7 +17,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, ReadVia, Status
+from inbox.admin_scope import MANAGERS, OrgScopedAdmin
+from inbox.members import membership_set, memberships_remove
+from inbox.models import ApiKey, Conversation, Direction, Membership, Message, Org, PhoneNumber, ReadVia, Status
 from receipts.services import messages_mark_read
 
 admin.site.site_header = "Kirim"
@@ -57,7 +60,9 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(Org)
-class OrgAdmin(admin.ModelAdmin):
+class OrgAdmin(OrgScopedAdmin):
+    org_path = "pk"
+    ordering = ("name",)
     list_display = ("name", "slug", "external_id", "created_at")
     search_fields = ("name", "slug", "=external_id")
     prepopulated_fields = {"slug": ("name",)}  # noqa: RUF012 (Django's own API)
@@ -77,6 +82,12 @@ class PhoneNumberForm(forms.ModelForm):
         model = PhoneNumber
         fields = ("org", "phone_number_id", "display_phone_number", "waba_id", "access_token")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Compared with a blank input, the stored token would count as changed on every save, and the
+        # history would say "Changed access token" when nobody did.
+        self.initial["access_token"] = ""
+
     def clean_access_token(self):
         token = self.cleaned_data["access_token"].strip()
         if token:
@@ -87,7 +98,8 @@ class PhoneNumberForm(forms.ModelForm):
 
 
 @admin.register(PhoneNumber)
-class PhoneNumberAdmin(admin.ModelAdmin):
+class PhoneNumberAdmin(OrgScopedAdmin):
+    roles = MANAGERS
     form = PhoneNumberForm
     list_display = ("display_phone_number", "phone_number_id", "org", "waba_id", "created_at")
     list_filter = ("org",)
@@ -102,10 +114,11 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(OrgScopedAdmin):
     """A key is created here and shown once, on the page that answers the create; only its digest
     is stored. It is never put in a message or session, which would store it."""
 
+    roles = MANAGERS
     form = ApiKeyForm
     list_display = ("__str__", "org", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("org",)
@@ -133,7 +146,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
              "secret": request._issued_api_key, "opts": self.opts},
         )  # fmt: skip
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=("change",))
     def revoke(self, request, queryset):
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {revoked} key(s). Requests with them now answer 401.")
@@ -191,7 +204,7 @@ class UnreadFilter(admin.SimpleListFilter):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(MarkReadMixin, admin.ModelAdmin):
+class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
     list_display = ("contact", "phone_number", "preview", "last_message_at", "unread_badge")
     list_display_links = ("contact",)
     list_filter = (("org", admin.RelatedOnlyFieldListFilter), "phone_number", "last_direction", UnreadFilter)
@@ -251,8 +264,8 @@ class ConversationAdmin(MarkReadMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """A conversation's page is its thread, shown as a chat."""
         conversation = self.get_object(request, object_id)
-        if conversation is None or not self.has_view_permission(request, conversation):
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, conversation):
+            raise PermissionDenied
         thread = list(reversed(conversation.messages().order_by("-timestamp", "-pk")[:THREAD_LENGTH]))
         context = {
             **self.admin_site.each_context(request),
@@ -272,14 +285,12 @@ class ConversationAdmin(MarkReadMixin, admin.ModelAdmin):
         if not self.has_mark_read_permission(request):
             raise PermissionDenied
         conversation = self.get_object(request, object_id)
-        if conversation is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         self.report(request, self.read(request, conversation.messages()))
         return HttpResponseRedirect(reverse("admin:inbox_conversation_change", args=[conversation.pk]))
 
 
 @admin.register(Message)
-class MessageAdmin(MarkReadMixin, admin.ModelAdmin):
+class MessageAdmin(MarkReadMixin, OrgScopedAdmin):
     list_display = (
         "external_id",
         "contact",
@@ -319,3 +330,30 @@ class MessageAdmin(MarkReadMixin, admin.ModelAdmin):
 
     def messages_of(self, queryset):
         return queryset
+
+
+# --- Who works in which org --------------------------------------------------------------------
+
+
+@admin.register(Membership)
+class MembershipAdmin(OrgScopedAdmin):
+    """Operators give staff their orgs and roles here or with `manage.py add_member`; both go through
+    inbox.members, which keeps the user's role groups in step."""
+
+    roles = MANAGERS
+    list_display = ("user", "org", "role", "created_at")
+    ordering = ("org__name", "user__username")
+    list_filter = ("role", "org")
+    list_select_related = ("user", "org")
+    search_fields = ("user__username", "user__email", "org__slug")
+    fields = ("user", "org", "role")
+
+    def save_model(self, request, obj, form, change):
+        membership_set(user=obj.user, org=obj.org, role=obj.role)
+        obj.pk = Membership.objects.get(user=obj.user, org=obj.org).pk
+
+    def delete_model(self, request, obj):
+        memberships_remove([obj])
+
+    def delete_queryset(self, request, queryset):
+        memberships_remove(list(queryset.select_related("user")))

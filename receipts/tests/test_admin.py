@@ -4,37 +4,31 @@ failures reported and left unread, a no-op the second time, and only for staff a
 import json
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from conftest import graph_messages_url
-from inbox.models import Conversation, Direction, Message, ReadVia, Status
+from conftest import graph_messages_url, logged_in
+from inbox.models import Conversation, Direction, Message, ReadVia, Role, Status
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the action calls Meta from worker threads
-
-
-@pytest.fixture
-def reader():
-    user = User.objects.create_user("agent", password="pw", is_staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_conversation", "view_message", "mark_read"])
-    )
-    client = Client()
-    client.force_login(user)
-    client.user = user
-    return client
+# The action calls Meta from worker threads; the role groups come back after each flush.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
-def viewer():
-    user = User.objects.create_user("intern", password="pw", is_staff=True)
+def reader(org, make_member):
+    return logged_in(make_member(org, Role.AGENT))
+
+
+@pytest.fixture
+def viewer(org, make_member):
+    """An agent whose operators took the mark-read permission away from them."""
+    user = make_member(org, Role.AGENT, "intern")
+    user.groups.clear()
     user.user_permissions.add(*Permission.objects.filter(codename__in=["view_conversation", "view_message"]))
-    client = Client()
-    client.force_login(user)
-    return client
+    return logged_in(user)
 
 
 @pytest.fixture

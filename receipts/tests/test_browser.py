@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from inbox.models import Conversation, Direction, Message, ReadVia, Status
+from conftest import STAFF_PASSWORD
+from inbox.members import member_add
+from inbox.models import Conversation, Direction, Message, ReadVia, Role, Status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -48,10 +50,12 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def staff_user(username, *, can_mark_read):
-    codenames = ["view_conversation", "view_message"] + (["mark_read"] if can_mark_read else [])
-    user = User.objects.create_user(username, password="correct horse battery", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+def staff_user(org, username, *, can_mark_read):
+    """An agent of the org; without the mark-read permission when operators took it away."""
+    user = member_add(org=org, username=username, role=Role.AGENT, password=STAFF_PASSWORD)[0]
+    if not can_mark_read:
+        user.groups.clear()
+        user.user_permissions.add(*Permission.objects.filter(codename__in=["view_conversation", "view_message"]))
     return user
 
 
@@ -61,7 +65,7 @@ def log_in(driver, live_server, username):
     driver.delete_all_cookies()
     driver.get(f"{live_server.url}/admin/login/")
     driver.find_element(By.NAME, "username").send_keys(username)
-    driver.find_element(By.NAME, "password").send_keys("correct horse battery")
+    driver.find_element(By.NAME, "password").send_keys(STAFF_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     driver.find_element(By.ID, "user-tools")  # logged in: the next page has loaded (implicit wait)
 
@@ -87,11 +91,11 @@ def inbox(phone_number, make_message):
                  text="Terima kasih, Ayu! See you again soon.", timestamp=now - timedelta(minutes=1))  # fmt: skip
 
 
-def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(browser, live_server, meta_stand_in, inbox):
+def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(browser, live_server, meta_stand_in, inbox, org):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    user = staff_user("agent", can_mark_read=True)
+    user = staff_user(org, "agent", can_mark_read=True)
     log_in(browser, live_server, "agent")
     browser.get(f"{live_server.url}/admin/inbox/conversation/")
     save_screenshot(browser, "inbox.png")
@@ -119,10 +123,10 @@ def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(browser, live_
     assert Message.objects.filter(read_by_user=user, read_via=ReadVia.ADMIN).count() == 4
 
 
-def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in, inbox):
+def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in, inbox, org):
     from selenium.webdriver.common.by import By
 
-    staff_user("intern", can_mark_read=False)
+    staff_user(org, "intern", can_mark_read=False)
     log_in(browser, live_server, "intern")
     browser.get(f"{live_server.url}/admin/inbox/conversation/")
 
