@@ -11,15 +11,17 @@ from inbox import idempotency
 from inbox.models import Message
 from inbox.selectors import phone_number_of
 from inbox.serializers import (
+    READ,
     MeSerializer,
     MessageListQuerySerializer,
     MessageSerializer,
     PhoneNumberSerializer,
     SendSerializer,
+    messages_request_kind,
 )
 from inbox.services import message_send
 from kirim.api import envelope, list_envelope
-from kirim.errors import InvalidField, InvalidRequest, MissingField, NotFound
+from kirim.errors import NotFound
 from kirim.ids import is_public_id
 from kirim.pagination import keyset_page
 from kirim.schema import data_envelope_schema, errors, list_envelope_schema
@@ -74,15 +76,9 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
     )
     def create(self, request, phone_number_id):
         body = request.data
-        if not isinstance(body, dict):
-            raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
-        if "status" in body and "type" in body:
-            raise InvalidField("type", "Send `status` to mark a message read or `type` to send one, not both.")
-        if "status" in body:
+        if messages_request_kind(body) == READ:
             return read_receipt(request, phone_number_id, body)
-        if "type" in body:
-            return self._send(request, body)
-        raise MissingField("type", "Send `type` to send a message, or `status` to mark one read.")
+        return self._send(request, body)
 
     def _send(self, request, body):
         SendSerializer(data=body).is_valid(raise_exception=True)

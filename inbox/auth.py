@@ -18,10 +18,13 @@ class ApiKeyAuthentication(BaseAuthentication):
     """Sets request.user to the key's org and request.auth to the key, this request counted against the
     org's rate limit in the same round trip (inbox.ratelimit decides)."""
 
-    def authenticate(self, request):
+    def secret_of(self, request):
         scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret.startswith(API_KEY_PREFIX):
+        return secret.strip() if scheme.lower() == "bearer" else ""
+
+    def authenticate(self, request):
+        secret = self.secret_of(request)
+        if not secret.startswith(API_KEY_PREFIX):
             raise InvalidApiKey()
         now = timezone.now()
         key = key_counting_request(secret, now)
@@ -35,6 +38,15 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="kirim"'
+
+
+class GraphApiKeyAuthentication(ApiKeyAuthentication):
+    """The Graph-compatible door also takes the key as `?access_token=`, as Meta does: Chatwoot lists
+    templates that way. Only there, since a query string lands in proxies' logs and browser history;
+    Kirim's own request log records the route, never the query."""
+
+    def secret_of(self, request):
+        return super().secret_of(request) or request.GET.get("access_token", "").strip()
 
 
 class HasApiKey(BasePermission):

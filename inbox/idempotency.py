@@ -19,8 +19,11 @@ KEEP_FOR = timedelta(hours=24)
 HEADER = "Idempotency-Key"
 
 
-def run_once(request, *, org, scope, body, respond):
-    """Answer with `respond()` once per Idempotency-Key; without the header, just respond."""
+def run_once(request, *, org, scope, body, respond, render_error=error_response, restamp=True):
+    """Answer with `respond()` once per Idempotency-Key; without the header, just respond.
+
+    `render_error` answers a refusal in the door's shape; `restamp`: a replay carries this request's
+    id in its body (Kirim's envelope), or is the stored body exactly (Meta's shapes have no id)."""
     key = request.headers.get(HEADER)
     if key is None:
         return respond()
@@ -29,11 +32,11 @@ def run_once(request, *, org, scope, body, respond):
     digest = hashlib.sha256(json.dumps([scope, body], sort_keys=True).encode()).hexdigest()
     record = _claim(org, key, digest)
     if record.state == IdempotencyRecord.State.DONE:
-        return _replay(request, record)
+        return _replay(request, record, restamp=restamp)
     try:
         response = respond()
     except ApiError as error:
-        response = error_response(request, error)
+        response = render_error(request, error)
     except BaseException:
         record.delete()  # a bug, or the worker stopping: nothing was answered, so the key is free again
         raise
@@ -69,13 +72,13 @@ def _claim(org, key, digest):
     raise IdempotencyInProgress()
 
 
-def _replay(request, record):
+def _replay(request, record, *, restamp):
     body = record.response_body
-    # The stored answer, under this request's id (the header and the body must agree).
-    if "error" in body:
-        body = {"error": {**body["error"], "request_id": request.request_id}}
-    else:
-        body = {**body, "request_id": request.request_id}
+    if restamp:  # the stored answer under this request's id: the header and the body must agree
+        if "error" in body:
+            body = {"error": {**body["error"], "request_id": request.request_id}}
+        else:
+            body = {**body, "request_id": request.request_id}
     response = JsonResponse(body, status=record.response_status)
     response["Idempotent-Replayed"] = "true"
     return response

@@ -16,3 +16,12 @@ def org_ids_of(user, roles=tuple(Role)):
     """The ids of the orgs where `user` holds one of `roles`, as a subquery: filtering on it adds no
     query to a page, and a user with no membership gets no org."""
     return Membership.objects.filter(user_id=user.pk, role__in=roles).values("org_id")
+
+
+def waba_number_of(org, waba_id):
+    """A number of the org's WhatsApp Business Account `waba_id` (its token reads the account's
+    templates); another org's account answers exactly like one that does not exist."""
+    number = PhoneNumber.objects.filter(org=org, waba_id=waba_id).order_by("pk").first()
+    if number is None or not waba_id:
+        raise NotFound("No WhatsApp Business Account with this id.", param="waba_id")
+    return number

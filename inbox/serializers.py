@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
 from kirim.api import StrictCharField
-from kirim.errors import InvalidField, MissingField
+from kirim.errors import InvalidField, InvalidRequest, MissingField
 
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 SEND_TYPES = ("text", *MEDIA_TYPES, "template", "interactive", "location", "contacts", "reaction")
@@ -17,25 +17,34 @@ class ContextSerializer(serializers.Serializer):
 
 
 class SendSerializer(serializers.Serializer):
-    """A message to send, as Meta's POST /{phone_number_id}/messages takes it."""
+    """A message to send, as Meta's POST /{phone_number_id}/messages takes it. Meta takes `null` for any
+    optional field (Chatwoot sends `"context": null` with every message), and so does Kirim."""
 
     messaging_product = serializers.ChoiceField(choices=["whatsapp"])
-    recipient_type = serializers.ChoiceField(choices=["individual"], required=False)
+    recipient_type = serializers.ChoiceField(choices=["individual"], required=False, allow_null=True)
     to = StrictCharField(max_length=32)
     type = serializers.ChoiceField(choices=SEND_TYPES)
-    context = ContextSerializer(required=False)
+    context = ContextSerializer(required=False, allow_null=True)
     # The object named by `type` travels to Meta as the client sent it; its shape is Meta's.
-    text = serializers.DictField(required=False, help_text="`body` (up to 4096 characters), `preview_url`")
-    image = serializers.DictField(required=False, help_text="`id` or `link`, optional `caption`")
-    audio = serializers.DictField(required=False, help_text="`id` or `link`")
-    video = serializers.DictField(required=False, help_text="`id` or `link`, optional `caption`")
-    document = serializers.DictField(required=False, help_text="`id` or `link`, optional `caption`, `filename`")
-    sticker = serializers.DictField(required=False, help_text="`id` or `link`")
-    template = serializers.DictField(required=False, help_text="`name`, `language`, `components`")
-    interactive = serializers.DictField(required=False, help_text="Meta's interactive object")
-    location = serializers.DictField(required=False, help_text="`latitude`, `longitude`, `name`, `address`")
-    contacts = serializers.ListField(child=serializers.DictField(), required=False, help_text="Meta's contacts array")
-    reaction = serializers.DictField(required=False, help_text="`message_id`, `emoji`")
+    text = serializers.DictField(
+        required=False, allow_null=True, help_text="`body` (up to 4096 characters), `preview_url`"
+    )
+    image = serializers.DictField(required=False, allow_null=True, help_text="`id` or `link`, optional `caption`")
+    audio = serializers.DictField(required=False, allow_null=True, help_text="`id` or `link`")
+    video = serializers.DictField(required=False, allow_null=True, help_text="`id` or `link`, optional `caption`")
+    document = serializers.DictField(
+        required=False, allow_null=True, help_text="`id` or `link`, optional `caption`, `filename`"
+    )
+    sticker = serializers.DictField(required=False, allow_null=True, help_text="`id` or `link`")
+    template = serializers.DictField(required=False, allow_null=True, help_text="`name`, `language`, `components`")
+    interactive = serializers.DictField(required=False, allow_null=True, help_text="Meta's interactive object")
+    location = serializers.DictField(
+        required=False, allow_null=True, help_text="`latitude`, `longitude`, `name`, `address`"
+    )
+    contacts = serializers.ListField(
+        child=serializers.DictField(), required=False, allow_null=True, help_text="Meta's contacts array"
+    )
+    reaction = serializers.DictField(required=False, allow_null=True, help_text="`message_id`, `emoji`")
 
     def validate(self, attrs):
         check_send_object(self.initial_data, attrs["type"])
@@ -74,6 +83,22 @@ def check_send_object(body, kind):
         _required_string(content, "name", "template.name")
     elif kind == "reaction":
         _required_string(content, "message_id", "reaction.message_id")
+
+
+READ, SEND = "read", "send"
+
+
+def messages_request_kind(body):
+    """What a POST to {phone_number_id}/messages asks: READ (`status`) or SEND (`type`), as on Meta."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+    if "status" in body and "type" in body:
+        raise InvalidField("type", "Send `status` to mark a message read or `type` to send one, not both.")
+    if "status" in body:
+        return READ
+    if "type" in body:
+        return SEND
+    raise MissingField("type", "Send `type` to send a message, or `status` to mark one read.")
 
 
 class MessageSerializer(serializers.ModelSerializer):

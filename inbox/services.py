@@ -24,7 +24,7 @@ from inbox.models import (
     statuses_below,
 )
 from kirim import meta_graph
-from kirim.errors import UpstreamError
+from kirim.errors import NotFound, UpstreamError
 
 logger = logging.getLogger("kirim.inbox")
 
@@ -52,6 +52,22 @@ def message_send(*, phone_number, body):
     if early_statuses_apply(EarlyStatus.objects.filter(wamid=message.wamid)):
         message.refresh_from_db(fields=["status", "error", "updated_at"])
     return message
+
+
+def media_describe(*, org, media_id):
+    """Meta's description of media `media_id` and the org's number whose token reads it. Meta scopes
+    media to a WhatsApp Business Account, so one number per account is asked: another org's media is
+    refused by Meta for every one, and answers exactly like missing media."""
+    accounts = {}
+    for number in org.phone_numbers.order_by("pk"):
+        accounts.setdefault(number.waba_id or number.pk, number)
+    for number in accounts.values():
+        try:
+            return number, meta_graph.media_info(number, media_id)
+        except UpstreamError as error:
+            if not 400 <= (error.upstream.get("http_status") or 0) < 500:
+                raise  # Meta failing is not "not this account's"
+    raise NotFound("No media with this id.", param="media_id")
 
 
 def early_statuses_apply(early=None):

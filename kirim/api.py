@@ -2,12 +2,14 @@
 
 from django.db import connection
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
 from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
+from kirim.meta_errors import GRAPH_PATH, meta_error_response
 from kirim.schema import data_envelope_schema
 
 
@@ -46,20 +48,28 @@ def health(request):
     return envelope(request, {"status": "ok"})
 
 
+@csrf_exempt  # no session, no cookie: a POST to an unknown URL is a JSON 404 like any other method
 def unknown_endpoint(request, *args, **kwargs):
     return error_response(request, NotFound("No such endpoint. See /v1/openapi.json."))
 
 
-def _json_under_v1(django_handler, error_class):
-    """Django's error handler for the site, the contract's envelope under /v1/."""
+@csrf_exempt
+def unknown_graph_path(request, *args, **kwargs):
+    return meta_error_response(request, NotFound(f"Unknown path components: {request.path}"))
+
+
+def _json_for_api_paths(django_handler, error_class):
+    """Django's error handler for the site; the contract's envelope under /v1/, Meta's under /{version}/."""
 
     def handler(request, *args, **kwargs):
         if request.path.startswith("/v1/"):
             return error_response(request, error_class())
+        if GRAPH_PATH.match(request.path):
+            return meta_error_response(request, error_class())
         return django_handler(request, *args, **kwargs)
 
     return handler
 
 
-bad_request = _json_under_v1(defaults.bad_request, InvalidRequest)
-server_error = _json_under_v1(defaults.server_error, InternalError)
+bad_request = _json_for_api_paths(defaults.bad_request, InvalidRequest)
+server_error = _json_for_api_paths(defaults.server_error, InternalError)

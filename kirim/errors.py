@@ -176,11 +176,15 @@ def as_api_error(exc):
     return None
 
 
-def exception_handler(exc, context):
-    """DRF's EXCEPTION_HANDLER: every exception raised in a /v1/ view ends here."""
-    request = context["request"]
+def api_error_of(exc, request):
+    """The ApiError to answer for any exception raised in a view; a bug is logged and hidden."""
     error = as_api_error(exc)
     if error is None:
         logger.exception("unhandled error request_id=%s", getattr(request, "request_id", None))
         error = InternalError()
-    return error_response(request, error)
+    return error
+
+
+def exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every exception raised in a /v1/ view ends here."""
+    return error_response(context["request"], api_error_of(exc, context["request"]))

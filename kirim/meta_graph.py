@@ -235,10 +235,28 @@ def media_upload(phone_number, *, content, filename, mime_type):
 
 def media_info(phone_number, media_id):
     """Meta's description of a media object (url, mime_type, sha256, file_size, id), read with the
-    number's token: Meta answers only for media of that number's WABA."""
+    number's token: Meta answers only for media of that number's WABA. (Not with `phone_number_id`:
+    Meta then answers only for media uploaded by that number, and received media was not.)"""
     url = f"{settings.META_GRAPH_URL}/{media_id}"
-    params = {"phone_number_id": phone_number.phone_number_id}
     return _call(
-        lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
+        lambda timeout: _session.get(url, headers=_headers(phone_number), timeout=timeout),
         idempotent=True,
     )
+
+
+def media_download(phone_number, url):
+    """The bytes at a media `url` that media_info gave, read with the number's token: (content type,
+    an iterator of chunks). Streamed: a large video is never held whole."""
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise _upstream_error("Meta gave no download URL for this media.")
+    started = time.monotonic()
+    try:
+        response = _session.get(url, headers=_headers(phone_number), stream=True, timeout=settings.META_TIMEOUT)
+    except requests.RequestException:
+        raise _upstream_error("Meta could not be reached.") from None
+    finally:
+        calls_made.record(time.monotonic() - started)
+    if response.status_code >= 400:
+        response.close()
+        raise _upstream_error(f"Meta answered HTTP {response.status_code}.", http_status=response.status_code)
+    return response.headers.get("Content-Type", "application/octet-stream"), response.iter_content(64 * 1024)

@@ -73,6 +73,32 @@ def list_envelope_schema(name, data_field):
     return envelope
 
 
+class MetaErrorDataSerializer(serializers.Serializer):
+    messaging_product = serializers.CharField()
+    details = serializers.CharField()
+
+
+class MetaErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    type = serializers.CharField()
+    code = serializers.IntegerField(help_text="Meta's code; Kirim's own refusals use Meta's code for the case")
+    error_subcode = serializers.IntegerField(required=False)
+    error_data = MetaErrorDataSerializer(required=False)
+    fbtrace_id = serializers.CharField(required=False, help_text="Meta's trace, or Kirim's request id")
+    is_transient = serializers.BooleanField(required=False)
+
+
+class MetaErrorEnvelopeSerializer(serializers.Serializer):
+    error = MetaErrorSerializer()
+
+
+def meta_error_responses(*statuses):
+    """Error answers of the Graph-compatible door: Meta's shape, Meta's own when Meta refused."""
+    return {
+        status: OpenApiResponse(MetaErrorEnvelopeSerializer, description="Meta's error object") for status in statuses
+    }
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "inbox.auth.ApiKeyAuthentication"
     name = "apiKey"
@@ -84,7 +110,20 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 def overlapping_variants_are_any_of(result, generator, request, public):
     """drf-spectacular postprocessing hook: a message is also a valid read-receipt result (it has
     every field of one), so the POST's result is `anyOf` the two, not `oneOf`."""
-    component = result["components"]["schemas"].get("MessagesResult")
+    component = result["components"].get("schemas", {}).get("MessagesResult")
     if component and "oneOf" in component:
         component["anyOf"] = component.pop("oneOf")
     return result
+
+
+class GraphApiKeyScheme(OpenApiAuthenticationExtension):
+    """The Graph-compatible door takes the key as a Bearer token or, as Meta does, `?access_token=`."""
+
+    target_class = "inbox.auth.GraphApiKeyAuthentication"
+    name = ("apiKey", "accessToken")
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer kirim_live_...`"},
+            {"type": "apiKey", "in": "query", "name": "access_token", "description": "the same key, in the query"},
+        ]

@@ -4,22 +4,59 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 from rest_framework.routers import SimpleRouter
 
 from inbox.api import AccountsView, MessageViewSet, MeView
+from inbox.graph_api import (
+    GraphMediaContentView,
+    GraphMediaUploadView,
+    GraphMediaView,
+    GraphMessagesView,
+    GraphTemplatesView,
+)
 from inbox.webhooks import whatsapp_webhook
-from kirim.api import bad_request, health, server_error, unknown_endpoint
+from kirim.api import bad_request, health, server_error, unknown_endpoint, unknown_graph_path
 
 router = SimpleRouter(trailing_slash=False)
 router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", MessageViewSet, basename="message")
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("webhooks/whatsapp", whatsapp_webhook, name="whatsapp-webhook"),
+# Meta's own API (inbox/graph_api.py): any Graph version, /v13.0/ to /v27.0/ and on.
+GRAPH = r"^(?P<version>v[0-9]{1,3}\.[0-9]{1,2})/"
+graph_urls = [
+    re_path(GRAPH + r"(?P<phone_number_id>[0-9]{6,20})/messages$", GraphMessagesView.as_view()),
+    re_path(GRAPH + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
+    re_path(GRAPH + r"(?P<waba_id>[0-9]{6,32})/message_templates$", GraphTemplatesView.as_view()),
+    re_path(GRAPH + r"(?P<media_id>[0-9]{6,32})$", GraphMediaView.as_view()),
+    re_path(GRAPH + r"(?P<media_id>[0-9]{6,32})/content$", GraphMediaContentView.as_view()),
+    re_path(GRAPH, unknown_graph_path),  # anything else under a version: Meta's error, never HTML
+]
+
+v1_api = [
     path("v1/health", health),
-    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
-    path("v1/docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
     path("v1/accounts", AccountsView.as_view()),
     path("v1/me", MeView.as_view()),
     path("v1/", include(router.urls)),
+]
+
+# Each surface has its own OpenAPI document: Kirim's envelope at /v1/, Meta's shapes at /{version}/.
+GRAPH_SCHEMA_SETTINGS = {
+    "TITLE": "Kirim: Meta's own API",
+    "DESCRIPTION": "Meta's Cloud API shapes at /{version}/...: existing WhatsApp clients work by changing "
+    "their base URL and token. Kirim's API key as `Authorization: Bearer` (or `?access_token=`).",
+    "SCHEMA_PATH_PREFIX": r"/v[0-9]{1,3}\.[0-9]{1,2}",
+}
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("webhooks/whatsapp", whatsapp_webhook, name="whatsapp-webhook"),
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(patterns=v1_api), name="openapi"),
+    path("v1/docs", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    path(
+        "v1/graph/openapi.json",
+        SpectacularJSONAPIView.as_view(patterns=graph_urls, custom_settings=GRAPH_SCHEMA_SETTINGS),
+        name="graph-openapi",
+    ),
+    path("v1/graph/docs", SpectacularRedocView.as_view(url_name="graph-openapi"), name="graph-api-docs"),
+    *v1_api,
     re_path(r"^v1/", unknown_endpoint),  # anything else under /v1/ is a JSON 404, never HTML
+    *graph_urls,
 ]
 
 handler400 = bad_request

@@ -15,7 +15,7 @@ class ReadReceiptSerializer(serializers.Serializer):
     messaging_product = serializers.ChoiceField(choices=["whatsapp"])
     status = serializers.ChoiceField(choices=["read"])
     message_id = StrictCharField(max_length=255, trim_whitespace=False)
-    typing_indicator = TypingIndicatorSerializer(required=False)
+    typing_indicator = TypingIndicatorSerializer(required=False, allow_null=True)  # null: Meta takes it
 
 
 class ReadReceiptOutSerializer(serializers.Serializer):
@@ -34,15 +34,21 @@ class ReadReceiptOutSerializer(serializers.Serializer):
         return {"id": message.external_id, "object": "message", "status": message.status, "message_id": message.wamid}
 
 
-def read_receipt(request, phone_number_id, body):
+def mark_read_from_body(request, phone_number_id, body):
+    """The read receipt a request's body asks for, checked and carried out; its ReadOutcome. Both
+    doors (/v1/ and Meta's shapes) call this."""
     receipt = ReadReceiptSerializer(data=body)
     receipt.is_valid(raise_exception=True)
-    outcome = message_mark_read(
+    return message_mark_read(
         org=request.user,
         phone_number_id=phone_number_id,
         wamid=receipt.validated_data["message_id"],
-        typing="typing_indicator" in receipt.validated_data,
+        typing=receipt.validated_data.get("typing_indicator") is not None,
         via=ReadVia.API,
         api_key=request.auth,
     )
+
+
+def read_receipt(request, phone_number_id, body):
+    outcome = mark_read_from_body(request, phone_number_id, body)
     return envelope(request, ReadReceiptOutSerializer(outcome.message).data)

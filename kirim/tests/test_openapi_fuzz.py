@@ -5,6 +5,7 @@ import json
 
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
@@ -58,4 +59,43 @@ def test_api_matches_its_schema_and_never_500s(case, inbox):
     # (an unsigned cursor, a wamid that does not exist). And a generated "invalid" request is made valid
     # above (real key, real number), while unknown query parameters are ignored by design. 500s,
     # undocumented status codes and responses that break the schema are all still caught.
+    case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance, negative_data_rejection])
+
+
+# Meta's own API at Kirim (/{version}/...) has its own document, fuzzed the same way.
+graph_schema = schemathesis.openapi.from_wsgi("/v1/graph/openapi.json", application)
+WABA_ID, MEDIA_ID = "102290129340398", "1037543291543636"
+LOOKASIDE = "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"
+
+
+@pytest.fixture
+def graph_inbox(inbox, meta):
+    headers, phone_number = inbox
+    phone_number.waba_id = WABA_ID
+    phone_number.save(update_fields=["waba_id"])
+    graph = django_settings.META_GRAPH_URL
+    meta.get(f"{graph}/{WABA_ID}/message_templates", json={"data": [{"name": "hello"}], "paging": {"cursors": {}}})
+    meta.get(f"{graph}/{MEDIA_ID}", json={"id": MEDIA_ID, "url": LOOKASIDE, "mime_type": "image/jpeg"})
+    meta.get(LOOKASIDE, body=b"\xff\xd8", content_type="image/jpeg")
+    meta.post(f"{graph}/{phone_number.phone_number_id}/media", json={"id": MEDIA_ID})
+    return headers, phone_number
+
+
+@graph_schema.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_metas_shapes_match_their_schema_and_never_500(case, graph_inbox):
+    headers, phone_number = graph_inbox
+    real = {
+        "version": "v23.0",
+        "phone_number_id": phone_number.phone_number_id,
+        "waba_id": WABA_ID,
+        "media_id": MEDIA_ID,
+    }
+    for name in set(real) & set(case.path_parameters or {}):
+        case.path_parameters[name] = real[name]
     case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance, negative_data_rejection])

@@ -1,0 +1,216 @@
+"""Meta's own API at Kirim: /{version}/... answers as graph.facebook.com does, so code written for
+Meta's Cloud API works by changing its base URL and token (README, "Meta's own API at Kirim").
+
+Doors over the services /v1/ uses (sends, read receipts, idempotency keys, key auth and rate limits,
+logs); only the shapes differ: Meta's answers, and Meta's errors (kirim.meta_errors)."""
+
+from urllib.parse import urlencode
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inbox import idempotency
+from inbox.api import PHONE_NUMBER_ID
+from inbox.auth import GraphApiKeyAuthentication
+from inbox.selectors import phone_number_of, waba_number_of
+from inbox.serializers import READ, SendSerializer, messages_request_kind
+from inbox.services import media_describe, message_send
+from kirim import meta_errors, meta_graph
+from kirim.errors import InvalidField, MissingField
+from kirim.schema import meta_error_responses
+from receipts.api import ReadReceiptSerializer, mark_read_from_body
+
+# Meta's largest media (documents, 100 MB); an upload is held in memory once on its way to Meta.
+MEDIA_UPLOAD_MAX_BYTES = 100 * 1024 * 1024
+
+
+class GraphView(APIView):
+    authentication_classes = (GraphApiKeyAuthentication,)
+
+    def get_exception_handler(self):
+        return meta_errors.exception_handler
+
+
+def sent_answer(body, message):
+    """Meta's answer to an accepted send."""
+    return {
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": body["to"], "wa_id": message.contact_wa_id}],
+        "messages": [{"id": message.wamid}],
+    }
+
+
+class SuccessSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+
+
+class SentContactSerializer(serializers.Serializer):
+    input = serializers.CharField()
+    wa_id = serializers.CharField()
+
+
+class SentIdSerializer(serializers.Serializer):
+    id = serializers.CharField()
+
+
+class SentSerializer(serializers.Serializer):
+    messaging_product = serializers.ChoiceField(choices=["whatsapp"])
+    contacts = SentContactSerializer(many=True)
+    messages = SentIdSerializer(many=True)
+
+
+GRAPH_ERRORS = (400, 401, 403, 404, 405, 409, 415, 422, 429, 500, 502, 503)  # Meta's own status when Meta refused
+VERSION = OpenApiParameter("version", str, OpenApiParameter.PATH, pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$",
+                           description="any Graph API version, e.g. v23.0")  # fmt: skip
+
+
+class GraphMessagesView(GraphView):
+    @extend_schema(
+        summary="Send a message, or mark one read (Meta's POST /{phone_number_id}/messages)",
+        parameters=[VERSION, PHONE_NUMBER_ID],
+        request=PolymorphicProxySerializer(
+            "GraphMessagesRequest", serializers=[ReadReceiptSerializer, SendSerializer], resource_type_field_name=None
+        ),
+        responses={
+            200: PolymorphicProxySerializer(
+                "GraphMessagesResult", serializers=[SuccessSerializer, SentSerializer], resource_type_field_name=None
+            ),
+            **meta_error_responses(*GRAPH_ERRORS),
+        },
+    )
+    def post(self, request, version, phone_number_id):
+        body = request.data
+        if messages_request_kind(body) == READ:
+            mark_read_from_body(request, phone_number_id, body)
+            return Response({"success": True})
+        SendSerializer(data=body).is_valid(raise_exception=True)
+        phone_number = phone_number_of(request.user, phone_number_id)
+
+        def respond():
+            return Response(sent_answer(body, message_send(phone_number=phone_number, body=body)))
+
+        return idempotency.run_once(
+            request,
+            org=request.user,
+            scope=f"graph:{phone_number_id}",  # a /v1/ send's key and body answer in Kirim's shape
+            body=body,
+            respond=respond,
+            render_error=meta_errors.meta_error_response,
+            restamp=False,
+        )
+
+
+class TemplatesQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=25)
+    after = serializers.CharField(max_length=1000, required=False)
+    before = serializers.CharField(max_length=1000, required=False)
+
+
+class GraphTemplatesView(GraphView):
+    @extend_schema(
+        summary="The WhatsApp Business Account's message templates, from Meta, with Meta's paging",
+        parameters=[VERSION, TemplatesQuerySerializer],
+        responses={
+            200: inline_serializer(
+                "TemplatesPage",
+                {
+                    "data": serializers.ListField(child=serializers.DictField(), help_text="Meta's templates"),
+                    "paging": serializers.DictField(help_text="`cursors` {before, after}; `next`, `previous` URLs"),
+                },
+            ),
+            **meta_error_responses(*GRAPH_ERRORS),
+        },
+    )
+    def get(self, request, version, waba_id):
+        query = TemplatesQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        number = waba_number_of(request.user, waba_id)
+        page = meta_graph.message_templates(
+            number,
+            after=query.validated_data.get("after"),
+            before=query.validated_data.get("before"),
+            limit=query.validated_data["limit"],
+            filters=request.query_params.dict(),
+        )
+        return Response({"data": page.templates, "paging": self._paging(request, page)})
+
+    def _paging(self, request, page):
+        """Meta's paging, its `next` and `previous` pointing back at Kirim with the caller's own query
+        (Chatwoot follows `next` as it is, its `access_token` included, as Meta's own `next` does)."""
+        cursors = {name: cursor for name, cursor in (("before", page.before), ("after", page.after)) if cursor}
+        paging = {"cursors": cursors}
+        query = {name: value for name, value in request.query_params.items() if name not in ("after", "before")}
+        for link, cursor_name in (("next", "after"), ("previous", "before")):
+            if cursors.get(cursor_name):
+                paging[link] = request.build_absolute_uri(
+                    f"{request.path}?{urlencode({**query, cursor_name: cursors[cursor_name]})}"
+                )
+        return paging
+
+
+class GraphMediaUploadView(GraphView):
+    parser_classes = (MultiPartParser,)
+
+    @extend_schema(
+        summary="Upload media for later sends (Meta's POST /{phone_number_id}/media)",
+        parameters=[VERSION, PHONE_NUMBER_ID],
+        request={
+            "multipart/form-data": inline_serializer(
+                "MediaUpload",
+                {
+                    "file": serializers.FileField(),
+                    "type": serializers.CharField(),
+                    "messaging_product": serializers.CharField(),
+                },
+            )
+        },
+        responses={
+            200: inline_serializer("MediaId", {"id": serializers.CharField()}),
+            **meta_error_responses(*GRAPH_ERRORS),
+        },
+    )
+    def post(self, request, version, phone_number_id):
+        phone_number = phone_number_of(request.user, phone_number_id)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise MissingField("file", "Upload the media as the multipart field `file`.")
+        if upload.size > MEDIA_UPLOAD_MAX_BYTES:
+            raise InvalidField("file", f"Media is limited to {MEDIA_UPLOAD_MAX_BYTES // 2**20} MB.")
+        mime_type = request.data.get("type") or upload.content_type
+        media_id = meta_graph.media_upload(
+            phone_number, content=upload.read(), filename=upload.name, mime_type=mime_type
+        )
+        return Response({"id": media_id})
+
+
+MEDIA_ID = OpenApiParameter("media_id", str, OpenApiParameter.PATH, pattern=r"^[0-9]{6,32}$")
+
+
+class GraphMediaView(GraphView):
+    @extend_schema(
+        summary="Describe media (Meta's GET /{media_id}); `url` downloads it through Kirim",
+        parameters=[VERSION, MEDIA_ID],
+        responses={200: OpenApiTypes.OBJECT, **meta_error_responses(*GRAPH_ERRORS)},
+    )
+    def get(self, request, version, media_id):
+        """Meta's description of the media, its `url` pointing at Kirim: Meta's own needs Meta's token."""
+        _, description = media_describe(org=request.user, media_id=media_id)
+        content_url = request.build_absolute_uri(f"{request.path.rstrip('/')}/content")
+        return Response({**description, "url": content_url})
+
+
+class GraphMediaContentView(GraphView):
+    @extend_schema(
+        summary="The media's bytes, fetched from Meta with the number's token",
+        parameters=[VERSION, MEDIA_ID],
+        responses={(200, "*/*"): OpenApiTypes.BINARY, **meta_error_responses(*GRAPH_ERRORS)},
+    )
+    def get(self, request, version, media_id):
+        number, description = media_describe(org=request.user, media_id=media_id)
+        content_type, chunks = meta_graph.media_download(number, description.get("url", ""))
+        return StreamingHttpResponse(chunks, content_type=content_type)

@@ -1,0 +1,93 @@
+"""Errors in Meta's own shape, for the Graph-compatible door at /{version}/ (README, "Meta's own API
+at Kirim"): `{"error": {message, type, code: int, error_subcode?, error_data, fbtrace_id}}`.
+
+When Meta refused, its own error object is passed on as Meta gave it. Kirim's own refusals carry the
+code Meta gives for the same case, so clients branch on them as they do against Meta."""
+
+import re
+from dataclasses import dataclass
+
+from django.http import JsonResponse
+
+from kirim.errors import api_error_of
+
+# /v13.0/, /v23.0/, /v27.0/ ...: every Graph API version, present and future.
+GRAPH_PATH = re.compile(r"^/v[0-9]{1,3}\.[0-9]{1,2}/")
+
+
+@dataclass(frozen=True)
+class MetaCode:
+    code: int
+    message: str  # Meta's own wording for the code
+    http_status: int = 400
+    subcode: int | None = None
+    type: str = "OAuthException"
+
+
+INVALID_PARAMETER = MetaCode(100, "(#100) Invalid parameter")
+INVALID_MESSAGE_ID = MetaCode(131009, "(#131009) Parameter value is not valid")
+NO_SUCH_OBJECT = MetaCode(
+    100,
+    "Unsupported request. Object does not exist, cannot be loaded due to missing permissions, or does not "
+    "support this operation",
+    subcode=33,
+    type="GraphMethodException",
+)
+TEMPORARILY_UNAVAILABLE = MetaCode(2, "Service temporarily unavailable", http_status=503)
+
+# Kirim's error code (and, where the case needs it, the field) -> what Meta answers for that case.
+# The README's table "Kirim's refusals in Meta's codes" is this one.
+BY_KIRIM_CODE = {
+    "invalid_json": INVALID_PARAMETER,
+    "missing_required_field": INVALID_PARAMETER,
+    "invalid_field_value": INVALID_PARAMETER,
+    "unsupported_media_type": INVALID_PARAMETER,
+    "method_not_allowed": MetaCode(100, "Unsupported request method", http_status=405, type="GraphMethodException"),
+    "resource_not_found": NO_SUCH_OBJECT,
+    ("resource_not_found", "message_id"): INVALID_MESSAGE_ID,
+    ("invalid_field_value", "message_id"): INVALID_MESSAGE_ID,
+    "invalid_api_key": MetaCode(190, "Invalid OAuth access token - Cannot parse access token", http_status=401),
+    "expired_api_key": MetaCode(
+        190, "Error validating access token: Session has expired", http_status=401, subcode=463
+    ),
+    "permission_denied": MetaCode(10, "(#10) Application does not have permission for this action", 403),
+    "rate_limit_exceeded": MetaCode(80007, "(#80007) Rate limit hit for this account", http_status=429),
+    "idempotency_in_progress": MetaCode(2, "Service temporarily unavailable", http_status=409),
+    "idempotency_key_reuse": MetaCode(100, "(#100) Idempotency-Key was used with a different request", 422),
+    "internal_error": MetaCode(1, "An unknown error occurred", http_status=500),
+    "whatsapp_upstream_error": TEMPORARILY_UNAVAILABLE,  # Meta gave no error object: not reached, not JSON
+}
+
+
+def meta_code_for(error):
+    return BY_KIRIM_CODE.get((error.code, error.param)) or BY_KIRIM_CODE.get(error.code, INVALID_PARAMETER)
+
+
+def meta_error_body(request, error):
+    """The body Meta would answer for `error` (an ApiError), and its HTTP status."""
+    meta_error = getattr(error, "meta_error", None)
+    upstream_status = (error.upstream or {}).get("http_status")
+    if meta_error and isinstance(meta_error.get("code"), int):
+        return {"error": meta_error}, upstream_status or 400
+    meta = meta_code_for(error)
+    body = {"message": meta.message, "type": meta.type, "code": meta.code}
+    if meta.subcode is not None:
+        body["error_subcode"] = meta.subcode
+    if meta.code in (1, 2):
+        body["is_transient"] = True
+    body["error_data"] = {"messaging_product": "whatsapp", "details": error.message}
+    body["fbtrace_id"] = getattr(request, "request_id", None)  # Kirim's trace: quote it to support
+    return {"error": body}, meta.http_status
+
+
+def meta_error_response(request, error):
+    body, status = meta_error_body(request, error)
+    response = JsonResponse(body, status=status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def exception_handler(exc, context):
+    """DRF's exception handler for the views of the Graph-compatible door."""
+    return meta_error_response(context["request"], api_error_of(exc, context["request"]))
