@@ -12,6 +12,10 @@ Control endpoints (not Meta's), all JSON:
 
 With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
 as Meta would post them.
+
+Also Meta's GET /{waba_id}/message_templates (TEMPLATES, paged by `limit` and `after` cursors as Meta
+pages), POST /{phone_number_id}/media (answers a new media id), GET /{media_id} (its description, with
+a `url` on the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with the bearer token only).
 """
 
 import argparse
@@ -24,6 +28,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +41,15 @@ DEFAULT_ERROR = {
     "error_data": {"messaging_product": "whatsapp", "details": "Something went wrong"},
     "fbtrace_id": "AStandInTraceId",
 }
+
+
+# Templates every WABA has on the stand-in: more than one page at Meta's default limit of 25.
+TEMPLATES = [
+    {"name": f"template_{n}", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": str(9000 + n),
+     "components": [{"type": "BODY", "text": f"Template {n}: {{{{1}}}}"}]}
+    for n in range(1, 31)
+]  # fmt: skip
+MEDIA_BYTES = b"\xff\xd8\xff\xe0stand-in jpeg"
 
 
 def new_wamid():
@@ -133,7 +147,36 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_stand_in/requests":
             with self.state.lock:
                 return self._answer(200, {"requests": list(self.state.requests)})
+        path, _, query = self.path.partition("?")
+        parts = path.strip("/").split("/")
+        if parts[-1] == "message_templates":
+            return self._templates(parts, urllib.parse.parse_qs(query))
+        if parts[:2] == ["_stand_in", "media"] and self.headers.get("Authorization", "").startswith("Bearer "):
+            return self._raw(200, MEDIA_BYTES, "image/jpeg")
+        if len(parts) == 2 and parts[-1].isdigit():
+            host = f"http://{self.headers.get('Host')}"
+            return self._answer(200, {"messaging_product": "whatsapp", "url": f"{host}/_stand_in/media/{parts[-1]}",
+                                      "mime_type": "image/jpeg", "sha256": "0" * 64, "file_size": len(MEDIA_BYTES),
+                                      "id": parts[-1]})  # fmt: skip
         self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
+
+    def _templates(self, parts, query):
+        """Meta's paging: `limit` per page, opaque `after` cursors, `next` only when there is more."""
+        limit = int(query.get("limit", ["25"])[0])
+        start = int(base64.b64decode(query["after"][0])) if "after" in query else 0
+        page = TEMPLATES[start : start + limit]
+        cursor = lambda n: base64.b64encode(str(n).encode()).decode()
+        paging = {"cursors": {"before": cursor(start), "after": cursor(start + len(page))}}
+        if start + limit < len(TEMPLATES):
+            paging["next"] = f"https://graph.facebook.com/{parts[0]}/{parts[1]}/message_templates?after=..."
+        self._answer(200, {"data": page, "paging": paging})
+
+    def _raw(self, status, raw, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
 
     def do_DELETE(self):
         with self.state.lock:
@@ -154,6 +197,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_stand_in/inbound":
             return self._inbound(body if isinstance(body, dict) else {})
         parts = self.path.strip("/").split("/")
+        if len(parts) >= 2 and parts[-1] == "media":
+            return self._answer(200, {"id": str(random.randint(10**15, 10**16 - 1))})
         if len(parts) < 2 or parts[-1] != "messages":
             return self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
         self.entry = {

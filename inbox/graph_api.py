@@ -71,6 +71,7 @@ VERSION = OpenApiParameter("version", str, OpenApiParameter.PATH, pattern=r"^v[0
 
 class GraphMessagesView(GraphView):
     @extend_schema(
+        operation_id="graph_messages",
         summary="Send a message, or mark one read (Meta's POST /{phone_number_id}/messages)",
         parameters=[VERSION, PHONE_NUMBER_ID],
         request=PolymorphicProxySerializer(
@@ -113,6 +114,7 @@ class TemplatesQuerySerializer(serializers.Serializer):
 
 class GraphTemplatesView(GraphView):
     @extend_schema(
+        operation_id="graph_message_templates",
         summary="The WhatsApp Business Account's message templates, from Meta, with Meta's paging",
         parameters=[VERSION, TemplatesQuerySerializer],
         responses={
@@ -157,6 +159,7 @@ class GraphMediaUploadView(GraphView):
     parser_classes = (MultiPartParser,)
 
     @extend_schema(
+        operation_id="graph_media_upload",
         summary="Upload media for later sends (Meta's POST /{phone_number_id}/media)",
         parameters=[VERSION, PHONE_NUMBER_ID],
         request={
@@ -193,6 +196,7 @@ MEDIA_ID = OpenApiParameter("media_id", str, OpenApiParameter.PATH, pattern=r"^[
 
 class GraphMediaView(GraphView):
     @extend_schema(
+        operation_id="graph_media",
         summary="Describe media (Meta's GET /{media_id}); `url` downloads it through Kirim",
         parameters=[VERSION, MEDIA_ID],
         responses={200: OpenApiTypes.OBJECT, **meta_error_responses(*GRAPH_ERRORS)},
@@ -206,6 +210,7 @@ class GraphMediaView(GraphView):
 
 class GraphMediaContentView(GraphView):
     @extend_schema(
+        operation_id="graph_media_content",
         summary="The media's bytes, fetched from Meta with the number's token",
         parameters=[VERSION, MEDIA_ID],
         responses={(200, "*/*"): OpenApiTypes.BINARY, **meta_error_responses(*GRAPH_ERRORS)},

@@ -247,7 +247,7 @@ def media_info(phone_number, media_id):
 def media_download(phone_number, url):
     """The bytes at a media `url` that media_info gave, read with the number's token: (content type,
     an iterator of chunks). Streamed: a large video is never held whole."""
-    if not isinstance(url, str) or not url.startswith("https://"):
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise _upstream_error("Meta gave no download URL for this media.")
     started = time.monotonic()
     try:

@@ -120,7 +120,7 @@ class GraphApiKeyScheme(OpenApiAuthenticationExtension):
     """The Graph-compatible door takes the key as a Bearer token or, as Meta does, `?access_token=`."""
 
     target_class = "inbox.auth.GraphApiKeyAuthentication"
-    name = ("apiKey", "accessToken")
+    name = ("graphBearer", "graphAccessToken")
 
     def get_security_definition(self, auto_schema):
         return [
