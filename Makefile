@@ -27,14 +27,15 @@ lock: install
 	$(PYTHON) -c 'import secrets; t = secrets.token_urlsafe; print(f"SECRET_KEY={t(50)}\nDEBUG=true\nMETA_APP_SECRET={t(32)}\nMETA_WEBHOOK_VERIFY_TOKEN={t(24)}\nMETA_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0")' > $@
 	chmod 600 $@
 
+# The demo's processes, one line each; kirim/run_together.py stops them all on Ctrl-C or when one
+# fails, and returns once they are gone (ports free). Kirim finds the stand-in at META_PORT whatever .env says.
 run: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --meta-url http://$(HOST):$(META_PORT)
-	set -a; . ./.env; set +a; \
-	$(PY) -m fakemeta --host $(HOST) --port $(META_PORT) --webhook-url http://$(HOST):$(PORT)/webhooks/whatsapp & \
-	stand_in=$$!; \
-	trap 'kill $$stand_in' EXIT; \
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	set -a; . ./.env; META_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0; set +a; \
+	exec $(PY) -m kirim.run_together \
+	  "stand-in: $(PY) -m fakemeta --host $(HOST) --port $(META_PORT) --webhook-url http://$(HOST):$(PORT)/webhooks/whatsapp" \
+	  "kirim: $(PY) manage.py runserver $(HOST):$(PORT)"
 
 # pytest exits 5 when a selection (PYTEST_ARGS) holds no test: say so rather than fail.
 test: install .env

@@ -286,9 +286,12 @@ def main(argv=None):
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of Graph calls answered 500 (131000)")
     args = parser.parse_args(argv)
     # The app secret signs webhooks; from the environment, never the command line.
-    server = make_server(
-        args.host, args.port, args.latency_ms, args.webhook_url, os.environ.get("META_APP_SECRET"), args.fail_rate
-    )
+    try:
+        server = make_server(
+            args.host, args.port, args.latency_ms, args.webhook_url, os.environ.get("META_APP_SECRET"), args.fail_rate
+        )
+    except OSError as error:
+        sys.exit(f"Meta stand-in: cannot listen on {args.host}:{args.port}: {error.strerror}")
     print(f"Meta stand-in listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()

@@ -1,4 +1,5 @@
 import secrets
+import shlex
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,11 +31,11 @@ Demo org "Demo Coffee" is ready; its API key, number and an unread wamid are in 
   API docs:     {base_url}/v1/docs
   Health:       curl {base_url}/v1/health
 
-Mark the newest demo message read (in another terminal, from this folder):
+Mark the newest demo message read (in another terminal):
 
-  source .kirim-demo.env
-  curl -X POST {base_url}/v1/$PHONE_ID/messages \\\\
-    -H "Authorization: Bearer $KIRIM_KEY" -H "Content-Type: application/json" \\\\
+  source {env_file}
+  curl -X POST {base_url}/v1/$PHONE_ID/messages \\
+    -H "Authorization: Bearer $KIRIM_KEY" -H "Content-Type: application/json" \\
     -d '{{"messaging_product": "whatsapp", "status": "read", "message_id": "'$WAMID'"}}'
 
 A contact writes in (the stand-in posts a signed webhook to Kirim):
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         )
         Path(env_file).chmod(0o600)
         self.stdout.write(
-            BANNER.format(base_url=base_url, meta_url=meta_url, env_file=env_file, password=admin_password)
+            BANNER.format(base_url=base_url, meta_url=meta_url, env_file=shlex.quote(env_file), password=admin_password)
         )
 
     def _conversations(self, number):
