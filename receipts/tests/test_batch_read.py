@@ -1,13 +1,21 @@
 """`manage.py batch_read`: scope options, dry runs, the receipt window, the summary, exit codes,
 stopping and re-running, and two runs at once."""
 
+import fcntl
 import io
 import json
 import os
+import pty
+import re
+import shlex
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -240,3 +248,61 @@ def test_two_runs_at_once_in_separate_processes_never_send_a_message_two_receipt
     assert len(sent) == len(set(sent)) == 30
     assert sum(json.loads(out)["meta_calls"] for out in outputs) == 30
     assert not Message.objects.filter(status=Status.RECEIVED).exists()
+
+
+def on_a_terminal(command, env):
+    """Run a command with a pseudo-terminal as its stdin, stdout and stderr; (exit code, what it showed)."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        command, cwd=settings.BASE_DIR, env=env, stdin=terminal, stdout=terminal, stderr=terminal
+    )
+    os.close(terminal)
+    shown = []
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the command and everything it started have closed the terminal
+            break
+        if not chunk:
+            break
+        shown.append(chunk)
+    os.close(controller)
+    return process.wait(timeout=60), b"".join(shown).decode().replace("\r\n", "\n")
+
+
+def test_the_readme_examples_run_against_the_demo_and_logs_never_tear_the_bar(tmp_path):
+    from fakemeta.server import make_server
+
+    stand_in = make_server(port=0)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "META_GRAPH_URL": f"http://127.0.0.1:{stand_in.server_port}/v23.0",
+        "LOG_LEVEL": "INFO",
+    }
+    manage = [sys.executable, "manage.py"]
+    for step in (["migrate", "--noinput"], ["seed_demo", "--env-file", str(tmp_path / "demo.env")]):
+        subprocess.run(manage + step, cwd=settings.BASE_DIR, env=env, check=True, capture_output=True)
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    section = readme.split("## Mark many messages read")[1].split("\n## ")[0]
+    examples = [line for line in section.splitlines() if line.startswith(".venv/bin/python manage.py batch_read ")]
+    dry_run, real_run = [[sys.executable, *shlex.split(line)[1:]] for line in examples]
+
+    counted = subprocess.run(dry_run, check=False, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True)
+    code, shown = on_a_terminal(real_run, env)
+    stand_in.shutdown()
+    stand_in.server_close()
+
+    assert counted.returncode == 0, counted.stderr
+    assert "would read 4 message(s) in 3 conversation(s)" in counted.stdout
+    assert code == 0, shown
+    assert len(stand_in.state.requests) == 3  # one receipt per demo conversation
+    log_lines = [line for line in shown.splitlines() if "INFO kirim.receipts" in line]
+    assert len(log_lines) == 4  # one per conversation and the summary
+    for line in log_lines:
+        # What a terminal shows of the line: the text after its last carriage return, which must be the
+        # log line alone, not the bar with the log line glued to its end.
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO kirim\.receipts", line.split("\r")[-1]), shown
+    assert "3/3" in shown

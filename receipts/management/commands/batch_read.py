@@ -1,6 +1,7 @@
 """`manage.py batch_read`: mark many inbound messages read at once, one receipt per conversation,
 through the same receipts service as the API and the admin."""
 
+import contextlib
 import json
 import re
 import signal
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from inbox.models import Message, Org, PhoneNumber, ReadVia
 from receipts.services import messages_mark_read
@@ -52,10 +54,15 @@ class Progress:
         self.stream = stream
         self.interactive = stream.isatty()
         self.lock = threading.Lock()
+        self.while_running = contextlib.ExitStack()
 
     def start(self, total):
         self.total, self.done, self.began, self.last_line = total, 0, time.monotonic(), 0.0
-        self.bar = tqdm(total=total, unit="conv", file=self.stream) if self.interactive else None
+        self.bar = None
+        if self.interactive:
+            # Log lines go through tqdm while the bar runs: printed above it, never into its line.
+            self.while_running.enter_context(logging_redirect_tqdm())
+            self.bar = self.while_running.enter_context(tqdm(total=total, unit="conv", file=self.stream))
 
     def step(self):
         with self.lock:
@@ -72,8 +79,7 @@ class Progress:
                 self.stream.flush()
 
     def close(self):
-        if getattr(self, "bar", None) is not None:
-            self.bar.close()
+        self.while_running.close()
 
 
 class Command(BaseCommand):
