@@ -3,9 +3,11 @@
 import io
 
 import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from inbox.models import ApiKey, Message, Org, PhoneNumber, Status
+from inbox.models import ApiKey, Membership, Message, Org, PhoneNumber, Status
 
 
 def run(*args):
@@ -136,3 +138,46 @@ def test_purge_expired_applies_a_status_its_send_missed(phone_number, make_messa
     assert "Applied 1 early status(es)." in run("purge_expired")
     assert Message.objects.get(pk=sent.pk).status == Status.DELIVERED
     assert list(EarlyStatus.objects.values_list("wamid", flat=True)) == ["wamid.NOT_YET"]
+
+
+def test_add_member_creates_a_staff_user_and_a_second_run_changes_the_role(org, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough passphrase\n"))
+
+    created = run("add_member", "--org", org.slug, "--username", "siti", "--role", "agent",
+                  "--email", "siti@example.com", "--password-stdin")  # fmt: skip
+    promoted = run("add_member", "--org", org.slug, "--username", "siti", "--role", "manager")
+
+    user = authenticate(username="siti", password="a long enough passphrase")
+    assert user is not None and user.is_staff and not user.is_superuser and user.email == "siti@example.com"
+    assert "passphrase" not in created
+    assert created == "Created staff user siti, agent of toko-kopi.\n"
+    assert promoted == "siti is now manager of toko-kopi (was agent).\n"
+    assert list(Membership.objects.values_list("user__username", "org", "role")) == [("siti", org.pk, "manager")]
+    assert list(user.groups.values_list("name", flat=True)) == ["Kirim managers"]
+    assert user.has_perm("inbox.change_phonenumber") and User.objects.count() == 1
+
+
+def test_add_member_adds_an_existing_user_to_a_second_org(org, other_org):
+    run("add_member", "--org", org.slug, "--username", "budi", "--role", "manager")
+    run("add_member", "--org", other_org.slug, "--username", "budi", "--role", "agent")
+
+    user = User.objects.get(username="budi")
+    assert not user.has_usable_password()  # no password given: none that could be guessed
+    assert set(Membership.objects.values_list("org__slug", "role")) == {("toko-kopi", "manager"), ("other-co", "agent")}
+    assert set(user.groups.values_list("name", flat=True)) == {"Kirim agents", "Kirim managers"}
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["--org", "nope", "--role", "agent"], "", "No org"),
+        (["--org", "toko-kopi", "--role", "owner"], "", "invalid choice"),
+        (["--org", "toko-kopi", "--role", "agent", "--password-stdin"], "short\n", "password is refused"),
+    ],
+)
+def test_add_member_refuses(org, monkeypatch, args, stdin, message):
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+
+    with pytest.raises(CommandError, match=message):
+        run("add_member", "--username", "ayu", *args)
+    assert not User.objects.filter(username="ayu").exists()
