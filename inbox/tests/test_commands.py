@@ -93,6 +93,11 @@ def test_seed_demo_resets_the_demo_and_writes_what_to_curl(db, tmp_path):
     assert ApiKey.for_secret(values["KIRIM_KEY"]).org.slug == "demo"
     message = Message.objects.get(wamid=values["WAMID"])
     assert message.status == Status.RECEIVED and message.phone_number.phone_number_id == values["PHONE_ID"]
+    agent = authenticate(username="agent", password=values["AGENT_PASSWORD"])
+    assert agent.is_staff and not agent.is_superuser
+    assert list(agent.kirim_memberships.values_list("org__slug", "role")) == [("demo", "agent")]
+    assert authenticate(username="admin", password=values["ADMIN_PASSWORD"]).is_superuser
+    assert Message.objects.filter(org__slug="demo-books").exists()  # a second org the agent does not see
 
 
 def test_purge_expired_deletes_only_what_has_served_its_time(org):

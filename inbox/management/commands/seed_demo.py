@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from fakemeta import payloads
 from fakemeta.server import new_wamid
-from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+from inbox.members import member_add
+from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.services import conversations_touch, webhook_receive
 
 DEMO_SLUG = "demo"
@@ -23,11 +24,20 @@ CONVERSATIONS = [
     ("6281234567803", "Ayu Lestari", ["Thank you! The coffee was great"]),
 ]
 REPLY = ("6281234567803", "Terima kasih, Ayu! See you again soon.")
+# A second org, so that the demo agent can see what they do not see.
+OTHER_SLUG = "demo-books"
+OTHER_PHONE_NUMBER_ID = "106540352242933"
+OTHER_DISPLAY_NUMBER = "+62 811 0000 0002"
+OTHER_CONVERSATIONS = [("6281234567811", "Rina Wijaya", ["Do you have the new Pramoedya edition?"])]
+AGENT_USERNAME = "agent"
 
 BANNER = """
 Demo org "Demo Coffee" is ready; its API key, number and an unread wamid are in {env_file}.
+A second org, "Demo Books", has its own number and a conversation.
 
-  Admin inbox:  {base_url}/admin/   user admin, password {password}
+  Admin inbox:  {base_url}/admin/
+    user admin, password {password}   (operator: every org)
+    user agent, password {agent_password}   (agent of Demo Coffee: its inbox only)
   API docs:     {base_url}/v1/docs
   Health:       curl {base_url}/v1/health
 
@@ -48,8 +58,9 @@ What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
 
 class Command(BaseCommand):
     help = (
-        "Reset the demo org: a number, an API key, an admin user and a few conversations, brought in "
-        "through the same webhook path Meta uses. Writes what to curl into .kirim-demo.env."
+        "Reset the demo orgs: Demo Coffee with a number, an API key and a few conversations brought in "
+        "through the same webhook path Meta uses, a second org with its own, an operator (superuser) and "
+        "an agent of Demo Coffee. Writes what to curl and the passwords into .kirim-demo.env."
     )
 
     def add_arguments(self, parser):
@@ -59,17 +70,16 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *, env_file, base_url, meta_url, **options):
-        Org.objects.filter(slug=DEMO_SLUG).delete()
+        Org.objects.filter(slug__in=(DEMO_SLUG, OTHER_SLUG)).delete()
         org = Org.objects.create(name="Demo Coffee", slug=DEMO_SLUG)
-        number = PhoneNumber.objects.create(
-            org=org,
-            phone_number_id=DEMO_PHONE_NUMBER_ID,
-            display_phone_number=DEMO_DISPLAY_NUMBER,
-            waba_id="102290129340398",
-            access_token="demo-" + secrets.token_urlsafe(24),
-        )
+        number = self._number(org, DEMO_PHONE_NUMBER_ID, DEMO_DISPLAY_NUMBER)
         _, key = ApiKey.issue(org=org, name="demo")
         newest_unread = self._conversations(number)
+        other = self._number(Org.objects.create(name="Demo Books", slug=OTHER_SLUG), OTHER_PHONE_NUMBER_ID,
+                             OTHER_DISPLAY_NUMBER)  # fmt: skip
+        self._inbound(other, OTHER_CONVERSATIONS, start=timezone.now() - timedelta(minutes=30))
+        agent_password = secrets.token_urlsafe(12)
+        member_add(org=org, username=AGENT_USERNAME, role=Role.AGENT, password=agent_password)
         admin_password = secrets.token_urlsafe(12)
         admin, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
         admin.is_staff = admin.is_superuser = True
@@ -79,24 +89,28 @@ class Command(BaseCommand):
         Path(env_file).write_text(
             f"export KIRIM_KEY={key}\nexport PHONE_ID={DEMO_PHONE_NUMBER_ID}\n"
             f"export WAMID={newest_unread}\nexport ADMIN_PASSWORD={admin_password}\n"
+            f"export AGENT_PASSWORD={agent_password}\n"
         )
         Path(env_file).chmod(0o600)
         self.stdout.write(
-            BANNER.format(base_url=base_url, meta_url=meta_url, env_file=shlex.quote(env_file), password=admin_password)
+            BANNER.format(
+                base_url=base_url, meta_url=meta_url, env_file=shlex.quote(env_file), password=admin_password,
+                agent_password=agent_password,
+            )
+        )  # fmt: skip
+
+    def _number(self, org, phone_number_id, display_phone_number):
+        return PhoneNumber.objects.create(
+            org=org,
+            phone_number_id=phone_number_id,
+            display_phone_number=display_phone_number,
+            waba_id="102290129340398",
+            access_token="demo-" + secrets.token_urlsafe(24),
         )
 
     def _conversations(self, number):
         """Inbound messages and delivery statuses arrive as Meta's webhooks would bring them."""
-        start = timezone.now() - timedelta(hours=2)
-        wamid = None
-        for index, (wa_id, name, texts) in enumerate(CONVERSATIONS):
-            for offset, text in enumerate(texts):
-                wamid = new_wamid()
-                sent_at = (start + timedelta(minutes=10 * index + offset)).timestamp()
-                self._webhook(
-                    contacts=[payloads.contact(wa_id, name)],
-                    messages=[payloads.text_message(wamid, wa_id, text, timestamp=sent_at)],
-                )
+        wamid = self._inbound(number, CONVERSATIONS, start=timezone.now() - timedelta(hours=2))
         to, text = REPLY
         reply = Message.objects.create(
             org_id=number.org_id,
@@ -110,10 +124,26 @@ class Command(BaseCommand):
             payload={"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": text}},
         )
         conversations_touch([reply])
-        self._webhook(statuses=[payloads.status(reply.wamid, s, to) for s in ("sent", "delivered", "read")])
+        self._webhook(number, statuses=[payloads.status(reply.wamid, s, to) for s in ("sent", "delivered", "read")])
         return wamid
 
-    def _webhook(self, **content):
+    def _inbound(self, number, conversations, start):
+        """Each contact's texts, ten minutes apart; returns the newest wamid."""
+        wamid = None
+        for index, (wa_id, name, texts) in enumerate(conversations):
+            for offset, text in enumerate(texts):
+                wamid = new_wamid()
+                sent_at = (start + timedelta(minutes=10 * index + offset)).timestamp()
+                self._webhook(
+                    number,
+                    contacts=[payloads.contact(wa_id, name)],
+                    messages=[payloads.text_message(wamid, wa_id, text, timestamp=sent_at)],
+                )
+        return wamid
+
+    def _webhook(self, number, **content):
         webhook_receive(
-            payloads.encode(payloads.webhook(DEMO_PHONE_NUMBER_ID, display_phone_number=DEMO_DISPLAY_NUMBER, **content))
+            payloads.encode(
+                payloads.webhook(number.phone_number_id, display_phone_number=number.display_phone_number, **content)
+            )
         )
