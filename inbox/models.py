@@ -196,7 +196,7 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     external_id = PublicIdField("msg")
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)  # message_org_recent
     phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="messages")
     wamid = models.CharField(max_length=255, unique=True, null=True, blank=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
@@ -221,6 +221,10 @@ class Message(models.Model):
 
     class Meta:
         indexes = (
+            # An org's messages, newest first: the admin's message list for its staff, whose count and
+            # page read the org's newest rows instead of walking every org's (and what the org's FK
+            # index served before).
+            models.Index(fields=["org", "-id"], name="message_org_recent"),
             # A number's timeline, newest first: the API list and the inbox.
             models.Index(fields=["phone_number", "-timestamp", "-external_id"], name="message_number_timeline"),
             # One conversation's thread, and "earlier unread messages of this conversation".

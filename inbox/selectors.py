@@ -1,6 +1,6 @@
 """Reads shared by the API, the admin and the services."""
 
-from inbox.models import Membership, PhoneNumber, Role
+from inbox.models import Membership, PhoneNumber
 from kirim.errors import NotFound
 
 
@@ -12,10 +12,9 @@ def phone_number_of(org, phone_number_id):
     return number
 
 
-def org_ids_of(user, roles=tuple(Role)):
-    """The ids of the orgs where `user` holds one of `roles`, as a subquery: filtering on it adds no
-    query to a page, and a user with no membership gets no org."""
-    return Membership.objects.filter(user_id=user.pk, role__in=roles).values("org_id")
+def org_roles_of(user):
+    """{org id: role} of every org `user` belongs to; empty for a user with no membership."""
+    return dict(Membership.objects.filter(user_id=user.pk).values_list("org_id", "role"))
 
 
 def waba_number_of(org, waba_id):
