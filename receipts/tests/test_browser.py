@@ -138,3 +138,33 @@ def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in
     assert not browser.find_elements(By.ID, "mark-read")
     assert meta_stand_in.state.requests == []
     assert Message.objects.filter(status=Status.RECEIVED).count() == 5
+
+
+def test_an_agent_sees_only_their_orgs_conversations_and_marks_one_read(
+    browser, live_server, meta_stand_in, inbox, org, foreign_number, make_message
+):
+    from selenium.webdriver.common.by import By
+
+    for wa_id, name in (("6289900000001", "Rival Customer"), ("6289900000002", "Rival Supplier")):
+        make_message(foreign_number, contact=wa_id, contact_name=name, text="a message for Other Co only")
+    staff_user(org, "agent", can_mark_read=True)
+    log_in(browser, live_server, "agent")
+
+    browser.get(f"{live_server.url}/admin/inbox/conversation/")
+    listed = {row.text for row in browser.find_elements(By.CSS_SELECTOR, "#result_list .field-contact strong")}
+    assert listed == {"Siti Rahma", "Budi Santoso", "Ayu Lestari"}
+    assert "Rival" not in browser.page_source and "Other Co" not in browser.page_source
+
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Siti Rahma").click()
+    browser.find_element(By.ID, "mark-read").click()
+    success = browser.find_element(By.CSS_SELECTOR, ".messagelist .success").text
+    assert success == "Marked 2 message(s) read in 1 conversation(s)."
+    browser.get(f"{live_server.url}/admin/inbox/conversation/")
+    assert [b.text for b in browser.find_elements(By.CSS_SELECTOR, ".unread-badge")] == ["1", "2"]  # Ayu, Budi: Siti's are read
+    save_screenshot(browser, "agent-inbox.png")
+
+    rival = Conversation.objects.get(contact_name="Rival Customer")
+    browser.get(f"{live_server.url}/admin/inbox/conversation/{rival.pk}/change/")
+    assert "Not Found" in browser.page_source and "Rival" not in browser.page_source
+    assert [r["phone_number_id"] for r in meta_stand_in.state.requests] == [org.phone_numbers.get().phone_number_id]
+    assert Message.objects.filter(org=foreign_number.org, status=Status.RECEIVED).count() == 2
