@@ -275,18 +275,13 @@ def mixed(args):
     return all(value == 0 for value in checks.values())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="per scenario")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--mixed-seconds", type=int, default=120, help="deadline of the mixed run")
-    args = parser.parse_args()
-    setup_django()
+def gunicorn_env():
+    """Kirim as production runs it, on this benchmark's database, with the stand-in as Meta."""
     from django.db import connection
 
     from kirim.dburl import database_url
 
-    env = {
+    return {
         "DATABASE_URL": database_url(connection.settings_dict),
         "META_GRAPH_URL": f"http://127.0.0.1:{STAND_IN_PORT}/v23.0",
         "WEB_CONCURRENCY": str(WORKERS),
@@ -296,6 +291,16 @@ def main():
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
     }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per scenario")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--mixed-seconds", type=int, default=120, help="deadline of the mixed run")
+    args = parser.parse_args()
+    setup_django()
+    env = gunicorn_env()
     print(
         f"gunicorn: {WORKERS} workers x 4 threads; load from a separate process with {args.concurrency} "
         f"connections; {os.cpu_count()} cores",

@@ -5,6 +5,8 @@ import logging
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
@@ -346,3 +348,33 @@ def test_an_upload_goes_to_meta_and_answers_its_media_id(api, phone_number, meta
     assert response.json() == {"id": MEDIA_ID}
     sent = meta.calls[0].request.body
     assert b"\x89PNG" in sent and b"image/png" in sent
+
+
+# Queries: the same services as /v1/, so the same counts --------------------------------------------
+
+
+def test_a_read_retry_costs_what_it_costs_on_v1(api, phone_number, make_message, meta_accepts_reads,
+                                                 django_assert_num_queries):  # fmt: skip
+    message = make_message(phone_number)
+    api.post(messages_url(phone_number), read_body(message.wamid), format="json")
+
+    # key + org with the rate-limit window (one statement on PostgreSQL, two on SQLite), the message
+    # by wamid with its number: as receipts/tests/test_api.py counts for /v1/.
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
+        assert api.post(messages_url(phone_number), read_body(message.wamid), format="json").status_code == 200
+
+
+def test_a_send_costs_what_it_costs_on_v1(api, phone_number, meta, django_assert_num_queries):
+    wamids = iter(["wamid.V1", "wamid.GRAPH"])
+    meta.add_callback(
+        "POST",
+        graph_messages_url(phone_number),
+        lambda _: (200, {}, json.dumps({**META_SENT, "messages": [{"id": next(wamids)}]})),
+    )
+    v1_url = f"/v1/{phone_number.phone_number_id}/messages"
+    api.get("/v1/me")  # the key's first use of the minute writes last_used_at: not part of either send
+    with CaptureQueriesContext(connection) as on_v1:
+        api.post(v1_url, SEND, format="json")
+
+    with django_assert_num_queries(len(on_v1.captured_queries)):
+        assert api.post(messages_url(phone_number), SEND, format="json").status_code == 200
