@@ -146,3 +146,32 @@ def _parse_value(value, parsed):
                 errors=status.get("errors"),
             )
         )
+
+
+def meta_subset(payload, kind, keep):
+    """Meta's payload cut down to the `kind` items ("messages" or "statuses") for which
+    `keep(phone_number_id, item)` holds, in Meta's own shape and with Meta's values (a message keeps
+    its sender's `contacts` entry); None when no item is left. What an org's subscribers receive."""
+    entries = []
+    for entry in _list(_dict(payload).get("entry")):
+        changes = []
+        for change in _list(_dict(entry).get("changes")):
+            change = _dict(change)
+            value = _dict(change.get("value"))
+            if change.get("field") != "messages":
+                continue
+            phone_number_id = str(_dict(value.get("metadata")).get("phone_number_id", ""))
+            items = [i for i in _list(value.get(kind)) if isinstance(i, dict) and keep(phone_number_id, i)]
+            if not items:
+                continue
+            subset = {k: v for k, v in value.items() if k not in ("contacts", "messages", "statuses")}
+            if kind == "messages":
+                senders = {str(i.get("from")) for i in items}
+                contacts = [c for c in _list(value.get("contacts")) if str(_dict(c).get("wa_id")) in senders]
+                if contacts:
+                    subset["contacts"] = contacts
+            subset[kind] = items
+            changes.append({**change, "value": subset})
+        if changes:
+            entries.append({**entry, "changes": changes})
+    return {**payload, "entry": entries} if entries else None

@@ -25,6 +25,8 @@ from inbox.models import (
 )
 from kirim import meta_graph
 from kirim.errors import NotFound, UpstreamError
+from outbox import record as outbox
+from outbox.models import EventType
 
 logger = logging.getLogger("kirim.inbox")
 
@@ -112,12 +114,20 @@ def webhook_process(event):
     """Apply one stored webhook: insert its inbound messages, move its statuses forward. A bounded
     number of queries whatever the payload's size."""
     try:
-        parsed = events.parse(json.loads(event.body))
+        payload = json.loads(event.body)
     except ValueError:
-        parsed = events.ParsedWebhook(skipped=["body is not JSON"])
+        payload, parsed = None, events.ParsedWebhook(skipped=["body is not JSON"])
+    else:
+        parsed = events.parse(payload)
     with transaction.atomic():
-        stored = _store_inbound(parsed.messages)
+        numbers = _numbers_named(parsed)
+        subscriptions = outbox.subscriptions_of({n.org_id for n in numbers.values()}) if numbers else []
+        announce_new = outbox.wanting(subscriptions, EventType.MESSAGE_RECEIVED)
+        stored_before = _stored_wamids(parsed.messages) if announce_new else set()
+        stored = _store_inbound(parsed.messages, numbers)
         moved = _apply_statuses(parsed.statuses)
+        if subscriptions:
+            _events_out(payload, numbers, subscriptions, stored_before)
         WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now())
     logger.info(
         "webhook %s: %d/%d inbound for known numbers, %d/%d statuses applied, skipped=%s",
@@ -130,11 +140,43 @@ def webhook_process(event):
     )
 
 
-def _store_inbound(inbound):
+def _numbers_named(parsed):
+    """{phone_number_id: PhoneNumber} of the known numbers the webhook's items are for."""
+    named = {item.phone_number_id for item in (*parsed.messages, *parsed.statuses)}
+    return PhoneNumber.objects.in_bulk(named, field_name="phone_number_id") if named else {}
+
+
+def _stored_wamids(inbound):
+    return set(Message.objects.filter(wamid__in=[m.wamid for m in inbound]).values_list("wamid", flat=True))
+
+
+def _events_out(payload, numbers, subscriptions, stored_before):
+    """Record `message.received` and `message.status` for the orgs that subscribed: each org gets
+    Meta's payload holding only its own numbers' items, and only messages not stored before (Meta
+    delivers at least once). Called inside the ingestion's transaction: the outbox's rule."""
+    numbers_of_org = defaultdict(set)
+    for phone_number_id, number in numbers.items():
+        numbers_of_org[number.org_id].add(phone_number_id)
+    is_new = lambda message: str(message.get("id"))[:255] not in stored_before
+    for event_type, kind, also in (
+        (EventType.MESSAGE_RECEIVED, "messages", is_new),
+        (EventType.MESSAGE_STATUS, "statuses", lambda status: True),
+    ):
+        wanted = outbox.wanting(subscriptions, event_type)
+        bodies = {}
+        for org_id in wanted:
+            own = numbers_of_org[org_id]
+            body = events.meta_subset(payload, kind, lambda number_id, item: number_id in own and also(item))  # noqa: B023
+            if body is not None:
+                bodies[org_id] = body
+        if bodies:
+            outbox.events_record(event_type, bodies, wanted)
+
+
+def _store_inbound(inbound, numbers):
     """Insert inbound messages; a wamid seen before (Meta delivers at least once) is left alone."""
     if not inbound:
         return 0
-    numbers = PhoneNumber.objects.in_bulk({m.phone_number_id for m in inbound}, field_name="phone_number_id")
     rows = []
     for m in inbound:
         number = numbers.get(m.phone_number_id)

@@ -19,8 +19,8 @@ def _scope_digest(scope):
     return hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def keyset_page(queryset, *, scope, limit, cursor=None):
-    """One page of `queryset` ordered by (timestamp, external_id) descending.
+def keyset_page(queryset, *, scope, limit, cursor=None, order_field="timestamp"):
+    """One page of `queryset` ordered by (`order_field`, external_id) descending.
 
     Returns (rows, has_more, next_cursor). `scope` is everything that defines the query (org, number,
     filters): a cursor from another scope is refused."""
@@ -34,15 +34,15 @@ def keyset_page(queryset, *, scope, limit, cursor=None):
             raise InvalidField("cursor", "This cursor belongs to another query: keep the same filters while paging.")
         timestamp = parse_datetime(position["timestamp"])
         queryset = queryset.filter(
-            Q(timestamp__lt=timestamp) | Q(timestamp=timestamp, external_id__lt=position["after"])
+            Q(**{f"{order_field}__lt": timestamp}) | Q(**{order_field: timestamp, "external_id__lt": position["after"]})
         )
-    rows = list(queryset.order_by("-timestamp", "-external_id")[: limit + 1])
+    rows = list(queryset.order_by(f"-{order_field}", "-external_id")[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None
     if has_more:
         last = rows[-1]
         next_cursor = signing.dumps(
-            {"scope": digest, "timestamp": last.timestamp.isoformat(), "after": last.external_id}, salt=SALT
+            {"scope": digest, "timestamp": getattr(last, order_field).isoformat(), "after": last.external_id}, salt=SALT
         )
     return rows, has_more, next_cursor

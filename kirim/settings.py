@@ -32,6 +32,29 @@ READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)
 WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # raw bodies, once applied
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
 
+# Events out (outbox/): webhook subscriptions and their deliveries.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)  # development and tests only
+# Seconds to wait before each retry; the first attempt is immediate. Jittered by ±20%.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(s) for s in env.list("WEBHOOK_RETRY_SCHEDULE", default=["10", "30", "120", "600", "3600", "21600", "86400"])
+]
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)  # seconds, one attempt
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=24)  # deliveries in a row
+WEBHOOK_DELIVERIES_KEEP_DAYS = env.int("WEBHOOK_DELIVERIES_KEEP_DAYS", default=30)  # finished ones, dead letters too
+WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION", default=2)
+WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=15.0)  # seconds between sweeps
+
+# Django's tasks framework (the django-tasks backport): the database queue by default, RQ on Redis
+# when TASKS_BACKEND=rq (workers: `manage.py db_worker`, or `manage.py rqworker --with-scheduler`).
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="db")
+if TASKS_BACKEND == "db":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif TASKS_BACKEND == "rq":
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
+else:
+    raise ImproperlyConfigured("Set TASKS_BACKEND to db or rq.")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -42,8 +65,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
+    *(["django_rq"] if TASKS_BACKEND == "rq" else []),
     "inbox",
     "receipts",
+    "outbox",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,8 @@ from inbox.models import Direction, Message, ReadVia, Status
 from inbox.selectors import phone_number_of
 from kirim import meta_graph
 from kirim.errors import InvalidField, NotFound, UpstreamError
+from outbox import record as outbox
+from outbox.models import EventType
 
 logger = logging.getLogger("kirim.receipts")
 
@@ -61,15 +63,16 @@ def _read_up_to(message, *, send_receipt, read_state):
     with transaction.atomic():
         # Served by the partial index message_unread_inbound; the target row is always included so
         # that a waiter sees the state the winner committed.
-        locked = dict(
-            Message.objects.conversation(message.phone_number_id, message.contact_wa_id)
+        locked = {
+            pk: (status, wamid)
+            for pk, status, wamid in Message.objects.conversation(message.phone_number_id, message.contact_wa_id)
             .filter(
                 Q(pk=message.pk)
                 | Q(direction=Direction.INBOUND, status=Status.RECEIVED, timestamp__lte=message.timestamp)
             )
-            .lock_in_pk_order("pk", "status")
-        )
-        if locked[message.pk] == Status.READ:  # read by whoever held the lock before us
+            .lock_in_pk_order("pk", "status", "wamid")
+        }
+        if locked[message.pk][0] == Status.READ:  # read by whoever held the lock before us
             message.status = Status.READ
             return ReadOutcome(message, 0)
         if send_receipt is not None:
@@ -78,6 +81,7 @@ def _read_up_to(message, *, send_receipt, read_state):
         read_state = {**read_state, "status": Status.READ, "read_at": now}
         # The rows are locked, so every one of them changes.
         Message.objects.filter(pk__in=list(locked)).update(updated_at=now, **read_state)
+        _announce_read(message, [wamid for _, wamid in locked.values()], read_state)
     for name, value in read_state.items():
         setattr(message, name, value)
     logger.info(
@@ -85,6 +89,23 @@ def _read_up_to(message, *, send_receipt, read_state):
         message.external_id, read_state["read_via"], len(locked), send_receipt is not None,
     )  # fmt: skip
     return ReadOutcome(message, len(locked))
+
+
+def _announce_read(message, wamids, read_state):
+    """`message.read` for the org's subscribers, in the transaction that flips the rows."""
+    outbox.events_record(
+        EventType.MESSAGE_READ,
+        {
+            message.org_id: {
+                "phone_number_id": message.phone_number.phone_number_id,
+                "contact_wa_id": message.contact_wa_id,
+                "message": {"id": message.external_id, "message_id": message.wamid},
+                "read_message_ids": sorted(wamids),
+                "read_at": read_state["read_at"].isoformat().replace("+00:00", "Z"),
+                "read_via": read_state["read_via"],
+            }
+        },
+    )
 
 
 @dataclass

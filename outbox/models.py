@@ -1,0 +1,153 @@
+"""Events out: an org's webhook subscriptions, the events Kirim records for them, and one delivery
+row per (event, subscription), the source of truth for attempts, retries, replay and dead letters."""
+
+import base64
+import secrets
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from inbox.models import Org
+from kirim.ids import PublicIdField
+
+SECRET_PREFIX = "whsec_"
+OLD_SECRET_SIGNS_FOR = timedelta(hours=24)
+
+
+class EventType(models.TextChoices):
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_STATUS = "message.status"
+    MESSAGE_READ = "message.read"
+
+
+class EventSource(models.TextChoices):
+    META = "meta"  # the body is Meta's own webhook JSON, cut down to the org's items
+    KIRIM = "kirim"  # the body is Kirim's envelope {id, type, created_at, data}
+
+
+SOURCE_OF = {
+    EventType.MESSAGE_RECEIVED: EventSource.META,
+    EventType.MESSAGE_STATUS: EventSource.META,
+    EventType.MESSAGE_READ: EventSource.KIRIM,
+}
+
+
+def new_secret():
+    """A Standard Webhooks secret: `whsec_` and base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookSubscription(models.Model):
+    """Where an org wants its events. The secrets sign deliveries, so they are kept as they are
+    (like Meta tokens); they are shown once, when made, and never in a response or page after."""
+
+    external_id = PublicIdField("wbs")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="webhook_subscriptions")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(help_text="Event types this subscription receives")
+    description = models.CharField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True, help_text="Why Kirim disabled it, if it did")
+    secret = models.CharField(max_length=100, default=new_secret, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "webhook subscription"
+        indexes = (models.Index(fields=["org", "enabled"], name="subscription_org_enabled"),)
+
+    def __str__(self):
+        return f"{self.external_id} {self.url}"
+
+    def signing_secrets(self, now=None):
+        """The secrets that sign a delivery now: the current one, and the one it replaced for 24 hours."""
+        now = now or timezone.now()
+        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
+
+
+class Event(models.Model):
+    """Something that happened to an org, recorded in the transaction of the change itself."""
+
+    external_id = PublicIdField("evt")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    body = models.TextField(help_text="The exact JSON every delivery of this event sends")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.external_id} {self.type}"
+
+    @property
+    def source(self):
+        return SOURCE_OF[self.type]
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its next attempt (or in one: see leased_until)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # refused for good (a 4xx, a disabled subscription)
+    DEAD = "dead"  # every attempt of the schedule failed: a dead letter
+
+
+class Delivery(models.Model):
+    """One event to one subscription. Attempts claim it with a lease: a worker that dies mid-attempt
+    leaves a lease that runs out, and the sweeper hands the delivery to another worker."""
+
+    external_id = PublicIdField("wbd")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = (
+            # What the sweeper and the per-subscription queue look for: pending rows by due time.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_pending_due"),
+            models.Index(fields=["org", "-created_at", "-external_id"], name="delivery_org_recent"),
+            models.Index(fields=["subscription", "-created_at"], name="delivery_subscription_recent"),
+            models.Index(fields=["status", "finished_at"], name="delivery_finished"),
+        )
+
+    def __str__(self):
+        return f"{self.external_id} {self.event_type} {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try: written when it starts, completed when the answer (or the error) is known. An attempt
+    left without an outcome belongs to a worker that stopped mid-delivery."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ("delivery", "number")
+        constraints = (models.UniqueConstraint(fields=("delivery", "number"), name="attempt_unique_number"),)
+
+
+class SweeperClock(models.Model):
+    """One row: the token of the live sweep chain and when it is next due. A sweep runs only when it
+    holds the current token, so at most one chain lives; an overdue clock means the chain died."""
+
+    token = models.CharField(max_length=32, blank=True)
+    due_at = models.DateTimeField()

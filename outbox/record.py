@@ -1,0 +1,67 @@
+"""The outbox writer: record an event and one delivery per subscription that wants it, in the
+transaction of the change it reports. A change that rolls back takes its event with it; a process
+that dies after the commit leaves pending deliveries that the sweeper finds. The deliveries are
+handed to the task queue only once the transaction has committed."""
+
+import json
+
+from django.db import transaction
+from django.utils import timezone
+
+from outbox import delivery
+from outbox.models import SOURCE_OF, Delivery, Event, EventSource, WebhookSubscription
+
+
+def subscriptions_of(org_ids):
+    """The enabled subscriptions of these orgs, in one query, so a caller can skip building events
+    that no one would receive."""
+    return list(WebhookSubscription.objects.filter(org_id__in=set(org_ids), enabled=True))
+
+
+def wanting(subscriptions, event_type):
+    """{org_id: [subscriptions]} of those that want `event_type`."""
+    wanted = {}
+    for subscription in subscriptions:
+        if event_type in subscription.events:
+            wanted.setdefault(subscription.org_id, []).append(subscription)
+    return wanted
+
+
+def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
+    """Record one `event_type` event per org in `bodies_by_org` ({org_id: body}), with its
+    deliveries. Kirim's own events get the envelope here (`data` is the body given); Meta's keep
+    Meta's JSON as given. Call inside the transaction of the change. Returns the events recorded."""
+    if subscriptions_by_org is None:
+        subscriptions_by_org = wanting(subscriptions_of(bodies_by_org), event_type)
+    now = timezone.now()
+    events = []
+    for org_id, body in bodies_by_org.items():
+        if not subscriptions_by_org.get(org_id):
+            continue
+        event = Event(org_id=org_id, type=event_type, created_at=now)
+        if SOURCE_OF[event_type] == EventSource.KIRIM:
+            body = {"id": event.external_id, "type": event_type, "created_at": _iso(now), "data": body}
+        event.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        events.append(event)
+    if not events:
+        return []
+    Event.objects.bulk_create(events)
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(
+            org_id=event.org_id,
+            subscription=subscription,
+            event=event,
+            event_type=event_type,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for event in events
+        for subscription in subscriptions_by_org[event.org_id]
+    )
+    ids = [d.pk for d in deliveries]
+    transaction.on_commit(lambda: delivery.enqueue_new(ids))
+    return events
+
+
+def _iso(moment):
+    return moment.isoformat().replace("+00:00", "Z")
