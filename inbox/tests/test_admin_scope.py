@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
 
 from conftest import logged_in
 from inbox.admin_scope import OrgScopedAdmin, org_path_of
@@ -14,7 +15,7 @@ from inbox.members import member_add
 from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, Role
 
 # Admins of models no org owns: for operators (superusers) only; staff get 403 on every page.
-OPERATORS_ONLY = {User, Group}
+OPERATORS_ONLY = {User, Group, DBTaskResult}  # the task queue's results (django-tasks-db's admin)
 MISSING_PK = 987654321
 STANDARD_VIEWS = {"change", "history", "delete"}
 

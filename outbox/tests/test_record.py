@@ -101,7 +101,6 @@ def test_an_org_without_subscriptions_records_nothing(phone_number, meta_webhook
     assert not Event.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
 def test_a_change_that_rolls_back_takes_its_event_with_it(phone_number, subscription, make_message, meta_accepts_reads):
     from receipts.services import message_mark_read
 
