@@ -348,9 +348,11 @@ class MembershipAdmin(OrgScopedAdmin):
     search_fields = ("user__username", "user__email", "org__slug")
     fields = ("user", "org", "role")
 
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "org") if obj else ()  # another user or org is another membership
+
     def save_model(self, request, obj, form, change):
-        membership_set(user=obj.user, org=obj.org, role=obj.role)
-        obj.pk = Membership.objects.get(user=obj.user, org=obj.org).pk
+        obj.pk = membership_set(user=obj.user, org=obj.org, role=obj.role).pk
 
     def delete_model(self, request, obj):
         memberships_remove([obj])

@@ -26,8 +26,9 @@ def member_add(*, org, username, role, email="", password=None):
 
 @transaction.atomic
 def membership_set(*, user, org, role):
-    Membership.objects.update_or_create(user=user, org=org, defaults={"role": role})
+    membership, _ = Membership.objects.update_or_create(user=user, org=org, defaults={"role": role})
     role_groups_sync(user)
+    return membership
 
 
 @transaction.atomic

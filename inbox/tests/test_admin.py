@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from conftest import logged_in
-from inbox.models import ApiKey, Conversation, Direction, PhoneNumber, Role, Status
+from inbox.models import ApiKey, Conversation, Direction, Membership, PhoneNumber, Role, Status
 
 
 @pytest.fixture
@@ -133,3 +133,16 @@ def test_revoking_a_key_makes_it_401(staff, org, phone_number, api, api_key_secr
 
     response = api.get("/v1/me")
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_operators_give_staff_an_org_and_a_role_in_the_admin(staff, org):
+    siti = User.objects.create_user("siti", password="pw", is_staff=True)
+
+    staff.post(reverse("admin:inbox_membership_add"), {"user": siti.pk, "org": org.pk, "role": "agent"})
+    membership = Membership.objects.get(user=siti)
+    staff.post(reverse("admin:inbox_membership_change", args=[membership.pk]), {"role": "manager"})
+    assert list(siti.groups.values_list("name", flat=True)) == ["Kirim managers"]
+    staff.post(reverse("admin:inbox_membership_delete", args=[membership.pk]), {"post": "yes"})
+
+    assert not Membership.objects.exists()
+    assert not siti.groups.exists()  # no org, no role: the user's role groups go with the membership
