@@ -1,11 +1,13 @@
 """Fixtures shared by every app's tests: orgs, numbers, keys, messages, and Meta mocked by `responses`."""
 
+import importlib
 import itertools
 import threading
 from datetime import timedelta
 
 import pytest
 import responses
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -109,9 +111,14 @@ def api(api_key_secret):
 
 
 @pytest.fixture
-def make_member(db):
-    """A staff user in the org with the role (and so in the role's group), as `add_member` makes one.
-    Transactional tests need `serialized_rollback=True` too: a flush drops the migration's groups."""
+def role_groups(db):
+    """The role groups as their migration makes them: a transactional test's flush drops them."""
+    importlib.import_module("inbox.migrations.0009_memberships").create_role_groups(django_apps, None)
+
+
+@pytest.fixture
+def make_member(role_groups):
+    """A staff user in the org with the role (and so in the role's group), as `add_member` makes one."""
 
     def make(org, role=Role.AGENT, username=None):
         return member_add(org=org, username=username or f"{role}-{org.slug}", role=role, password=STAFF_PASSWORD)[0]

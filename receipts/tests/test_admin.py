@@ -13,8 +13,7 @@ from django.urls import reverse
 from conftest import graph_messages_url, logged_in
 from inbox.models import Conversation, Direction, Message, ReadVia, Role, Status
 
-# The action calls Meta from worker threads; the role groups come back after each flush.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)  # the action calls Meta from worker threads
 
 
 @pytest.fixture

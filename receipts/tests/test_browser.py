@@ -15,10 +15,9 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from conftest import STAFF_PASSWORD
-from inbox.members import member_add
 from inbox.models import Conversation, Direction, Message, ReadVia, Role, Status
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -50,9 +49,13 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def staff_user(org, username, *, can_mark_read):
-    """An agent of the org; without the mark-read permission when operators took it away."""
-    user = member_add(org=org, username=username, role=Role.AGENT, password=STAFF_PASSWORD)[0]
+@pytest.fixture
+def staff_user(org, make_member):
+    return lambda username, *, can_mark_read: agent_of(make_member(org, Role.AGENT, username), can_mark_read)
+
+
+def agent_of(user, can_mark_read):
+    """The agent, without the mark-read permission when operators took it away."""
     if not can_mark_read:
         user.groups.clear()
         user.user_permissions.add(*Permission.objects.filter(codename__in=["view_conversation", "view_message"]))
@@ -91,11 +94,13 @@ def inbox(phone_number, make_message):
                  text="Terima kasih, Ayu! See you again soon.", timestamp=now - timedelta(minutes=1))  # fmt: skip
 
 
-def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(browser, live_server, meta_stand_in, inbox, org):
+def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(
+    browser, live_server, meta_stand_in, inbox, staff_user
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    user = staff_user(org, "agent", can_mark_read=True)
+    user = staff_user("agent", can_mark_read=True)
     log_in(browser, live_server, "agent")
     browser.get(f"{live_server.url}/admin/inbox/conversation/")
     save_screenshot(browser, "inbox.png")
@@ -123,10 +128,10 @@ def test_staff_mark_two_conversations_read_and_see_the_ticks_turn(browser, live_
     assert Message.objects.filter(read_by_user=user, read_via=ReadVia.ADMIN).count() == 4
 
 
-def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in, inbox, org):
+def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in, inbox, staff_user):
     from selenium.webdriver.common.by import By
 
-    staff_user(org, "intern", can_mark_read=False)
+    staff_user("intern", can_mark_read=False)
     log_in(browser, live_server, "intern")
     browser.get(f"{live_server.url}/admin/inbox/conversation/")
 
@@ -141,13 +146,13 @@ def test_staff_without_the_permission_cannot(browser, live_server, meta_stand_in
 
 
 def test_an_agent_sees_only_their_orgs_conversations_and_marks_one_read(
-    browser, live_server, meta_stand_in, inbox, org, foreign_number, make_message
+    browser, live_server, meta_stand_in, inbox, org, foreign_number, make_message, staff_user
 ):
     from selenium.webdriver.common.by import By
 
     for wa_id, name in (("6289900000001", "Rival Customer"), ("6289900000002", "Rival Supplier")):
         make_message(foreign_number, contact=wa_id, contact_name=name, text="a message for Other Co only")
-    staff_user(org, "agent", can_mark_read=True)
+    staff_user("agent", can_mark_read=True)
     log_in(browser, live_server, "agent")
 
     browser.get(f"{live_server.url}/admin/inbox/conversation/")
