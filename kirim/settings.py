@@ -182,7 +182,12 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kirim.schema.overlapping_variants_are_any_of",
     ],
-    "ENUM_NAME_OVERRIDES": {"MessageStatusEnum": "inbox.models.Status", "DirectionEnum": "inbox.models.Direction"},
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "inbox.models.Status",
+        "DirectionEnum": "inbox.models.Direction",
+        "WebhookEventTypeEnum": "outbox.models.EventType",
+        "WebhookDeliveryStatusEnum": "outbox.models.DeliveryStatus",
+    },
 }
 
 LOGGING = {

@@ -13,9 +13,12 @@ from inbox.graph_api import (
 )
 from inbox.webhooks import whatsapp_webhook
 from kirim.api import bad_request, health, server_error, unknown_endpoint, unknown_graph_path
+from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", MessageViewSet, basename="message")
+router.register("webhook_subscriptions", WebhookSubscriptionViewSet, basename="webhook-subscription")
+router.register("webhook_deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
 # Meta's own API (inbox/graph_api.py): any Graph version, /v13.0/ to /v27.0/ and on.
 GRAPH = r"^(?P<version>v[0-9]{1,3}\.[0-9]{1,2})/"

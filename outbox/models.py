@@ -59,6 +59,7 @@ class WebhookSubscription(models.Model):
 
     class Meta:
         verbose_name = "webhook subscription"
+        ordering = ("-created_at", "-pk")
         indexes = (models.Index(fields=["org", "enabled"], name="subscription_org_enabled"),)
 
     def __str__(self):
@@ -116,6 +117,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        ordering = ("-created_at", "-pk")
         indexes = (
             # What the sweeper and the per-subscription queue look for: pending rows by due time.
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_pending_due"),

@@ -13,6 +13,8 @@ from conftest import logged_in
 from inbox.admin_scope import OrgScopedAdmin, org_path_of
 from inbox.members import member_add
 from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, Role
+from outbox.models import EventType, WebhookSubscription
+from outbox.record import events_record
 
 # Admins of models no org owns: for operators (superusers) only; staff get 403 on every page.
 OPERATORS_ONLY = {User, Group, DBTaskResult}  # the task queue's results (django-tasks-db's admin)
@@ -34,6 +36,11 @@ def world(db, make_message):
         make_message(number, contact=f"62{digits}1", contact_name=f"{prefix} Siti", text=f"{prefix} halo")
         make_message(number, contact=f"62{digits}1", direction=Direction.OUTBOUND, text=f"{prefix} reply")
         member_add(org=org, username=f"{prefix}-member", role=Role.AGENT)
+        subscription = WebhookSubscription.objects.create(
+            org=org, url=f"https://{prefix.lower()}.example.com/{prefix}-hook", events=["message.read"],
+            description=f"{prefix} CRM",
+        )  # fmt: skip
+        events_record(EventType.MESSAGE_READ, {org.pk: {"note": f"{prefix} event"}}, {org.pk: [subscription]})
         orgs[prefix] = org
     operator = logged_in(User.objects.create_superuser("operator", password="pw"))
     bravo_number = PhoneNumber.objects.get(org=orgs["BRAVO"])
@@ -144,7 +151,9 @@ def test_every_admin_hides_and_protects_another_orgs_rows(world, role, make_memb
     assert snapshot(bravo) == before
     assert len(meta.calls) == 0  # nothing of BRAVO's was marked read on WhatsApp
     expected = {"inbox.Conversation", "inbox.Message"} | (
-        {"inbox.Org", "inbox.PhoneNumber", "inbox.ApiKey"} if role == Role.MANAGER else set()
+        {"inbox.Org", "inbox.PhoneNumber", "inbox.ApiKey", "outbox.WebhookSubscription", "outbox.Delivery"}
+        if role == Role.MANAGER
+        else set()
     )
     assert set(walked) == expected  # the lists each role works with were really opened
 

@@ -1,0 +1,104 @@
+"""Managing events out: subscriptions (create, change, delete, rotate the secret) and replays. The API
+and the admin both call these; the URL guard runs here, whoever asks."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from kirim.errors import InvalidField
+from kirim.subscriber_http import UnsafeUrl, check_url
+from outbox import delivery as engine
+from outbox.models import (
+    OLD_SECRET_SIGNS_FOR,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventType,
+    WebhookSubscription,
+    new_secret,
+)
+
+BULK_REPLAY_MAX = 1000
+
+
+def url_check(url):
+    """The URL as Kirim will call it, or InvalidField saying why not."""
+    try:
+        check_url(url)
+    except UnsafeUrl as error:
+        raise InvalidField("url", str(error)) from None
+    return url
+
+
+def events_check(events):
+    unknown = [e for e in events if e not in EventType.values]
+    if unknown or not events:
+        raise InvalidField("events", f"`events` must list one or more of: {', '.join(EventType.values)}.")
+    return sorted(set(events))
+
+
+def subscription_create(*, org, url, events, description=""):
+    """A new subscription, with its secret (returned here; show it once)."""
+    return WebhookSubscription.objects.create(
+        org=org, url=url_check(url), events=events_check(events), description=description
+    )
+
+
+def subscription_update(subscription, **changes):
+    """Change url, events, description or enabled. Enabling again clears why Kirim disabled it and
+    its failure streak."""
+    if "url" in changes:
+        changes["url"] = url_check(changes["url"])
+    if "events" in changes:
+        changes["events"] = events_check(changes["events"])
+    if changes.get("enabled") and not subscription.enabled:
+        changes.update(disabled_reason="", consecutive_failures=0)
+    for name, value in changes.items():
+        setattr(subscription, name, value)
+    subscription.save()
+    return subscription
+
+
+def subscription_rotate_secret(subscription):
+    """A new secret; the old one keeps signing beside it for 24 hours, so receivers can switch."""
+    subscription.previous_secret = subscription.secret
+    subscription.previous_secret_expires_at = timezone.now() + OLD_SECRET_SIGNS_FOR
+    subscription.secret = new_secret()
+    subscription.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+    return subscription
+
+
+def subscription_delete(subscription):
+    subscription.delete()  # its deliveries go with it: there is nowhere left to send them
+
+
+def deliveries_replay(deliveries):
+    """Send these deliveries' events again: a new delivery each (a new `webhook-id`, so receivers that
+    drop duplicates take it), to the same subscription. Returns the new deliveries."""
+    now = timezone.now()
+    with transaction.atomic():
+        replays = Delivery.objects.bulk_create(
+            Delivery(
+                org_id=d.org_id,
+                subscription_id=d.subscription_id,
+                event_id=d.event_id,
+                event_type=d.event_type,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for d in deliveries
+        )
+        ids = [r.pk for r in replays]
+        transaction.on_commit(lambda: engine.enqueue_new(ids))
+    return replays
+
+
+def deliveries_purge(now=None):
+    """Delete finished deliveries (dead letters included) past WEBHOOK_DELIVERIES_KEEP_DAYS, and the
+    events no delivery needs any more. Returns (deliveries, events) deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_DELIVERIES_KEEP_DAYS)
+    deliveries = Delivery.objects.exclude(status=DeliveryStatus.PENDING).filter(finished_at__lt=cutoff).delete()[0]
+    events = Event.objects.filter(created_at__lt=cutoff, deliveries__isnull=True).delete()[0]
+    return deliveries, events
