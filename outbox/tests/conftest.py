@@ -2,7 +2,6 @@
 resolves to a public address, and a way to run every due delivery without a worker."""
 
 import json
-import socket
 
 import pytest
 import responses
@@ -22,10 +21,10 @@ ALL_EVENTS = [t.value for t in EventType]
 def public_dns(monkeypatch):
     """Every host resolves to a public documentation address, unless a test says otherwise."""
 
-    def resolve(host, port, *args, **kwargs):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+    def resolve(host, port):
+        return {"93.184.215.14"}
 
-    monkeypatch.setattr("kirim.subscriber_http.socket.getaddrinfo", resolve)
+    monkeypatch.setattr("kirim.subscriber_http.resolve", resolve)
     return resolve
 
 

@@ -4,7 +4,6 @@ dead letters, leases, bounded concurrency per subscription, the sweeper and the 
 import hashlib
 import hmac
 import json
-import socket
 from datetime import timedelta
 
 import pytest
@@ -235,10 +234,10 @@ def test_a_subscription_gets_at_most_its_share_of_attempts_in_flight(org, subscr
 
 
 def test_a_url_that_now_resolves_to_a_private_address_is_not_called(org, subscription, receiver, monkeypatch):
-    def rebound(host, port, *args, **kwargs):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))]
+    def rebound(host, port):
+        return {"93.184.215.14", "10.0.0.5"}
 
-    monkeypatch.setattr("kirim.subscriber_http.socket.getaddrinfo", rebound)
+    monkeypatch.setattr("kirim.subscriber_http.resolve", rebound)
     record_read(org)
 
     run_due(max_rounds=1)
