@@ -46,6 +46,7 @@ DEFAULT_ERROR = {
 # Templates every WABA has on the stand-in: more than one page at Meta's default limit of 25.
 TEMPLATES = [
     {"name": f"template_{n}", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": str(9000 + n),
+     "parameter_format": "POSITIONAL",
      "components": [{"type": "BODY", "text": f"Template {n}: {{{{1}}}}"}]}
     for n in range(1, 31)
 ]  # fmt: skip
@@ -169,7 +170,12 @@ class Handler(BaseHTTPRequestHandler):
         paging = {"cursors": {"before": cursor(start), "after": cursor(start + len(page))}}
         if start + limit < len(TEMPLATES):
             paging["next"] = f"https://graph.facebook.com/{parts[0]}/{parts[1]}/message_templates?after=..."
-        self._answer(200, {"data": page, "paging": paging})
+        answer = {"data": page, "paging": paging}
+        if "summary" in query:  # the counts asked for, as Meta adds them
+            counts = {"total_count": len(TEMPLATES), "message_template_count": len(TEMPLATES),
+                      "message_template_limit": 250, "are_translations_complete": True}  # fmt: skip
+            answer["summary"] = {name: counts.get(name) for name in query["summary"][0].split(",")}
+        self._answer(200, answer)
 
     def _raw(self, status, raw, content_type):
         self.send_response(status)

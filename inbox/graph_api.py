@@ -123,6 +123,7 @@ class GraphTemplatesView(GraphView):
                 {
                     "data": serializers.ListField(child=serializers.DictField(), help_text="Meta's templates"),
                     "paging": serializers.DictField(help_text="`cursors` {before, after}; `next`, `previous` URLs"),
+                    "summary": serializers.DictField(required=False, help_text="Meta's counts, asked with `summary`"),
                 },
             ),
             **meta_error_responses(*GRAPH_ERRORS),
@@ -139,7 +140,10 @@ class GraphTemplatesView(GraphView):
             limit=query.validated_data["limit"],
             filters=request.query_params.dict(),
         )
-        return Response({"data": page.templates, "paging": self._paging(request, page)})
+        answer = {"data": page.templates, "paging": self._paging(request, page)}
+        if page.summary is not None:
+            answer["summary"] = page.summary
+        return Response(answer)
 
     def _paging(self, request, page):
         """Meta's paging, its `next` and `previous` pointing back at Kirim with the caller's own query

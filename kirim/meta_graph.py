@@ -186,8 +186,10 @@ def send_message(phone_number, body):
     return Accepted(wamid=wamid[:255], wa_id=str(wa_id)[:32] if wa_id else None)
 
 
-# Meta's own filters of GET /{waba_id}/message_templates, passed through as given.
-TEMPLATE_FILTERS = ("fields", "status", "name", "category", "language", "content", "name_or_content", "quality_score")
+# Meta's own filters of GET /{waba_id}/message_templates (and `summary`, the counts to add), passed on.
+TEMPLATE_FILTERS = (
+    "fields", "status", "name", "category", "language", "content", "name_or_content", "quality_score", "summary",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ class TemplatePage:
     templates: list  # Meta's template objects, untouched
     after: str | None  # cursor of the next page; None on the last one
     before: str | None  # cursor of the previous page; None on the first one
+    summary: dict | None = None  # Meta's counts, when asked for with `summary`
 
 
 def message_templates(phone_number, *, after=None, before=None, limit=25, filters=None):
@@ -216,6 +219,7 @@ def message_templates(phone_number, *, after=None, before=None, limit=25, filter
         templates=[template for template in data if isinstance(template, dict)] if isinstance(data, list) else [],
         after=cursors.get("after") if paging.get("next") else None,
         before=cursors.get("before") if paging.get("previous") else None,
+        summary=answer.get("summary") if isinstance(answer.get("summary"), dict) else None,
     )
 
 

@@ -196,14 +196,19 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json_line": {"format": "%(message)s"},  # kirim.requests logs ready-made JSON
+        "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
     },
+    "filters": {"redact_access_token": {"()": "kirim.middleware.RedactAccessToken"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "requests": {"class": "logging.StreamHandler", "formatter": "json_line"},
+        "server": {"class": "logging.StreamHandler", "formatter": "server", "filters": ["redact_access_token"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "kirim.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},  # 4xx are in kirim.requests already
+        # runserver's request lines (Django's own setup, plus the key redacted from the query)
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
     },
 }

@@ -11,8 +11,10 @@ import python_whatsapp_bot
 import pywa
 import pywa.errors
 import whatsapp_client
+from pywa.types import Pagination
 from pywa.types.templates import BodyText, TemplateLanguage
 
+from fakemeta.server import TEMPLATES
 from inbox.models import Direction, Message, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,6 +109,20 @@ def test_pywa_raises_metas_exception_classes(wa, kirim, phone_number, inbound, m
     assert unknown.value.fbtrace_id.startswith("req_")
     assert (refused.value.code, refused.value.fbtrace_id) == (131026, "AUndeliverableTrace")
     assert refused.value.details == UNDELIVERABLE["error_data"]["details"]
+
+
+def test_pywa_lists_templates_page_by_page_with_metas_summary(wa, phone_number):
+    phone_number.waba_id = "102290129340398"
+    phone_number.save(update_fields=["waba_id"])
+
+    pages = [wa.get_templates(waba_id=phone_number.waba_id, pagination=Pagination(limit=10))]
+    while pages[-1].has_next:
+        # by cursor: pywa 4.5.0's own next() fails for templates (TemplatesResult takes no item_factory)
+        pages.append(wa.get_templates(waba_id=phone_number.waba_id, pagination=Pagination(limit=10, after=pages[-1].after)))  # fmt: skip
+
+    assert [template.name for page in pages for template in page] == [t["name"] for t in TEMPLATES]
+    assert [len(list(page)) for page in pages] == [10, 10, 10]
+    assert pages[0].total_count == len(TEMPLATES)
 
 
 # whatsapp-client 0.2.0 ------------------------------------------------------------------------------

@@ -152,3 +152,13 @@ def test_metas_whole_error_object_travels_with_the_upstream_error(number, meta):
     with pytest.raises(UpstreamError) as failure:
         meta_graph.send_message(number, SEND)
     assert failure.value.meta_error == error
+
+
+def test_templates_summary_is_asked_for_and_passed_on(waba_number, meta):
+    summary = {"total_count": 31, "message_template_limit": 250}
+    meta.get(templates_url(waba_number), json={**TEMPLATES_PAGE, "summary": summary})
+
+    page = meta_graph.message_templates(waba_number, filters={"summary": "total_count,message_template_limit"})
+
+    assert page.summary == summary
+    assert meta.calls[0].request.params["summary"] == "total_count,message_template_limit"

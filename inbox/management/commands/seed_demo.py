@@ -18,6 +18,7 @@ from inbox.services import conversations_touch, webhook_receive
 DEMO_SLUG = "demo"
 DEMO_PHONE_NUMBER_ID = "106540352242922"
 DEMO_DISPLAY_NUMBER = "+62 811 0000 0001"
+DEMO_WABA_ID = "102290129340398"
 CONVERSATIONS = [
     ("6281234567801", "Siti Rahma", ["Halo, is the shop open today?", "And do you deliver to Bandung?"]),
     ("6281234567802", "Budi Santoso", ["My order #4411 has not arrived"]),
@@ -28,6 +29,7 @@ REPLY = ("6281234567803", "Terima kasih, Ayu! See you again soon.")
 OTHER_SLUG = "demo-books"
 OTHER_PHONE_NUMBER_ID = "106540352242933"
 OTHER_DISPLAY_NUMBER = "+62 811 0000 0002"
+OTHER_WABA_ID = "102290129340399"
 OTHER_CONVERSATIONS = [("6281234567811", "Rina Wijaya", ["Do you have the new Pramoedya edition?"])]
 AGENT_USERNAME = "agent"
 
@@ -38,7 +40,7 @@ A second org, "Demo Books", has its own number and a conversation.
   Admin inbox:  {base_url}/admin/
     user admin, password {password}   (operator: every org)
     user agent, password {agent_password}   (agent of Demo Coffee: its inbox only)
-  API docs:     {base_url}/v1/docs
+  API docs:     {base_url}/v1/docs   (Meta's own API at /v23.0/...: {base_url}/v1/graph/docs)
   Health:       curl {base_url}/v1/health
 
 Mark the newest demo message read (in another terminal):
@@ -47,6 +49,12 @@ Mark the newest demo message read (in another terminal):
   curl -X POST {base_url}/v1/$PHONE_ID/messages \\
     -H "Authorization: Bearer $KIRIM_KEY" -H "Content-Type: application/json" \\
     -d '{{"messaging_product": "whatsapp", "status": "read", "message_id": "'$WAMID'"}}'
+
+The same in Meta's own shapes, for clients written for Meta (answers {{"success": true}}):
+
+  curl -X POST {base_url}/v23.0/$PHONE_ID/messages -H "Authorization: Bearer $KIRIM_KEY" \\
+    -H "Content-Type: application/json" -d '{{"messaging_product": "whatsapp", "status": "read", "message_id": "'$WAMID'"}}'
+  Templates from Meta, with Meta's paging:  curl "{base_url}/v23.0/{waba_id}/message_templates?access_token=$KIRIM_KEY"
 
 A contact writes in (the stand-in posts a signed webhook to Kirim):
 
@@ -72,11 +80,11 @@ class Command(BaseCommand):
     def handle(self, *, env_file, base_url, meta_url, **options):
         Org.objects.filter(slug__in=(DEMO_SLUG, OTHER_SLUG)).delete()
         org = Org.objects.create(name="Demo Coffee", slug=DEMO_SLUG)
-        number = self._number(org, DEMO_PHONE_NUMBER_ID, DEMO_DISPLAY_NUMBER)
+        number = self._number(org, DEMO_PHONE_NUMBER_ID, DEMO_DISPLAY_NUMBER, DEMO_WABA_ID)
         _, key = ApiKey.issue(org=org, name="demo")
         newest_unread = self._conversations(number)
         other = self._number(Org.objects.create(name="Demo Books", slug=OTHER_SLUG), OTHER_PHONE_NUMBER_ID,
-                             OTHER_DISPLAY_NUMBER)  # fmt: skip
+                             OTHER_DISPLAY_NUMBER, OTHER_WABA_ID)  # fmt: skip
         self._inbound(other, OTHER_CONVERSATIONS, start=timezone.now() - timedelta(minutes=30))
         agent_password = secrets.token_urlsafe(12)
         member_add(org=org, username=AGENT_USERNAME, role=Role.AGENT, password=agent_password)
@@ -95,16 +103,16 @@ class Command(BaseCommand):
         self.stdout.write(
             BANNER.format(
                 base_url=base_url, meta_url=meta_url, env_file=shlex.quote(env_file), password=admin_password,
-                agent_password=agent_password,
+                agent_password=agent_password, waba_id=DEMO_WABA_ID,
             )
         )  # fmt: skip
 
-    def _number(self, org, phone_number_id, display_phone_number):
+    def _number(self, org, phone_number_id, display_phone_number, waba_id):
         return PhoneNumber.objects.create(
             org=org,
             phone_number_id=phone_number_id,
             display_phone_number=display_phone_number,
-            waba_id="102290129340398",
+            waba_id=waba_id,
             access_token="demo-" + secrets.token_urlsafe(24),
         )
 
