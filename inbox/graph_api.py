@@ -98,7 +98,8 @@ class GraphMessagesView(GraphView):
         return idempotency.run_once(
             request,
             org=request.user,
-            scope=f"graph:{phone_number_id}",  # a /v1/ send's key and body answer in Kirim's shape
+            # Its own scope: a key first used on /v1/ is refused here (422), never replayed in /v1/'s shape.
+            scope=f"graph:{phone_number_id}",
             body=body,
             respond=respond,
             render_error=meta_errors.meta_error_response,

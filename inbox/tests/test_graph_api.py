@@ -378,3 +378,18 @@ def test_a_send_costs_what_it_costs_on_v1(api, phone_number, meta, django_assert
 
     with django_assert_num_queries(len(on_v1.captured_queries)):
         assert api.post(messages_url(phone_number), SEND, format="json").status_code == 200
+
+
+def test_the_surface_has_its_own_openapi_document_and_docs_page(client, db):
+    schema = client.get("/v1/graph/openapi.json").json()
+    docs = client.get("/v1/graph/docs")
+
+    assert set(schema["paths"]) == {
+        "/{version}/{phone_number_id}/messages",
+        "/{version}/{phone_number_id}/media",
+        "/{version}/{waba_id}/message_templates",
+        "/{version}/{media_id}",
+        "/{version}/{media_id}/content",
+    }
+    assert not any(path.startswith("/{version}") for path in client.get("/v1/openapi.json").json()["paths"])
+    assert docs.status_code == 200 and b"graph/openapi.json" in docs.content
