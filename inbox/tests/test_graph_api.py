@@ -165,8 +165,9 @@ def test_bad_bodies_are_code_100_naming_the_field(api, phone_number, meta, body)
     assert len(meta.calls) == 0
 
 
-def test_a_body_that_is_not_json_is_code_100(api, phone_number):
-    response = api.post(messages_url(phone_number), "{not json", content_type="application/json")
+@pytest.mark.parametrize(("raw", "content_type"), [("{not json", "application/json"), ("a=1", "text/plain")])
+def test_a_body_that_is_not_json_is_code_100(api, phone_number, raw, content_type):
+    response = api.post(messages_url(phone_number), raw, content_type=content_type)
 
     assert_meta_error(response, 400, 100)
 
