@@ -25,6 +25,7 @@ from receipts.services import messages_mark_read
 admin.site.site_header = "Kirim"
 admin.site.site_title = "Kirim inbox"
 admin.site.index_title = "WhatsApp inbox"
+admin.site.site_url = "/v1/docs"  # "View site": Kirim has no public site; its API docs are the front page
 
 MARK_READ_PERMISSION = "inbox.mark_read"
 ADMIN_READ_CONCURRENCY = 8

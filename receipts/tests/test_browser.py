@@ -4,8 +4,6 @@ user without the permission cannot. Screenshots go to $KIRIM_SCREENSHOTS_DIR (de
 `make screenshots` refreshes the README's)."""
 
 import os
-import shutil
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,34 +17,7 @@ from inbox.models import Conversation, Direction, Message, ReadVia, Role, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOTS = Path(os.environ.get("KIRIM_SCREENSHOTS_DIR", Path(settings.BASE_DIR) / "var" / "screenshots"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does)")
-    from selenium import webdriver
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="kirim-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--window-size=1280,860", f"--user-data-dir={profile}"):  # fmt: skip
-        options.add_argument(flag)
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    except WebDriverException as error:
-        pytest.skip(f"headless Chromium did not start: {error.msg}")
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
