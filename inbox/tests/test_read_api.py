@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import signing
+from django.db import connection
 from django.utils import timezone
 
 from inbox.models import Direction, Status
@@ -86,13 +87,14 @@ def test_a_cursor_cannot_be_moved_to_another_filter_or_number(api, phone_number,
     assert list_messages(api, phone_number, cursor=forged).status_code == 400
 
 
-def test_list_query_count_does_not_grow_with_the_page(api, phone_number, make_message, django_assert_max_num_queries):
+def test_list_query_count_does_not_grow_with_the_page(api, phone_number, make_message, django_assert_num_queries):
     for _ in range(60):
         make_message(phone_number)
 
-    # 1 key + org, 2 last_used_at (at most once a minute), 3 the org's rate-limit window (one
-    # upsert), 4 phone number, 5 the page.
-    with django_assert_max_num_queries(5):
+    # 1 key + org with, on PostgreSQL, the org's rate-limit window in the same statement (an upsert of
+    # its own on SQLite), 2 last_used_at (the key's first use; then at most once a minute), 3 phone
+    # number, 4 the page.
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 5):
         assert len(list_messages(api, phone_number, limit=50).json()["data"]) == 50
 
 
