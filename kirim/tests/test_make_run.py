@@ -101,6 +101,7 @@ class MakeRun:
             start_new_session=True,
         )
         self.lines = []
+        self.started = {}  # every process under make once it serves: {pid: start time}
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.reader.start()
 
@@ -117,6 +118,7 @@ class MakeRun:
             assert self.process.poll() is None, f"make run exited {self.process.returncode}:\n{self.output}"
             try:
                 if self.health().status_code == 200 and port_is_listening(self.meta_port):
+                    self.started = descendants(self.process.pid)
                     return
             except requests.ConnectionError:
                 pass
@@ -130,14 +132,17 @@ class MakeRun:
         self.reader.join(timeout=10)
 
     def kill_leftovers(self):
-        """Teardown after a failed test: nothing may outlive it, whatever make run did."""
-        for pid in descendants(self.process.pid) if self.process.poll() is None else []:
+        """Teardown: nothing it started may outlive the test, whatever make run did."""
+        if self.process.poll() is None:
+            self.started.update(descendants(self.process.pid))
+        for pid in still_alive(self.started):
             try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.process.kill()
-        self.process.wait()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def port_is_listening(port):
@@ -172,13 +177,12 @@ def make_run(ports, demo_database):
 
     yield start
     for run in started:
-        if run.process.poll() is None:
-            run.kill_leftovers()
+        run.kill_leftovers()
 
 
 def test_ctrl_c_stops_every_process_it_started_and_a_second_run_serves_at_once(make_run, ports):
     first = make_run()
-    processes = descendants(first.process.pid)
+    processes = first.started
     names = " ".join(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in processes)
     assert "fakemeta" in names and "runserver" in names
 
