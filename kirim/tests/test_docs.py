@@ -30,7 +30,7 @@ def test_the_docs_page_names_only_kirims_own_assets(db, url, title):
     assert "system-ui" in fonts["fontFamily"] and "system-ui" in fonts["headings"]["fontFamily"]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups for later tests
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("url, title", DOCS_PAGES)
 def test_in_a_browser_the_docs_page_requests_only_kirim_and_its_heading_is_the_title(browser, live_server, url, title):
     from selenium.webdriver.common.by import By
