@@ -67,8 +67,8 @@ def media_describe(*, org, media_id):
         try:
             return number, meta_graph.media_info(number, media_id)
         except UpstreamError as error:
-            if not 400 <= (error.upstream.get("http_status") or 0) < 500:
-                raise  # Meta failing is not "not this account's"
+            if error.upstream.get("http_status") not in (400, 404):
+                raise  # Meta failing, or refusing the number's token, is not "not this account's media"
     raise NotFound("No media with this id.", param="media_id")
 
 

@@ -394,3 +394,13 @@ def test_the_surface_has_its_own_openapi_document_and_docs_page(client, db):
     }
     assert not any(path.startswith("/{version}") for path in client.get("/v1/openapi.json").json()["paths"])
     assert docs.status_code == 200 and b"graph/openapi.json" in docs.content
+
+
+def test_media_when_meta_refuses_the_numbers_token_says_so(api, waba, meta):
+    expired = {"message": "Error validating access token", "type": "OAuthException", "code": 190, "fbtrace_id": "T"}
+    meta.get(f"{settings.META_GRAPH_URL}/{MEDIA_ID}", status=401, json={"error": expired})
+
+    response = api.get(f"/v23.0/{MEDIA_ID}")
+
+    assert response.status_code == 401
+    assert response.json() == {"error": expired}  # Meta's own answer, not "no such media"
