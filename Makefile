@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 META_PORT ?= 8081
+RECEIVER_PORT ?= 8082
 
 .PHONY: install lock run test lint postgres screenshots bench
 BENCH_DATABASE_URL ?= postgres://kirim:kirim@127.0.0.1:5432/kirim_bench
@@ -31,10 +32,14 @@ lock: install
 # fails, and returns once they are gone (ports free). Kirim finds the stand-in at META_PORT whatever .env says.
 run: install .env
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --meta-url http://$(HOST):$(META_PORT)
-	set -a; . ./.env; META_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0; set +a; \
+	WEBHOOK_ALLOW_PRIVATE_URLS=true $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) \
+	  --meta-url http://$(HOST):$(META_PORT) --receiver-url http://$(HOST):$(RECEIVER_PORT)/kirim-events
+	set -a; . ./.env; . ./.kirim-demo.env; META_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0; \
+	WEBHOOK_ALLOW_PRIVATE_URLS=true; set +a; \
 	exec $(PY) -m kirim.run_together \
 	  "stand-in: $(PY) -m fakemeta --host $(HOST) --port $(META_PORT) --webhook-url http://$(HOST):$(PORT)/webhooks/whatsapp" \
+	  "receiver: $(PY) -m fakemeta.receiver --host $(HOST) --port $(RECEIVER_PORT) --secret $$WEBHOOK_SECRET" \
+	  "worker: $(PY) manage.py db_worker --no-reload --interval 0.2" \
 	  "kirim: $(PY) manage.py runserver $(HOST):$(PORT)"
 
 # pytest exits 5 when a selection (PYTEST_ARGS) holds no test: say so rather than fail.

@@ -47,13 +47,14 @@ WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=15.0)  # se
 # Django's tasks framework (the django-tasks backport): the database queue by default, RQ on Redis
 # when TASKS_BACKEND=rq (workers: `manage.py db_worker`, or `manage.py rqworker --with-scheduler`).
 TASKS_BACKEND = env.str("TASKS_BACKEND", default="db")
-if TASKS_BACKEND == "db":
-    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-elif TASKS_BACKEND == "rq":
-    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
-    RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
-else:
+TASK_BACKENDS = {
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]},
+}
+if TASKS_BACKEND not in TASK_BACKENDS:
     raise ImproperlyConfigured("Set TASKS_BACKEND to db or rq.")
+TASKS = {"default": TASK_BACKENDS[TASKS_BACKEND]}
+RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

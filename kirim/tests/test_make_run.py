@@ -1,5 +1,5 @@
 """`make run` as a newcomer uses it: the real Makefile in a subprocess, its printed commands pasted into
-bash, Ctrl-C, and a second start. In CI on the Makefile's own ports (8000 and 8081); elsewhere on free
+bash, Ctrl-C, and a second start. In CI on the Makefile's own ports (8000, 8081 and the receiver on 8082); elsewhere on free
 ports, so a developer's running demo and other checkouts are left alone. Its database is a SQLite file
 of its own."""
 
@@ -86,12 +86,12 @@ def still_alive(processes):
 class MakeRun:
     """One `make run`, in a session of its own as a terminal would run it; its output is collected."""
 
-    def __init__(self, port, meta_port, database):
+    def __init__(self, port, meta_port, receiver_port, database):
         self.port, self.meta_port = port, meta_port
         environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         environment.update(DATABASE_URL=f"sqlite:///{database}", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            ["make", "run", f"PORT={port}", f"META_PORT={meta_port}"],
+            ["make", "run", f"PORT={port}", f"META_PORT={meta_port}", f"RECEIVER_PORT={receiver_port}"],
             cwd=REPO,
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -153,7 +153,7 @@ def port_is_listening(port):
 @pytest.fixture(scope="module")
 def ports():
     require("make")
-    chosen = (8000, 8081) if IN_CI else (free_port(), free_port())
+    chosen = (8000, 8081, 8082) if IN_CI else (free_port(), free_port(), free_port())
     busy = [port for port in chosen if not port_is_free(port)]
     if busy:
         pytest.fail(f"ports {busy} are in use before `make run` starts") if IN_CI else pytest.skip(f"ports {busy} busy")
@@ -184,7 +184,7 @@ def test_ctrl_c_stops_every_process_it_started_and_a_second_run_serves_at_once(m
     first = make_run()
     processes = first.started
     names = " ".join(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in processes)
-    assert "fakemeta" in names and "runserver" in names
+    assert "fakemeta" in names and "runserver" in names and "db_worker" in names and "fakemeta.receiver" in names
 
     first.ctrl_c()
 
@@ -231,6 +231,9 @@ def test_the_commands_it_prints_work_pasted_into_bash(make_run, tmp_path):
         text=True,
         timeout=60,
     )
+    deadline = time.monotonic() + 15  # the worker delivers the events to the demo's receiver
+    while "[receiver] message.read" not in run.output and time.monotonic() < deadline:
+        time.sleep(0.2)
     run.ctrl_c()
 
     assert shell.returncode == 0, shell.stderr
@@ -244,3 +247,7 @@ def test_the_commands_it_prints_work_pasted_into_bash(make_run, tmp_path):
     assert receipt in shell.stdout  # Kirim read the message ...
     assert f'"status": "read", "message_id": "{demo["WAMID"]}"' in shell.stdout  # ... and Meta was told
     assert '"kirim_status": 200' in shell.stdout  # the contact's message reached Kirim
+    for event in ("message.received", "message.read"):  # and the demo's subscriber got both as events
+        assert re.search(rf"\[receiver\] {event} evt_\w+ delivery=wbd_\w+ attempt=1 signature ok", run.output), (
+            run.output
+        )

@@ -14,6 +14,8 @@ from fakemeta.server import new_wamid
 from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.services import conversations_touch, webhook_receive
+from outbox.models import EventType
+from outbox.services import subscription_create
 
 DEMO_SLUG = "demo"
 DEMO_PHONE_NUMBER_ID = "106540352242922"
@@ -61,6 +63,9 @@ A contact writes in (the stand-in posts a signed webhook to Kirim):
   curl -X POST {meta_url}/_stand_in/inbound -d '{{"phone_number_id": "'$PHONE_ID'", "from": "6281234567809", "name": "Dewi", "text": "Halo!"}}'
 
 What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
+
+Under make run, Demo Coffee's events (message.received, message.status, message.read) go to a local
+receiver that prints each one, delivered by the db_worker process beside the server.
 """
 
 
@@ -75,9 +80,12 @@ class Command(BaseCommand):
         parser.add_argument("--env-file", default=str(Path(settings.BASE_DIR) / ".kirim-demo.env"))
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="where Kirim will listen")
         parser.add_argument("--meta-url", default="http://127.0.0.1:8081", help="where the Meta stand-in listens")
+        parser.add_argument(
+            "--receiver-url", help="subscribe Demo Coffee's events to this URL (the stand-in receiver under make run)"
+        )
 
     @transaction.atomic
-    def handle(self, *, env_file, base_url, meta_url, **options):
+    def handle(self, *, env_file, base_url, meta_url, receiver_url=None, **options):
         Org.objects.filter(slug__in=(DEMO_SLUG, OTHER_SLUG)).delete()
         org = Org.objects.create(name="Demo Coffee", slug=DEMO_SLUG)
         number = self._number(org, DEMO_PHONE_NUMBER_ID, DEMO_DISPLAY_NUMBER, DEMO_WABA_ID)
@@ -94,10 +102,14 @@ class Command(BaseCommand):
         admin.set_password(admin_password)
         admin.save()
 
+        webhook_secret = ""
+        if receiver_url:  # subscribed last: the seed's own conversations are not announced
+            webhook_secret = subscription_create(org=org, url=receiver_url, events=EventType.values,
+                                                 description="make run's stand-in receiver").secret  # fmt: skip
         Path(env_file).write_text(
             f"export KIRIM_KEY={key}\nexport PHONE_ID={DEMO_PHONE_NUMBER_ID}\n"
             f"export WAMID={newest_unread}\nexport ADMIN_PASSWORD={admin_password}\n"
-            f"export AGENT_PASSWORD={agent_password}\n"
+            f"export AGENT_PASSWORD={agent_password}\nexport WEBHOOK_SECRET={webhook_secret}\n"
         )
         Path(env_file).chmod(0o600)
         self.stdout.write(
