@@ -232,7 +232,8 @@ def test_the_commands_it_prints_work_pasted_into_bash(make_run, tmp_path):
         timeout=60,
     )
     deadline = time.monotonic() + 15  # the worker delivers the events to the demo's receiver
-    while "[receiver] message.read" not in run.output and time.monotonic() < deadline:
+    expected = ("[receiver] message.read", "[receiver] message.received")
+    while not all(line in run.output for line in expected) and time.monotonic() < deadline:
         time.sleep(0.2)
     run.ctrl_c()
 
