@@ -1,7 +1,9 @@
 """Fixtures shared by every app's tests: orgs, numbers, keys, messages, and Meta mocked by `responses`."""
 
+import contextlib
 import importlib
 import itertools
+import json
 import shutil
 import tempfile
 import threading
@@ -16,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from fakemeta import payloads
 from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.services import conversations_touch
@@ -159,6 +162,43 @@ def make_message():
         return message
 
     return make
+
+
+WEBHOOK_URL = "/webhooks/whatsapp"
+
+
+@pytest.fixture
+def deliver(settings):
+    """Post a webhook signed as Meta signs it: `payload` as JSON, or the `raw` bytes as they are."""
+
+    def post(payload, *, secret=None, raw=None):
+        body = raw if raw is not None else json.dumps(payload).encode()
+        return Client(raise_request_exception=False).post(
+            WEBHOOK_URL,
+            body,
+            content_type="application/json",
+            HTTP_X_HUB_SIGNATURE_256=payloads.sign(body, secret or settings.META_APP_SECRET),
+        )
+
+    return post
+
+
+@pytest.fixture
+def break_inbound_storing(monkeypatch):
+    """Make storing inbound messages raise `error`, on both of ingestion's paths (PostgreSQL's one
+    statement and the steps); use as a context manager to break it for a while."""
+
+    @contextlib.contextmanager
+    def broken(error):
+        def fail(*args, **kwargs):
+            raise error
+
+        with monkeypatch.context() as patch:
+            patch.setattr("inbox.services._store_inbound", fail)
+            patch.setattr("inbox.services.INBOUND_IN_ONE_STATEMENT.run", fail)
+            yield
+
+    return broken
 
 
 @pytest.fixture

@@ -19,7 +19,19 @@ from django.utils.html import format_html
 
 from inbox.admin_scope import MANAGERS, OrgScopedAdmin
 from inbox.members import membership_set, memberships_remove
-from inbox.models import ApiKey, Conversation, Direction, Membership, Message, Org, PhoneNumber, ReadVia, Status
+from inbox.models import (
+    ApiKey,
+    Conversation,
+    Direction,
+    Membership,
+    Message,
+    Org,
+    PhoneNumber,
+    ReadVia,
+    Status,
+    WebhookEvent,
+)
+from inbox.services import webhook_reprocess
 from receipts.services import messages_mark_read
 
 admin.site.site_header = "Kirim"
@@ -37,6 +49,7 @@ TICKS = {
     Status.SENT: ("✓", "sent", "tick-grey"),
     Status.DELIVERED: ("✓✓", "delivered", "tick-grey"),
     Status.READ: ("✓✓", "read", "tick-blue"),
+    Status.PLAYED: ("🎤", "played", "tick-blue"),
     Status.FAILED: ("⚠", "failed", "tick-red"),
     Status.RECEIVED: ("●", "unread", "tick-unread"),
 }
@@ -235,9 +248,9 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
 
     @admin.display(description="contact", ordering="contact_name")
     def contact(self, conversation):
-        return format_html(
-            "<strong>{}</strong><br><small>+{}</small>", conversation.contact_name or "—", conversation.contact_wa_id
-        )
+        key = conversation.contact_wa_id
+        shown = f"+{key}" if key.isdigit() else key  # a phone number, or a user id or group id
+        return format_html("<strong>{}</strong><br><small>{}</small>", conversation.contact_name or "—", shown)
 
     @admin.display(description="last message")
     def preview(self, conversation):
@@ -360,3 +373,69 @@ class MembershipAdmin(OrgScopedAdmin):
 
     def delete_queryset(self, request, queryset):
         memberships_remove(list(queryset.select_related("user")))
+
+
+# --- Webhook events, for operators ------------------------------------------------------------
+
+
+class FailedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("failed", "Failed (to reprocess)"), ("applied", "Applied"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.failed()
+        if self.value() == "applied":
+            return queryset.filter(error="", processed_at__isnull=False)
+        return queryset
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    """Every org's webhooks in one list: for the operators running Kirim (superusers), not for staff."""
+
+    list_display = ("id", "received_at", "processed_at", "attempts", "failure")
+    list_filter = (FailedFilter,)
+    date_hierarchy = "received_at"
+    actions = ("reprocess",)
+    readonly_fields = ("received_at", "processed_at", "attempts", "error", "failed_items", "body")
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # `purge_expired` keeps them for their retention
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("body")
+
+    @admin.display(description="not applied")
+    def failure(self, event):
+        if event.error:
+            return event.error[:120]
+        return "" if event.processed_at else "not processed"
+
+    @admin.action(description="Reprocess selected webhook events")
+    def reprocess(self, request, queryset):
+        if not self.has_module_permission(request):
+            raise PermissionDenied
+        outcome = webhook_reprocess(list(queryset.values_list("pk", flat=True)))
+        still_failing = {pk: failed for pk, failed in outcome.items() if failed is None or failed}
+        self.message_user(
+            request, f"Reprocessed {len(outcome)} event(s); {len(outcome) - len(still_failing)} applied whole."
+        )
+        for pk, failed in still_failing.items():
+            reason = "could not be applied (logged)" if failed is None else "; ".join(f["reason"] for f in failed)
+            self.message_user(request, f"Event {pk} still fails: {reason}", messages.WARNING)

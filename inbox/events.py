@@ -4,6 +4,7 @@ Parsing is forgiving: whatever does not have the shape of an event is skipped an
 raised, because a well-signed payload is acknowledged whatever it holds."""
 
 import datetime
+import math
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -11,6 +12,9 @@ from django.utils import timezone
 
 @dataclass(frozen=True)
 class InboundMessage:
+    """An inbound message. Its sender is known by phone number (`contact_wa_id`), by business-scoped
+    user id (`contact_user_id`), or both: Meta leaves the number out once a user adopts a username."""
+
     phone_number_id: str
     wamid: str
     contact_wa_id: str
@@ -19,6 +23,13 @@ class InboundMessage:
     text: str
     timestamp: datetime.datetime
     payload: dict
+    contact_user_id: str = ""
+    group_id: str = ""
+    new_user_id: str = ""  # a `user_changed_user_id` system message: the id the contact goes by now
+
+    @property
+    def label(self):
+        return f"message {self.wamid}"
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,10 @@ class StatusUpdate:
     status: str
     timestamp: datetime.datetime
     errors: list | None = None
+
+    @property
+    def label(self):
+        return f"status {self.status!r} of {self.wamid}"
 
 
 @dataclass
@@ -109,24 +124,48 @@ def parse(payload):
     return parsed
 
 
+# Longest values the tables hold; longer ones cannot be Meta's and fail their item alone.
+WAMID_LENGTH = 255
+PHONE_NUMBER_ID_LENGTH = 20
+USER_ID_LENGTH = 64
+GROUP_ID_LENGTH = 128
+
+
+def _sender(message, contacts):
+    """(phone number, business-scoped user id, contact) of a message's sender. `from` holds the number
+    when Meta has one; `from_user_id` the BSUID. The contact is matched by either, or is the only one."""
+    sender = str(message.get("from") or "")
+    user_id = str(message.get("from_user_id") or "")
+    if sender and not sender.isdigit() and not user_id:  # a BSUID ("US.1349…") where the number would be
+        sender, user_id = "", sender
+    contact = next(
+        (c for c in contacts if (sender and c.get("wa_id") == sender) or (user_id and c.get("user_id") == user_id)),
+        contacts[0] if len(contacts) == 1 else {},
+    )
+    return sender or str(contact.get("wa_id") or ""), user_id or str(contact.get("user_id") or ""), contact
+
+
 def _parse_value(value, parsed):
     phone_number_id = str(_dict(value.get("metadata")).get("phone_number_id", ""))
-    names = {
-        str(c.get("wa_id")): str(_dict(c.get("profile")).get("name", ""))
-        for c in _list(value.get("contacts"))
-        if isinstance(c, dict)
-    }
+    contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
     for message in _list(value.get("messages")):
-        if not isinstance(message, dict) or not message.get("id") or not message.get("from"):
-            parsed.skipped.append("message without id or from")
+        if not isinstance(message, dict) or not message.get("id"):
+            parsed.skipped.append("message without id")
             continue
-        sender = str(message["from"])
+        wa_id, user_id, contact = _sender(message, contacts)
+        if not (wa_id or user_id):
+            parsed.skipped.append(f"message {message['id']} without a sender")
+            continue
+        system = _dict(message.get("system"))
         parsed.messages.append(
             InboundMessage(
                 phone_number_id=phone_number_id,
-                wamid=str(message["id"])[:255],
-                contact_wa_id=sender[:32],
-                contact_name=names.get(sender, "")[:200],
+                wamid=str(message["id"]),
+                contact_wa_id=wa_id,
+                contact_user_id=user_id,
+                contact_name=str(_dict(contact.get("profile")).get("name", ""))[:200],
+                group_id=str(message.get("group_id") or ""),
+                new_user_id=str(system.get("user_id") or "") if system.get("type") == "user_changed_user_id" else "",
                 type=str(message.get("type") or "unknown")[:32],
                 text=summarize(message),
                 timestamp=_timestamp(message.get("timestamp")),
@@ -165,9 +204,12 @@ def meta_subset(payload, kind, keep):
             if not items:
                 continue
             subset = {k: v for k, v in value.items() if k not in ("contacts", "messages", "statuses")}
-            if kind == "messages":
-                senders = {str(i.get("from")) for i in items}
-                contacts = [c for c in _list(value.get("contacts")) if str(_dict(c).get("wa_id")) in senders]
+            if kind == "messages":  # a sender by number, by business-scoped user id, or both
+                senders = {str(i.get(key)) for i in items for key in ("from", "from_user_id") if i.get(key)}
+                contacts = [
+                    c for c in _list(value.get("contacts"))
+                    if {str(_dict(c).get("wa_id")), str(_dict(c).get("user_id"))} & senders
+                ]  # fmt: skip
                 if contacts:
                     subset["contacts"] = contacts
             subset[kind] = items
@@ -175,3 +217,52 @@ def meta_subset(payload, kind, keep):
         if changes:
             entries.append({**entry, "changes": changes})
     return {**payload, "entry": entries} if entries else None
+
+
+def unstorable_reason(item):
+    """Why the database cannot take this item, or None. Checked before anything is written, so a bad
+    item fails alone and the common case pays no savepoints: a number JSON cannot hold (`1e999` is
+    Python's infinity, which PostgreSQL's JSON refuses), a lone UTF-16 surrogate (not UTF-8), a value
+    longer than its column."""
+    if len(item.wamid) > WAMID_LENGTH:
+        return f"id longer than {WAMID_LENGTH} characters"
+    if len(item.phone_number_id) > PHONE_NUMBER_ID_LENGTH:
+        return f"metadata.phone_number_id longer than {PHONE_NUMBER_ID_LENGTH} characters"
+    if isinstance(item, InboundMessage):
+        for name, attribute, limit in SENDER_ID_LIMITS:
+            if len(getattr(item, attribute)) > limit:
+                return f"{name} longer than {limit} characters"
+        return _unencodable(item.payload, "")
+    return _unencodable(item.errors, "errors") or _unencodable(item.status, "status")
+
+
+SENDER_ID_LIMITS = (
+    ("from", "contact_wa_id", USER_ID_LENGTH),
+    ("from_user_id", "contact_user_id", USER_ID_LENGTH),
+    ("system.user_id", "new_user_id", USER_ID_LENGTH),
+    ("group_id", "group_id", GROUP_ID_LENGTH),
+)
+
+
+def _unencodable(value, path):
+    """The path of the first value JSON or UTF-8 cannot carry, and what is wrong with it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'value'}: a number out of range ({value})"
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return f"{path or 'value'}: a lone UTF-16 surrogate"
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, child in items:
+        child_path = f"{path}.{key}" if path else str(key)
+        reason = _unencodable(key, child_path) if isinstance(key, str) else None
+        if reason := reason or _unencodable(child, child_path):
+            return reason
+    return None

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -131,6 +132,7 @@ class Status(models.TextChoices):
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"  # a voice message played (blue microphone); it was read first
     FAILED = "failed"
 
 
@@ -163,6 +165,13 @@ class MessageQuerySet(models.QuerySet):
         return list(self.select_for_update(of=("self",)).order_by("pk").values_list(*fields))
 
 
+# A conversation's key: the contact's phone number (wa_id) when Meta first gave one, else its
+# business-scoped user id; for a group, the group's id. It stays when the user adopts a username or
+# changes number: later messages find the conversation by its business-scoped user id.
+CONTACT_KEY_LENGTH = 128
+CONTACT_KEY_HELP = "Phone number (wa_id) or business-scoped user id of the contact, or the group's id"
+
+
 class Conversation(models.Model):
     """One contact's thread on one number: the inbox's rows. Keeps only what changes when a message
     arrives or is sent (last activity, preview, name), so reads never write here; unread counts come
@@ -170,7 +179,10 @@ class Conversation(models.Model):
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
     phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="conversations")
-    contact_wa_id = models.CharField("contact number", max_length=32)
+    contact_wa_id = models.CharField("contact", max_length=CONTACT_KEY_LENGTH, help_text=CONTACT_KEY_HELP)
+    contact_user_id = models.CharField(
+        "business-scoped user id", max_length=64, blank=True, help_text="The contact's latest id from Meta (BSUID)"
+    )
     contact_name = models.CharField(max_length=200, blank=True)
     last_message_at = models.DateTimeField("last activity")
     last_message_text = models.CharField("last message", max_length=200, blank=True)
@@ -184,6 +196,12 @@ class Conversation(models.Model):
             models.Index(fields=["-last_message_at", "-id"], name="conversation_recent"),
             models.Index(fields=["phone_number", "-last_message_at"], name="conversation_number_recent"),
             models.Index(fields=["org", "-last_message_at"], name="conversation_org_recent"),
+            # Webhooks find a contact's conversation by its business-scoped id when the number is gone.
+            models.Index(
+                fields=["phone_number", "contact_user_id"],
+                condition=~Q(contact_user_id=""),
+                name="conversation_user_id",
+            ),
         )
         permissions = (("mark_read", "Can mark inbound messages read on WhatsApp"),)
 
@@ -201,7 +219,13 @@ class Message(models.Model):
     wamid = models.CharField(max_length=255, unique=True, null=True, blank=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     status = models.CharField(max_length=16, choices=Status.choices)
-    contact_wa_id = models.CharField(max_length=32)
+    contact_wa_id = models.CharField("contact", max_length=CONTACT_KEY_LENGTH, help_text=CONTACT_KEY_HELP)
+    contact_user_id = models.CharField(
+        "business-scoped user id", max_length=64, blank=True, help_text="The sender's id from Meta (BSUID)"
+    )
+    group_id = models.CharField(
+        max_length=CONTACT_KEY_LENGTH, blank=True, help_text="The WhatsApp group it was sent in"
+    )
     contact_name = models.CharField(max_length=200, blank=True)
     type = models.CharField(max_length=32)
     text = models.TextField(blank=True, help_text="Text body, caption or a short summary")
@@ -257,7 +281,11 @@ MESSAGE_WITH_NUMBER_BY_WAMID = JoinedRowLookup(Message, "phone_number", "wamid")
 
 # Outbound statuses only move up this ladder; `failed` is terminal and only replaces a status below
 # `delivered` (a message that reached the phone did not fail).
-OUTBOUND_RANK = {Status.PENDING: 0, Status.ACCEPTED: 1, Status.SENT: 2, Status.DELIVERED: 3, Status.READ: 4}
+# Meta may skip `delivered` (and `sent`); a voice message is `played` after it is read, so `played` is
+# the top: a late `read` never takes the microphone back.
+OUTBOUND_RANK = {
+    Status.PENDING: 0, Status.ACCEPTED: 1, Status.SENT: 2, Status.DELIVERED: 3, Status.READ: 4, Status.PLAYED: 5,
+}  # fmt: skip
 FAILABLE = (Status.PENDING, Status.ACCEPTED, Status.SENT)
 
 
@@ -289,14 +317,36 @@ class IdempotencyRecord(models.Model):
         constraints = (models.UniqueConstraint(fields=("org", "key"), name="idempotency_key_unique_per_org"),)
 
 
+# An event not processed within this long after it came is taken as failed (its worker died).
+WEBHOOK_IN_FLIGHT = timedelta(minutes=5)
+
+
+class WebhookEventQuerySet(models.QuerySet):
+    def failed(self, now=None):
+        """Events with an item (or all) not applied, and events whose processing never finished: the
+        ones `reprocess_webhooks` and the admin retry. A fresh unprocessed event may still be in flight."""
+        in_flight_since = (now or timezone.now()) - WEBHOOK_IN_FLIGHT
+        return self.filter(~Q(error="") | Q(processed_at__isnull=True, received_at__lt=in_flight_since))
+
+
 class WebhookEvent(models.Model):
-    """Every signed webhook Meta delivered, kept raw before anything is made of it, so nothing we
-    acknowledge is lost even when processing it fails."""
+    """Every signed webhook Meta delivered, kept raw (in the transaction that applies it), so nothing
+    we acknowledge is lost even when applying some of it fails. `error` and `failed_items` say what
+    was not applied, and why; `processed_at` is empty when a bug stopped the whole payload."""
 
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     body = models.TextField()
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    failed_items = models.JSONField(
+        default=list, blank=True, help_text="[{item, reason}] for each message or status that could not be stored"
+    )
+    attempts = models.PositiveSmallIntegerField(default=1, help_text="Times it was applied, reprocessing included")
+
+    objects = WebhookEventQuerySet.as_manager()
+
+    class Meta:
+        indexes = (models.Index(fields=["received_at"], condition=~Q(error=""), name="webhook_event_failed"),)
 
     def __str__(self):
         return f"webhook {self.pk} at {self.received_at:%Y-%m-%d %H:%M:%S}"

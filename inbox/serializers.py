@@ -3,7 +3,7 @@ certainly refuse and pass the rest through untouched."""
 
 from rest_framework import serializers
 
-from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Status
+from inbox.models import CONTACT_KEY_LENGTH, ApiKey, Direction, Message, Org, PhoneNumber, Status
 from kirim.api import StrictCharField
 from kirim.errors import InvalidField, InvalidRequest, MissingField
 
@@ -106,16 +106,24 @@ class MessageSerializer(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     message_id = serializers.CharField(source="wamid", allow_null=True)
     sender = serializers.SerializerMethodField(
-        method_name="get_sender", help_text="`from`: the contact's wa_id, or the business number"
+        method_name="get_sender",
+        help_text="`from`: the contact (its wa_id, or its business-scoped user id when Meta gives no number; "
+        "in a group, the member who wrote), or the business number",
     )
-    to = serializers.SerializerMethodField(help_text="the contact's wa_id, or the business number")
+    to = serializers.SerializerMethodField(
+        help_text="the contact (wa_id or business-scoped user id), the group's id, or the business number"
+    )
+    contact = serializers.CharField(
+        source="contact_wa_id",
+        help_text="the conversation: the contact's wa_id or business-scoped user id, or the group's id",
+    )
     content = serializers.JSONField(source="payload", help_text="The message as Meta sent or received it")
 
     class Meta:
         model = Message
         fields = (
-            "id", "object", "direction", "status", "message_id", "sender", "to", "contact_name", "type", "text",
-            "content", "error", "timestamp", "created_at", "read_at",
+            "id", "object", "direction", "status", "message_id", "sender", "to", "contact", "contact_user_id",
+            "group_id", "contact_name", "type", "text", "content", "error", "timestamp", "created_at", "read_at",
         )  # fmt: skip
 
     def get_fields(self):
@@ -129,7 +137,11 @@ class MessageSerializer(serializers.ModelSerializer):
         return message.phone_number.display_phone_number
 
     def get_sender(self, message) -> str:
-        return message.contact_wa_id if message.direction == Direction.INBOUND else self._business(message)
+        if message.direction == Direction.OUTBOUND:
+            return self._business(message)
+        if message.group_id:  # the member, by number when Meta gave one
+            return str(message.payload.get("from") or message.contact_user_id)
+        return message.contact_wa_id
 
     def get_to(self, message) -> str:
         return self._business(message) if message.direction == Direction.INBOUND else message.contact_wa_id
@@ -138,7 +150,11 @@ class MessageSerializer(serializers.ModelSerializer):
 class MessageListQuerySerializer(serializers.Serializer):
     direction = serializers.ChoiceField(choices=Direction.choices, required=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
-    contact = serializers.CharField(max_length=32, required=False, help_text="the contact's wa_id")
+    contact = serializers.CharField(
+        max_length=CONTACT_KEY_LENGTH,
+        required=False,
+        help_text="the conversation: the contact's wa_id or business-scoped user id, or a group's id",
+    )
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
     cursor = serializers.CharField(max_length=1000, required=False, help_text="`next_cursor` of the previous page")
 

@@ -4,15 +4,18 @@
 import json
 import logging
 from collections import defaultdict
-from functools import reduce
+from contextlib import nullcontext
+from functools import cached_property, reduce
 from operator import or_
+from typing import NamedTuple
 
-from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, JSONField, Q, Value, When
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Case, F, JSONField, Q, Value, When
 from django.utils import timezone
 
 from inbox import events
 from inbox.models import (
+    CONTACT_KEY_LENGTH,
     OUTBOUND_RANK,
     Conversation,
     Direction,
@@ -24,9 +27,10 @@ from inbox.models import (
     statuses_below,
 )
 from kirim import meta_graph
+from kirim.bulk import InsertRow, insert_new
 from kirim.errors import NotFound, UpstreamError
 from outbox import record as outbox
-from outbox.models import EventType
+from outbox.models import EventType, WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
 
@@ -39,7 +43,8 @@ def message_send(*, phone_number, body):
         phone_number=phone_number,
         direction=Direction.OUTBOUND,
         status=Status.PENDING,
-        contact_wa_id=str(body["to"])[:32],
+        contact_wa_id=str(body["to"])[:CONTACT_KEY_LENGTH],
+        group_id=str(body["to"])[:CONTACT_KEY_LENGTH] if body.get("recipient_type") == "group" else "",
         type=body["type"],
         text=events.summarize(body),
         payload=body,
@@ -97,70 +102,115 @@ def _update(message, **fields):
 
 
 def webhook_receive(raw_body):
-    """Keep the raw body first (nothing acknowledged is lost), then apply it. A payload that cannot
-    be applied is logged and kept with its error; only a database outage propagates (so Meta retries)."""
-    event = WebhookEvent.objects.create(body=raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"))
+    """Apply a signed webhook and keep its raw body, in one transaction: a webhook answered 200 is
+    stored with all it brought, and one whose transaction failed was answered 5xx, so Meta delivers
+    it again. An item that cannot be stored is recorded on the event with its reason and the rest is
+    applied; a bug that stops the whole payload is recorded the same way. Both are kept for
+    `reprocess_webhooks`. Only a database outage propagates (the caller answers 5xx). Returns the
+    items that failed, or None when a bug stopped the payload."""
+    return _apply(raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), event=None)
+
+
+def webhook_reprocess(event_ids):
+    """Apply kept events again (after a fix, or a worker that died mid-way). Safe to repeat: a wamid
+    is stored once and statuses only move up. Returns {event id: failed items, or None for a bug}."""
+    outcome = {}
+    for event in WebhookEvent.objects.filter(pk__in=event_ids).order_by("pk"):
+        WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+        outcome[event.pk] = _apply(event.body, event=event)
+    return outcome
+
+
+# The database is unreachable or the connection broke: nothing can be recorded, so the webhook must
+# be answered 5xx for Meta to deliver it again.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+
+
+def _apply(body, *, event):
     try:
-        webhook_process(event)
-    except (OperationalError, InterfaceError):
+        return _process(body, event)
+    except DATABASE_DOWN:
         raise
     except Exception as error:
-        logger.exception("webhook %s could not be applied; kept for reprocessing", event.pk)
-        WebhookEvent.objects.filter(pk=event.pk).update(error=f"{type(error).__name__}: {error}"[:2000])
-    return event
+        logger.exception("webhook %s could not be applied; kept for reprocessing", event.pk if event else "(new)")
+        reason = f"{type(error).__name__}: {error}"[:2000]
+        if event is None:
+            WebhookEvent.objects.create(body=body, error=reason)
+        else:
+            WebhookEvent.objects.filter(pk=event.pk).update(error=reason)
+        return None
 
 
-def webhook_process(event):
-    """Apply one stored webhook: insert its inbound messages, move its statuses forward. A bounded
-    number of queries whatever the payload's size."""
+def _process(body, event):
+    """Insert the inbound messages, move the statuses forward, record what subscribers asked for in
+    the outbox, and record the event with each item that could not be stored and why: one
+    transaction, a bounded number of queries whatever the payload's size, unless the database
+    refuses an item nobody foresaw: then the payload is applied again one item at a time, each in its
+    own savepoint, so only that item fails."""
     try:
-        payload = json.loads(event.body)
-    except ValueError:
+        payload = json.loads(body)
+    except ValueError:  # RecursionError included: a body nested deeper than Python parses
         payload, parsed = None, events.ParsedWebhook(skipped=["body is not JSON"])
     else:
         parsed = events.parse(payload)
-    with transaction.atomic():
-        numbers = _numbers_named(parsed)
-        subscriptions = outbox.subscriptions_of({n.org_id for n in numbers.values()}) if numbers else []
-        announce_new = outbox.wanting(subscriptions, EventType.MESSAGE_RECEIVED)
-        stored_before = _stored_wamids(parsed.messages) if announce_new else set()
-        stored = _store_inbound(parsed.messages, numbers)
-        moved = _apply_statuses(parsed.statuses)
-        if subscriptions:
-            _events_out(payload, numbers, subscriptions, stored_before)
-        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now())
+    failed = []
+    messages = _storable(parsed.messages, failed)
+    statuses = _storable(parsed.statuses, failed)
+    if event is None and messages and not parsed.statuses and connection.vendor == "postgresql":
+        try:
+            done = INBOUND_IN_ONE_STATEMENT.run(messages, body, failed)
+        except DATABASE_DOWN:
+            raise
+        except (DatabaseError, ValueError):
+            logger.warning("webhook: the one-statement path was refused; applying the payload in steps")
+        else:
+            if done is not None:
+                event_id, stored = done
+                logger.info("webhook %s: %d/%d inbound stored, failed=%s", event_id, stored, len(messages), failed)
+                return failed
+    try:
+        with transaction.atomic():
+            inserted, moved, event_id = _in_steps(payload, messages, statuses, body, event, failed, alone=False)
+    except DATABASE_DOWN:
+        raise
+    except (DatabaseError, ValueError):  # ValueError: an adapter refusing a value (SQLite's encoder)
+        logger.warning("webhook: the database refused the payload; applying it item by item")
+        with transaction.atomic():
+            inserted, moved, event_id = _in_steps(payload, messages, statuses, body, event, failed, alone=True)
     logger.info(
-        "webhook %s: %d/%d inbound for known numbers, %d/%d statuses applied, skipped=%s",
-        event.pk,
-        stored,
-        len(parsed.messages),
-        moved,
-        len(parsed.statuses),
-        parsed.skipped,
-    )
+        "webhook %s: %d/%d inbound stored, %d/%d statuses applied, failed=%s skipped=%s",
+        event_id, len(inserted), len(parsed.messages), moved, len(parsed.statuses), failed, parsed.skipped,
+    )  # fmt: skip
+    return failed
 
 
-def _numbers_named(parsed):
-    """{phone_number_id: PhoneNumber} of the known numbers the webhook's items are for."""
-    named = {item.phone_number_id for item in (*parsed.messages, *parsed.statuses)}
-    return PhoneNumber.objects.in_bulk(named, field_name="phone_number_id") if named else {}
+def _in_steps(payload, messages, statuses, body, event, failed, *, alone):
+    """The payload's work inside the caller's transaction; with `alone`, each item in its savepoint."""
+    numbers = _numbers({item.phone_number_id for item in (*messages, *statuses)})
+    subscriptions = outbox.subscriptions_of({n.org_id for n in numbers.values()}) if numbers else []
+    store = lambda items: _store_inbound(items, numbers)
+    if alone:
+        inserted = [row for rows in _each_alone(messages, store, failed) for row in rows]
+        moved = sum(_each_alone(statuses, _apply_statuses, failed))
+    else:
+        inserted = store(messages)
+        moved = _apply_statuses(statuses)
+    if subscriptions:
+        _events_out(payload, numbers, subscriptions, {m.wamid for m in inserted}, {s.wamid for s in statuses})
+    return inserted, moved, _record(body, event, failed)
 
 
-def _stored_wamids(inbound):
-    return set(Message.objects.filter(wamid__in=[m.wamid for m in inbound]).values_list("wamid", flat=True))
-
-
-def _events_out(payload, numbers, subscriptions, stored_before):
+def _events_out(payload, numbers, subscriptions, new_wamids, stored_statuses):
     """Record `message.received` and `message.status` for the orgs that subscribed: each org gets
-    Meta's payload holding only its own numbers' items, and only messages not stored before (Meta
-    delivers at least once). Called inside the ingestion's transaction: the outbox's rule."""
+    Meta's payload holding only its own numbers' items, and only messages this webhook inserted (Meta
+    delivers at least once) and statuses it could store. Called inside the ingestion's transaction:
+    the outbox's rule."""
     numbers_of_org = defaultdict(set)
     for phone_number_id, number in numbers.items():
         numbers_of_org[number.org_id].add(phone_number_id)
-    is_new = lambda message: str(message.get("id"))[:255] not in stored_before
     for event_type, kind, also in (
-        (EventType.MESSAGE_RECEIVED, "messages", is_new),
-        (EventType.MESSAGE_STATUS, "statuses", lambda status: True),
+        (EventType.MESSAGE_RECEIVED, "messages", lambda message: str(message.get("id")) in new_wamids),
+        (EventType.MESSAGE_STATUS, "statuses", lambda status: str(status.get("id")) in stored_statuses),
     ):
         wanted = outbox.wanting(subscriptions, event_type)
         bodies = {}
@@ -173,36 +223,248 @@ def _events_out(payload, numbers, subscriptions, stored_before):
             outbox.events_record(event_type, bodies, wanted)
 
 
+class _InboundInOneStatement:
+    """PostgreSQL, Meta's common case (a webhook of inbound messages): the numbers looked up, each
+    message's conversation found by its contact's user id, the messages inserted (a wamid stored
+    before is left alone), their conversations upserted and the event kept, all by one statement in
+    autocommit: one round trip, where the steps cost seven (BEGIN, five statements, COMMIT). An org
+    with webhook subscriptions takes the steps, which also write the outbox. The same
+    rows and the same rules as `_store_inbound`, `_conversation_keys` and `conversations_touch`; the
+    tests run both paths (this one on PostgreSQL, the steps on SQLite and for statuses)."""
+
+    EXTRA = ("meta_number", "lookup_user_id", "conversation_user_id", "conversation_name")
+
+    @cached_property
+    def _columns(self):
+        """Message's columns given as arrays: all but the primary key and the two the number gives."""
+        return [f for f in Message._meta.concrete_fields if not f.primary_key and f.name not in ("org", "phone_number")]
+
+    @cached_property
+    def _sql(self):
+        quote = connection.ops.quote_name
+        message, number, conversation, event, subscription = (
+            quote(model._meta.db_table)
+            for model in (Message, PhoneNumber, Conversation, WebhookEvent, WebhookSubscription)
+        )
+        arrays = ", ".join([f"%s::{f.db_type(connection)}[]" for f in self._columns] + ["%s::text[]"] * 4)
+        names = ", ".join([quote(f.column) for f in self._columns] + list(self.EXTRA))
+        given = {"contact_wa_id": "contact_key", "org_id": "number_org", "phone_number_id": "number_pk"}
+        inserted_columns = [f.column for f in Message._meta.concrete_fields if not f.primary_key]
+        values = ", ".join(given.get(column, quote(column)) for column in inserted_columns)
+        return f"""
+            WITH incoming AS (SELECT * FROM unnest({arrays}) AS i({names})),
+            subscribed AS (
+                SELECT EXISTS (SELECT 1 FROM {subscription} s JOIN {number} n ON n.org_id = s.org_id
+                               WHERE s.enabled AND n.phone_number_id IN (SELECT meta_number FROM incoming)) AS yes
+            ),
+            numbered AS (
+                SELECT i.*, n.id AS number_pk, n.org_id AS number_org,
+                       COALESCE((SELECT c.contact_wa_id FROM {conversation} c
+                                 WHERE c.phone_number_id = n.id AND i.lookup_user_id <> ''
+                                   AND c.contact_user_id = i.lookup_user_id LIMIT 1),
+                                i.contact_wa_id) AS contact_key
+                FROM incoming i JOIN {number} n ON n.phone_number_id = i.meta_number
+                WHERE NOT (SELECT yes FROM subscribed)
+            ),
+            inserted AS (
+                INSERT INTO {message} ({", ".join(quote(c) for c in inserted_columns)})
+                SELECT {values} FROM numbered
+                ON CONFLICT (wamid) DO NOTHING
+                RETURNING "wamid", "org_id", "phone_number_id", "contact_wa_id", "timestamp", "text"
+            ),
+            touched AS (
+                INSERT INTO {conversation} (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
+                                            last_message_at, last_message_text, last_direction)
+                SELECT DISTINCT ON (m.phone_number_id, m.contact_wa_id)
+                       m.org_id, m.phone_number_id, m.contact_wa_id, n.conversation_user_id, n.conversation_name,
+                       m.timestamp, left(m.text, 200), %s
+                FROM inserted m JOIN numbered n ON n.wamid = m.wamid
+                ORDER BY m.phone_number_id, m.contact_wa_id, m.timestamp DESC
+                {_conversation_upsert(conversation)}
+            ),
+            kept AS (
+                INSERT INTO {event} (received_at, body, processed_at, error, failed_items, attempts)
+                SELECT %s, %s, %s, %s, %s::jsonb, 1 WHERE NOT (SELECT yes FROM subscribed) RETURNING id
+            )
+            SELECT (SELECT yes FROM subscribed), (SELECT id FROM kept), (SELECT count(*) FROM inserted),
+                   (SELECT count(*) FROM numbered)
+        """
+
+    def run(self, inbound, body, failed):
+        """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
+        has a webhook subscription: events out are recorded by the steps."""
+        unique = list({m.wamid: m for m in reversed(inbound)}.values())[::-1]  # the first of each wamid
+        rows = []
+        for m in unique:
+            row = Message(wamid=m.wamid, direction=Direction.INBOUND, status=Status.RECEIVED,
+                          contact_wa_id=_fallback_key(m, unique), contact_user_id=m.contact_user_id,
+                          group_id=m.group_id, contact_name=m.contact_name, type=m.type, text=m.text,
+                          payload=m.payload, timestamp=m.timestamp)  # fmt: skip
+            user_id, name = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, user_id, name)
+            rows.append([*(self._value(f, row) for f in self._columns), *extra])
+        now = timezone.now()
+        summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
+        params = [list(column) for column in zip(*rows)]
+        params += [Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
+        if failed:
+            logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            cursor.execute(self._sql, params)
+            subscribed, event_id, stored, ours = cursor.fetchone()
+        if subscribed:  # the outbox's events are written by the steps, in their transaction
+            return None
+        if ours < len(unique):
+            logger.warning("webhook %s: %d inbound message(s) for unknown numbers kept raw only", event_id,
+                           len(unique) - ours)  # fmt: skip
+        return event_id, stored
+
+    @staticmethod
+    def _value(field, row):
+        value = field.pre_save(row, True)
+        if isinstance(field, JSONField):
+            return None if value is None else json.dumps(value)
+        return field.get_db_prep_save(value, connection)
+
+
+INBOUND_IN_ONE_STATEMENT = _InboundInOneStatement()
+
+
+def _fallback_key(message, payload):
+    """A message's conversation when none knows its contact's user id yet: the group; the number, also
+    when another message of the payload gave it beside the same user id; else the user id."""
+    if message.group_id:
+        return message.group_id
+    if message.contact_wa_id or not message.contact_user_id:
+        return message.contact_wa_id
+    same_user = (
+        m.contact_wa_id for m in payload
+        if m.contact_user_id == message.contact_user_id and m.contact_wa_id and m.phone_number_id == message.phone_number_id
+    )  # fmt: skip
+    return next(same_user, message.contact_user_id)
+
+
+def _storable(items, failed):
+    good = []
+    for item in items:
+        reason = events.unstorable_reason(item)
+        if reason is None:
+            good.append(item)
+        else:
+            failed.append({"item": item.label, "reason": reason})
+    return good
+
+
+def _each_alone(items, apply, failed):
+    for item in items:
+        try:
+            with transaction.atomic():
+                yield apply([item])
+        except DATABASE_DOWN:
+            raise
+        except (DatabaseError, ValueError) as error:
+            failed.append({"item": item.label, "reason": f"{type(error).__name__}: {error}"[:500]})
+
+
+KEEP_EVENT = InsertRow(WebhookEvent, "received_at", "body", "processed_at", "error", "failed_items", "attempts")
+
+
+def _record(body, event, failed):
+    """Write the event, applied, with its failed items (which keep it on the operators' list): a new
+    one by one INSERT, a kept one by an UPDATE. Returns its id."""
+    summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
+    if failed:
+        logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
+    now = timezone.now()
+    if event is not None:
+        WebhookEvent.objects.filter(pk=event.pk).update(processed_at=now, error=summary, failed_items=failed)
+        return event.pk
+    return KEEP_EVENT.execute(
+        received_at=now, body=body, processed_at=now, error=summary, failed_items=failed, attempts=1
+    )
+
+
 def _store_inbound(inbound, numbers):
-    """Insert inbound messages; a wamid seen before (Meta delivers at least once) is left alone."""
+    """Insert inbound messages, each into its conversation; a wamid stored before (Meta delivers at
+    least once, and a wamid may even be replayed on another number) is left alone and touches no
+    conversation. Returns the rows inserted."""
     if not inbound:
-        return 0
-    rows = []
+        return []
+    ours = []
     for m in inbound:
-        number = numbers.get(m.phone_number_id)
-        if number is None:
+        if m.phone_number_id in numbers:
+            ours.append(m)
+        else:
             logger.warning(
                 "inbound message %s for unknown phone_number_id %s kept raw only", m.wamid, m.phone_number_id
             )
-            continue
-        rows.append(
-            Message(
-                org_id=number.org_id,
-                phone_number=number,
-                wamid=m.wamid,
-                direction=Direction.INBOUND,
-                status=Status.RECEIVED,
-                contact_wa_id=m.contact_wa_id,
-                contact_name=m.contact_name,
-                type=m.type,
-                text=m.text,
-                payload=m.payload,
-                timestamp=m.timestamp,
-            )
+    conversation_of = _conversation_keys(ours, numbers)
+    rows = []
+    for m in ours:
+        number = numbers[m.phone_number_id]
+        row = Message(
+            org_id=number.org_id,
+            phone_number_id=number.pk,
+            wamid=m.wamid,
+            direction=Direction.INBOUND,
+            status=Status.RECEIVED,
+            contact_wa_id=conversation_of(m, number),
+            contact_user_id=m.contact_user_id,
+            group_id=m.group_id,
+            contact_name=m.contact_name,
+            type=m.type,
+            text=m.text,
+            payload=m.payload,
+            timestamp=m.timestamp,
         )
-    Message.objects.bulk_create(rows, ignore_conflicts=True)
-    conversations_touch(rows)
-    return len(rows)
+        # What the conversation learns of its contact: a group's sender is not the group.
+        row.conversation_identity = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+        rows.append(row)
+    inserted = insert_new(rows, unique_field="wamid")
+    conversations_touch(inserted)
+    return inserted
+
+
+class _Number(NamedTuple):
+    pk: int
+    org_id: int
+
+
+def _numbers(phone_number_ids):
+    """{phone_number_id: (pk, org_id)} of the numbers Kirim has among these, by a statement written
+    once: the ORM's in_bulk compiles its query on every webhook."""
+    if not phone_number_ids:
+        return {}
+    table = connection.ops.quote_name(PhoneNumber._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(phone_number_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT phone_number_id, id, org_id FROM {table} WHERE phone_number_id IN ({placeholders})",
+            list(phone_number_ids),
+        )
+        return {phone_number_id: _Number(pk, org_id) for phone_number_id, pk, org_id in cursor.fetchall()}
+
+
+def _conversation_keys(inbound, numbers):
+    """How to find each message's conversation: a group's is the group; a contact's is the one that
+    already knows its business-scoped user id (so it goes on when the number is gone or changed), else
+    its phone number, else that user id. One query, only when the payload carries user ids."""
+    user_ids = {m.contact_user_id for m in inbound if m.contact_user_id and not m.group_id}
+    known = {}
+    if user_ids:
+        known = {
+            (number_pk, user_id): key
+            for number_pk, user_id, key in Conversation.objects.filter(
+                phone_number__in=[numbers[m.phone_number_id].pk for m in inbound], contact_user_id__in=user_ids
+            ).values_list("phone_number_id", "contact_user_id", "contact_wa_id")
+        }
+
+    def conversation_of(message, number):
+        if message.group_id:
+            return message.group_id
+        return known.get((number.pk, message.contact_user_id)) or _fallback_key(message, inbound)
+
+    return conversation_of
 
 
 def _apply_statuses(updates, *, keep_unknown=True):
@@ -268,9 +530,29 @@ def _outbound(updates):
     return Message.objects.filter(on_their_numbers, direction=Direction.OUTBOUND)
 
 
+def _conversation_upsert(table):
+    """The ON CONFLICT clause of a conversation's upsert: activity and preview move forward only; the
+    contact's user id and name come from the newest message that has them."""
+    newer = f"excluded.last_message_at >= {table}.last_message_at"
+    return f"""
+        ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
+            contact_user_id = CASE WHEN excluded.contact_user_id <> ''
+                                        AND ({newer} OR {table}.contact_user_id = '')
+                                   THEN excluded.contact_user_id ELSE {table}.contact_user_id END,
+            contact_name = CASE WHEN excluded.contact_name <> '' AND {newer}
+                                THEN excluded.contact_name ELSE {table}.contact_name END,
+            last_message_at = CASE WHEN {newer} THEN excluded.last_message_at ELSE {table}.last_message_at END,
+            last_message_text = CASE WHEN {newer} THEN excluded.last_message_text
+                                     ELSE {table}.last_message_text END,
+            last_direction = CASE WHEN {newer} THEN excluded.last_direction ELSE {table}.last_direction END
+    """
+
+
 def conversations_touch(messages):
     """Bring the inbox rows of these messages' conversations up to date: one upsert statement for all
-    of them, which only moves a conversation's last activity forward (messages arrive unordered)."""
+    of them, which only moves a conversation's last activity forward (messages arrive unordered). The
+    contact's business-scoped user id and name come from the newest message that has them (an inbound
+    row's `conversation_identity`; a send knows neither)."""
     newest = {}
     for m in messages:
         key = (m.phone_number_id, m.contact_wa_id)
@@ -280,28 +562,25 @@ def conversations_touch(messages):
         return
     table = connection.ops.quote_name(Conversation._meta.db_table)
     sql = f"""
-        INSERT INTO {table} (org_id, phone_number_id, contact_wa_id, contact_name, last_message_at,
-                             last_message_text, last_direction)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
-            contact_name = CASE WHEN excluded.contact_name <> '' THEN excluded.contact_name
-                                ELSE {table}.contact_name END,
-            last_message_at = excluded.last_message_at,
-            last_message_text = excluded.last_message_text,
-            last_direction = excluded.last_direction
-        WHERE excluded.last_message_at >= {table}.last_message_at
+        INSERT INTO {table} (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
+                             last_message_at, last_message_text, last_direction)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        {_conversation_upsert(table)}
     """
-    params = [
-        (
-            m.org_id,
-            m.phone_number_id,
-            m.contact_wa_id,
-            m.contact_name,
-            connection.ops.adapt_datetimefield_value(m.timestamp),
-            m.text[:200],
-            m.direction,
+    params = []
+    for m in newest.values():
+        user_id, name = getattr(m, "conversation_identity", ("", m.contact_name))
+        params.append(
+            (
+                m.org_id,
+                m.phone_number_id,
+                m.contact_wa_id,
+                user_id,
+                name,
+                connection.ops.adapt_datetimefield_value(m.timestamp),
+                m.text[:200],
+                m.direction,
+            )
         )
-        for m in newest.values()
-    ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Window
+from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -51,6 +51,17 @@ def message_mark_read(*, org, phone_number_id, wamid, typing=False, via, user=No
     )
 
 
+def _read_with(message):
+    """The rows a receipt for `message` reads: in a one-to-one chat, the earlier unread inbound
+    messages of its conversation too (WhatsApp reads those with it); in a group, only that message.
+    The target row is always included, so that a waiter sees the state the winner committed."""
+    if message.group_id:
+        return Message.objects.filter(pk=message.pk)
+    return Message.objects.conversation(message.phone_number_id, message.contact_wa_id).filter(
+        Q(pk=message.pk) | Q(direction=Direction.INBOUND, status=Status.RECEIVED, timestamp__lte=message.timestamp)
+    )
+
+
 def _read_up_to(message, *, send_receipt, read_state):
     """Flip `message` and the earlier unread inbound messages of its conversation to read, after
     `send_receipt()` succeeds (None: flip locally, no receipt).
@@ -61,16 +72,9 @@ def _read_up_to(message, *, send_receipt, read_state):
     if message.is_read:
         return ReadOutcome(message, 0)
     with transaction.atomic():
-        # Served by the partial index message_unread_inbound; the target row is always included so
-        # that a waiter sees the state the winner committed.
+        # Served by the partial index message_unread_inbound.
         locked = {
-            pk: (status, wamid)
-            for pk, status, wamid in Message.objects.conversation(message.phone_number_id, message.contact_wa_id)
-            .filter(
-                Q(pk=message.pk)
-                | Q(direction=Direction.INBOUND, status=Status.RECEIVED, timestamp__lte=message.timestamp)
-            )
-            .lock_in_pk_order("pk", "status", "wamid")
+            pk: (status, wamid) for pk, status, wamid in _read_with(message).lock_in_pk_order("pk", "status", "wamid")
         }
         if locked[message.pk][0] == Status.READ:  # read by whoever held the lock before us
             message.status = Status.READ
@@ -141,8 +145,10 @@ SKIP_EXPIRED = "past the receipt window (Meta refuses those)"
 
 def newest_unread_per_conversation(messages):
     """Per conversation in `messages`: its newest unread inbound message (a receipt for it reads the
-    rest), annotated with `selected_unread`, how many of the selection it stands for."""
-    conversation = [F("phone_number_id"), F("contact_wa_id")]
+    rest), annotated with `selected_unread`, how many of the selection it stands for. A group message
+    is read alone, so each is its own target."""
+    own_receipt = Case(When(~Q(group_id=""), then=F("pk")), default=Value(0))
+    conversation = [F("phone_number_id"), F("contact_wa_id"), own_receipt]
     return list(
         messages.unread_inbound()
         .annotate(

@@ -12,12 +12,13 @@ from django_tasks_db.models import DBTaskResult
 from conftest import logged_in
 from inbox.admin_scope import OrgScopedAdmin, org_path_of
 from inbox.members import member_add
-from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, Role
+from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, Role, WebhookEvent
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
 
 # Admins of models no org owns: for operators (superusers) only; staff get 403 on every page.
-OPERATORS_ONLY = {User, Group, DBTaskResult}  # the task queue's results (django-tasks-db's admin)
+# the task queue's results (django-tasks-db's admin), and every org's webhook events
+OPERATORS_ONLY = {User, Group, DBTaskResult, WebhookEvent}
 MISSING_PK = 987654321
 STANDARD_VIEWS = {"change", "history", "delete"}
 

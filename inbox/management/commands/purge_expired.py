@@ -13,8 +13,9 @@ class Command(BaseCommand):
     help = (
         "Apply delivery statuses whose send has stored its wamid since they arrived, then delete what "
         "has served its time: idempotency records past 24 hours, rate-limit windows past "
-        "their minute, statuses for unknown wamids after a day, and processed webhook bodies older than "
-        "WEBHOOK_EVENTS_KEEP_DAYS. Run it from "
+        "their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
+        "WEBHOOK_EVENTS_KEEP_DAYS, and failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS; "
+        "says how many failed ones are kept. Run it from "
         "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
     )
 
@@ -27,13 +28,19 @@ class Command(BaseCommand):
             "rate-limit windows": RateLimitWindow.objects.filter(minute__lt=current_minute - 1).delete()[0],
             "webhook events": WebhookEvent.objects.filter(
                 processed_at__isnull=False,
+                error="",
                 received_at__lt=now - timedelta(days=settings.WEBHOOK_EVENTS_KEEP_DAYS),
             ).delete()[0],
+            "failed webhook events": WebhookEvent.objects.failed(now)
+            .filter(received_at__lt=now - timedelta(days=settings.WEBHOOK_FAILED_EVENTS_KEEP_DAYS))
+            .delete()[0],
             # A status whose send never stored its wamid within a day belongs to no message of ours.
             "early statuses": EarlyStatus.objects.filter(received_at__lt=now - timedelta(days=1)).delete()[0],
         }
+        failed = WebhookEvent.objects.failed(now).count()
         self.stdout.write(
             f"Applied {applied} early status(es). Deleted "
             + ", ".join(f"{n} {what}" for what, n in deleted.items())
-            + "."
+            + f". {failed} failed webhook event(s) kept for `reprocess_webhooks`"
+            + f" (up to WEBHOOK_FAILED_EVENTS_KEEP_DAYS={settings.WEBHOOK_FAILED_EVENTS_KEEP_DAYS} days)."
         )
