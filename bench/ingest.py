@@ -1,0 +1,111 @@
+"""Webhook ingestion against its floor: signed single-message webhooks (Meta's common case) driven at
+Kirim and, in the same run, at a minimal Django view that verifies the signature, parses the body and
+inserts the message with one statement (bench/minimal_webhook.py). Both under gunicorn with 2 workers x
+4 threads, on the same PostgreSQL; load from a separate process (bench/loadgen.py) at 1 and 8
+connections, the two servers interleaved in rounds so that a noisy moment hits both. Prints p50 and
+throughput of each, and Kirim's ratio to the floor. Loopback only, bounded.
+
+    DATABASE_URL=postgres://kirim:kirim@127.0.0.1:5432/kirim_bench .venv/bin/python bench/ingest.py
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from common import fresh_org, setup_django
+from load import load, start, wait_until_up
+
+KIRIM_PORT, FLOOR_PORT = 8097, 8098
+PHONE_NUMBER_ID = "940000000001"
+
+
+def webhooks(prefix, count, app_secret):
+    from fakemeta import payloads
+
+    plan = []
+    for n in range(count):
+        message = payloads.text_message(f"wamid.{prefix}{n}", f"6282{n % 500:08d}", f"hello {n}")
+        raw = payloads.encode(
+            payloads.webhook(PHONE_NUMBER_ID, messages=[message], contacts=[payloads.contact(message["from"], "Ana")])
+        )
+        plan.append({"method": "POST", "path": "/webhooks/whatsapp", "body": raw.decode(),
+                     "headers": {"X-Hub-Signature-256": payloads.sign(raw, app_secret)}})  # fmt: skip
+    return plan
+
+
+def floor_table():
+    """The minimal view's one table (its TABLE), empty."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_minimal_message (id bigserial PRIMARY KEY, wamid varchar(255) UNIQUE "
+            "NOT NULL, phone_number_id varchar(20) NOT NULL, sender varchar(64) NOT NULL, body jsonb NOT NULL)"
+        )
+        cursor.execute("TRUNCATE bench_minimal_message")
+
+
+def measure(port, plan, concurrency):
+    run = load(f"http://127.0.0.1:{port}", plan, concurrency=concurrency, deadline_s=300)
+    statuses = {status for status, _ in run["results"]}
+    if statuses != {200}:
+        raise SystemExit(f"port {port}: answers {statuses}, not all 200")
+    latencies = sorted(ms for _, ms in run["results"])
+    return statistics.median(latencies), len(latencies) / run["wall_s"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="webhooks per server, connection count and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    setup_django()
+    from django.conf import settings
+    from django.db import connection
+
+    from kirim.dburl import database_url
+
+    fresh_org("bench-ingest", [PHONE_NUMBER_ID])
+    url = database_url(connection.settings_dict)
+    env = {
+        "DATABASE_URL": url,
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "4",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+    kirim = start([*gunicorn, "kirim.wsgi"], {**env, "BIND": f"127.0.0.1:{KIRIM_PORT}"})
+    floor = start([*gunicorn, "--pythonpath", "bench", "minimal_webhook:application"],
+                  {**env, "BIND": f"127.0.0.1:{FLOOR_PORT}"})  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{KIRIM_PORT}/v1/health")
+        wait_until_up(f"http://127.0.0.1:{FLOOR_PORT}/")
+        floor_table()
+        print(f"gunicorn 2 workers x 4 threads each; {os.cpu_count()} cores; {args.requests} webhooks a run")
+        print("connections  server  p50 ms  webhooks/s   (median of rounds)")
+        for concurrency in (1, 8):
+            results = {"kirim": [], "floor": []}
+            for round_ in range(args.rounds):
+                for name, port in (("floor", FLOOR_PORT), ("kirim", KIRIM_PORT)):
+                    tag = f"{name}{concurrency}r{round_}t{int(time.time())}x"
+                    results[name].append(measure(port, webhooks(tag, args.requests, settings.META_APP_SECRET),
+                                                 concurrency))  # fmt: skip
+            summary = {name: [statistics.median(values) for values in zip(*runs)] for name, runs in results.items()}
+            for name, (p50, rate) in summary.items():
+                print(f"{concurrency:>11}  {name:>6}  {p50:6.2f}  {rate:10.0f}")
+            (kirim_p50, kirim_rate), (floor_p50, floor_rate) = summary["kirim"], summary["floor"]
+            print(f"{concurrency:>11}  ratio   {kirim_p50 / floor_p50:6.2f}x {floor_rate / kirim_rate:9.2f}x  "
+                  "(Kirim's p50 / the floor's; the floor's throughput / Kirim's)")  # fmt: skip
+    finally:
+        for process in (kirim, floor):
+            process.terminate()
+            process.wait()
+
+
+if __name__ == "__main__":
+    main()
