@@ -251,7 +251,9 @@ class _InboundInOneStatement:
         given = {"contact_wa_id": "contact_key", "org_id": "number_org", "phone_number_id": "number_pk"}
         inserted_columns = [f.column for f in Message._meta.concrete_fields if not f.primary_key]
         values = ", ".join(given.get(column, quote(column)) for column in inserted_columns)
-        return f"""
+        # One line: psycopg caches a statement's conversion only under 4096 characters.
+        return " ".join(
+            f"""
             WITH incoming AS (SELECT * FROM unnest({arrays}) AS i({names})),
             subscribed AS (
                 SELECT EXISTS (SELECT 1 FROM {subscription} s JOIN {number} n ON n.org_id = s.org_id
@@ -288,7 +290,8 @@ class _InboundInOneStatement:
             )
             SELECT (SELECT yes FROM subscribed), (SELECT id FROM kept), (SELECT count(*) FROM inserted),
                    (SELECT count(*) FROM numbered)
-        """
+        """.split()
+        )
 
     def run(self, inbound, body, failed):
         """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
