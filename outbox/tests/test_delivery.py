@@ -3,6 +3,7 @@ dead letters, leases, bounded concurrency per subscription, the sweeper and the 
 
 import hashlib
 import hmac
+import io
 import json
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from outbox import delivery as engine
-from outbox.models import Delivery, DeliveryAttempt, DeliveryStatus, EventType, SweeperClock
+from outbox.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, EventType, SweeperClock
 from outbox.record import events_record
 from outbox.tests.conftest import HOOK_URL, make_subscription, run_due
 
@@ -268,3 +269,21 @@ def test_the_sweeper_re_enqueues_orphaned_and_overdue_deliveries_once(org, subsc
     assert sorted(queued) == sorted([[orphan.pk], [overdue.pk]])
     sweeps = DBTaskResult.objects.filter(task_path__endswith="sweep")
     assert sweeps.count() == 2  # the first one, and the next one it scheduled
+
+
+def test_purge_expired_keeps_dead_letters_30_days(org, subscription, receiver):
+    from django.core.management import call_command
+
+    receiver.post(HOOK_URL, status=502)
+    for _ in range(2):
+        record_read(org)
+    run_due()
+    old, recent = Delivery.objects.order_by("pk")
+    Delivery.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=31))
+    Event.objects.filter(pk=old.event_id).update(created_at=timezone.now() - timedelta(days=32))
+    Delivery.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=29))
+
+    call_command("purge_expired", stdout=io.StringIO())
+
+    assert list(Delivery.objects.values_list("pk", "status")) == [(recent.pk, DeliveryStatus.DEAD)]
+    assert Event.objects.count() == 1

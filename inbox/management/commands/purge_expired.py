@@ -7,6 +7,8 @@ from django.utils import timezone
 from inbox.models import EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
 from inbox.ratelimit import WINDOW_SECONDS
 from inbox.services import early_statuses_apply
+from outbox.delivery import ensure_sweeper
+from outbox.services import deliveries_purge
 
 
 class Command(BaseCommand):
@@ -14,14 +16,17 @@ class Command(BaseCommand):
         "Apply delivery statuses whose send has stored its wamid since they arrived, then delete what "
         "has served its time: idempotency records past 24 hours, rate-limit windows past "
         "their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
-        "WEBHOOK_EVENTS_KEEP_DAYS, and failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS; "
-        "says how many failed ones are kept. Run it from "
+        "WEBHOOK_EVENTS_KEEP_DAYS, failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS, "
+        "and finished webhook deliveries (dead letters too) with their events older than "
+        "WEBHOOK_DELIVERIES_KEEP_DAYS; says how many failed webhook bodies are kept. Run it from "
         "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
     )
 
     def handle(self, **options):
         applied = early_statuses_apply()
         now = timezone.now()
+        old_deliveries, old_events = deliveries_purge(now)
+        ensure_sweeper()  # restarts the delivery sweeper if its chain died with a worker
         current_minute = int(now.timestamp() // WINDOW_SECONDS)
         deleted = {
             "idempotency records": IdempotencyRecord.objects.filter(expires_at__lte=now).delete()[0],
@@ -36,6 +41,8 @@ class Command(BaseCommand):
             .delete()[0],
             # A status whose send never stored its wamid within a day belongs to no message of ours.
             "early statuses": EarlyStatus.objects.filter(received_at__lt=now - timedelta(days=1)).delete()[0],
+            "finished webhook deliveries (dead letters included)": old_deliveries,
+            "events out": old_events,
         }
         failed = WebhookEvent.objects.failed(now).count()
         self.stdout.write(
