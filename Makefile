@@ -67,3 +67,4 @@ bench: install .env
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/graph.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/batch_read.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/inbox.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/events_out.py
