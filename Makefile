@@ -30,9 +30,10 @@ lock: install
 
 # The demo's processes, one line each; kirim/run_together.py stops them all on Ctrl-C or when one
 # fails, and returns once they are gone (ports free). Kirim finds the stand-in at META_PORT whatever .env says.
+# Seeding logs a line per webhook it feeds in: quiet, so the banner is what a newcomer sees.
 run: install .env
 	$(PY) manage.py migrate --noinput
-	WEBHOOK_ALLOW_PRIVATE_URLS=true $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) \
+	LOG_LEVEL=WARNING WEBHOOK_ALLOW_PRIVATE_URLS=true $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) \
 	  --meta-url http://$(HOST):$(META_PORT) --receiver-url http://$(HOST):$(RECEIVER_PORT)/kirim-events
 	set -a; . ./.env; . ./.kirim-demo.env; META_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0; \
 	WEBHOOK_ALLOW_PRIVATE_URLS=true; set +a; \
