@@ -57,3 +57,46 @@ def status(wamid, value, recipient_id, *, timestamp=None, errors=None):
     if errors:
         entry["errors"] = errors
     return entry
+
+
+# What the stand-in's GET /{waba_id}/message_templates answers until told otherwise: Meta's shapes.
+DEMO_TEMPLATES = (
+    {
+        "id": "1000000000000001",
+        "name": "order_update",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+            {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way."},
+            {"type": "FOOTER", "text": "Demo Coffee"},
+        ],
+    },
+    {
+        "id": "1000000000000002",
+        "name": "follow_up",
+        "language": "id",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "parameter_format": "NAMED",
+        "components": [{"type": "BODY", "text": "Halo {{customer_name}}, ada yang bisa kami bantu lagi?"}],
+    },
+    {
+        "id": "1000000000000003",
+        "name": "promo_image",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "New beans are in!"}],
+    },
+    {
+        "id": "1000000000000004",
+        "name": "welcome_draft",
+        "language": "en_US",
+        "status": "PENDING",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Welcome!"}],
+    },
+)

@@ -2,6 +2,8 @@
 through the same receipts service the API uses. Every org-owned admin is an OrgScopedAdmin
 (inbox/admin_scope.py): staff see their orgs' rows only. Secrets are write-only here."""
 
+import secrets
+from datetime import datetime, timedelta
 from functools import cached_property, reduce
 from operator import or_
 
@@ -9,15 +11,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, Q, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
-from inbox.admin_scope import MANAGERS, OrgScopedAdmin
+from inbox import replies
+from inbox.admin_scope import MANAGERS, OrgScopedAdmin, in_orgs_of
 from inbox.members import membership_set, memberships_remove
 from inbox.models import (
     ApiKey,
@@ -25,13 +29,16 @@ from inbox.models import (
     Direction,
     Membership,
     Message,
+    MessageTemplate,
     Org,
     PhoneNumber,
+    ReadReceiptPolicy,
     ReadVia,
     Status,
     WebhookEvent,
 )
 from inbox.services import webhook_reprocess
+from kirim.errors import ApiError, InvalidField, error_response
 from receipts.services import messages_mark_read
 
 admin.site.site_header = "Kirim"
@@ -40,8 +47,14 @@ admin.site.index_title = "WhatsApp inbox"
 admin.site.site_url = "/v1/docs"  # "View site": Kirim has no public site; its API docs are the front page
 
 MARK_READ_PERMISSION = "inbox.mark_read"
+REPLY_PERMISSION = "inbox.reply"
 ADMIN_READ_CONCURRENCY = 8
 THREAD_LENGTH = 200  # newest messages shown on a conversation page
+POLL_SECONDS = 3  # how often an open inbox or thread asks what changed
+# Rows are stamped with `updated_at` before their transaction commits, so a row can become visible
+# after a later-stamped one was already reported: every poll looks this far behind its cursor again.
+LIVE_OVERLAP = timedelta(seconds=10)
+LIVE_MAX_CONVERSATIONS = 100  # more changed at once than this: the inbox page asks for a reload
 
 TICKS = {
     Status.PENDING: ("🕓", "pending", "tick-grey"),
@@ -56,8 +69,19 @@ TICKS = {
 
 
 def ticks(status):
+    """The tick as WhatsApp shows it; screen readers hear the status in words instead of the symbol."""
     symbol, label, css = TICKS[status]
-    return format_html('<span class="tick {}" title="{}">{}</span>', css, label, symbol)
+    return format_html(
+        '<span class="tick {}" title="{}"><span aria-hidden="true">{}</span><span class="visually-hidden">{}</span>'
+        "</span>",
+        css, label, symbol, label,
+    )  # fmt: skip
+
+
+def unread_badge(count):
+    if not count:
+        return ""
+    return format_html('<span class="unread-badge" title="{} unread">{}</span>', count, count)
 
 
 class CappedCountPaginator(Paginator):
@@ -94,7 +118,15 @@ class PhoneNumberForm(forms.ModelForm):
 
     class Meta:
         model = PhoneNumber
-        fields = ("org", "phone_number_id", "display_phone_number", "waba_id", "access_token")
+        fields = (
+            "org",
+            "phone_number_id",
+            "display_phone_number",
+            "waba_id",
+            "access_token",
+            "read_receipt_policy",
+            "typing_indicator",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -115,10 +147,38 @@ class PhoneNumberForm(forms.ModelForm):
 class PhoneNumberAdmin(OrgScopedAdmin):
     roles = MANAGERS
     form = PhoneNumberForm
-    list_display = ("display_phone_number", "phone_number_id", "org", "waba_id", "created_at")
-    list_filter = ("org",)
+    list_display = ("display_phone_number", "phone_number_id", "org", "waba_id", "read_receipt_policy", "created_at")
+    list_filter = ("org", "read_receipt_policy")
     list_select_related = ("org",)
     search_fields = ("=phone_number_id", "display_phone_number")
+    actions = ("sync_templates",)
+
+    @admin.action(description="Sync message templates from Meta", permissions=("change",))
+    def sync_templates(self, request, queryset):
+        outcomes = replies.templates_sync_each(queryset)
+        for number, outcome in outcomes:
+            if isinstance(outcome, ApiError):
+                self.message_user(request, f"{number}: {outcome.message}", messages.ERROR)
+            else:
+                self.message_user(request, outcome.summary())
+        if not outcomes:
+            self.message_user(request, "None of the selected numbers has a WABA id.", messages.WARNING)
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(OrgScopedAdmin):
+    """Templates as last synced from Meta (the number list's "Sync message templates" action, or
+    `manage.py sync_templates`): read-only here, since Meta owns them."""
+
+    list_display = ("name", "language", "status", "category", "waba_id", "org", "synced_at")
+    list_filter = ("status", "category", "org")
+    search_fields = ("name",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -222,7 +282,9 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
     list_display = ("contact", "phone_number", "preview", "last_message_at", "unread_badge")
     list_display_links = ("contact",)
     list_filter = (("org", admin.RelatedOnlyFieldListFilter), "phone_number", "last_direction", UnreadFilter)
-    search_fields = ("=contact_wa_id", "contact_name", "last_message_text")
+    search_fields = ("=contact_wa_id", "contact_name")  # and every message's text: get_search_results
+    search_help_text = "A contact's number or name, or words from any of their messages."
+    ordering = ("-last_message_at", "-id")  # newest activity first: the conversation_recent index
     list_select_related = ("phone_number",)
     list_per_page = 50
     paginator = CappedCountPaginator
@@ -239,6 +301,20 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
             .values("n")
         )
         return super().get_queryset(request).annotate(unread=Coalesce(Subquery(unread), 0))
+
+    def get_search_results(self, request, queryset, search_term):
+        """The number and name as search_fields say, or the text of any message of the conversation.
+        The conversations with a matching message are found in one uncorrelated subquery (PostgreSQL
+        runs it once, through the trigram index message_text_trgm), not one probe per conversation."""
+        by_fields, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return by_fields, may_have_duplicates
+        in_a_message = Message.objects.filter(
+            phone_number_id=OuterRef("phone_number_id"), contact_wa_id=OuterRef("contact_wa_id"), text__icontains=term
+        )
+        with_a_match = Conversation.objects.filter(Exists(in_a_message)).values("pk")
+        return by_fields | queryset.filter(pk__in=with_a_match), may_have_duplicates
 
     def has_add_permission(self, request):
         return False
@@ -259,9 +335,7 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
 
     @admin.display(description="unread", ordering="unread")
     def unread_badge(self, conversation):
-        if not conversation.unread:
-            return ""
-        return format_html('<span class="unread-badge">{}</span>', conversation.unread)
+        return unread_badge(conversation.unread)
 
     def messages_of(self, queryset):
         keys = queryset.values_list("phone_number_id", "contact_wa_id")
@@ -269,18 +343,38 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
             reduce(or_, (Q(phone_number_id=p, contact_wa_id=c) for p, c in keys), Q(pk__in=[]))
         )
 
+    def has_reply_permission(self, request):
+        return request.user.has_perm(REPLY_PERMISSION)
+
     def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(function)
+
         return [
-            path("<int:object_id>/mark-read/", self.admin_site.admin_view(self.mark_read_view), name="inbox_conversation_mark_read"),
+            path("live/", view(self.inbox_live_view), name="inbox_conversation_live"),
+            path("<int:object_id>/live/", view(self.thread_live_view), name="inbox_conversation_thread_live"),
+            path("<int:object_id>/mark-read/", view(self.mark_read_view), name="inbox_conversation_mark_read"),
+            path("<int:object_id>/opened/", view(self.opened_view), name="inbox_conversation_opened"),
+            path("<int:object_id>/reply/", view(self.reply_view), name="inbox_conversation_reply"),
             *super().get_urls(),
-        ]  # fmt: skip
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        live = {"live_url": reverse("admin:inbox_conversation_live"), "live_cursor": live_cursor(timezone.now()),
+                "poll_seconds": POLL_SECONDS}  # fmt: skip
+        return super().changelist_view(request, {**(extra_context or {}), **live})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        """A conversation's page is its thread, shown as a chat."""
+        """A conversation's page is its thread, shown as a chat, with the reply box under it."""
         conversation = self.get_object(request, object_id)
         if not self.has_view_permission(request, conversation):
             raise PermissionDenied
+        cursor = live_cursor(timezone.now())  # before the read: nothing committed after it is missed
         thread = list(reversed(conversation.messages().order_by("-timestamp", "-pk")[:THREAD_LENGTH]))
+        number = conversation.phone_number
+        can_reply = self.has_reply_permission(request)
+        window = replies.reply_window(conversation) if can_reply else None
+        templates = replies.approved_templates(number) if can_reply else []
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -289,7 +383,20 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
             "thread": [(m, ticks(m.status)) for m in thread],
             "can_mark_read": self.has_mark_read_permission(request),
             "has_unread": conversation.unread > 0,
+            "policy": ReadReceiptPolicy(number.read_receipt_policy),
+            "policy_note": POLICY_NOTES[number.read_receipt_policy],
             "mark_read_url": reverse("admin:inbox_conversation_mark_read", args=[conversation.pk]),
+            "opened_url": reverse("admin:inbox_conversation_opened", args=[conversation.pk]),
+            "live_url": reverse("admin:inbox_conversation_thread_live", args=[conversation.pk]),
+            "live_cursor": cursor,
+            "poll_seconds": POLL_SECONDS,
+            "can_reply": can_reply,
+            "window": window,
+            "templates": [(t, t.parameters(), t.render({})) for t in templates],
+            "reply_url": reverse("admin:inbox_conversation_reply", args=[conversation.pk]),
+            # A fresh token per rendered form: submitting the same form twice sends once.
+            "reply_token": secrets.token_urlsafe(18),
+            "max_text": replies.MAX_TEXT,
         }
         return TemplateResponse(request, "admin/inbox/conversation/thread.html", context)
 
@@ -301,6 +408,166 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
         conversation = self.get_object(request, object_id)
         self.report(request, self.read(request, conversation.messages()))
         return HttpResponseRedirect(reverse("admin:inbox_conversation_change", args=[conversation.pk]))
+
+    def opened_view(self, request, object_id):
+        """The thread page calls this once it has opened: the on_open policy's receipt, if any."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        conversation = self.get_object(request, object_id)
+        if not self.has_mark_read_permission(request):
+            return JsonResponse({"read": 0, "note": "You may not mark messages read."})
+        result = replies.conversation_opened(conversation=conversation, user=request.user)
+        if result is None:
+            return JsonResponse({"read": 0})
+        return JsonResponse({"read": result.read, "failures": [message for _, message in result.failures]})
+
+    def reply_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_reply_permission(request):
+            raise PermissionDenied
+        conversation = self.get_object(request, object_id)
+        thread_url = reverse("admin:inbox_conversation_change", args=[conversation.pk])
+        try:
+            outcome = replies.conversation_reply(
+                conversation=conversation, user=request.user, token=request.POST.get("token", ""),
+                **self.reply_of(request, conversation),
+            )  # fmt: skip
+        except ApiError as error:  # refused before anything was sent: say why
+            self.message_user(request, f"Not sent: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(thread_url)
+        if outcome.read is not None and outcome.read.failures:
+            self.report(request, outcome.read)
+        if outcome.message is None:
+            self.message_user(request, f"Not sent. WhatsApp said: {outcome.error}", messages.ERROR)
+        elif outcome.replayed:
+            self.message_user(request, "That reply was already sent; it was not sent again.", messages.WARNING)
+        return HttpResponseRedirect(thread_url)
+
+    def reply_of(self, request, conversation):
+        """The reply form's fields as conversation_reply takes them: a text, or a template and its values."""
+        if not request.POST.get("template"):
+            return {"text": request.POST.get("text", "")}
+        template = next(
+            (t for t in replies.approved_templates(conversation.phone_number) if str(t.pk) == request.POST["template"]),
+            None,
+        )
+        if template is None:
+            raise InvalidField("template", "Pick one of this number's approved templates.")
+        values = {
+            (component, name): request.POST.get(f"param-{template.pk}-{component}-{name}", "")
+            for component, name in template.parameters()
+        }
+        return {"template": template, "values": values}
+
+    # --- Live: what changed since the page's cursor, as small JSON answers ------------------------
+
+    @staticmethod
+    def changes_since(request, queryset):
+        """`queryset` narrowed to rows changed since the request's cursor, looking LIVE_OVERLAP
+        further back; and that cursor. InvalidField for a bad one."""
+        since = parse_cursor(request.GET.get("since", ""))
+        return queryset.filter(updated_at__gte=since - LIVE_OVERLAP), since
+
+    def inbox_live_view(self, request):
+        try:
+            return self.inbox_changes(request)
+        except ApiError as error:
+            return error_response(request, error)
+
+    def inbox_changes(self, request):
+        """Conversations with changes (new messages, ticks, reads) since the cursor, newest activity
+        first: their preview and unread count. The changed rows come from the index message_changed."""
+        changed, since = self.changes_since(request, visible_messages(request))
+        touched = list(
+            changed.order_by()
+            .values("phone_number_id", "contact_wa_id")
+            .annotate(changed=Max("updated_at"))
+            .order_by("-changed")[: LIVE_MAX_CONVERSATIONS + 1]
+        )
+        cursor = max([since, *(t["changed"] for t in touched)])
+        rows = []
+        if touched:
+            keys = reduce(
+                or_, (Q(phone_number_id=t["phone_number_id"], contact_wa_id=t["contact_wa_id"]) for t in touched)
+            )
+            rows = self.get_queryset(request).filter(keys).select_related("phone_number").order_by(*self.ordering)
+        return JsonResponse({
+            "cursor": live_cursor(cursor),
+            "reload": len(touched) > LIVE_MAX_CONVERSATIONS,
+            "conversations": [self.live_row(c) for c in rows],
+        })  # fmt: skip
+
+    def live_row(self, conversation):
+        return {
+            "id": conversation.pk,
+            "url": reverse("admin:inbox_conversation_change", args=[conversation.pk]),
+            "contact": self.contact(conversation),
+            "phone_number": str(conversation.phone_number),
+            "preview": self.preview(conversation),
+            "last_message_at": date_format(timezone.localtime(conversation.last_message_at), "DATETIME_FORMAT"),
+            "last_message_ts": conversation.last_message_at.isoformat(),
+            "unread": conversation.unread,
+            "unread_badge": unread_badge(conversation.unread),
+        }
+
+    def thread_live_view(self, request, object_id):
+        """The open thread's messages changed since the cursor (new ones, moved ticks, reads), and
+        whether WhatsApp's 24-hour window is open now."""
+        conversation = self.get_object(request, object_id)
+        try:
+            changed, since = self.changes_since(request, conversation.messages())
+        except ApiError as error:
+            return error_response(request, error)
+        changed = list(changed.order_by("timestamp", "pk"))
+        window = replies.reply_window(conversation)
+        return JsonResponse({
+            "cursor": live_cursor(max([since, *(m.updated_at for m in changed)])),
+            "window_open": window.is_open,
+            "window_reason": window.reason(),
+            "unread": conversation.unread,
+            "messages": [live_message(m) for m in changed],
+        })  # fmt: skip
+
+
+POLICY_NOTES = {
+    ReadReceiptPolicy.MANUAL: "Read receipts: manual. The contact sees their messages read when someone clicks "
+    "Mark read.",
+    ReadReceiptPolicy.ON_OPEN: "Read receipts: on open. Opening this thread told the contact their messages were read.",
+    ReadReceiptPolicy.ON_REPLY: "Read receipts: on reply. Sending a reply first tells the contact their messages "
+    "were read; opening the thread does not.",
+}
+
+
+def visible_messages(request):
+    """Every message of the member's orgs, by the admin's one scope."""
+    return in_orgs_of(request, Message.objects.all(), "org")
+
+
+def live_cursor(moment):
+    return moment.isoformat()
+
+
+def parse_cursor(value):
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidField("since", "`since` takes the cursor of the previous answer.") from None
+    if timezone.is_naive(moment):
+        raise InvalidField("since", "`since` takes the cursor of the previous answer.")
+    return moment
+
+
+def live_message(message):
+    return {
+        "id": message.external_id,
+        "direction": message.direction,
+        "status": message.status,
+        "type": message.type,
+        "text": message.text,
+        "time": date_format(timezone.localtime(message.timestamp), "d M H:i"),
+        "tick": ticks(message.status),
+    }
 
 
 @admin.register(Message)

@@ -29,22 +29,38 @@ def run_once(request, *, org, scope, body, respond, render_error=error_response,
         return respond()
     if not key or len(key) > 255:
         raise InvalidField(HEADER, "The Idempotency-Key header takes 1 to 255 characters.")
+    first = []
+
+    def act():
+        try:
+            response = respond()
+        except ApiError as error:
+            response = render_error(request, error)
+        first.append(response)
+        return response.status_code, response.data if hasattr(response, "data") else json.loads(response.content)
+
+    status, stored_body, replayed = once(org=org, key=key, scope=scope, body=body, act=act)
+    return _replay(request, status, stored_body, restamp=restamp) if replayed else first[0]
+
+
+def once(*, org, key, scope, body, act):
+    """Run `act()` once per (org, key), whatever the doors, processes or hosts: it returns (status,
+    JSON body), which is kept and answered to every later call with the same key and body, as
+    (status, body, replayed). Another body under the key is IdempotencyKeyReuse; a key still in
+    flight is IdempotencyInProgress. The API's Idempotency-Key and the admin's reply form use this."""
     digest = hashlib.sha256(json.dumps([scope, body], sort_keys=True).encode()).hexdigest()
     record = _claim(org, key, digest)
     if record.state == IdempotencyRecord.State.DONE:
-        return _replay(request, record, restamp=restamp)
+        return record.response_status, record.response_body, True
     try:
-        response = respond()
-    except ApiError as error:
-        response = render_error(request, error)
+        status, stored_body = act()
     except BaseException:
         record.delete()  # a bug, or the worker stopping: nothing was answered, so the key is free again
         raise
-    stored_body = response.data if hasattr(response, "data") else json.loads(response.content)
     IdempotencyRecord.objects.filter(pk=record.pk).update(
-        state=IdempotencyRecord.State.DONE, response_status=response.status_code, response_body=stored_body
+        state=IdempotencyRecord.State.DONE, response_status=status, response_body=stored_body
     )
-    return response
+    return status, stored_body, False
 
 
 def _claim(org, key, digest):
@@ -72,13 +88,12 @@ def _claim(org, key, digest):
     raise IdempotencyInProgress()
 
 
-def _replay(request, record, *, restamp):
-    body = record.response_body
+def _replay(request, status, body, *, restamp):
     if restamp:  # the stored answer under this request's id: the header and the body must agree
         if "error" in body:
             body = {"error": {**body["error"], "request_id": request.request_id}}
         else:
             body = {**body, "request_id": request.request_id}
-    response = JsonResponse(body, status=record.response_status)
+    response = JsonResponse(body, status=status)
     response["Idempotent-Replayed"] = "true"
     return response

@@ -35,9 +35,10 @@ from outbox.models import EventType, WebhookSubscription
 logger = logging.getLogger("kirim.inbox")
 
 
-def message_send(*, phone_number, body):
+def message_send(*, phone_number, body, text=None):
     """Store the outbound message, then hand it to Meta. The row is kept whatever Meta answers:
-    `accepted` with Meta's wamid, or `failed` with Meta's error (and UpstreamError raised)."""
+    `accepted` with Meta's wamid, or `failed` with Meta's error (and UpstreamError raised). `text` is
+    the inbox's short text when the caller knows better than the body (a template, filled in)."""
     message = Message.objects.create(
         org_id=phone_number.org_id,
         phone_number=phone_number,
@@ -46,7 +47,7 @@ def message_send(*, phone_number, body):
         contact_wa_id=str(body["to"])[:CONTACT_KEY_LENGTH],
         group_id=str(body["to"])[:CONTACT_KEY_LENGTH] if body.get("recipient_type") == "group" else "",
         type=body["type"],
-        text=events.summarize(body),
+        text=events.summarize(body) if text is None else text,
         payload=body,
     )
     try:

@@ -1,0 +1,183 @@
+// The live admin inbox: the conversation list and an open thread ask the server what changed since
+// their cursor every few seconds (a small JSON answer), and update in place without a reload. The
+// thread page also sends the on_open receipt, switches template fields and guards double submits.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    const input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  // Poll `url?since=cursor` every `seconds`, one request at a time; `apply(answer)` takes each answer.
+  function poll(root, apply) {
+    let cursor = root.dataset.cursor;
+    const seconds = Number(root.dataset.pollSeconds) || 3;
+    async function tick() {
+      try {
+        const response = await fetch(root.dataset.liveUrl + "?since=" + encodeURIComponent(cursor), {
+          headers: { Accept: "application/json" },
+          credentials: "same-origin",
+        });
+        if (response.ok) {
+          const answer = await response.json();
+          cursor = answer.cursor;
+          apply(answer);
+        }
+      } catch (error) {
+        // Offline for a moment: the next poll asks again from the same cursor.
+      }
+      window.setTimeout(tick, seconds * 1000);
+    }
+    window.setTimeout(tick, seconds * 1000);
+  }
+
+  // --- The thread ---------------------------------------------------------------------------------
+
+  function bubbleFor(message) {
+    const bubble = document.createElement("div");
+    bubble.className = "bubble " + message.direction;
+    bubble.dataset.id = message.id;
+    if (message.type !== "text") {
+      const kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = message.type;
+      bubble.append(kind, document.createElement("br"));
+    }
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = message.text || "…";
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    bubble.append(text, meta);
+    return bubble;
+  }
+
+  function applyThread(thread, page, answer) {
+    const end = thread.querySelector(".thread-end");
+    for (const message of answer.messages) {
+      let bubble = thread.querySelector('.bubble[data-id="' + message.id + '"]');
+      if (!bubble) {
+        bubble = bubbleFor(message);
+        thread.insertBefore(bubble, end);
+        const empty = thread.querySelector(".no-messages");
+        if (empty) empty.remove();
+      }
+      bubble.dataset.status = message.status;
+      bubble.querySelector(".meta").innerHTML = message.time + " " + message.tick; // server-escaped HTML
+    }
+    const markRead = document.getElementById("mark-read");
+    if (markRead && answer.unread === 0) markRead.closest("form").remove();
+    const note = document.getElementById("window-note");
+    const input = document.getElementById("reply-text-input");
+    if (note && input) {
+      note.hidden = answer.window_open;
+      note.textContent = answer.window_reason;
+      input.disabled = !answer.window_open;
+      document.getElementById("send-text").disabled = !answer.window_open;
+    }
+  }
+
+  function startThread(page) {
+    const thread = document.getElementById("thread");
+    thread.scrollIntoView({ block: "end" });
+    if (page.dataset.openedUrl) {
+      fetch(page.dataset.openedUrl, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+        credentials: "same-origin",
+      });
+    }
+    poll(page, (answer) => applyThread(thread, page, answer));
+
+    const picker = document.getElementById("template-picker");
+    if (picker) {
+      picker.addEventListener("change", () => {
+        for (const fields of document.querySelectorAll(".template-fields")) {
+          const chosen = fields.dataset.template === picker.value;
+          fields.hidden = !chosen;
+          fields.disabled = !chosen;
+        }
+      });
+    }
+    // A second click while the first submit is on its way would post the same token: the server
+    // sends once anyway, and the button says so sooner.
+    for (const form of document.querySelectorAll("#reply form")) {
+      form.addEventListener("submit", () => {
+        for (const button of form.querySelectorAll("input[type=submit]")) button.disabled = true;
+      });
+    }
+  }
+
+  // --- The conversation list ----------------------------------------------------------------------
+
+  function rowOf(id) {
+    const box = document.querySelector('#result_list input.action-select[value="' + id + '"]');
+    return box ? box.closest("tr") : null;
+  }
+
+  function fillRow(row, conversation) {
+    const box = row.querySelector("input.action-select");
+    if (box) {
+      box.value = conversation.id;
+      box.checked = false;
+    }
+    const link = row.querySelector(".field-contact a");
+    if (link) {
+      link.href = conversation.url;
+      link.innerHTML = conversation.contact; // server-escaped HTML
+    }
+    const cells = {
+      ".field-phone_number": conversation.phone_number,
+      ".field-preview": conversation.preview,
+      ".field-last_message_at": conversation.last_message_at,
+    };
+    for (const [selector, text] of Object.entries(cells)) {
+      const cell = row.querySelector(selector);
+      if (cell) cell.textContent = text;
+    }
+    const unread = row.querySelector(".field-unread_badge");
+    if (unread) unread.innerHTML = conversation.unread_badge; // server-escaped HTML
+    row.dataset.lastMessageTs = conversation.last_message_ts;
+  }
+
+  function applyInbox(root, note, answer) {
+    const body = document.querySelector("#result_list tbody");
+    // Only the unfiltered, default-ordered list takes rows in and moves them: elsewhere a changed
+    // conversation might not belong where it would land, so the page offers a reload instead.
+    const defaultView = window.location.search === "" || window.location.search === "?";
+    let elsewhere = answer.reload;
+    // Oldest first, so that each row moved to the top leaves the newest activity on top.
+    for (const conversation of answer.conversations.slice().reverse()) {
+      const newer = Date.parse(conversation.last_message_ts) > Date.parse(root.dataset.newest || 0);
+      let row = rowOf(conversation.id);
+      if (!row && defaultView && newer && body && body.rows.length) {
+        row = body.rows[0].cloneNode(true);
+        row.classList.remove("selected");
+        body.lastElementChild.remove(); // the page keeps its length
+      }
+      if (!row) {
+        elsewhere = true;
+        continue;
+      }
+      fillRow(row, conversation);
+      if (defaultView && newer) {
+        body.prepend(row);
+        root.dataset.newest = conversation.last_message_ts;
+      }
+    }
+    if (elsewhere && note) note.hidden = false;
+  }
+
+  function startInbox(root) {
+    const note = document.getElementById("inbox-live-note");
+    poll(root, (answer) => applyInbox(root, note, answer));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const page = document.querySelector(".inbox-thread-page");
+    if (page) startThread(page);
+    const inbox = document.getElementById("inbox-live");
+    if (inbox) startInbox(inbox);
+  });
+})();
