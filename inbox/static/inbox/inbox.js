@@ -149,12 +149,12 @@
     let elsewhere = answer.reload;
     // Oldest first, so that each row moved to the top leaves the newest activity on top.
     for (const conversation of answer.conversations.slice().reverse()) {
-      const newer = Date.parse(conversation.last_message_ts) > Date.parse(root.dataset.newest || 0);
+      const newer = Date.parse(conversation.last_message_ts) >= Date.parse(root.dataset.newest || 0);
       let row = rowOf(conversation.id);
       if (!row && defaultView && newer && body && body.rows.length) {
         row = body.rows[0].cloneNode(true);
         row.classList.remove("selected");
-        body.lastElementChild.remove(); // the page keeps its length
+        if (body.rows.length >= Number(root.dataset.perPage)) body.lastElementChild.remove(); // a full page stays full
       }
       if (!row) {
         elsewhere = true;
