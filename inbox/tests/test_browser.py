@@ -6,27 +6,26 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.admin import POLL_SECONDS
-from inbox.models import Conversation, Direction, Message, Status
+from inbox.models import Conversation, Direction, Message, Role, Status
 from inbox.replies import templates_store
-from receipts.tests.test_browser import browser, log_in, save_screenshot  # noqa: F401 (browser: a fixture)
+from receipts.tests import test_browser as receipts_browser
+from receipts.tests.test_browser import log_in, save_screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups
+
+browser = receipts_browser.browser  # one headless Chromium, started as the receipts' browser tests do
 
 LIVE_WAIT = POLL_SECONDS * 2 + 3  # seconds: one poll interval, one poll in flight, and the page's work
 
 
 @pytest.fixture
-def agent():
-    user = User.objects.create_user("agent", password="correct horse battery", is_staff=True)
-    codenames = ["view_conversation", "view_message", "mark_read", "reply"]
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return user
+def agent(org, make_member):
+    return make_member(org, Role.AGENT, "agent")
 
 
 @pytest.fixture

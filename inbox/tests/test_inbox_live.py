@@ -27,7 +27,9 @@ def inbox_live(client, since):
 
 
 def thread_live(client, conversation, since):
-    return client.get(reverse("admin:inbox_conversation_thread_live", args=[conversation.pk]), {"since": live_cursor(since)})
+    return client.get(
+        reverse("admin:inbox_conversation_thread_live", args=[conversation.pk]), {"since": live_cursor(since)}
+    )
 
 
 def test_the_inbox_answers_the_conversations_changed_since_its_cursor(staff, phone_number, make_message):
@@ -79,7 +81,10 @@ def test_the_thread_answers_its_new_messages_and_moved_ticks(staff, phone_number
 
     answer = thread_live(staff, conversation, opened_at).json()
 
-    assert [(m["id"], m["status"]) for m in answer["messages"]] == [(sent.external_id, "read"), (new.external_id, "received")]
+    assert [(m["id"], m["status"]) for m in answer["messages"]] == [
+        (sent.external_id, "read"),
+        (new.external_id, "received"),
+    ]
     assert 'class="tick tick-blue"' in answer["messages"][0]["tick"]
     assert (answer["window_open"], answer["unread"]) == (True, 2)
 
@@ -97,7 +102,9 @@ def test_a_bad_cursor_is_a_400_in_the_envelope(staff, phone_number, make_message
 
 
 def test_an_unknown_conversation_is_a_404(staff, phone_number):
-    response = staff.get(reverse("admin:inbox_conversation_thread_live", args=[999]), {"since": live_cursor(timezone.now())})
+    response = staff.get(
+        reverse("admin:inbox_conversation_thread_live", args=[999]), {"since": live_cursor(timezone.now())}
+    )
     assert response.status_code == 404
 
 
