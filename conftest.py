@@ -28,6 +28,16 @@ ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
 
+def pytest_collection_modifyitems(items):
+    """Every transactional test restores the migrated rows (role groups, content types, permissions)
+    when it ends. A plain one's flush would instead recreate content types and permissions in another
+    order than the migrations did, and the next test that restores them would collide on their ids."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            item.add_marker(pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}))
+
+
 def fire_at_once(count, request):
     barrier = threading.Barrier(count)
     results = [None] * count

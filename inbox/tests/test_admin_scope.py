@@ -7,12 +7,23 @@ from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conftest import logged_in
 from inbox.admin_scope import OrgScopedAdmin, org_path_of
 from inbox.members import member_add
-from inbox.models import ApiKey, Conversation, Direction, Message, Org, PhoneNumber, Role, WebhookEvent
+from inbox.models import (
+    ApiKey,
+    Conversation,
+    Direction,
+    Message,
+    MessageTemplate,
+    Org,
+    PhoneNumber,
+    Role,
+    WebhookEvent,
+)
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
 
@@ -36,6 +47,8 @@ def world(db, make_message):
         ApiKey.issue(org=org, name=f"{prefix}-key")
         make_message(number, contact=f"62{digits}1", contact_name=f"{prefix} Siti", text=f"{prefix} halo")
         make_message(number, contact=f"62{digits}1", direction=Direction.OUTBOUND, text=f"{prefix} reply")
+        MessageTemplate.objects.create(org=org, waba_id=f"{prefix}-waba", meta_id=digits, name=f"{prefix.lower()}_hi",
+                                       language="en", status="APPROVED", synced_at=timezone.now())  # fmt: skip
         member_add(org=org, username=f"{prefix}-member", role=Role.AGENT)
         subscription = WebhookSubscription.objects.create(
             org=org, url=f"https://{prefix.lower()}.example.com/{prefix}-hook", events=["message.read"],
@@ -46,7 +59,8 @@ def world(db, make_message):
     operator = logged_in(User.objects.create_superuser("operator", password="pw"))
     bravo_number = PhoneNumber.objects.get(org=orgs["BRAVO"])
     change = {"org": orgs["BRAVO"].pk, "phone_number_id": bravo_number.phone_number_id,
-              "display_phone_number": "+62 BRAVO", "waba_id": "BRAVO-waba", "access_token": ""}  # fmt: skip
+              "display_phone_number": "+62 BRAVO", "waba_id": "BRAVO-waba", "access_token": "",
+              "read_receipt_policy": "manual"}  # fmt: skip
     operator.post(reverse("admin:inbox_phonenumber_change", args=[bravo_number.pk]), change)
     assert LogEntry.objects.filter(object_id=str(bravo_number.pk)).exists()  # BRAVO's number has a history
     return orgs
@@ -152,7 +166,14 @@ def test_every_admin_hides_and_protects_another_orgs_rows(world, role, make_memb
     assert snapshot(bravo) == before
     assert len(meta.calls) == 0  # nothing of BRAVO's was marked read on WhatsApp
     expected = {"inbox.Conversation", "inbox.Message"} | (
-        {"inbox.Org", "inbox.PhoneNumber", "inbox.ApiKey", "outbox.WebhookSubscription", "outbox.Delivery"}
+        {
+            "inbox.Org",
+            "inbox.PhoneNumber",
+            "inbox.ApiKey",
+            "inbox.MessageTemplate",
+            "outbox.WebhookSubscription",
+            "outbox.Delivery",
+        }
         if role == Role.MANAGER
         else set()
     )
