@@ -29,13 +29,18 @@ postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (se
 
 
 def pytest_collection_modifyitems(items):
-    """Every transactional test restores the migrated rows (role groups, content types, permissions)
-    when it ends. A plain one's flush would instead recreate content types and permissions in another
-    order than the migrations did, and the next test that restores them would collide on their ids."""
+    """Every transactional test (by its django_db mark, or by asking for live_server) restores the
+    migrated rows (role groups, content types, permissions) when it ends. A plain one's flush would
+    instead recreate content types and permissions in another order than the migrations did, and the
+    next test that restores them would collide on their ids."""
     for item in items:
         marker = item.get_closest_marker("django_db")
-        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
-            item.add_marker(pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}))
+        kwargs = dict(marker.kwargs) if marker else {}
+        if not (kwargs.get("transaction") or {"live_server", "transactional_db"} & set(item.fixturenames)):
+            continue
+        if not kwargs.get("serialized_rollback"):
+            serialized = pytest.mark.django_db(**{**kwargs, "transaction": True, "serialized_rollback": True})
+            item.add_marker(serialized, append=False)  # before a mark of the function itself: the closest
 
 
 def fire_at_once(count, request):

@@ -356,6 +356,7 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
             path("<int:object_id>/mark-read/", view(self.mark_read_view), name="inbox_conversation_mark_read"),
             path("<int:object_id>/opened/", view(self.opened_view), name="inbox_conversation_opened"),
             path("<int:object_id>/reply/", view(self.reply_view), name="inbox_conversation_reply"),
+            path("<int:object_id>/typing/", view(self.typing_view), name="inbox_conversation_typing"),
             *super().get_urls(),
         ]
 
@@ -394,6 +395,9 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
             "window": window,
             "templates": [(t, t.parameters(), t.render({})) for t in templates],
             "reply_url": reverse("admin:inbox_conversation_reply", args=[conversation.pk]),
+            "typing_url": reverse("admin:inbox_conversation_typing", args=[conversation.pk])
+            if number.typing_indicator and self.has_mark_read_permission(request)
+            else "",
             # A fresh token per rendered form: submitting the same form twice sends once.
             "reply_token": secrets.token_urlsafe(18),
             "max_text": replies.MAX_TEXT,
@@ -420,6 +424,20 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
         if result is None:
             return JsonResponse({"read": 0})
         return JsonResponse({"read": result.read, "failures": [message for _, message in result.failures]})
+
+    def typing_view(self, request, object_id):
+        """The reply box calls this while an agent writes (at most every 20 s): the typing bubble,
+        on numbers that show it. It reads the conversation too, so it needs both permissions."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_reply_permission(request) and self.has_mark_read_permission(request)):
+            raise PermissionDenied
+        conversation = self.get_object(request, object_id)
+        try:
+            shown = replies.agent_typing(conversation=conversation, user=request.user)
+        except ApiError as error:
+            return error_response(request, error)
+        return JsonResponse({"typing": shown})
 
     def reply_view(self, request, object_id):
         if request.method != "POST":

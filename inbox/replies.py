@@ -15,7 +15,7 @@ from inbox.models import Direction, Message, MessageTemplate, ReadReceiptPolicy,
 from inbox.services import message_send
 from kirim import meta_graph
 from kirim.errors import ApiError, InvalidField, UpstreamError
-from receipts.services import messages_mark_read
+from receipts.services import messages_mark_read, typing_indicator_show
 
 logger = logging.getLogger("kirim.inbox")
 
@@ -211,3 +211,18 @@ def conversation_opened(*, conversation, user):
     if not unread.exists():
         return None
     return messages_mark_read(messages=unread, via=ReadVia.ADMIN, user=user, concurrency=1)
+
+
+def agent_typing(*, conversation, user):
+    """An agent is writing a reply: on a number with the typing indicator on, show the contact a
+    typing bubble (Meta dismisses it after ~25 s or on the reply). Meta carries it on a read receipt
+    of their newest message, so this reads the conversation. False when the number has it off, or
+    when no text reply is possible (nothing inbound, or the 24-hour window closed)."""
+    if not conversation.phone_number.typing_indicator:
+        return False
+    newest = conversation.messages().filter(direction=Direction.INBOUND).order_by("-timestamp", "-pk").first()
+    if newest is None or not reply_window(conversation).is_open:
+        return False
+    newest.phone_number = conversation.phone_number
+    typing_indicator_show(message=newest, user=user)
+    return True

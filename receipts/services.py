@@ -51,6 +51,20 @@ def message_mark_read(*, org, phone_number_id, wamid, typing=False, via, user=No
     )
 
 
+def typing_indicator_show(*, message, user):
+    """Show the contact a typing bubble while an agent writes to them. Meta sends it together with a
+    read receipt for their message, so the conversation is read here too, as message_mark_read would;
+    when it is read already, only the bubble is sent again. UpstreamError if Meta refuses."""
+
+    def send_receipt():
+        meta_graph.mark_read(message.phone_number, message.wamid, typing=True)
+
+    if message.is_read:
+        send_receipt()
+        return ReadOutcome(message, 0)
+    return _read_up_to(message, send_receipt=send_receipt, read_state={"read_via": ReadVia.ADMIN, "read_by_user": user})
+
+
 def _read_with(message):
     """The rows a receipt for `message` reads: in a one-to-one chat, the earlier unread inbound
     messages of its conversation too (WhatsApp reads those with it); in a group, only that message.

@@ -274,3 +274,39 @@ def test_templates_sync_from_the_number_list(org, make_member, number, second_nu
 
     assert bar(response) == [f"WABA {WABA}: 1 template(s) synced, 1 approved, 3 no longer on Meta removed."]
     assert len(meta.calls) == 1
+
+
+def typing(client, conversation):
+    return client.post(reverse("admin:inbox_conversation_typing", args=[conversation.pk]))
+
+
+def test_the_typing_bubble_rides_on_a_read_receipt_of_the_newest_message(agent, number, make_message, meta):
+    number.typing_indicator = True
+    number.save(update_fields=["typing_indicator"])
+    conversation = conversation_with(number, make_message, hours_ago=1)
+    newest = make_message(number, contact="6281", text="Hello?", timestamp=timezone.now())
+    meta.post(graph_messages_url(number), json={"success": True})
+
+    page = agent.get(reverse("admin:inbox_conversation_change", args=[conversation.pk])).content.decode()
+    first, again = typing(agent, conversation).json(), typing(agent, conversation).json()
+
+    assert f'data-typing-url="{reverse("admin:inbox_conversation_typing", args=[conversation.pk])}"' in page
+    assert first == again == {"typing": True}
+    expected = {"messaging_product": "whatsapp", "status": "read", "message_id": newest.wamid,
+                "typing_indicator": {"type": "text"}}  # fmt: skip
+    assert sent_bodies(meta) == [expected, expected]  # read already the second time: the bubble alone again
+    assert set(Message.objects.values_list("status", "read_via")) == {(Status.READ, ReadVia.ADMIN)}
+
+
+def test_no_typing_bubble_when_the_number_has_it_off_or_the_window_is_closed(agent, number, make_message, meta):
+    closed = conversation_with(number, make_message, hours_ago=30)
+
+    page = agent.get(reverse("admin:inbox_conversation_change", args=[closed.pk])).content.decode()
+    off = typing(agent, closed).json()
+    number.typing_indicator = True
+    number.save(update_fields=["typing_indicator"])
+    outside_window = typing(agent, closed).json()
+
+    assert "data-typing-url" not in page
+    assert off == outside_window == {"typing": False}
+    assert not meta.calls

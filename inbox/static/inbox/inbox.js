@@ -100,6 +100,20 @@
         }
       });
     }
+    // The typing bubble, on numbers that show it: Meta keeps it ~25 s, so one call per 20 s of writing.
+    const input = document.getElementById("reply-text-input");
+    if (input && input.dataset.typingUrl) {
+      let lastSent = 0;
+      input.addEventListener("input", () => {
+        if (Date.now() - lastSent < 20000 || !input.value.trim()) return;
+        lastSent = Date.now();
+        fetch(input.dataset.typingUrl, {
+          method: "POST",
+          headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+          credentials: "same-origin",
+        });
+      });
+    }
     // A second click while the first submit is on its way would post the same token: the server
     // sends once anyway, and the button says so sooner.
     for (const form of document.querySelectorAll("#reply form")) {
