@@ -34,7 +34,8 @@ def numbers(org, other_org, make_message):
 
 def number_form(number, access_token="", **changes):
     return {"org": number.org_id, "phone_number_id": number.phone_number_id, "waba_id": "",
-            "display_phone_number": number.display_phone_number, "access_token": access_token, **changes}  # fmt: skip
+            "display_phone_number": number.display_phone_number, "access_token": access_token,
+            "read_receipt_policy": number.read_receipt_policy, **changes}  # fmt: skip
 
 
 def edit_numbers_and_keys(superuser, manager, numbers, org):
