@@ -28,21 +28,6 @@ ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
 
-def pytest_collection_modifyitems(items):
-    """Every transactional test (by its django_db mark, or by asking for live_server) restores the
-    migrated rows (role groups, content types, permissions) when it ends. A plain one's flush would
-    instead recreate content types and permissions in another order than the migrations did, and the
-    next test that restores them would collide on their ids."""
-    for item in items:
-        marker = item.get_closest_marker("django_db")
-        kwargs = dict(marker.kwargs) if marker else {}
-        if not (kwargs.get("transaction") or {"live_server", "transactional_db"} & set(item.fixturenames)):
-            continue
-        if not kwargs.get("serialized_rollback"):
-            serialized = pytest.mark.django_db(**{**kwargs, "transaction": True, "serialized_rollback": True})
-            item.add_marker(serialized, append=False)  # before a mark of the function itself: the closest
-
-
 def fire_at_once(count, request):
     barrier = threading.Barrier(count)
     results = [None] * count
@@ -134,6 +119,7 @@ def api(api_key_secret):
 def role_groups(db):
     """The role groups as their migration makes them: a transactional test's flush drops them."""
     importlib.import_module("inbox.migrations.0009_memberships").create_role_groups(django_apps, None)
+    importlib.import_module("inbox.migrations.0012_inbox_replies").grant_roles(django_apps, None)
 
 
 @pytest.fixture

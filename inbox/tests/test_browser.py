@@ -13,12 +13,9 @@ from fakemeta.server import new_wamid
 from inbox.admin import POLL_SECONDS
 from inbox.models import Conversation, Direction, Message, Role, Status
 from inbox.replies import templates_store
-from receipts.tests import test_browser as receipts_browser
 from receipts.tests.test_browser import log_in, save_screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups
-
-browser = receipts_browser.browser  # one headless Chromium, started as the receipts' browser tests do
+pytestmark = pytest.mark.django_db(transaction=True)
 
 LIVE_WAIT = POLL_SECONDS * 2 + 3  # seconds: one poll interval, one poll in flight, and the page's work
 
