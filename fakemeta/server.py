@@ -9,6 +9,7 @@ Control endpoints (not Meta's), all JSON:
   DELETE /_stand_in/faults     answer normally again
   POST   /_stand_in/inbound    {"phone_number_id", "from", "name", "text"}: a contact writes in; posted
                                to Kirim as a signed webhook (needs --webhook-url and the app secret)
+  POST   /_stand_in/latency    {"median_ms": 200, "p99_ms": 800}: how long each Graph call takes from now on
 
 With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
 as Meta would post them.
@@ -21,6 +22,7 @@ a `url` on the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with th
 import argparse
 import base64
 import json
+import math
 import os
 import random
 import secrets
@@ -52,6 +54,7 @@ TEMPLATES = [*payloads.DEMO_TEMPLATES] + [
     for n in range(1, 31)
 ]  # fmt: skip
 MEDIA_BYTES = b"\xff\xd8\xff\xe0stand-in jpeg"
+P99_STANDARD_SCORE = 2.3263  # the normal distribution's 99th percentile, in standard deviations
 
 
 def new_wamid():
@@ -61,9 +64,10 @@ def new_wamid():
 class StandIn:
     """The state every handler thread shares: recorded requests, the fault plan, added latency."""
 
-    def __init__(self, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0):
+    def __init__(self, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0, latency_p99_ms=None):
         self.lock = threading.Lock()
-        self.latency = latency_ms / 1000
+        self.latency = latency_ms / 1000  # the median
+        self.latency_p99 = (latency_p99_ms or 0) / 1000
         self.fail_rate = fail_rate
         self.webhook_url = webhook_url
         self.app_secret = app_secret
@@ -92,6 +96,14 @@ class StandIn:
         for value in ("sent", "delivered"):
             time.sleep(0.05)
             self.post_webhook(payloads.webhook(phone_number_id, statuses=[payloads.status(wamid, value, recipient)]))
+
+    def draw_latency(self):
+        """Seconds for one Graph call. Meta's latency has a long right tail: lognormal around the median,
+        spread so that 1 call in 100 takes `latency_p99` or more; without a p99, always the median."""
+        if self.latency <= 0 or self.latency_p99 <= self.latency:
+            return self.latency
+        sigma = math.log(self.latency_p99 / self.latency) / P99_STANDARD_SCORE
+        return random.lognormvariate(math.log(self.latency), sigma)
 
     def record(self, entry):
         with self.lock:
@@ -203,6 +215,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(200, {"success": True})
         if self.path == "/_stand_in/inbound":
             return self._inbound(body if isinstance(body, dict) else {})
+        if self.path == "/_stand_in/latency":
+            spec = body if isinstance(body, dict) else {}
+            with self.state.lock:
+                self.state.latency = float(spec.get("median_ms") or 0) / 1000
+                self.state.latency_p99 = float(spec.get("p99_ms") or 0) / 1000
+            return self._answer(200, {"success": True})
         parts = self.path.strip("/").split("/")
         if len(parts) >= 2 and parts[-1] == "media":
             return self._answer(200, {"id": str(random.randint(10**15, 10**16 - 1))})
@@ -216,8 +234,9 @@ class Handler(BaseHTTPRequestHandler):
             "answered": None,
         }
         self.state.record(self.entry)
-        if self.state.latency:
-            time.sleep(self.state.latency)
+        latency = self.state.draw_latency()
+        if latency:
+            time.sleep(latency)
         fault = self.state.take_fault()
         if fault:
             return self._fail(fault)
@@ -271,6 +290,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connecting at once are queued, not refused and retried a second later
 
     def handle_error(self, request, client_address):
         """A client that hung up (Kirim timing out on a slow fault) is expected here, not an error."""
@@ -278,9 +298,11 @@ class QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0):
+def make_server(
+    host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0, latency_p99_ms=None
+):
     server = QuietServer((host, port), Handler)
-    server.state = StandIn(latency_ms=latency_ms, webhook_url=webhook_url, app_secret=app_secret, fail_rate=fail_rate)
+    server.state = StandIn(latency_ms, webhook_url, app_secret, fail_rate, latency_p99_ms)
     return server
 
 
@@ -288,14 +310,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--latency-ms", type=int, default=0, help="added to every Graph API call")
+    parser.add_argument("--latency-ms", type=int, default=0, help="median time of a Graph API call")
+    parser.add_argument(
+        "--latency-p99-ms", type=int, help="its 99th percentile: a lognormal tail, as Meta's (default: no spread)"
+    )
     parser.add_argument("--webhook-url", help="Kirim's /webhooks/whatsapp, to post inbound messages and statuses to")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of Graph calls answered 500 (131000)")
     args = parser.parse_args(argv)
     # The app secret signs webhooks; from the environment, never the command line.
     try:
         server = make_server(
-            args.host, args.port, args.latency_ms, args.webhook_url, os.environ.get("META_APP_SECRET"), args.fail_rate
+            args.host,
+            args.port,
+            args.latency_ms,
+            args.webhook_url,
+            os.environ.get("META_APP_SECRET"),
+            args.fail_rate,
+            args.latency_p99_ms,
         )
     except OSError as error:
         sys.exit(f"Meta stand-in: cannot listen on {args.host}:{args.port}: {error.strerror}")
