@@ -69,6 +69,12 @@ def quick_meta_retries(monkeypatch):
     monkeypatch.setattr("kirim.meta_graph.BACKOFF_FIRST", 0.001)
 
 
+@pytest.fixture(autouse=True)
+def no_meta_call_in_a_transaction(settings):
+    """A call to Meta inside a database transaction fails the test (kirim/waiting.py)."""
+    settings.META_FORBID_IN_TRANSACTION = True
+
+
 @pytest.fixture
 def org(db):
     return Org.objects.create(name="Toko Kopi", slug="toko-kopi")

@@ -3,6 +3,7 @@
 import hashlib
 import re
 import secrets
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -181,6 +182,23 @@ class MessageQuerySet(models.QuerySet):
         in different orders deadlock, and primary-key order is the one order all of them share."""
         return list(self.select_for_update(of=("self",)).order_by("pk").values_list(*fields))
 
+    def claim_unread(self, pk, *, lease):
+        """Claim unread message `pk` for its read receipt: one conditional UPDATE, which only one of
+        any number of concurrent requests can win. Its token, or None when the message is read or
+        another request holds a live claim. Hosts' clocks must agree to well within `lease` seconds."""
+        now = timezone.now()
+        token = uuid.uuid4()
+        claimed = (
+            self.filter(pk=pk, status=Status.RECEIVED)
+            .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now))
+            .update(claim_token=token, claim_expires_at=now + timedelta(seconds=lease))
+        )
+        return token if claimed else None
+
+    def release_claim(self, pk, token):
+        """Give up our claim on message `pk` (its call failed); a claim taken over since is left alone."""
+        self.filter(pk=pk, claim_token=token).update(claim_token=None, claim_expires_at=None)
+
 
 # A conversation's key: the contact's phone number (wa_id) when Meta first gave one, else its
 # business-scoped user id; for a group, the group's id. It stays when the user adopts a username or
@@ -260,6 +278,11 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     read_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A call to Meta in flight for this row (a read receipt, or the send of an outbound message): whoever
+    # set the token makes the one call, with no transaction open; `claim_expires_at` is its lease, after
+    # which another request may take over from a holder that died.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claim_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = MessageQuerySet.as_manager()
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from kirim.errors import UpstreamError
+from kirim.waiting import hold_nothing
 
 logger = logging.getLogger("kirim.meta")
 
@@ -115,7 +116,10 @@ def _call(call, *, idempotent):
 
     Transient failures are retried with capped, jittered backoff, within META_MAX_ATTEMPTS and a total
     of META_RETRY_BUDGET seconds. A call that is not idempotent (a send) is retried only when Meta
-    cannot have received it, so a message is never sent twice."""
+    cannot have received it, so a message is never sent twice.
+
+    Never inside a transaction: the caller's pooled connection goes back to the pool for the call."""
+    hold_nothing()
     deadline = time.monotonic() + settings.META_RETRY_BUDGET
     attempt = 0
     while True:

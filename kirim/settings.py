@@ -26,6 +26,13 @@ META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com/v
 META_TIMEOUT = env.float("META_TIMEOUT", default=10.0)  # seconds, one attempt
 META_MAX_ATTEMPTS = env.int("META_MAX_ATTEMPTS", default=3)
 META_RETRY_BUDGET = env.float("META_RETRY_BUDGET", default=15.0)  # seconds, all attempts and waits
+# Seconds a request may hold its claim on a Meta call (receipts, sends) before another takes over:
+# longer than the call with all its retries, so only a holder that died ever loses it.
+META_CLAIM_LEASE = env.float("META_CLAIM_LEASE", default=30.0)
+if META_CLAIM_LEASE <= META_RETRY_BUDGET:
+    raise ImproperlyConfigured("META_CLAIM_LEASE must be longer than META_RETRY_BUDGET.")
+# Tests turn this on: a call to Meta (or a wait for one) inside a database transaction raises.
+META_FORBID_IN_TRANSACTION = env.bool("META_FORBID_IN_TRANSACTION", default=False)
 META_APP_SECRET = required("META_APP_SECRET")
 META_WEBHOOK_VERIFY_TOKEN = required("META_WEBHOOK_VERIFY_TOKEN")
 READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)

@@ -2,9 +2,11 @@
 
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
@@ -14,6 +16,7 @@ from inbox.models import Direction, Message, ReadVia, Status
 from inbox.selectors import phone_number_of
 from kirim import meta_graph
 from kirim.errors import InvalidField, NotFound, UpstreamError
+from kirim.waiting import hold_nothing
 from outbox import record as outbox
 from outbox.models import EventType
 
@@ -80,31 +83,68 @@ def _read_up_to(message, *, send_receipt, read_state):
     """Flip `message` and the earlier unread inbound messages of its conversation to read, after
     `send_receipt()` succeeds (None: flip locally, no receipt).
 
-    The conversation's unread rows up to this one stay locked across the single Meta call, so
-    concurrent requests for the same message, in any process on any host, wait and then find it read:
-    one call reaches Meta. Only this conversation's rows are locked."""
+    Exactly one Meta call for concurrent identical requests, in any process on any host, with nothing
+    held while Meta answers: a request claims the message (one conditional UPDATE setting a token and
+    a lease), calls Meta with no transaction open, then settles in one short transaction. The others
+    wait without a transaction for the claim's outcome and answer what it settled; a claim released
+    on failure, or whose holder died (lease run out), is claimed again by one of them."""
     if message.is_read:
         return ReadOutcome(message, 0)
+    if send_receipt is None:  # nothing to wait on: no claim needed
+        return _settle_read(message, read_state, with_receipt=False)
+    while (token := Message.objects.claim_unread(message.pk, lease=settings.META_CLAIM_LEASE)) is None:
+        if _wait_for_claim(message.pk):  # another request's receipt read it
+            message.status = Status.READ
+            return ReadOutcome(message, 0)
+    try:
+        send_receipt()
+    except BaseException:
+        Message.objects.release_claim(message.pk, token)  # still unread: the next request tries again
+        raise
+    return _settle_read(message, read_state, with_receipt=True)
+
+
+CLAIM_POLL_FIRST, CLAIM_POLL_CAP = 0.02, 0.25  # seconds between looks at another request's claim
+
+
+def _wait_for_claim(pk):
+    """Wait, with no transaction open, until another request's claim on message `pk` settles: True
+    when it was read, False when the claim was released or its lease ran out (claim it again)."""
+    pause = CLAIM_POLL_FIRST
+    while True:
+        hold_nothing()
+        time.sleep(pause)
+        pause = min(CLAIM_POLL_CAP, pause * 1.5)
+        status, claim_expires_at = Message.objects.filter(pk=pk).values_list("status", "claim_expires_at").get()
+        if status == Status.READ:
+            return True
+        if claim_expires_at is None or claim_expires_at <= timezone.now():
+            return False
+
+
+def _settle_read(message, read_state, *, with_receipt):
+    """Mark the message and the earlier unread ones of its conversation read, in one short transaction
+    (no network inside) that also clears the claim."""
+    now = timezone.now()
+    read_state = {**read_state, "status": Status.READ, "read_at": now}
     with transaction.atomic():
         # Served by the partial index message_unread_inbound.
         locked = {
             pk: (status, wamid) for pk, status, wamid in _read_with(message).lock_in_pk_order("pk", "status", "wamid")
         }
-        if locked[message.pk][0] == Status.READ:  # read by whoever held the lock before us
+        if locked[message.pk][0] == Status.READ:  # read by another request's receipt meanwhile
             message.status = Status.READ
             return ReadOutcome(message, 0)
-        if send_receipt is not None:
-            send_receipt()
-        now = timezone.now()
-        read_state = {**read_state, "status": Status.READ, "read_at": now}
         # The rows are locked, so every one of them changes.
-        Message.objects.filter(pk__in=list(locked)).update(updated_at=now, **read_state)
+        Message.objects.filter(pk__in=list(locked)).update(
+            updated_at=now, claim_token=None, claim_expires_at=None, **read_state
+        )
         _announce_read(message, [wamid for _, wamid in locked.values()], read_state)
     for name, value in read_state.items():
         setattr(message, name, value)
     logger.info(
         "conversation read up to message=%s via=%s rows_read=%d receipt=%s",
-        message.external_id, read_state["read_via"], len(locked), send_receipt is not None,
+        message.external_id, read_state["read_via"], len(locked), with_receipt,
     )  # fmt: skip
     return ReadOutcome(message, len(locked))
 
@@ -194,7 +234,7 @@ def messages_mark_read(
     with `mark_expired_locally` read here only. A failed conversation stays unread. `stop` (an Event)
     ends the run after the calls in flight; `progress` (start(total), step()) is told as it goes.
     Each conversation commits on its own: safe to stop and re-run, and concurrent runs never send a
-    message two receipts (the row locks of _read_up_to)."""
+    message two receipts (the claims of _read_up_to)."""
     result = BulkReadResult()
     counts = messages.aggregate(
         selected=Count("pk"),

@@ -4,10 +4,12 @@ import pytest
 import requests
 import urllib3
 from django.conf import settings
+from django.db import transaction
 
 from conftest import graph_messages_url
 from kirim import meta_graph
 from kirim.errors import UpstreamError
+from kirim.waiting import TransactionOpenWhileWaiting
 
 OK_READ = {"json": {"success": True}}
 OK_SEND = {"json": {"messaging_product": "whatsapp", "messages": [{"id": "wamid.OK"}]}}
@@ -162,3 +164,14 @@ def test_templates_summary_is_asked_for_and_passed_on(waba_number, meta):
 
     assert page.summary == summary
     assert meta.calls[0].request.params["summary"] == "total_count,message_template_limit"
+
+
+def test_a_call_to_meta_inside_a_transaction_fails_loudly(number, meta):
+    meta.post(graph_messages_url(number), **OK_READ)
+
+    with transaction.atomic(), pytest.raises(TransactionOpenWhileWaiting):
+        meta_graph.mark_read(number, "wamid.X")
+
+    assert len(meta.calls) == 0
+    meta_graph.mark_read(number, "wamid.X")  # outside one it goes through
+    assert len(meta.calls) == 1

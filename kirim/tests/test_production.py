@@ -3,79 +3,17 @@ fail in each way Meta can. The API answers 502 in the contract's body, never 500
 unread; the server keeps serving; after recovery the same requests succeed. Rate limits hold across
 separate server processes."""
 
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from conftest import postgres_only
-from fakemeta.server import make_server
 from inbox.models import Message, Status
-from kirim.dburl import database_url
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def stand_in():
-    server = make_server(port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def start_gunicorn(stand_in):
-    """Start gunicorn servers on the test database; all stopped at the end."""
-    servers = []
-
-    def start(workers=4):
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(settings.DATABASES["default"]),
-            "META_GRAPH_URL": f"{stand_in.url}/v23.0",
-            "META_TIMEOUT": "1",
-            "META_RETRY_BUDGET": "4",
-            "WEB_CONCURRENCY": str(workers),
-            "BIND": f"127.0.0.1:{port}",
-            "LOG_LEVEL": "WARNING",
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"],
-            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        servers.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    return url
-            except requests.RequestException:  # not listening yet, or a worker still booting
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
-
-    yield start
-    for process in servers:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 FAULTS = {

@@ -167,6 +167,6 @@ def test_the_action_costs_the_same_queries_at_10_and_200_messages(
 
     # Admin: session, user, 2 permission lookups, the user's memberships, the changelist's count and
     # filters, the selection; the service: 1 count, 1 newest message per conversation, then per
-    # conversation: lock its unread rows, update them, the org's webhook subscriptions (plus
-    # BEGIN/COMMIT).
-    assert counted[0] == counted[1] == 20
+    # conversation: claim it, lock its unread rows, update them, the org's webhook subscriptions
+    # (plus BEGIN/COMMIT).
+    assert counted[0] == counted[1] == 22
