@@ -257,6 +257,7 @@ def media_download(phone_number, url):
     an iterator of chunks). Streamed: a large video is never held whole."""
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise _upstream_error("Meta gave no download URL for this media.")
+    hold_nothing()
     started = time.monotonic()
     try:
         response = _session.get(url, headers=_headers(phone_number), stream=True, timeout=settings.META_TIMEOUT)
