@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fakemeta import payloads
+from inbox.events import split_callback_data
 from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.services import conversations_touch
@@ -57,6 +58,15 @@ def assert_error(response, status, code, param=None):
     assert error["request_id"] == response["X-Request-Id"]
     assert error["request_id"].startswith("req_")
     return error
+
+
+def as_the_client_sent_it(sent):
+    """A send's body as Meta received it, with Kirim's id taken back out of biz_opaque_callback_data
+    (every send carries one: asserted here), so a test compares it with the client's own body."""
+    message_id, callers_own = split_callback_data(sent.get("biz_opaque_callback_data"))
+    assert message_id is not None and message_id.startswith("msg_"), sent
+    body = {name: value for name, value in sent.items() if name != "biz_opaque_callback_data"}
+    return body if callers_own is None else {**body, "biz_opaque_callback_data": callers_own}
 
 
 def graph_messages_url(phone_number):

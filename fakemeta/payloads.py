@@ -47,7 +47,7 @@ def text_message(wamid, from_wa_id, body, *, timestamp=None):
     }
 
 
-def status(wamid, value, recipient_id, *, timestamp=None, errors=None):
+def status(wamid, value, recipient_id, *, timestamp=None, errors=None, biz_opaque_callback_data=None):
     entry = {
         "id": wamid,
         "status": value,
@@ -56,6 +56,8 @@ def status(wamid, value, recipient_id, *, timestamp=None, errors=None):
     }
     if errors:
         entry["errors"] = errors
+    if biz_opaque_callback_data:  # the send's own, echoed by Meta
+        entry["biz_opaque_callback_data"] = biz_opaque_callback_data
     return entry
 
 

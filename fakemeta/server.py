@@ -92,10 +92,12 @@ class StandIn:
             self.webhooks_posted.append(status)
         return status
 
-    def report_delivery(self, phone_number_id, wamid, recipient):
+    def report_delivery(self, phone_number_id, wamid, recipient, callback_data=None):
+        """`sent`, then `delivered`, echoing the send's biz_opaque_callback_data as Meta does."""
         for value in ("sent", "delivered"):
             time.sleep(0.05)
-            self.post_webhook(payloads.webhook(phone_number_id, statuses=[payloads.status(wamid, value, recipient)]))
+            status = payloads.status(wamid, value, recipient, biz_opaque_callback_data=callback_data)
+            self.post_webhook(payloads.webhook(phone_number_id, statuses=[status]))
 
     def draw_latency(self):
         """Seconds for one Graph call. Meta's latency has a long right tail: lognormal around the median,
@@ -244,7 +246,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(200, {"success": True})
         if isinstance(body, dict) and body.get("type"):
             to, wamid = str(body.get("to", "")), new_wamid()
-            self._answer(
+            if self.state.webhook_url:  # started first: Meta delivers even when its answer is lost on the way
+                callback_data = body.get("biz_opaque_callback_data")
+                threading.Thread(
+                    target=self.state.report_delivery, args=(parts[-2], wamid, to, callback_data), daemon=True
+                ).start()
+            return self._answer(
                 200,
                 {
                     "messaging_product": "whatsapp",
@@ -252,9 +259,6 @@ class Handler(BaseHTTPRequestHandler):
                     "messages": [{"id": wamid}],
                 },
             )
-            if self.state.webhook_url:
-                threading.Thread(target=self.state.report_delivery, args=(parts[-2], wamid, to), daemon=True).start()
-            return
         self._answer(400, {"error": {**DEFAULT_ERROR, "code": 100, "message": "Invalid parameter"}})
 
     def _inbound(self, spec):

@@ -58,6 +58,7 @@ LIVE_MAX_CONVERSATIONS = 100  # more changed at once than this: the inbox page a
 
 TICKS = {
     Status.PENDING: ("🕓", "pending", "tick-grey"),
+    Status.UNCONFIRMED: ("🕓", "unconfirmed: Meta's answer was lost", "tick-grey"),
     Status.ACCEPTED: ("✓", "accepted by WhatsApp", "tick-grey"),
     Status.SENT: ("✓", "sent", "tick-grey"),
     Status.DELIVERED: ("✓✓", "delivered", "tick-grey"),

@@ -8,7 +8,7 @@ from rest_framework import viewsets
 from rest_framework.views import APIView
 
 from inbox import idempotency
-from inbox.models import Message
+from inbox.models import Message, Status
 from inbox.selectors import phone_number_of
 from inbox.serializers import (
     READ,
@@ -83,9 +83,11 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
     def _send(self, request, body):
         SendSerializer(data=body).is_valid(raise_exception=True)
 
-        def respond():
-            message = message_send(phone_number=self.phone_number, body=body)
-            return envelope(request, MessageSerializer(message).data)
+        def respond(idempotency_record):
+            message = message_send(phone_number=self.phone_number, body=body, idempotency_record=idempotency_record)
+            # 202: Meta's answer was lost; the message is `unconfirmed` until its status webhook comes.
+            status = 202 if message.status == Status.UNCONFIRMED else 200
+            return envelope(request, MessageSerializer(message).data, status=status)
 
         return idempotency.run_once(
             request, org=request.user, scope=self.phone_number.phone_number_id, body=body, respond=respond

@@ -5,6 +5,7 @@ raised, because a well-signed payload is acknowledged whatever it holds."""
 
 import datetime
 import math
+import re
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -39,6 +40,35 @@ class StatusUpdate:
     status: str
     timestamp: datetime.datetime
     errors: list | None = None
+    message_id: str | None = None  # Kirim's id of the send, from biz_opaque_callback_data
+    callback_data: str | None = None  # the sender's own biz_opaque_callback_data, ours taken out
+
+
+# Every send carries Kirim's message id in `biz_opaque_callback_data`, which Meta echoes in its status
+# webhooks: a send whose answer was lost is matched back by it. A caller's own value follows ours.
+CALLBACK_DATA_LIMIT = 512  # Meta's
+CALLBACK_PREFIX = "kirim:"
+OUR_CALLBACK_LENGTH = len(CALLBACK_PREFIX) + len("msg_") + 26 + 1  # prefix, the public id, "|"
+CALLER_CALLBACK_LIMIT = CALLBACK_DATA_LIMIT - OUR_CALLBACK_LENGTH
+_OURS = re.compile(r"kirim:(msg_[0-9A-Z]{26})\|(.*)", re.DOTALL)
+
+
+def with_callback_data(body, message_id):
+    """The send's body for Meta: Kirim's message id, then the caller's own value, in biz_opaque_callback_data."""
+    return {
+        **body,
+        "biz_opaque_callback_data": f"{CALLBACK_PREFIX}{message_id}|{body.get('biz_opaque_callback_data') or ''}",
+    }
+
+
+def split_callback_data(value):
+    """(Kirim's message id or None, the caller's own value or None) from an echoed biz_opaque_callback_data."""
+    if not isinstance(value, str):
+        return None, None
+    ours = _OURS.fullmatch(value)
+    if ours is None:
+        return None, value
+    return ours.group(1), ours.group(2) or None
 
     @property
     def label(self):
@@ -176,6 +206,7 @@ def _parse_value(value, parsed):
         if not isinstance(status, dict) or not status.get("id") or not status.get("status"):
             parsed.skipped.append("status without id or status")
             continue
+        message_id, callback_data = split_callback_data(status.get("biz_opaque_callback_data"))
         parsed.statuses.append(
             StatusUpdate(
                 phone_number_id=phone_number_id,
@@ -183,6 +214,8 @@ def _parse_value(value, parsed):
                 status=str(status["status"]),
                 timestamp=_timestamp(status.get("timestamp")),
                 errors=status.get("errors"),
+                message_id=message_id,
+                callback_data=callback_data,
             )
         )
 

@@ -17,11 +17,12 @@ from rest_framework.views import APIView
 from inbox import idempotency
 from inbox.api import PHONE_NUMBER_ID
 from inbox.auth import GraphApiKeyAuthentication
+from inbox.models import Status
 from inbox.selectors import phone_number_of, waba_number_of
 from inbox.serializers import READ, SendSerializer, messages_request_kind
 from inbox.services import media_describe, message_send
 from kirim import meta_errors, meta_graph
-from kirim.errors import InvalidField, MissingField
+from kirim.errors import InvalidField, MissingField, UpstreamError
 from kirim.schema import meta_error_responses
 from receipts.api import ReadReceiptSerializer, mark_read_from_body
 
@@ -43,6 +44,16 @@ def sent_answer(body, message):
         "contacts": [{"input": body["to"], "wa_id": message.contact_wa_id}],
         "messages": [{"id": message.wamid}],
     }
+
+
+def send_unconfirmed(message):
+    """The error for a send whose answer from Meta was lost (the message is `unconfirmed`)."""
+    error = UpstreamError(
+        f"Meta may have received this message ({message.external_id}) but its answer was lost. Its status "
+        "webhook will settle it; a retry with the same Idempotency-Key answers its outcome and never sends twice."
+    )
+    error.meta_received = None
+    return error
 
 
 class SuccessSerializer(serializers.Serializer):
@@ -92,8 +103,11 @@ class GraphMessagesView(GraphView):
         SendSerializer(data=body).is_valid(raise_exception=True)
         phone_number = phone_number_of(request.user, phone_number_id)
 
-        def respond():
-            return Response(sent_answer(body, message_send(phone_number=phone_number, body=body)))
+        def respond(idempotency_record):
+            message = message_send(phone_number=phone_number, body=body, idempotency_record=idempotency_record)
+            if message.status == Status.UNCONFIRMED:  # Meta's shape has no "maybe": an error that says so
+                raise send_unconfirmed(message)
+            return Response(sent_answer(body, message))
 
         return idempotency.run_once(
             request,

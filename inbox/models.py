@@ -145,7 +145,8 @@ class Direction(models.TextChoices):
 
 class Status(models.TextChoices):
     RECEIVED = "received"  # inbound, not yet read
-    PENDING = "pending"  # outbound, stored, not yet accepted by Meta
+    PENDING = "pending"  # outbound, stored, its call to Meta not yet answered
+    UNCONFIRMED = "unconfirmed"  # outbound, Meta may have it but its answer was lost; a status webhook settles it
     ACCEPTED = "accepted"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -278,6 +279,10 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     read_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The Idempotency-Key a send came with: a retry that takes over a dead request's key finds its message.
+    idempotency_record = models.ForeignKey(
+        "IdempotencyRecord", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
     # A call to Meta in flight for this row (a read receipt, or the send of an outbound message): whoever
     # set the token makes the one call, with no transaction open; `claim_expires_at` is its lease, after
     # which another request may take over from a holder that died.
@@ -328,11 +333,12 @@ MESSAGE_WITH_NUMBER_BY_WAMID = JoinedRowLookup(Message, "phone_number", "wamid")
 # Outbound statuses only move up this ladder; `failed` is terminal and only replaces a status below
 # `delivered` (a message that reached the phone did not fail).
 # Meta may skip `delivered` (and `sent`); a voice message is `played` after it is read, so `played` is
-# the top: a late `read` never takes the microphone back.
+# the top: a late `read` never takes the microphone back. `unconfirmed`: a send whose answer was lost.
 OUTBOUND_RANK = {
-    Status.PENDING: 0, Status.ACCEPTED: 1, Status.SENT: 2, Status.DELIVERED: 3, Status.READ: 4, Status.PLAYED: 5,
+    Status.PENDING: 0, Status.UNCONFIRMED: 1, Status.ACCEPTED: 2, Status.SENT: 3, Status.DELIVERED: 4, Status.READ: 5,
+    Status.PLAYED: 6,
 }  # fmt: skip
-FAILABLE = (Status.PENDING, Status.ACCEPTED, Status.SENT)
+FAILABLE = (Status.PENDING, Status.UNCONFIRMED, Status.ACCEPTED, Status.SENT)
 
 
 def statuses_below(status):
@@ -358,6 +364,8 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    # While in progress: after this, the request holding the key is taken for dead and a retry takes over.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=("org", "key"), name="idempotency_key_unique_per_org"),)

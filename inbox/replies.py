@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inbox import idempotency
-from inbox.models import Direction, Message, MessageTemplate, ReadReceiptPolicy, ReadVia
+from inbox.models import Direction, Message, MessageTemplate, ReadReceiptPolicy, ReadVia, Status
 from inbox.services import message_send
 from kirim import meta_graph
 from kirim.errors import ApiError, InvalidField, UpstreamError
@@ -182,16 +182,17 @@ def conversation_reply(*, conversation, user, token, text=None, template=None, v
         shown_text = template.render(values)
     read = []
 
-    def act():
+    def act(record):
         if number.read_receipt_policy == ReadReceiptPolicy.ON_REPLY:
             read.append(
                 messages_mark_read(messages=conversation.messages(), via=ReadVia.ADMIN, user=user, concurrency=1)
             )
         try:
-            message = message_send(phone_number=number, body=body, text=shown_text)
+            message = message_send(phone_number=number, body=body, text=shown_text, idempotency_record=record)
         except UpstreamError as error:
-            return 502, {"error": error.upstream.get("message") or error.message}
-        return 200, {"message": message.pk}
+            return 502, {"error": error.upstream.get("message") or error.message}, idempotency.outcome_of(error)
+        unconfirmed = message.status == Status.UNCONFIRMED  # shown as such; a resubmit answers its outcome
+        return 200, {"message": message.pk}, idempotency.KEEP_OPEN if unconfirmed else idempotency.STORE
 
     status, answer, replayed = idempotency.once(
         org=conversation.org, key=f"admin-reply:{token}", scope=f"conversation:{conversation.pk}", body=body, act=act

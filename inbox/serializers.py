@@ -3,6 +3,7 @@ certainly refuse and pass the rest through untouched."""
 
 from rest_framework import serializers
 
+from inbox import events
 from inbox.models import CONTACT_KEY_LENGTH, ApiKey, Direction, Message, Org, PhoneNumber, Status
 from kirim.api import StrictCharField
 from kirim.errors import InvalidField, InvalidRequest, MissingField
@@ -45,6 +46,13 @@ class SendSerializer(serializers.Serializer):
         child=serializers.DictField(), required=False, allow_null=True, help_text="Meta's contacts array"
     )
     reaction = serializers.DictField(required=False, allow_null=True, help_text="`message_id`, `emoji`")
+    biz_opaque_callback_data = StrictCharField(
+        max_length=events.CALLER_CALLBACK_LIMIT,
+        required=False,
+        allow_null=True,
+        trim_whitespace=False,
+        help_text="echoed in Meta's status webhooks; Kirim puts its own message id before it",
+    )
 
     def validate(self, attrs):
         check_send_object(self.initial_data, attrs["type"])

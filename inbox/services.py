@@ -3,12 +3,15 @@
 
 import json
 import logging
+import uuid
 from collections import defaultdict
 from contextlib import nullcontext
+from datetime import timedelta
 from functools import cached_property, reduce
 from operator import or_
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, JSONField, Q, Value, When
 from django.utils import timezone
@@ -16,6 +19,7 @@ from django.utils import timezone
 from inbox import events
 from inbox.models import (
     CONTACT_KEY_LENGTH,
+    FAILABLE,
     OUTBOUND_RANK,
     Conversation,
     Direction,
@@ -28,17 +32,32 @@ from inbox.models import (
 )
 from kirim import meta_graph
 from kirim.bulk import InsertRow, insert_new
-from kirim.errors import NotFound, UpstreamError
+from kirim.errors import IdempotencyInProgress, NotFound, UpstreamError
 from outbox import record as outbox
 from outbox.models import EventType, WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def message_send(*, phone_number, body, text=None):
-    """Store the outbound message, then hand it to Meta. The row is kept whatever Meta answers:
-    `accepted` with Meta's wamid, or `failed` with Meta's error (and UpstreamError raised). `text` is
-    the inbox's short text when the caller knows better than the body (a template, filled in)."""
+def message_send(*, phone_number, body, text=None, idempotency_record=None):
+    """Store the outbound message, then hand it to Meta with no transaction open. The row is kept
+    whatever happens: `accepted` with Meta's wamid; `failed` with Meta's error when Meta refused it,
+    or could not be reached at all (UpstreamError raised, `meta_received` says which); `unconfirmed`
+    when Meta may have it but its answer was lost (returned: its status webhook, matched by Kirim's id
+    in biz_opaque_callback_data, settles it). `text` is the inbox's short text when the caller knows
+    better than the body (a template, filled in).
+
+    `idempotency_record` is the send's Idempotency-Key: taken over from a request that died, it
+    answers that request's message as it stands instead of sending again."""
+    if idempotency_record is not None and idempotency_record.taken_over:
+        earlier = Message.objects.filter(idempotency_record=idempotency_record).first()
+        if earlier is not None:
+            return _outcome_of_earlier_send(earlier)
+    lease_until = (
+        idempotency_record.lease_expires_at
+        if idempotency_record is not None
+        else timezone.now() + timedelta(seconds=settings.META_CLAIM_LEASE)
+    )
     message = Message.objects.create(
         org_id=phone_number.org_id,
         phone_number=phone_number,
@@ -49,16 +68,56 @@ def message_send(*, phone_number, body, text=None):
         type=body["type"],
         text=events.summarize(body) if text is None else text,
         payload=body,
+        claim_token=uuid.uuid4(),  # in flight until settled, or until the lease says its sender died
+        claim_expires_at=lease_until,
+        idempotency_record=idempotency_record,
     )
     try:
-        answer = meta_graph.send_message(phone_number, body)
+        answer = meta_graph.send_message(phone_number, events.with_callback_data(body, message.external_id))
     except UpstreamError as error:
-        _update(message, status=Status.FAILED, error=error.upstream)
+        if error.meta_received is None:  # not failed: Meta may be delivering it
+            _settle_send(message, statuses_below(Status.UNCONFIRMED), status=Status.UNCONFIRMED, error=error.upstream)
+            return message
+        _settle_send(message, FAILABLE, status=Status.FAILED, error=error.upstream)
         raise
-    _update(message, status=Status.ACCEPTED, wamid=answer.wamid, contact_wa_id=answer.wa_id or message.contact_wa_id)
+    settled = _settle_send(
+        message,
+        statuses_below(Status.ACCEPTED),
+        status=Status.ACCEPTED,
+        wamid=answer.wamid,
+        contact_wa_id=answer.wa_id or message.contact_wa_id,
+    )
+    if not settled:  # a status webhook got here first, matched by Kirim's id: keep what it said
+        message.refresh_from_db(fields=["status", "error", "updated_at"])
     conversations_touch([message])
     if early_statuses_apply(EarlyStatus.objects.filter(wamid=message.wamid)):
         message.refresh_from_db(fields=["status", "error", "updated_at"])
+    return message
+
+
+def _settle_send(message, below, **fields):
+    """End the send's claim, moving the row to `fields` when its status is still one of `below` (a
+    status webhook may have moved it further meanwhile; Meta's wamid is stored either way)."""
+    now = timezone.now()
+    settle = {"claim_token": None, "claim_expires_at": None, "updated_at": now}
+    settled = Message.objects.filter(pk=message.pk, status__in=below).update(**settle, **fields)
+    if not settled and "wamid" in fields:
+        Message.objects.filter(pk=message.pk).update(**settle, wamid=fields["wamid"])
+    for name, value in ({**settle, **fields} if settled else settle).items():
+        setattr(message, name, value)
+    return settled
+
+
+def _outcome_of_earlier_send(message):
+    """The answer to a send whose first request died (its Idempotency-Key's lease ran out): never a
+    second call to Meta. Still pending, its call was cut off: Meta may have it, so `unconfirmed`."""
+    if message.status == Status.PENDING:
+        if message.claim_expires_at and message.claim_expires_at > timezone.now():
+            raise IdempotencyInProgress()
+        _settle_send(message, (Status.PENDING,), status=Status.UNCONFIRMED)
+        message.refresh_from_db(fields=["status", "wamid", "error", "updated_at"])
+    if message.status == Status.FAILED:
+        raise UpstreamError(upstream=message.error)
     return message
 
 
@@ -503,17 +562,24 @@ def _apply_statuses(updates, *, keep_unknown=True):
             .update(status=Status.FAILED, error=errors_of_each, updated_at=now)
         )
     if keep_unknown:
-        _keep_early([*highest.values(), *failures.values()])
+        changed += _keep_early([*highest.values(), *failures.values()])
     return changed
 
 
 def _keep_early(updates):
-    """Keep statuses whose wamid no outbound message has yet: its send may still be storing it."""
-    wamids = {update.wamid for update in updates}
-    if not wamids:
-        return
+    """Statuses whose wamid no outbound message has yet. A send whose answer from Meta was lost is found
+    by Kirim's id (echoed in biz_opaque_callback_data), given the wamid and moved; the others are kept
+    for their sends, which may still be storing the wamid. Returns rows changed."""
+    if not updates:
+        return 0
     known = set(_outbound(updates).values_list("wamid", flat=True))
     early = [update for update in updates if update.wamid not in known]
+    changed = 0
+    lost_answers = [update for update in early if update.message_id]
+    if lost_answers:
+        adopted = _adopt_wamids(lost_answers)
+        changed = _apply_statuses([u for u in lost_answers if u.wamid in adopted], keep_unknown=False)
+        early = [update for update in early if update.wamid not in adopted]
     if early:
         logger.info("%d status(es) for wamids not stored yet kept for their sends", len(early))
         EarlyStatus.objects.bulk_create(
@@ -521,6 +587,23 @@ def _keep_early(updates):
                         timestamp=u.timestamp)
             for u in early
         )  # fmt: skip
+    return changed
+
+
+def _adopt_wamids(updates):
+    """Give each send named by Kirim's id in these statuses the wamid Meta reported, where it has none
+    (its answer was lost); one UPDATE for all. The wamids now stored."""
+    on_their_numbers = reduce(
+        or_, (Q(phone_number__phone_number_id=u.phone_number_id, external_id=u.message_id) for u in updates)
+    )
+    wamid_of_each = Case(*(When(external_id=u.message_id, then=Value(u.wamid)) for u in updates))
+    Message.objects.filter(on_their_numbers, direction=Direction.OUTBOUND, wamid__isnull=True).update(
+        wamid=wamid_of_each, updated_at=timezone.now()
+    )
+    adopted = set(_outbound(updates).values_list("wamid", flat=True))
+    if adopted:
+        logger.info("%d send(s) whose answer was lost matched by their status webhooks", len(adopted))
+    return adopted
 
 
 def _outbound(updates):

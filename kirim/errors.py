@@ -118,6 +118,9 @@ class UpstreamError(ApiError):
     type = "api_error"
     code = "whatsapp_upstream_error"
     message = "WhatsApp's Cloud API did not accept the request."
+    # True: Meta answered (it refused); None: it may have received the call, no answer came; False: it
+    # certainly did not (the connection was never made), so sending again cannot duplicate anything.
+    meta_received = True
 
 
 def error_response(request, error):

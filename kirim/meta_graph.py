@@ -47,10 +47,13 @@ BACKOFF_FIRST, BACKOFF_CAP = 0.25, 2.0
 
 
 class _Failed(Exception):
-    """One attempt's failure: the UpstreamError to give, and whether Meta may have received the call."""
+    """One attempt's failure: the UpstreamError to give, whether Meta answered it, and whether Meta may
+    have received the call when it did not answer."""
 
-    def __init__(self, error, *, retryable, maybe_received=True):
+    def __init__(self, error, *, retryable, answered=True, maybe_received=True):
         self.error, self.retryable, self.maybe_received = error, retryable, maybe_received
+        # What a caller may conclude (UpstreamError.meta_received): Meta received it, may have, or did not.
+        error.meta_received = True if answered else (None if maybe_received else False)
 
 
 def _attempt(call, timeout):
@@ -63,11 +66,11 @@ def _attempt(call, timeout):
         message = (
             "Meta did not answer in time." if isinstance(error, requests.Timeout) else "Meta could not be reached."
         )
-        raise _Failed(_upstream_error(message), retryable=True, maybe_received=received) from None
+        raise _Failed(_upstream_error(message), retryable=True, answered=False, maybe_received=received) from None
     except requests.Timeout:
-        raise _Failed(_upstream_error("Meta did not answer in time."), retryable=True) from None
+        raise _Failed(_upstream_error("Meta did not answer in time."), retryable=True, answered=False) from None
     except requests.RequestException:
-        raise _Failed(_upstream_error("Meta could not be reached."), retryable=True) from None
+        raise _Failed(_upstream_error("Meta could not be reached."), retryable=True, answered=False) from None
     finally:
         calls_made.record(time.monotonic() - started)
     try:

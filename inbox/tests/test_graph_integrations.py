@@ -9,6 +9,7 @@ their public source, cited per test:
 import pytest
 import requests
 
+from conftest import as_the_client_sent_it
 from fakemeta.server import MEDIA_BYTES, TEMPLATES
 from inbox.models import Direction, Message, Status
 
@@ -63,7 +64,7 @@ def test_chatwoot_text_attachment_template_and_interactive_sends(kirim, headers,
 
     stored = dict(Message.objects.filter(direction=Direction.OUTBOUND).values_list("wamid", "status"))
     assert stored == {wamid: Status.ACCEPTED for wamid in wamids}
-    assert [r["body"] for r in meta_stand_in.state.requests] == bodies
+    assert [as_the_client_sent_it(r["body"]) for r in meta_stand_in.state.requests] == bodies
 
 
 def test_chatwoot_syncs_templates_with_access_token_following_next(kirim, api_key_secret):

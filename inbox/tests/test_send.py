@@ -7,10 +7,12 @@ import time
 from datetime import timedelta
 
 import pytest
+import requests
+import urllib3
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conftest import fire_at_once, graph_messages_url, postgres_only
+from conftest import as_the_client_sent_it, fire_at_once, graph_messages_url, postgres_only
 from inbox.models import ApiKey, Direction, EarlyStatus, IdempotencyRecord, Message, Status
 
 TO = "6281234567890"
@@ -46,7 +48,7 @@ def test_a_text_send_is_passed_through_and_stored_accepted(api, phone_number, me
         "message_id": "wamid.SENT1", "to": TO, "type": "text",
     }  # fmt: skip
     assert data["created_at"]
-    assert json.loads(meta.calls[0].request.body) == body
+    assert as_the_client_sent_it(json.loads(meta.calls[0].request.body)) == body
     assert meta.calls[0].request.headers["Authorization"] == f"Bearer {phone_number.access_token}"
     assert (row.direction, row.status, row.wamid, row.contact_wa_id, row.text) == (
         Direction.OUTBOUND, Status.ACCEPTED, "wamid.SENT1", TO, "Halo!",
@@ -71,7 +73,7 @@ def test_other_types_pass_through(api, phone_number, meta, kind, content):
     body = {"messaging_product": "whatsapp", "to": TO, "type": kind, kind: content}
 
     assert send(api, phone_number, body).status_code == 200
-    assert json.loads(meta.calls[0].request.body) == body
+    assert as_the_client_sent_it(json.loads(meta.calls[0].request.body)) == body
 
 
 @pytest.mark.parametrize(
@@ -259,3 +261,85 @@ def test_a_status_that_beats_its_send_is_applied_when_the_wamid_is_stored(api, p
     assert response.json()["data"]["status"] == "delivered"
     assert Message.objects.get().status == Status.DELIVERED
     assert not EarlyStatus.objects.exists()
+
+
+def deliver_status(settings, phone_number, status):
+    from django.test import Client
+
+    from fakemeta import payloads
+
+    raw = payloads.encode(payloads.webhook(phone_number.phone_number_id, statuses=[status]))
+    return Client().post("/webhooks/whatsapp", raw, content_type="application/json",
+                         HTTP_X_HUB_SIGNATURE_256=payloads.sign(raw, settings.META_APP_SECRET))  # fmt: skip
+
+
+def test_a_send_whose_answer_was_lost_is_unconfirmed_until_its_status_webhook_matches_it(
+    api, phone_number, meta, settings
+):
+    from fakemeta import payloads
+
+    meta.post(graph_messages_url(phone_number), body=requests.ReadTimeout("Meta took the message, then went quiet"))
+    body = text_body(biz_opaque_callback_data="crm-order-4411")
+
+    lost = send(api, phone_number, body, HTTP_IDEMPOTENCY_KEY="order-4411")
+
+    assert lost.status_code == 202  # not failed: Meta may be delivering it
+    assert lost.json()["data"]["status"] == "unconfirmed" and lost.json()["data"]["message_id"] is None
+    echoed = json.loads(meta.calls[0].request.body)["biz_opaque_callback_data"]
+    assert echoed == f"kirim:{lost.json()['data']['id']}|crm-order-4411"  # ours first, the caller's kept
+    assert Message.objects.get().status == Status.UNCONFIRMED
+
+    # Meta's status webhook carries no wamid Kirim knows, but echoes the callback data: matched by it.
+    assert deliver_status(settings, phone_number, payloads.status(
+        "wamid.LOST", "sent", TO, biz_opaque_callback_data=echoed)).status_code == 200  # fmt: skip
+    completed = Message.objects.get()
+    assert (completed.status, completed.wamid) == (Status.SENT, "wamid.LOST")
+    assert not EarlyStatus.objects.exists()
+
+    retry = send(api, phone_number, body, HTTP_IDEMPOTENCY_KEY="order-4411")
+    assert retry.status_code == 200
+    assert (retry.json()["data"]["status"], retry.json()["data"]["message_id"]) == ("sent", "wamid.LOST")
+    assert len(meta.calls) == 1  # the retry answered what became of the send, and sent nothing
+    assert send(api, phone_number, body, HTTP_IDEMPOTENCY_KEY="order-4411")["Idempotent-Replayed"] == "true"
+
+
+def test_a_send_meta_never_received_does_not_burn_its_key(api, phone_number, meta, settings):
+    settings.META_MAX_ATTEMPTS = 1
+    never_connected = requests.ConnectionError(
+        urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.NewConnectionError(None, "refused"))
+    )
+    meta.post(graph_messages_url(phone_number), body=never_connected)
+
+    unreachable = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4412")
+
+    assert unreachable.status_code == 502
+    assert Message.objects.get().status == Status.FAILED  # truly: it was never sent
+    meta.replace("POST", graph_messages_url(phone_number),
+                 json={"messaging_product": "whatsapp", "messages": [{"id": "wamid.BACK"}]})  # fmt: skip
+
+    back = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4412")
+
+    assert back.status_code == 200 and "Idempotent-Replayed" not in back
+    assert back.json()["data"]["message_id"] == "wamid.BACK"
+    assert len(meta.calls) == 2
+    assert send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4412").json()["data"]["message_id"] == (
+        "wamid.BACK"
+    )
+    assert len(meta.calls) == 2
+
+
+def test_a_key_whose_request_died_mid_send_is_taken_over_after_its_lease_without_sending_again(api, phone_number, meta):
+    meta_accepts_sends(meta, phone_number)
+    send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4413")
+    # As a worker killed during Meta's call leaves them: the key in progress, the message pending,
+    # both leases run out.
+    expired = timezone.now() - timedelta(seconds=1)
+    IdempotencyRecord.objects.update(state=IdempotencyRecord.State.IN_PROGRESS, lease_expires_at=expired)
+    Message.objects.update(status=Status.PENDING, wamid=None, claim_expires_at=expired)
+
+    retry = send(api, phone_number, text_body(), HTTP_IDEMPOTENCY_KEY="order-4413")
+
+    assert retry.status_code == 202
+    assert retry.json()["data"]["status"] == "unconfirmed"
+    assert len(meta.calls) == 1  # Meta may have it: never a second call
+    assert Message.objects.get().status == Status.UNCONFIRMED

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -22,14 +23,22 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def stand_in():
+@contextmanager
+def running_stand_in():
     server = make_server(port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.url = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def stand_in():
+    with running_stand_in() as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import requests
 
 from conftest import postgres_only
 from inbox.models import Message, Status
+from kirim.tests.conftest import free_port, running_stand_in
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
 
@@ -34,13 +35,13 @@ def wait_for(condition, seconds=10):
         time.sleep(0.02)
 
 
-def post_in_background(url, api_key_secret, phone_number, body):
+def post_in_background(url, api_key_secret, phone_number, body, headers=None):
     """Fire a request that will be cut off; its answer (a dropped connection) does not matter."""
 
     def post():
         try:
             requests.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, timeout=30,
-                          headers={"Authorization": f"Bearer {api_key_secret}"})  # fmt: skip
+                          headers=headers or {"Authorization": f"Bearer {api_key_secret}"})  # fmt: skip
         except requests.RequestException:
             pass
 
@@ -76,3 +77,46 @@ def test_a_receipt_cut_off_by_kill_9_is_read_by_the_next_request_within_the_leas
     assert retry.json()["data"]["status"] == "read"
     assert Message.objects.get(pk=message.pk).status == Status.READ
     assert len(stand_in.state.requests) == 2  # the dead worker's receipt, then the one that took over
+
+
+def test_a_send_cut_off_by_kill_9_is_completed_by_its_status_webhook_and_never_sent_twice(
+    settings, start_gunicorn, stand_in, api_key_secret, phone_number
+):
+    url = start_gunicorn(workers=1, **SHORT_LEASE)
+    stand_in.state.webhook_url, stand_in.state.app_secret = f"{url}/webhooks/whatsapp", settings.META_APP_SECRET
+    body = {"messaging_product": "whatsapp", "to": "6281234567890", "type": "text", "text": {"body": "Shipped!"}}
+    key = {"Authorization": f"Bearer {api_key_secret}", "Idempotency-Key": "order-4411-shipped"}
+    stand_in.state.latency = 1.5  # Meta takes the message; its answer comes too late for the worker
+    post_in_background(url, api_key_secret, phone_number, body, key)
+    wait_for(lambda: len(stand_in.state.requests) == 1)
+
+    kill_workers(start_gunicorn.arbiter[url])
+    stand_in.state.latency = 0
+    # Meta's `sent` and `delivered` webhooks reach the new worker: matched by Kirim's id in them.
+    wait_for(lambda: Message.objects.filter(status=Status.DELIVERED).exists())
+    message = Message.objects.get()
+    assert message.wamid.startswith("wamid.")
+
+    started = time.monotonic()
+    retry = requests.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, headers=key, timeout=30)
+    while retry.status_code == 409:  # the key's lease has not run out yet
+        time.sleep(0.2)
+        retry = requests.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, headers=key, timeout=30)
+    assert time.monotonic() - started < LEASE + 2
+    assert retry.status_code == 200
+    assert (retry.json()["data"]["status"], retry.json()["data"]["message_id"]) == ("delivered", message.wamid)
+    assert len(stand_in.state.requests) == 1  # sent once, whatever the retries
+
+
+def test_meta_unreachable_then_back_the_same_key_sends(start_gunicorn, api_key_secret, phone_number):
+    url = start_gunicorn(workers=1, META_GRAPH_URL=f"http://127.0.0.1:{free_port()}/v23.0")  # nobody listens
+    body = {"messaging_product": "whatsapp", "to": "6281234567890", "type": "text", "text": {"body": "Shipped!"}}
+    key = {"Authorization": f"Bearer {api_key_secret}", "Idempotency-Key": "order-4411-shipped"}
+
+    refused = requests.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, headers=key, timeout=30)
+    assert refused.status_code == 502
+    with running_stand_in() as stand_in:
+        url = start_gunicorn(workers=1, META_GRAPH_URL=f"{stand_in.url}/v23.0")  # Meta is back
+        sent = requests.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, headers=key, timeout=30)
+        assert sent.status_code == 200 and sent.json()["data"]["status"] == "accepted"
+        assert len(stand_in.state.requests) == 1
