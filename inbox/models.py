@@ -309,6 +309,10 @@ class Message(models.Model):
             ),
             # What changed since a live inbox last asked: new rows, moved ticks, reads.
             models.Index(fields=["updated_at", "id"], name="message_changed"),
+            # Calls to Meta in flight, few at any time: purge_expired finds sends whose request died.
+            models.Index(
+                fields=["claim_expires_at"], condition=Q(claim_expires_at__isnull=False), name="message_claimed"
+            ),
         )
         # On PostgreSQL, migration 0013 adds a trigram index on UPPER(text) for the inbox's search.
 

@@ -95,6 +95,15 @@ def message_send(*, phone_number, body, text=None, idempotency_record=None):
     return message
 
 
+def cut_off_sends_unconfirm():
+    """Sends whose request died during Meta's call (still pending, their lease run out): Meta may have
+    them, so `unconfirmed`, for their status webhooks to settle. How many."""
+    now = timezone.now()
+    return Message.objects.filter(
+        claim_expires_at__lte=now, direction=Direction.OUTBOUND, status=Status.PENDING
+    ).update(status=Status.UNCONFIRMED, claim_token=None, claim_expires_at=None, updated_at=now)
+
+
 def _settle_send(message, below, **fields):
     """End the send's claim, moving the row to `fields` when its status is still one of `below` (a
     status webhook may have moved it further meanwhile; Meta's wamid is stored either way)."""

@@ -142,9 +142,25 @@ def test_purge_expired_applies_a_status_its_send_missed(phone_number, make_messa
     EarlyStatus.objects.create(phone_number_id=phone_number.phone_number_id, wamid="wamid.NOT_YET",
                                status="read", timestamp=timezone.now())  # fmt: skip
 
-    assert "Applied 1 early status(es)." in run("purge_expired")
+    assert "Applied 1 early status(es);" in run("purge_expired")
     assert Message.objects.get(pk=sent.pk).status == Status.DELIVERED
     assert list(EarlyStatus.objects.values_list("wamid", flat=True)) == ["wamid.NOT_YET"]
+
+
+def test_purge_expired_marks_sends_whose_request_died_unconfirmed(phone_number, make_message):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inbox.models import Direction
+
+    lapsed, in_flight = timezone.now() - timedelta(seconds=1), timezone.now() + timedelta(seconds=30)
+    cut_off = make_message(phone_number, direction=Direction.OUTBOUND, status=Status.PENDING, claim_expires_at=lapsed)
+    flying = make_message(phone_number, direction=Direction.OUTBOUND, status=Status.PENDING, claim_expires_at=in_flight)
+
+    assert "1 cut-off send(s) now unconfirmed" in run("purge_expired")
+    assert Message.objects.get(pk=cut_off.pk).status == Status.UNCONFIRMED  # Meta may have it: not failed
+    assert Message.objects.get(pk=flying.pk).status == Status.PENDING
 
 
 def test_add_member_creates_a_staff_user_and_a_second_run_changes_the_role(org, monkeypatch):

@@ -6,14 +6,15 @@ from django.utils import timezone
 
 from inbox.models import EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
 from inbox.ratelimit import WINDOW_SECONDS
-from inbox.services import early_statuses_apply
+from inbox.services import cut_off_sends_unconfirm, early_statuses_apply
 from outbox.delivery import ensure_sweeper
 from outbox.services import deliveries_purge
 
 
 class Command(BaseCommand):
     help = (
-        "Apply delivery statuses whose send has stored its wamid since they arrived, then delete what "
+        "Apply delivery statuses whose send has stored its wamid since they arrived, mark sends whose "
+        "request died during Meta's call unconfirmed, then delete what "
         "has served its time: idempotency records past 24 hours, rate-limit windows past "
         "their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
         "WEBHOOK_EVENTS_KEEP_DAYS, failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS, "
@@ -24,6 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, **options):
         applied = early_statuses_apply()
+        unconfirmed = cut_off_sends_unconfirm()
         now = timezone.now()
         old_deliveries, old_events = deliveries_purge(now)
         ensure_sweeper()  # restarts the delivery sweeper if its chain died with a worker
@@ -46,7 +48,7 @@ class Command(BaseCommand):
         }
         failed = WebhookEvent.objects.failed(now).count()
         self.stdout.write(
-            f"Applied {applied} early status(es). Deleted "
+            f"Applied {applied} early status(es); {unconfirmed} cut-off send(s) now unconfirmed. Deleted "
             + ", ".join(f"{n} {what}" for what, n in deleted.items())
             + f". {failed} failed webhook event(s) kept for `reprocess_webhooks`"
             + f" (up to WEBHOOK_FAILED_EVENTS_KEEP_DAYS={settings.WEBHOOK_FAILED_EVENTS_KEEP_DAYS} days)."
