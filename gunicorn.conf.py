@@ -1,15 +1,19 @@
 """Production serving: `gunicorn -c gunicorn.conf.py kirim.wsgi`. Every knob is an environment variable.
 
-Threaded workers (gthread): a request waiting on Meta holds a thread, not a whole process. Nothing is
-kept in process memory that more workers or hosts would break: locks, idempotency keys and rate-limit
-counters all live in the database."""
+Threaded workers (gthread): a request waiting on Meta holds a thread, not a whole process, and no
+database connection. Nothing is kept in process memory that more workers or hosts would break:
+claims, idempotency keys and rate-limit counters all live in the database."""
 
 import os
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+# A worker per core (and one spare) runs Python; threads are what wait. A request waiting on Meta (100
+# to 500 ms, seconds when it is slow) holds a thread but no database connection (DB_POOL_SIZE per
+# worker): threads enough for every request in flight at Meta's slowest keep /v1/health and already-
+# read retries from queueing behind them. Sizing rule: README, "Running in production".
+workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 # Longer than a Meta call with its retries (META_RETRY_BUDGET), so gunicorn never kills one midway.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30

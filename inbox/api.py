@@ -3,7 +3,7 @@ plus reading the inbox back, and the key's own org and numbers."""
 
 from functools import cached_property
 
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import viewsets
 from rest_framework.views import APIView
 
@@ -70,6 +70,11 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
                     serializers=[ReadReceiptOutSerializer, MessageSerializer],
                     resource_type_field_name=None,
                 ),
+            ),
+            202: OpenApiResponse(
+                data_envelope_schema("UnconfirmedSendResponse", MessageSerializer()),
+                description="a send Meta may have received whose answer was lost: `unconfirmed` until its "
+                "status webhook; a retry with the same Idempotency-Key answers it as it stands",
             ),
             **errors(400, 401, 404, 409, 415, 422, 429, 502),
         },
