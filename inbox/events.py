@@ -220,6 +220,15 @@ def _parse_value(value, parsed):
         )
 
 
+def _without_our_callback_data(status):
+    """A status as the sender should see it: biz_opaque_callback_data is theirs alone (or absent)."""
+    if "biz_opaque_callback_data" not in status:
+        return status
+    _, callers_own = split_callback_data(status["biz_opaque_callback_data"])
+    status = {k: v for k, v in status.items() if k != "biz_opaque_callback_data"}
+    return status if callers_own is None else {**status, "biz_opaque_callback_data": callers_own}
+
+
 def meta_subset(payload, kind, keep):
     """Meta's payload cut down to the `kind` items ("messages" or "statuses") for which
     `keep(phone_number_id, item)` holds, in Meta's own shape and with Meta's values (a message keeps
@@ -236,6 +245,8 @@ def meta_subset(payload, kind, keep):
             items = [i for i in _list(value.get(kind)) if isinstance(i, dict) and keep(phone_number_id, i)]
             if not items:
                 continue
+            if kind == "statuses":
+                items = [_without_our_callback_data(status) for status in items]
             subset = {k: v for k, v in value.items() if k not in ("contacts", "messages", "statuses")}
             if kind == "messages":  # a sender by number, by business-scoped user id, or both
                 senders = {str(i.get(key)) for i in items for key in ("from", "from_user_id") if i.get(key)}

@@ -77,6 +77,21 @@ def test_statuses_record_message_status_without_messages(phone_number, subscript
     assert json.loads(event.body) == payload
 
 
+@pytest.mark.parametrize("callers_own", ["crm-order-4411", None])
+def test_a_status_reaches_subscribers_with_the_senders_callback_data_only(
+    phone_number, subscription, make_message, meta_webhook, callers_own
+):
+    sent = make_message(phone_number, direction=Direction.OUTBOUND, status=Status.SENT)
+    echoed = f"kirim:{sent.external_id}|{callers_own or ''}"  # what Meta echoes of Kirim's send
+    status = payloads.status(sent.wamid, "delivered", CUSTOMER, biz_opaque_callback_data=echoed)
+
+    meta_webhook(payloads.webhook(phone_number.phone_number_id, statuses=[status]))
+
+    announced = json.loads(Event.objects.get().body)["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert announced.get("biz_opaque_callback_data") == callers_own
+    assert announced["id"] == sent.wamid
+
+
 def test_a_wamid_meta_delivers_twice_is_announced_once(phone_number, subscription, meta_webhook):
     payload = inbound(phone_number.phone_number_id, "wamid.TWICE")
     meta_webhook(payload)
@@ -101,13 +116,17 @@ def test_an_org_without_subscriptions_records_nothing(phone_number, meta_webhook
     assert not Event.objects.exists()
 
 
-def test_a_change_that_rolls_back_takes_its_event_with_it(phone_number, subscription, make_message, meta_accepts_reads):
-    from receipts.services import message_mark_read
+def test_a_change_that_rolls_back_takes_its_event_with_it(phone_number, subscription, make_message):
+    from django.utils import timezone
+
+    from inbox.models import Message
+    from receipts.services import messages_mark_read
 
     message = make_message(phone_number)
+    # Read here only (no call to Meta, which never runs inside a transaction), in the caller's one.
     with pytest.raises(RuntimeError), transaction.atomic():
-        message_mark_read(org=phone_number.org, phone_number_id=phone_number.phone_number_id, wamid=message.wamid,
-                          via="api")  # fmt: skip
+        messages_mark_read(messages=Message.objects.filter(pk=message.pk), via="batch",
+                           receipt_cutoff=timezone.now(), mark_expired_locally=True)  # fmt: skip
         assert Event.objects.count() == 1  # recorded in the transaction...
         raise RuntimeError("the change fails after the read")
 
