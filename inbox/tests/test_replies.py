@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import graph_messages_url, logged_in
+from conftest import as_the_client_sent_it, graph_messages_url, logged_in
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, MessageTemplate, ReadVia, Role, Status
 from inbox.replies import templates_store
@@ -55,7 +55,9 @@ def reply(client, conversation, **fields):
 
 
 def sent_bodies(meta):
-    return [json.loads(call.request.body) for call in meta.calls]
+    """What Meta received; a send's body as Kirim's caller gave it (Kirim's id taken out)."""
+    bodies = [json.loads(call.request.body) for call in meta.calls]
+    return [as_the_client_sent_it(body) if "type" in body else body for body in bodies]
 
 
 def bar(response):
