@@ -97,7 +97,7 @@ def main(specs):
                 name, code = exited
                 others = ", ".join(other for other in started if other != name)
                 print(f"run_together: {name} exited with status {code}; stopping {others}", file=sys.stderr)
-                exit_code = code or 1
+                exit_code = code if code > 0 else 1  # killed by a signal: negative here
                 break
             time.sleep(POLL_SECONDS)
     finally:
