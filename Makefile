@@ -65,6 +65,7 @@ screenshots: install .env
 # Results and the machine they ran on: docs/benchmarks.md.
 bench: install .env
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/load.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/capacity.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/graph.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/batch_read.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/inbox.py

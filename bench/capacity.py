@@ -15,13 +15,14 @@ import http.client
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
 
 import psycopg
 import requests
-from common import setup_django
+from common import ROOT, setup_django
 from load import PHONE_NUMBER_ID, load, receipt, seed, send_body, start, stats, wait_until_up
 
 CLIENTS = 64
@@ -92,6 +93,7 @@ class Watch:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per scenario and latency")
+    parser.add_argument("--kirim-root", default=str(ROOT), help="the code to serve: another checkout, for a before")
     args = parser.parse_args()
     setup_django()
     from django.conf import settings
@@ -117,8 +119,10 @@ def main():
         "LOG_LEVEL": "WARNING",
     }
     stand_in = start([sys.executable, "-m", "fakemeta", "--port", str(stand_in_port)])
-    kirim = start([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"], env)
-    print(f"gunicorn as gunicorn.conf.py configures it (WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', 'default')}, "
+    kirim = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"],
+                             cwd=args.kirim_root, env={**os.environ, **env},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    print(f"{args.kirim_root}: gunicorn as gunicorn.conf.py configures it (WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', 'default')}, "
           f"GUNICORN_THREADS={os.environ.get('GUNICORN_THREADS', 'default')}); {CLIENTS} clients from a separate "
           f"process; {os.cpu_count()} cores; Meta-like latency {META_LIKE}", flush=True)  # fmt: skip
     auth = {"Authorization": f"Bearer {key}"}
