@@ -118,6 +118,14 @@ def test_the_thread_button_reads_the_conversation(reader, two_conversations, met
     assert "Marked 3 message(s) read in 1 conversation(s)" in bar(response)[0]
 
 
+@pytest.mark.parametrize("object_id", [999999, 2**63, 10**30])  # unknown, past bigint, far past it
+def test_the_button_for_a_conversation_that_does_not_exist_is_404(reader, two_conversations, meta, object_id):
+    response = reader.post(reverse("admin:inbox_conversation_mark_read", args=[object_id]))
+
+    assert response.status_code == 404
+    assert len(meta.calls) == 0
+
+
 def test_without_the_permission_there_is_no_action_and_the_button_is_403(viewer, two_conversations, meta):
     conversation = Conversation.objects.get(contact_wa_id="6281")
 
