@@ -1,9 +1,13 @@
 """API plumbing shared by every /v1/ view: envelopes, strict fields, health and JSON error handlers."""
 
+import threading
+from typing import ClassVar
+
 from django.db import connection
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
@@ -46,6 +50,23 @@ def health(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return envelope(request, {"status": "ok"})
+
+
+class SchemaView(SpectacularJSONAPIView):
+    """An OpenAPI document, built once per process and path. drf-spectacular's first build loads its
+    extensions lazily and is not thread-safe: concurrent first requests to a fresh worker answered
+    500. A document depends on the code alone, so one build under a lock serves every later request."""
+
+    build_lock = threading.Lock()
+    built: ClassVar[dict] = {}  # request path -> (schema, Content-Disposition)
+
+    def _get_schema_response(self, request):
+        with SchemaView.build_lock:
+            if request.path not in SchemaView.built:
+                response = super()._get_schema_response(request)
+                SchemaView.built[request.path] = (response.data, response["Content-Disposition"])
+        schema, disposition = SchemaView.built[request.path]
+        return Response(schema, headers={"Content-Disposition": disposition})
 
 
 @csrf_exempt  # no session, no cookie: a POST to an unknown URL is a JSON 404 like any other method

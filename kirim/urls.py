@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularRedocView
 from rest_framework.routers import SimpleRouter
 
 from inbox.api import AccountsView, MessageViewSet, MeView
@@ -12,7 +12,7 @@ from inbox.graph_api import (
     GraphTemplatesView,
 )
 from inbox.webhooks import whatsapp_webhook
-from kirim.api import bad_request, health, server_error, unknown_endpoint, unknown_graph_path
+from kirim.api import SchemaView, bad_request, health, server_error, unknown_endpoint, unknown_graph_path
 from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -70,11 +70,11 @@ def docs_page(schema_url_name, title):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/whatsapp", whatsapp_webhook, name="whatsapp-webhook"),
-    path("v1/openapi.json", SpectacularJSONAPIView.as_view(patterns=v1_api), name="openapi"),
+    path("v1/openapi.json", SchemaView.as_view(patterns=v1_api), name="openapi"),
     path("v1/docs", docs_page("openapi", title="Kirim API"), name="api-docs"),
     path(
         "v1/graph/openapi.json",
-        SpectacularJSONAPIView.as_view(patterns=graph_urls, custom_settings=GRAPH_SCHEMA_SETTINGS),
+        SchemaView.as_view(patterns=graph_urls, custom_settings=GRAPH_SCHEMA_SETTINGS),
         name="graph-openapi",
     ),
     path("v1/graph/docs", docs_page("graph-openapi", title=GRAPH_SCHEMA_SETTINGS["TITLE"]), name="graph-api-docs"),
