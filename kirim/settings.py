@@ -221,6 +221,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+LOGGING_CONFIG = "kirim.logs.configure"  # every record redacted: no body in any message or traceback
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,58 @@
+"""Logs never carry request bodies, tracebacks included.
+
+An exception's message may quote what it choked on: PostgreSQL quotes the JSON it refused, a
+UnicodeEncodeError the text, a ValueError the value. So every log record is redacted when it is
+made, whichever logger or handler it goes to (Django's, gunicorn's, a test's): an exception keeps
+its type and where it happened (file, line, function and that line of code; no local variables) and
+loses its message; an exception passed as a log argument is reduced to its type's name."""
+
+import logging
+import logging.config
+import traceback
+
+WITHHELD = "(message withheld from logs)"
+
+
+def configure(config):
+    """Django's LOGGING_CONFIG: the redacting record factory, then the LOGGING dict as usual."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "redacts", False):
+
+        def redacting_factory(*args, **kwargs):
+            return redact(factory(*args, **kwargs))
+
+        redacting_factory.redacts = True
+        logging.setLogRecordFactory(redacting_factory)
+    logging.config.dictConfig(config)
+
+
+def redact(record):
+    if record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = redacted_traceback(record.exc_info[1])
+        record.exc_info = None  # no handler may format the original
+    if isinstance(record.msg, BaseException):
+        record.msg = _name(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(_name(arg) if isinstance(arg, BaseException) else arg for arg in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {k: _name(v) if isinstance(v, BaseException) else v for k, v in record.args.items()}
+    return record
+
+
+def redacted_traceback(error, seen=None):
+    """Python's traceback of `error`, its causes and contexts included, without their messages."""
+    seen = seen if seen is not None else set()
+    seen.add(id(error))
+    parts = []
+    if error.__cause__ is not None and id(error.__cause__) not in seen:
+        parts += [redacted_traceback(error.__cause__, seen), "\nThe above exception was the direct cause of:\n"]
+    elif error.__context__ is not None and not error.__suppress_context__ and id(error.__context__) not in seen:
+        parts += [redacted_traceback(error.__context__, seen), "\nDuring handling of the above, another occurred:\n"]
+    frames = "".join(traceback.format_list(traceback.extract_tb(error.__traceback__)))
+    parts.append(f"Traceback (most recent call last):\n{frames}{_name(error)} {WITHHELD}")
+    return "\n".join(parts)
+
+
+def _name(error):
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
