@@ -76,7 +76,7 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
                 description="a send Meta may have received whose answer was lost: `unconfirmed` until its "
                 "status webhook; a retry with the same Idempotency-Key answers it as it stands",
             ),
-            **errors(400, 401, 404, 409, 415, 422, 429, 502),
+            **errors(400, 401, 404, 409, 413, 415, 422, 429, 502),
         },
     )
     def create(self, request, phone_number_id):

@@ -75,6 +75,11 @@ class MethodNotAllowed(ApiError):
     code = "method_not_allowed"
 
 
+class RequestTooLarge(ApiError):
+    status = 413
+    code = "request_too_large"
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"

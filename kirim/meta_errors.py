@@ -42,6 +42,7 @@ BY_KIRIM_CODE = {
     "missing_required_field": INVALID_PARAMETER,
     "invalid_field_value": INVALID_PARAMETER,
     "unsupported_media_type": INVALID_PARAMETER,
+    "request_too_large": MetaCode(100, "(#100) Invalid parameter", http_status=413),
     "method_not_allowed": MetaCode(100, "Unsupported request method", http_status=405, type="GraphMethodException"),
     "resource_not_found": NO_SUCH_OBJECT,
     ("resource_not_found", "message_id"): INVALID_MESSAGE_ID,

@@ -1,11 +1,18 @@
-"""Request ids on every response, and one structured log line per request."""
+"""Request ids on every response, one structured log line per request, and the gate that bodies
+pass before anything parses them."""
 
+import codecs
+import io
 import json
 import logging
 import re
 import time
 
+from django.conf import settings
+
+from kirim.errors import RequestTooLarge, UnsupportedMediaType, error_response
 from kirim.ids import new_public_id
+from kirim.meta_errors import GRAPH_PATH, meta_error_response
 from kirim.meta_graph import calls_made
 
 request_log = logging.getLogger("kirim.requests")
@@ -71,3 +78,81 @@ class RedactAccessToken(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(_redacted(arg) for arg in record.args)
         return True
+
+
+# The paths whose bodies pass the gate (the first that matches), the setting that holds their size
+# limit, and how their errors are answered. Another surface that takes bodies is one more line here.
+GATED_PATHS = (
+    (re.compile(GRAPH_PATH.pattern + r"[0-9]+/media$"), "MEDIA_MAX_BODY_BYTES", meta_error_response),
+    (GRAPH_PATH, "API_MAX_BODY_BYTES", meta_error_response),
+    (re.compile(r"^/v1/"), "API_MAX_BODY_BYTES", error_response),
+    (re.compile(r"^/webhooks/"), "WEBHOOK_MAX_BODY_BYTES", error_response),
+)
+
+
+def gate_for(path):
+    """(size limit, error renderer) for a body sent to `path`, or None for paths outside the gate."""
+    for pattern, setting, render in GATED_PATHS:
+        if pattern.match(path):
+            return getattr(settings, setting), render
+    return None
+
+
+class BodyGateMiddleware:
+    """Refuses a body before any view reads it: 413 over the path's size limit, 415 for a charset
+    other than UTF-8 (`charset=rot13` or `zlib` would otherwise reach the JSON decoder).
+
+    Django trusts Content-Length alone: without one (a chunked body) it reads nothing, and its own
+    DATA_UPLOAD_MAX_MEMORY_SIZE answers a bare 400. A chunked body that the server has de-chunked
+    (`wsgi.input_terminated`, as gunicorn does) is read here up to the limit and handed on whole."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        gate = gate_for(request.path)
+        if gate is not None:
+            limit, render = gate
+            error = self.refusal(request, limit)
+            if error is not None:
+                return render(request, error)
+        return self.get_response(request)
+
+    def refusal(self, request, limit):
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared:
+            size = _as_int(declared)
+        elif request.META.get("wsgi.input_terminated"):
+            size = _read_dechunked(request, limit)
+        else:
+            size = 0  # no body, as Django reads it
+        if size > limit:
+            return RequestTooLarge(f"The body is larger than the {limit} bytes this endpoint takes.")
+        charset = request.content_params.get("charset")
+        if size and charset is not None and not _is_utf8(charset):
+            return UnsupportedMediaType(f"Send the body as UTF-8 JSON; charset={charset[:40]} is not supported.")
+        return None
+
+
+def _read_dechunked(request, limit):
+    """Read a body that came without Content-Length, up to one byte past `limit`; hand on one within
+    it as if it had come with a Content-Length, which Django needs to read it at all. Its size."""
+    body = request.META["wsgi.input"].read(limit + 1)
+    if body and len(body) <= limit:
+        request._stream = io.BytesIO(body)
+        request.META["CONTENT_LENGTH"] = str(len(body))
+    return len(body)
+
+
+def _is_utf8(charset):
+    try:
+        return codecs.lookup(charset).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _as_int(value):
+    try:
+        return int(value)
+    except ValueError:
+        return 0  # as Django reads it: a body it will not read

@@ -1,37 +1,90 @@
-"""The one parser /v1/ accepts: JSON, strict (no NaN), with no NUL characters anywhere, since
-PostgreSQL can store none in text or JSON and Meta accepts none either."""
+"""JSON in: the one parser /v1/ accepts, and the checks any JSON Kirim takes in must pass.
 
-from rest_framework.parsers import JSONParser
+A body is UTF-8 JSON (RFC 8259), nested at most MAX_DEPTH levels (deeper input exhausts Python's
+recursion in the parser, the renderer or the database driver). Every value must be storable as
+PostgreSQL JSON and sendable to Meta: no NUL character, no lone UTF-16 surrogate (`"\\ud800"` parses
+to a str that cannot be encoded), no non-finite number (`1e999` parses to Infinity, as do the
+`NaN` and `Infinity` literals Python's json accepts). The size and the charset of a body are
+checked earlier, before anything is read (kirim.middleware.BodyGateMiddleware)."""
 
-from kirim.errors import InvalidField
+import json
+import math
+import re
+from dataclasses import dataclass
 
+from rest_framework.parsers import BaseParser
+
+from kirim.errors import InvalidField, InvalidRequest
+
+MAX_DEPTH = 64  # Meta's deepest bodies (templates, interactive messages) nest about 8 levels
 NUL = "\x00"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a parsed str holds surrogates only when unpaired
 
 
-def find_nul(value, path=""):
-    """The dotted path of the first string or key holding a NUL character, or None."""
+@dataclass(frozen=True)
+class Unstorable:
+    """Where a parsed JSON value cannot be stored, and why. `param` is dotted (`text.body`,
+    `template.components.0`); `body` for the top level or a bad key of it."""
+
+    param: str
+    problem: str
+    too_deep: bool = False
+
+
+def _string_problem(text):
+    if NUL in text:
+        return "contains a NUL character"
+    if LONE_SURROGATE.search(text):
+        return "contains a lone UTF-16 surrogate"
+    return None
+
+
+def find_unstorable(value, path="", depth=0):
+    """The first part of `value` (parsed JSON) that cannot be stored, or None."""
     if isinstance(value, str):
-        return (path or "body") if NUL in value else None
+        problem = _string_problem(value)
+        return Unstorable(path or "body", problem) if problem else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else Unstorable(path or "body", "is not a finite number")
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
         items = enumerate(value)
     else:
         return None
+    if depth >= MAX_DEPTH:
+        return Unstorable(path or "body", f"nests deeper than {MAX_DEPTH} levels", too_deep=True)
     for key, item in items:
-        here = f"{path}.{key}" if path else str(key)
-        if NUL in str(key):
-            return path or "body"
-        found = find_nul(item, here)
+        if isinstance(key, str):
+            problem = _string_problem(key)
+            if problem:
+                return Unstorable(path or "body", f"has a key that {problem}")
+        found = find_unstorable(item, f"{path}.{key}" if path else str(key), depth + 1)
         if found:
             return found
     return None
 
 
-class StrictJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        param = find_nul(data)
-        if param:
-            raise InvalidField(param, f"`{param}` contains a NUL character.")
+def parse_json(raw):
+    """`raw` bytes as JSON that Kirim can store, or an ApiError for the contract's envelope."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequest("The body is not UTF-8.", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequest(f"The body nests deeper than {MAX_DEPTH} levels.", code="invalid_json") from None
+    except ValueError:
+        raise InvalidRequest("The body is not valid JSON.", code="invalid_json") from None
+    unstorable = find_unstorable(data)
+    if unstorable is None:
         return data
+    if unstorable.too_deep:
+        raise InvalidRequest(f"The body nests deeper than {MAX_DEPTH} levels.", code="invalid_json")
+    raise InvalidField(unstorable.param, f"`{unstorable.param}` {unstorable.problem}.")
+
+
+class StrictJSONParser(BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return parse_json(stream.read())

@@ -40,6 +40,14 @@ WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # ra
 # Events with something not applied wait this long for an operator's `reprocess_webhooks`.
 WEBHOOK_FAILED_EVENTS_KEEP_DAYS = env.int("WEBHOOK_FAILED_EVENTS_KEEP_DAYS", default=90)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)  # Meta's sends are a few kB
+# Meta documents webhook payloads of up to 3 MB; 4 MiB fits that in either unit with room to spare.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# Media uploads on Meta's surface: Meta's largest media (documents, 100 MB) and the multipart around it.
+MEDIA_MAX_BODY_BYTES = env.int("MEDIA_MAX_BODY_BYTES", default=101 * 1024 * 1024)
+# Django's own cap (a bare 400) must never fire before BodyGateMiddleware's 413 on a JSON body.
+# (Uploaded files are not held to it: Django spools them to disk past FILE_UPLOAD_MAX_MEMORY_SIZE.)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, WEBHOOK_MAX_BODY_BYTES)
 
 # Events out (outbox/): webhook subscriptions and their deliveries.
 WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)  # development and tests only
@@ -86,6 +94,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
     "kirim.middleware.RequestLogMiddleware",
+    "kirim.middleware.BodyGateMiddleware",
     "inbox.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -99,3 +99,34 @@ def test_metas_shapes_match_their_schema_and_never_500(case, graph_inbox):
     for name in set(real) & set(case.path_parameters or {}):
         case.path_parameters[name] = real[name]
     case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance, negative_data_rejection])
+
+
+def operations_taking_bodies():
+    operations = (result.ok() for result in schema.get_all_operations())
+    return [operation for operation in operations if operation.get_request_payload_content_types()]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"headers": {}, "status": 413},  # with API_MAX_BODY_BYTES lowered below the body's size
+        {"headers": {"Content-Type": "application/json; charset=rot13"}, "status": 415},
+    ],
+    ids=["too-large", "charset"],
+)
+def test_bodies_refused_at_the_gate_match_the_schema(inbox, settings, refusal):
+    headers, phone_number = inbox
+    settings.API_MAX_BODY_BYTES = 100 if refusal["status"] == 413 else 1024 * 1024
+    operations = operations_taking_bodies()
+    assert operations
+    for operation in operations:
+        case = operation.Case(
+            path_parameters={"phone_number_id": phone_number.phone_number_id},
+            body={"messaging_product": "whatsapp", "padding": "x" * 200},
+            media_type="application/json",
+        )
+        response = case.call_and_validate(
+            headers={**headers, **refusal["headers"]},
+            excluded_checks=[positive_data_acceptance, negative_data_rejection],
+        )
+        assert response.status_code == refusal["status"]
