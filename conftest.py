@@ -22,6 +22,7 @@ from fakemeta import payloads
 from inbox.events import split_callback_data
 from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
+from inbox.ratelimit import auth_failures
 from inbox.services import conversations_touch
 
 STAFF_PASSWORD = "correct horse battery"
@@ -71,6 +72,12 @@ def as_the_client_sent_it(sent):
 
 def graph_messages_url(phone_number):
     return f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
+
+
+@pytest.fixture(autouse=True)
+def fresh_auth_failure_counts():
+    """Failed authentications are counted per process: each test starts with none."""
+    auth_failures.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from inbox.models import API_KEY_PREFIX, ApiKey
-from inbox.ratelimit import key_counting_request
-from kirim.errors import ExpiredApiKey, InvalidApiKey
+from inbox.ratelimit import auth_failures, key_counting_request
+from kirim.errors import ExpiredApiKey, InvalidApiKey, RateLimited
 
 # last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -23,18 +23,36 @@ class ApiKeyAuthentication(BaseAuthentication):
         return secret.strip() if scheme.lower() == "bearer" else ""
 
     def authenticate(self, request):
+        now = timezone.now()
         secret = self.secret_of(request)
+        retry_after = auth_failures.retry_after(request, now.timestamp())
+        if retry_after is not None and not auth_failures.is_known_good(secret):
+            raise RateLimited(
+                "Too many failed authentications from this address. Retry after the seconds in Retry-After.",
+                headers={"Retry-After": str(retry_after)},
+            )
+        try:
+            key = self.key_for(secret, now)
+        except InvalidApiKey:
+            auth_failures.failed(request, now.timestamp())
+            raise
+        auth_failures.succeeded(key)
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return key.org, key
+
+    @staticmethod
+    def key_for(secret, now):
+        """The active key with this secret, its request counted (inbox.ratelimit); else InvalidApiKey
+        or ExpiredApiKey, having written nothing."""
         if not secret.startswith(API_KEY_PREFIX):
             raise InvalidApiKey()
-        now = timezone.now()
         key = key_counting_request(secret, now)
         if key is None or key.revoked_at is not None:
             raise InvalidApiKey()
         if key.is_expired(now):
             raise ExpiredApiKey()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return key.org, key
+        return key
 
     def authenticate_header(self, request):
         return 'Bearer realm="kirim"'

@@ -423,6 +423,19 @@ class RateLimitWindow(models.Model):
         constraints = (models.UniqueConstraint(fields=("org", "minute"), name="rate_limit_window_unique"),)
 
 
+class AuthFailureWindow(models.Model):
+    """Failed API authentications from one client address in one minute, as added by every process in
+    batches (inbox.ratelimit.AuthFailures), so the throttle holds across hosts without a write per
+    failure. Unlogged on PostgreSQL (migration 0017), like RateLimitWindow."""
+
+    address = models.CharField(max_length=64, help_text="an IPv4 address, or an IPv6 /64 network")
+    minute = models.BigIntegerField(help_text="Unix time // 60")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("address", "minute"), name="auth_failure_window_unique"),)
+
+
 class EarlyStatus(models.Model):
     """A delivery status that arrived before its send's wamid was stored (Meta's webhook can beat
     our own write of Meta's answer). Applied, then deleted, when that wamid is stored."""

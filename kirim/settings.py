@@ -40,6 +40,8 @@ WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # ra
 # Events with something not applied wait this long for an operator's `reprocess_webhooks`.
 WEBHOOK_FAILED_EVENTS_KEEP_DAYS = env.int("WEBHOOK_FAILED_EVENTS_KEEP_DAYS", default=90)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
+AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=60)  # per client address
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)  # proxies appending to X-Forwarded-For
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)  # Meta's sends are a few kB
 # Meta documents webhook payloads of up to 3 MB; 4 MiB fits that in either unit with room to spare.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)

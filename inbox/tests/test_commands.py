@@ -105,7 +105,7 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
 
     from django.utils import timezone
 
-    from inbox.models import IdempotencyRecord, RateLimitWindow, WebhookEvent
+    from inbox.models import AuthFailureWindow, IdempotencyRecord, RateLimitWindow, WebhookEvent
     from inbox.ratelimit import WINDOW_SECONDS
 
     now = timezone.now()
@@ -114,6 +114,8 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     IdempotencyRecord.objects.create(org=org, key="live", request_digest="x", expires_at=now + timedelta(hours=1))
     RateLimitWindow.objects.create(org=org, minute=minute - 5, count=3)
     RateLimitWindow.objects.create(org=org, minute=minute, count=3)
+    AuthFailureWindow.objects.create(address="203.0.113.7", minute=minute - 5, count=10)
+    AuthFailureWindow.objects.create(address="203.0.113.7", minute=minute, count=10)
     old = WebhookEvent.objects.create(body="{}", processed_at=now)
     WebhookEvent.objects.filter(pk=old.pk).update(received_at=now - timedelta(days=31))
     WebhookEvent.objects.create(body="{}", processed_at=now)
@@ -121,12 +123,13 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     WebhookEvent.objects.filter(pk=unapplied.pk).update(received_at=now - timedelta(days=31))
 
     assert (
-        "Deleted 1 idempotency records, 1 rate-limit windows, 1 webhook events, 0 failed webhook events, "
-        "0 early statuses, 0 finished webhook deliveries (dead letters included), 0 events out. "
-        "1 failed webhook event(s) kept" in run("purge_expired")
+        "Deleted 1 idempotency records, 1 rate-limit windows, 1 failed-authentication windows, 1 webhook events, "
+        "0 failed webhook events, 0 early statuses, 0 finished webhook deliveries (dead letters included), "
+        "0 events out. 1 failed webhook event(s) kept" in run("purge_expired")
     )
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
     assert list(RateLimitWindow.objects.values_list("minute", flat=True)) == [minute]
+    assert list(AuthFailureWindow.objects.values_list("minute", flat=True)) == [minute]
     assert WebhookEvent.objects.count() == 2  # the recent one, and the old one never applied
 
 

@@ -11,7 +11,8 @@ import requests
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from conftest import postgres_only
-from inbox.models import Message, Status
+from inbox.models import AuthFailureWindow, Message, Status
+from inbox.ratelimit import AUTH_FAILURE_BATCH
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
 
@@ -83,6 +84,26 @@ def test_rate_limits_are_shared_across_server_processes(start_gunicorn, org, api
         assert response.json()["error"]["type"] == "rate_limit_error"
         assert 1 <= int(response.headers["Retry-After"]) <= 60
         assert int(response.headers["X-RateLimit-Reset"]) > time.time()
+
+
+def test_failed_authentications_are_throttled_across_server_processes(start_gunicorn):
+    """Two servers of two workers: four processes, each counting in memory and adding its failures
+    to the shared window a batch at a time. Counted per process alone, 4 x 20 would get through."""
+    servers = [start_gunicorn(workers=2, AUTH_FAILURES_PER_MINUTE="20") for _ in range(2)]
+    if time.time() % 60 > 45:  # keep the run inside one minute's window
+        time.sleep(61 - time.time() % 60)
+
+    statuses = [
+        requests.get(
+            f"{servers[n % 2]}/v1/me", headers={"Authorization": "Bearer kirim_live_" + "u" * 43}, timeout=10
+        ).status_code
+        for n in range(120)
+    ]
+
+    assert set(statuses) == {401, 429}
+    assert 20 <= statuses.count(401) <= 20 + 4 * AUTH_FAILURE_BATCH
+    assert statuses[-20:] == [429] * 20  # every process refuses the address by then
+    assert AuthFailureWindow.objects.get().count >= 20
 
 
 def end_every_other_session():

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from inbox.models import EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
+from inbox.models import AuthFailureWindow, EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
 from inbox.ratelimit import WINDOW_SECONDS
 from inbox.services import cut_off_sends_unconfirm, early_statuses_apply
 from outbox.delivery import ensure_sweeper
@@ -15,8 +15,8 @@ class Command(BaseCommand):
     help = (
         "Apply delivery statuses whose send has stored its wamid since they arrived, mark sends whose "
         "request died during Meta's call unconfirmed, then delete what "
-        "has served its time: idempotency records past 24 hours, rate-limit windows past "
-        "their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
+        "has served its time: idempotency records past 24 hours, rate-limit and failed-authentication "
+        "windows past their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
         "WEBHOOK_EVENTS_KEEP_DAYS, failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS, "
         "and finished webhook deliveries (dead letters too) with their events older than "
         "WEBHOOK_DELIVERIES_KEEP_DAYS; says how many failed webhook bodies are kept. Run it from "
@@ -33,6 +33,9 @@ class Command(BaseCommand):
         deleted = {
             "idempotency records": IdempotencyRecord.objects.filter(expires_at__lte=now).delete()[0],
             "rate-limit windows": RateLimitWindow.objects.filter(minute__lt=current_minute - 1).delete()[0],
+            "failed-authentication windows": AuthFailureWindow.objects.filter(minute__lt=current_minute - 1).delete()[
+                0
+            ],
             "webhook events": WebhookEvent.objects.filter(
                 processed_at__isnull=False,
                 error="",
