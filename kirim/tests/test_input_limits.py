@@ -176,3 +176,24 @@ def test_a_media_upload_has_metas_media_limit_not_the_apis(api, phone_number, se
 
     assert upload(4000).status_code != 413  # past the gate (and to a Meta that answers nothing)
     assert upload(6000).status_code == 413
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": 1e999}]}]}',
+        b'{"object": "whatsapp_business_account", "entry": [NaN, Infinity, "\\ud800"]}',
+        b'{"entry": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"entry": "\xff\xfe"}',
+    ],
+    ids=["1e999", "nan-and-surrogate", "nested-5000", "not-utf8"],
+)
+def test_a_signed_webhook_that_cannot_be_parsed_is_never_a_500(db, settings, raw):
+    from fakemeta import payloads
+
+    response = Client().post(
+        "/webhooks/whatsapp", raw, content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=payloads.sign(raw, settings.META_APP_SECRET),
+    )  # fmt: skip
+
+    assert response.status_code == 200
