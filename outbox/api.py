@@ -51,7 +51,7 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         request=SubscriptionInSerializer,
         responses={
             201: data_envelope_schema("SubscriptionCreated", SubscriptionWithSecretSerializer()),
-            **errors(400, 401, 415, 429),
+            **errors(400, 401, 413, 415, 429),
         },
     )
     def create(self, request):
@@ -88,7 +88,7 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         request=SubscriptionPatchSerializer,
         responses={
             200: data_envelope_schema("SubscriptionUpdated", SubscriptionSerializer()),
-            **errors(400, 401, 404, 415, 429),
+            **errors(400, 401, 404, 413, 415, 429),
         },
     )
     def partial_update(self, request, pk):
@@ -197,7 +197,7 @@ class WebhookDeliveryViewSet(viewsets.GenericViewSet):
         request=BulkReplaySerializer,
         responses={
             201: data_envelope_schema("DeliveriesReplayed", BulkReplayResultSerializer()),
-            **errors(400, 401, 415, 429),
+            **errors(400, 401, 413, 415, 429),
         },
     )
     @action(detail=False, methods=["post"], url_path="replay")
