@@ -24,7 +24,7 @@ def every_logged_text(records):
 def database_refuses_the_body(monkeypatch):
     """The send fails as PostgreSQL fails on a value it cannot store: quoting the value."""
 
-    def refuse(*, phone_number, body):
+    def refuse(*, phone_number, body, **other_arguments):
         try:
             raise ValueError(f"invalid input syntax for type json: {body['text']['body']}")
         except ValueError as cause:
