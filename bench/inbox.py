@@ -1,6 +1,7 @@
 """Admin inbox at scale: 1,000,000 messages over 10,000 conversations in PostgreSQL, beside a second org
 of 200,000 messages whose conversations interleave with them; prints the median time of the
-conversation list and of a conversation page as an agent of the first org (goal: under 200 ms each),
+conversation list (newest activity first), a conversation page, search across every message's text and
+the live answers an open inbox and thread poll, as an agent of the first org (goal: under 200 ms each),
 beside a superuser's (no org scope) as the baseline of the same run.
 
     DATABASE_URL=postgres://kirim:kirim@127.0.0.1:5432/kirim_bench .venv/bin/python bench/inbox.py [--refill]
@@ -8,6 +9,7 @@ beside a superuser's (no org scope) as the baseline of the same run.
 
 import argparse
 import random
+from urllib.parse import quote
 
 from common import fresh_org, setup_django, timed
 
@@ -44,7 +46,7 @@ def fill():
                    CASE WHEN g %% 3 = 0 THEN 'delivered' WHEN g > {messages * 99 // 100} THEN 'received' ELSE 'read' END,
                    '62812' || lpad((g %% {conversations})::text, 7, '0'), 'Contact ' || (g %% {conversations}),
                    'text', 'message number ' || g, '{{}}'::jsonb,
-                   now() - ({messages} - g) * interval '{seconds_apart} seconds' AS sent_at, now(), now(), ''
+                   now() - ({messages} - g) * interval '{seconds_apart} seconds' AS sent_at, now(), now(), '', '', ''
             FROM generate_series(1, {messages}) AS g"""
         )
         params += [slug, org.pk, numbers[0].pk, slug]
@@ -53,7 +55,7 @@ def fill():
             f"""
             INSERT INTO inbox_message (external_id, org_id, phone_number_id, wamid, direction, status,
                 contact_wa_id, contact_name, type, text, payload, timestamp, created_at, updated_at,
-                read_via)
+                read_via, contact_user_id, group_id)
             SELECT * FROM ({" UNION ALL ".join(selects)}) AS generated ORDER BY sent_at
             """,
             params,
@@ -61,9 +63,9 @@ def fill():
         cursor.execute(
             """
             INSERT INTO inbox_conversation (org_id, phone_number_id, contact_wa_id, contact_name,
-                last_message_at, last_message_text, last_direction)
+                last_message_at, last_message_text, last_direction, contact_user_id)
             SELECT DISTINCT ON (phone_number_id, contact_wa_id) org_id, phone_number_id, contact_wa_id,
-                   contact_name, timestamp, left(text, 200), direction
+                   contact_name, timestamp, left(text, 200), direction, ''
             FROM inbox_message WHERE org_id = ANY(%s)
             ORDER BY phone_number_id, contact_wa_id, timestamp DESC
             """,
@@ -81,9 +83,12 @@ def main():
 
     from django.contrib.auth.models import User
     from django.db import connection
+    from django.db.models import Subquery
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
 
+    from inbox.admin import live_cursor
     from inbox.members import member_add
     from inbox.models import Conversation, Message, Org, Role
 
@@ -98,12 +103,27 @@ def main():
         clients[user].force_login(user)
     conversations = list(Conversation.objects.filter(org__slug="bench").values_list("pk", flat=True))
 
+    # Live answers: 50 messages of each org changed "just now" (a fixed cursor, so every run sees them).
+    changed_at = timezone.now()
+    for slug in ("bench", "bench-other"):
+        touched = Message.objects.filter(org__slug=slug).order_by("?").values("pk")[:50]
+        Message.objects.filter(pk__in=Subquery(touched)).update(updated_at=changed_at)
+    since = quote(live_cursor(changed_at))
+
     pages = {
         "inbox list": lambda rng: "/admin/inbox/conversation/",
         "inbox list, unread only": lambda rng: "/admin/inbox/conversation/?unread=yes",
         "inbox list, page 50": lambda rng: "/admin/inbox/conversation/?p=50",
         "conversation page": lambda rng: f"/admin/inbox/conversation/{rng.choice(conversations)}/change/",
         "message list": lambda rng: "/admin/inbox/message/",
+        # Search reads every message's text: one message's words, and a contact's name.
+        "search, one message": lambda rng: "/admin/inbox/conversation/?q=number+777777",
+        "search, a contact's name": lambda rng: "/admin/inbox/conversation/?q=Contact+4242",
+        "live inbox, nothing new": lambda rng: (
+            f"/admin/inbox/conversation/live/?since={quote(live_cursor(timezone.now()))}"
+        ),
+        "live inbox, 50 changed": lambda rng: f"/admin/inbox/conversation/live/?since={since}",
+        "live thread": lambda rng: f"/admin/inbox/conversation/{rng.choice(conversations)}/live/?since={since}",
     }
     print(f"{Message.objects.count():,} messages, {Conversation.objects.count():,} conversations")
     print(
