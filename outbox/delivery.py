@@ -236,8 +236,9 @@ def _count_outcome(subscription_id, final, *, gone, now):
 
 
 def _hand_on(subscription_id):
-    """An attempt of this subscription ended: enqueue its next due delivery, which may have been
-    turned away while the subscription had its fill in flight."""
+    """An attempt of this subscription ended: enqueue its next due deliveries, as many as it may have
+    in flight, since others may have been turned away while it had its fill (a duplicate task finds
+    nothing to claim, so the queue never waits for the sweeper)."""
     now = timezone.now()
     waiting = (
         Delivery.objects.filter(
@@ -245,11 +246,10 @@ def _hand_on(subscription_id):
         )
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
         .order_by("next_attempt_at")
-        .values_list("pk", flat=True)
-        .first()
+        .values_list("pk", flat=True)[: settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION]
     )
-    if waiting is not None:
-        deliver.enqueue(waiting)
+    for delivery_id in waiting:
+        deliver.enqueue(delivery_id)
 
 
 # The sweeper: one chain of `sweep` tasks, each scheduling the next. The clock row's token says which
