@@ -43,6 +43,10 @@ class StatusUpdate:
     message_id: str | None = None  # Kirim's id of the send, from biz_opaque_callback_data
     callback_data: str | None = None  # the sender's own biz_opaque_callback_data, ours taken out
 
+    @property
+    def label(self):
+        return f"status {self.status!r} of {self.wamid}"
+
 
 # Every send carries Kirim's message id in `biz_opaque_callback_data`, which Meta echoes in its status
 # webhooks: a send whose answer was lost is matched back by it. A caller's own value follows ours.
@@ -69,10 +73,6 @@ def split_callback_data(value):
     if ours is None:
         return None, value
     return ours.group(1), ours.group(2) or None
-
-    @property
-    def label(self):
-        return f"status {self.status!r} of {self.wamid}"
 
 
 @dataclass
