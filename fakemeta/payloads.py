@@ -91,6 +91,7 @@ DEMO_TEMPLATES = (
         "language": "en_US",
         "status": "APPROVED",
         "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
         "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "New beans are in!"}],
     },
     {
@@ -99,6 +100,7 @@ DEMO_TEMPLATES = (
         "language": "en_US",
         "status": "PENDING",
         "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
         "components": [{"type": "BODY", "text": "Welcome!"}],
     },
 )

@@ -45,9 +45,8 @@ DEFAULT_ERROR = {
 }
 
 
-# Templates every WABA has on the stand-in: the demo's (payloads.DEMO_TEMPLATES), then enough more for
-# a second page at Meta's default limit of 25.
-TEMPLATES = [*payloads.DEMO_TEMPLATES] + [
+# Templates every WABA has on the stand-in: more than one page at Meta's default limit of 25.
+TEMPLATES = [
     {"name": f"template_{n}", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": str(9000 + n),
      "parameter_format": "POSITIONAL",
      "components": [{"type": "BODY", "text": f"Template {n}: {{{{1}}}}"}]}

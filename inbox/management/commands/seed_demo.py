@@ -91,7 +91,7 @@ class Command(BaseCommand):
         org = Org.objects.create(name="Demo Coffee", slug=DEMO_SLUG)
         number = self._number(org, DEMO_PHONE_NUMBER_ID, DEMO_DISPLAY_NUMBER, DEMO_WABA_ID)
         _, key = ApiKey.issue(org=org, name="demo")
-        templates_store(number, payloads.DEMO_TEMPLATES)  # the first of what the stand-in answers a sync
+        templates_store(number, payloads.DEMO_TEMPLATES)  # as if synced: the reply box has templates to offer
         newest_unread = self._conversations(number)
         other = self._number(Org.objects.create(name="Demo Books", slug=OTHER_SLUG), OTHER_PHONE_NUMBER_ID,
                              OTHER_DISPLAY_NUMBER, OTHER_WABA_ID)  # fmt: skip
