@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from conftest import as_the_client_sent_it
 from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.admin import POLL_SECONDS
@@ -71,8 +72,10 @@ def bubble_status(driver, external_id):
 
 
 def graph_calls(stand_in):
+    """What the stand-in received; a send's body as the reply gave it (Kirim's callback id taken out)."""
     with stand_in.state.lock:
-        return [r["body"] for r in stand_in.state.requests]
+        bodies = [r["body"] for r in stand_in.state.requests]
+    return [as_the_client_sent_it(body) if "type" in body else body for body in bodies]
 
 
 def test_a_text_reply_inside_the_window_shows_and_its_tick_turns_without_a_reload(
