@@ -4,11 +4,12 @@ Parsing is forgiving: whatever does not have the shape of an event is skipped an
 raised, because a well-signed payload is acknowledged whatever it holds."""
 
 import datetime
-import math
 import re
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+
+from kirim.parsers import find_unstorable
 
 
 @dataclass(frozen=True)
@@ -276,8 +277,13 @@ def unstorable_reason(item):
         for name, attribute, limit in SENDER_ID_LIMITS:
             if len(getattr(item, attribute)) > limit:
                 return f"{name} longer than {limit} characters"
-        return _unencodable(item.payload, "")
-    return _unencodable(item.errors, "errors") or _unencodable(item.status, "status")
+        return _unstorable(item.payload, "")
+    return _unstorable(item.errors, "errors") or _unstorable(item.status, "status")
+
+
+def _unstorable(value, path):
+    found = find_unstorable(value, path)
+    return f"{found.param}: {found.problem}" if found else None
 
 
 SENDER_ID_LIMITS = (
@@ -286,27 +292,3 @@ SENDER_ID_LIMITS = (
     ("system.user_id", "new_user_id", USER_ID_LENGTH),
     ("group_id", "group_id", GROUP_ID_LENGTH),
 )
-
-
-def _unencodable(value, path):
-    """The path of the first value JSON or UTF-8 cannot carry, and what is wrong with it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path or 'value'}: a number out of range ({value})"
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return f"{path or 'value'}: a lone UTF-16 surrogate"
-        return None
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, child in items:
-        child_path = f"{path}.{key}" if path else str(key)
-        reason = _unencodable(key, child_path) if isinstance(key, str) else None
-        if reason := reason or _unencodable(child, child_path):
-            return reason
-    return None

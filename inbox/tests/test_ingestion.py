@@ -42,13 +42,13 @@ BAD_ITEMS = {
              "location": {"latitude": "__INF__", "longitude": 1}}
         ).replace('"__INF__"', "1e999"),
         "message wamid.BAD",
-        "location.latitude: a number out of range",
+        "location.latitude: is not a finite number",
     ),
     # json.dumps escapes it as \ud800: a lone UTF-16 surrogate, which UTF-8 cannot encode.
     "lone-surrogate": (
         signed_body_with(payloads.text_message("wamid.BAD", "628129", "hi \ud800 there")),
         "message wamid.BAD",
-        "text.body: a lone UTF-16 surrogate",
+        "text.body: contains a lone UTF-16 surrogate",
     ),
     "long-phone-number-id": (
         signed_body_with(bad_status_change={
