@@ -4,7 +4,11 @@ their public source, cited per test:
 - Chatwoot: app/services/whatsapp/providers/whatsapp_cloud_service.rb (sends, templates; base URL from
   WHATSAPP_CLOUD_BASE_URL) and app/services/whatsapp/incoming_message_whatsapp_cloud_service.rb (media);
 - Evolution API: src/api/integrations/channel/meta/whatsapp.business.service.ts (WA_BUSINESS_URL and
-  WA_BUSINESS_VERSION) and src/api/services/template.service.ts."""
+  WA_BUSINESS_VERSION) and src/api/services/template.service.ts.
+Checked against those files as published: chatwoot/chatwoot at 0018330e (sends with `context: nil` as
+null, templates at v14.0 with ?access_token= following paging.next, media_url at v13.0) and
+EvolutionAPI/evolution-api at 00e191ff (post() to `${URL}/${VERSION}/${number}/${params}` with a Bearer
+header, returning `e.response?.data?.error`; media by id, then its url with the same Bearer)."""
 
 import pytest
 import requests
