@@ -4,19 +4,21 @@ that do not exist. Everything of BRAVO's is named "BRAVO…", so a page that lea
 
 import pytest
 from django.contrib import admin
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conftest import logged_in
 from inbox.admin_scope import OrgScopedAdmin, org_path_of
-from inbox.members import member_add
+from inbox.members import member_add, memberships_remove
 from inbox.models import (
     ApiKey,
     Conversation,
     Direction,
+    Membership,
     Message,
     MessageTemplate,
     Org,
@@ -221,3 +223,18 @@ def test_roles_see_what_their_role_allows_in_each_org(world, make_member):
     assert staff.get(url(PhoneNumber, "change", PhoneNumber.objects.get(org=world["ALPHA"]).pk)).status_code == 404
     listed = staff.get(reverse("admin:inbox_conversation_changelist")).context["cl"].result_list
     assert {c.org for c in listed} == {world["ALPHA"], world["BRAVO"]}
+
+
+def test_recent_actions_never_name_an_org_the_user_has_left(world, make_member):
+    agent = make_member(world["ALPHA"], Role.MANAGER, "mover")
+    member_add(org=world["BRAVO"], username="mover", role=Role.MANAGER)
+    bravo_key = ApiKey.objects.get(org=world["BRAVO"])
+    LogEntry.objects.create(user=agent, content_type=ContentType.objects.get_for_model(ApiKey),
+                            object_id=str(bravo_key.pk), object_repr=str(bravo_key), action_flag=CHANGE)  # fmt: skip
+    memberships_remove(list(Membership.objects.filter(user=agent, org=world["BRAVO"]).select_related("user")))
+
+    index = logged_in(agent).get(reverse("admin:index")).content.decode()
+
+    assert "BRAVO" not in index and "Recent actions" not in index
+    operator_index = logged_in(User.objects.get(username="operator")).get(reverse("admin:index")).content.decode()
+    assert "Recent actions" in operator_index  # operators keep the list
