@@ -5,6 +5,7 @@ import importlib
 import itertools
 import json
 import shutil
+import socket
 import tempfile
 import threading
 from datetime import timedelta
@@ -28,6 +29,13 @@ from inbox.services import conversations_touch
 STAFF_PASSWORD = "correct horse battery"
 ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+
+
+def free_port():
+    """A loopback port nothing listens on, for servers the tests start."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def fire_at_once(count, request):

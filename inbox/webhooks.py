@@ -4,8 +4,6 @@ Flow: verify the signature over the raw body (constant time) -> keep the raw bod
 200. A bad signature is a security event: logged and rejected. A well-signed payload we cannot use is
 still acknowledged, or Meta would retry it forever; a database outage is a 5xx, so Meta retries."""
 
-import hashlib
-import hmac
 import logging
 
 from django.conf import settings
@@ -15,13 +13,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from inbox.services import webhook_receive
+from kirim.webhook_signing import meta_signature
 
 logger = logging.getLogger("kirim.webhooks")
 
 
 def signature_is_valid(raw_body, header):
-    expected = "sha256=" + hmac.new(settings.META_APP_SECRET.encode(), raw_body, hashlib.sha256).hexdigest()
-    return constant_time_compare(header, expected)
+    return constant_time_compare(header, meta_signature(settings.META_APP_SECRET, raw_body))
 
 
 @csrf_exempt

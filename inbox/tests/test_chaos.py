@@ -14,7 +14,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import free_port
 from fakemeta import payloads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +38,6 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("KIRIM_CHAOS"), reason="chaos test: set KIRIM_CHAOS=1 (CI does)"),
     pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason=f"needs PostgreSQL's server binaries in {PG_BIN}"),
 ]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Cluster:

@@ -2,7 +2,6 @@
 database, and the Meta stand-in in a thread."""
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -13,14 +12,9 @@ import pytest
 import requests
 from django.conf import settings
 
+from conftest import free_port
 from fakemeta.server import make_server
 from kirim.dburl import database_url
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

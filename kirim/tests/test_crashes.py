@@ -11,9 +11,9 @@ import time
 import pytest
 import requests
 
-from conftest import postgres_only
+from conftest import free_port, postgres_only
 from inbox.models import Message, Status
-from kirim.tests.conftest import free_port, running_stand_in
+from kirim.tests.conftest import running_stand_in
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
 

@@ -17,6 +17,8 @@ import pytest
 import requests
 from django.conf import settings
 
+from conftest import free_port
+
 REPO = Path(settings.BASE_DIR)
 IN_CI = bool(os.environ.get("CI"))
 START_SECONDS = 120  # install is done, so: migrate, seed, start two servers; CI's machine is shared
@@ -26,12 +28,6 @@ def require(tool):
     if shutil.which(tool) is None:
         reason = f"`make run` tests need {tool} on PATH"
         pytest.fail(reason) if IN_CI else pytest.skip(reason)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_is_free(port):
