@@ -6,12 +6,14 @@ separate server processes."""
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 import requests
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from conftest import postgres_only
-from inbox.models import AuthFailureWindow, Message, Status
+from inbox.models import ApiKey, AuthFailureWindow, Message, Status
+from kirim.dburl import database_url
 from inbox.ratelimit import AUTH_FAILURE_BATCH
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
@@ -145,3 +147,48 @@ def test_the_health_check_sees_a_closed_connection_without_a_query():
         assert not kept.is_usable()
     finally:
         kept.close()
+
+
+def test_health_answers_while_every_pooled_connection_is_busy_and_still_checks_the_database(
+    start_gunicorn, api_key_secret
+):
+    """One worker with a one-connection pool, that connection held by a request waiting on a lock. A
+    connection back in good order within the last second shows the database answering: /v1/health
+    answers from that at once instead of queueing for the connection. Once that is older, it queues
+    for the connection like any query."""
+    url = start_gunicorn(workers=1, DB_POOL_SIZE="1", GUNICORN_THREADS="4")
+
+    def me():
+        return requests.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {api_key_secret}"}, timeout=30)
+
+    def health(timeout):
+        return requests.get(f"{url}/v1/health", timeout=timeout)
+
+    with psycopg.connect(database_url(connection.settings_dict)) as locker, ThreadPoolExecutor(2) as pool:
+        assert me().status_code == 200  # the pooled connection back in good order: the evidence
+        locker.execute(f"LOCK TABLE {ApiKey._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        waiting = pool.submit(me)
+        wait_for_a_session_waiting_on_a_lock(locker)
+
+        started = time.monotonic()
+        assert [health(timeout=0.5).status_code for _ in range(3)] == [200] * 3
+        assert time.monotonic() - started < 1
+
+        time.sleep(1)  # the evidence is stale now: the health check asks the database, behind `waiting`
+        queued = pool.submit(health, timeout=30)
+        time.sleep(0.5)
+        assert not queued.done()
+        locker.rollback()  # the lock released, both answer
+        assert (waiting.result().status_code, queued.result().status_code) == (200, 200)
+
+
+def wait_for_a_session_waiting_on_a_lock(observer):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (waiting,) = observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("no session started waiting on the lock")
