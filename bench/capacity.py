@@ -108,7 +108,10 @@ def main():
     _, _, key = seed(unread_count=2 * args.requests, outbound_count=0)
     database = connection.settings_dict["NAME"]
     dsn = database_url(connection.settings_dict)
-    connection.close()  # only Kirim's sessions are counted from here on
+    # Only Kirim's sessions are counted from here on: the seeding connection back to this process's
+    # pool, and the pool closed.
+    connection.close()
+    connection.close_pool()
     env = {
         "DATABASE_URL": dsn,
         "META_GRAPH_URL": settings.META_GRAPH_URL,
