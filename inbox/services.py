@@ -305,25 +305,26 @@ class _InboundInOneStatement:
 
     @cached_property
     def _columns(self):
-        """Message's columns given as arrays: all but the primary key and the two the number gives."""
+        """Message's columns given per row: all but the primary key and the two the number gives."""
         return [f for f in Message._meta.concrete_fields if not f.primary_key and f.name not in ("org", "phone_number")]
 
     @cached_property
     def _sql(self):
+        """Under psycopg's limit for caching a statement's conversion (MAX_CACHED_STATEMENT_LENGTH,
+        4096 characters; a test holds it there): past it, the conversion is redone on every webhook."""
         quote = connection.ops.quote_name
         message, number, conversation, event, subscription = (
             quote(model._meta.db_table)
             for model in (Message, PhoneNumber, Conversation, WebhookEvent, WebhookSubscription)
         )
-        arrays = ", ".join([f"%s::{f.db_type(connection)}[]" for f in self._columns] + ["%s::text[]"] * 4)
-        names = ", ".join([quote(f.column) for f in self._columns] + list(self.EXTRA))
+        typed = ", ".join([f"{quote(f.column)} {f.db_type(connection)}" for f in self._columns]
+                          + [f"{name} text" for name in self.EXTRA])  # fmt: skip
         given = {"contact_wa_id": "contact_key", "org_id": "number_org", "phone_number_id": "number_pk"}
         inserted_columns = [f.column for f in Message._meta.concrete_fields if not f.primary_key]
         values = ", ".join(given.get(column, quote(column)) for column in inserted_columns)
-        # One line: psycopg caches a statement's conversion only under 4096 characters.
         return " ".join(
             f"""
-            WITH incoming AS (SELECT * FROM unnest({arrays}) AS i({names})),
+            WITH incoming AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS i({typed})),
             subscribed AS (
                 SELECT EXISTS (SELECT 1 FROM {subscription} s JOIN {number} n ON n.org_id = s.org_id
                                WHERE s.enabled AND n.phone_number_id IN (SELECT meta_number FROM incoming)) AS yes
@@ -344,14 +345,14 @@ class _InboundInOneStatement:
                 RETURNING "wamid", "org_id", "phone_number_id", "contact_wa_id", "timestamp", "text"
             ),
             touched AS (
-                INSERT INTO {conversation} (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
-                                            last_message_at, last_message_text, last_direction)
+                INSERT INTO {conversation} AS c (org_id, phone_number_id, contact_wa_id, contact_user_id,
+                                                 contact_name, last_message_at, last_message_text, last_direction)
                 SELECT DISTINCT ON (m.phone_number_id, m.contact_wa_id)
                        m.org_id, m.phone_number_id, m.contact_wa_id, n.conversation_user_id, n.conversation_name,
                        m.timestamp, left(m.text, 200), %s
                 FROM inserted m JOIN numbered n ON n.wamid = m.wamid
                 ORDER BY m.phone_number_id, m.contact_wa_id, m.timestamp DESC
-                {_conversation_upsert(conversation)}
+                {CONVERSATION_UPSERT}
             ),
             kept AS (
                 INSERT INTO {event} (received_at, body, processed_at, error, failed_items, attempts)
@@ -374,11 +375,14 @@ class _InboundInOneStatement:
                           payload=m.payload, timestamp=m.timestamp)  # fmt: skip
             user_id, name = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
             extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, user_id, name)
-            rows.append([*(self._value(f, row) for f in self._columns), *extra])
+            # A key left out is NULL; a JSON null would be stored as jsonb's 'null' in a JSON column.
+            values = {f.column: self._value(f, row) for f in self._columns}
+            rows.append({column: value for column, value in values.items() if value is not None}
+                        | dict(zip(self.EXTRA, extra, strict=True)))  # fmt: skip
         now = timezone.now()
         summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
-        params = [list(column) for column in zip(*rows)]
-        params += [Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
+        # All rows as one JSON document: one parameter to adapt, where an array per column took 26.
+        params = [json.dumps(rows, default=str), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
         if failed:
             logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
@@ -393,10 +397,9 @@ class _InboundInOneStatement:
 
     @staticmethod
     def _value(field, row):
+        """The field's value as the JSON document carries it (datetimes and UUIDs become text)."""
         value = field.pre_save(row, True)
-        if isinstance(field, JSONField):
-            return None if value is None else json.dumps(value)
-        return field.get_db_prep_save(value, connection)
+        return value if isinstance(field, JSONField) else field.get_db_prep_save(value, connection)
 
 
 INBOUND_IN_ONE_STATEMENT = _InboundInOneStatement()
@@ -626,22 +629,19 @@ def _outbound(updates):
     return Message.objects.filter(on_their_numbers, direction=Direction.OUTBOUND)
 
 
-def _conversation_upsert(table):
-    """The ON CONFLICT clause of a conversation's upsert: activity and preview move forward only; the
-    contact's user id and name come from the newest message that has them."""
-    newer = f"excluded.last_message_at >= {table}.last_message_at"
-    return f"""
-        ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
-            contact_user_id = CASE WHEN excluded.contact_user_id <> ''
-                                        AND ({newer} OR {table}.contact_user_id = '')
-                                   THEN excluded.contact_user_id ELSE {table}.contact_user_id END,
-            contact_name = CASE WHEN excluded.contact_name <> '' AND {newer}
-                                THEN excluded.contact_name ELSE {table}.contact_name END,
-            last_message_at = CASE WHEN {newer} THEN excluded.last_message_at ELSE {table}.last_message_at END,
-            last_message_text = CASE WHEN {newer} THEN excluded.last_message_text
-                                     ELSE {table}.last_message_text END,
-            last_direction = CASE WHEN {newer} THEN excluded.last_direction ELSE {table}.last_direction END
-    """
+# The ON CONFLICT clause of a conversation's upsert, the table named `c`: activity and preview move
+# forward only; the contact's user id and name come from the newest message that has them.
+_NEWER = "excluded.last_message_at >= c.last_message_at"
+CONVERSATION_UPSERT = f"""
+    ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
+        contact_user_id = CASE WHEN excluded.contact_user_id <> '' AND ({_NEWER} OR c.contact_user_id = '')
+                               THEN excluded.contact_user_id ELSE c.contact_user_id END,
+        contact_name = CASE WHEN excluded.contact_name <> '' AND {_NEWER}
+                            THEN excluded.contact_name ELSE c.contact_name END,
+        last_message_at = CASE WHEN {_NEWER} THEN excluded.last_message_at ELSE c.last_message_at END,
+        last_message_text = CASE WHEN {_NEWER} THEN excluded.last_message_text ELSE c.last_message_text END,
+        last_direction = CASE WHEN {_NEWER} THEN excluded.last_direction ELSE c.last_direction END
+"""
 
 
 def conversations_touch(messages):
@@ -658,10 +658,10 @@ def conversations_touch(messages):
         return
     table = connection.ops.quote_name(Conversation._meta.db_table)
     sql = f"""
-        INSERT INTO {table} (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
-                             last_message_at, last_message_text, last_direction)
+        INSERT INTO {table} AS c (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
+                                  last_message_at, last_message_text, last_direction)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-        {_conversation_upsert(table)}
+        {CONVERSATION_UPSERT}
     """
     params = []
     for m in newest.values():

@@ -269,3 +269,28 @@ def test_one_inbound_message_costs_one_statement_on_postgresql(phone_number, del
     assert [next(w for w in query["sql"].split() if w.isalpha()) for query in queries.captured_queries] == expected
     assert Message.objects.count() == 1 and Conversation.objects.count() == 1
     assert WebhookEvent.objects.get().processed_at is not None
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's one statement")
+def test_the_one_statement_keeps_psycopgs_cached_conversion_and_the_rows_of_the_steps(phone_number, deliver):
+    """Past MAX_CACHED_STATEMENT_LENGTH psycopg converts the statement anew for every webhook (a new
+    column once took it to 4178 characters unnoticed). The rows travel as JSON: a value left out is
+    NULL, never JSON's null in a JSON column, and times keep their microseconds."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from inbox.services import INBOUND_IN_ONE_STATEMENT
+
+    assert len(INBOUND_IN_ONE_STATEMENT._sql) <= MAX_CACHED_STATEMENT_LENGTH
+
+    (message,) = good_messages(1)
+    message["timestamp"] = "1764213000"
+    deliver(payloads.webhook(PHONE_NUMBER_ID, messages=[message]))
+    stored = Message.objects.get()
+    assert (stored.error, stored.read_at, stored.claim_token, stored.read_by_key_id) == (None, None, None, None)
+    assert Message.objects.filter(error__isnull=True).count() == 1  # SQL NULL, not the JSON value null
+    assert stored.payload == message
+    assert stored.timestamp.timestamp() == 1764213000
+    assert stored.created_at <= stored.updated_at <= timezone.now()
+    # to the microsecond: cut to milliseconds (as Django's JSON encoder does) both would end in 000
+    assert (stored.created_at.microsecond % 1000, stored.updated_at.microsecond % 1000) != (0, 0)
+    assert stored.external_id.startswith("msg_") and stored.direction == Direction.INBOUND
