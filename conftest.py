@@ -2,6 +2,7 @@
 
 import contextlib
 import importlib
+import io
 import itertools
 import json
 import shutil
@@ -9,12 +10,14 @@ import socket
 import tempfile
 import threading
 from datetime import timedelta
+from typing import NamedTuple
 
 import pytest
 import responses
 from django.apps import apps as django_apps
 from django.conf import settings
-from django.db import connection
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -25,6 +28,7 @@ from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.ratelimit import auth_failures
 from inbox.services import conversations_touch
+from kirim.wsgi import application  # imported now: django.setup() configures logging anew (caplog's handler)
 
 STAFF_PASSWORD = "correct horse battery"
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -199,20 +203,63 @@ def make_message():
 WEBHOOK_URL = "/webhooks/whatsapp"
 
 
+@contextlib.contextmanager
+def connections_kept_open():
+    """Like Django's test client: a request through the WSGI application must not close the
+    connection the test's transaction lives on as it starts or finishes."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+class WsgiResponse(NamedTuple):
+    status_code: int
+    headers: dict
+    content: bytes
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def wsgi_call(method, path, body=b"", content_type="application/json", headers=None):
+    """A request through kirim.wsgi.application as gunicorn makes it: production's dispatch and
+    middleware chains, which Django's test client (a handler of its own) does not take."""
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": content_type,
+        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in (headers or {}).items()},
+    }  # fmt: skip
+    started = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        started["status"], started["headers"] = int(status.split()[0]), dict(response_headers)
+
+    result = application(environ, start_response)
+    try:
+        content = b"".join(result)
+    finally:
+        result.close()  # as a server does: Django's request_finished
+    return WsgiResponse(started["status"], started["headers"], content)
+
+
 @pytest.fixture
 def deliver(settings):
-    """Post a webhook signed as Meta signs it: `payload` as JSON, or the `raw` bytes as they are."""
+    """Post a webhook signed as Meta signs it, `payload` as JSON or the `raw` bytes as they are,
+    through the WSGI application as production serves it."""
 
     def post(payload, *, secret=None, raw=None):
         body = raw if raw is not None else json.dumps(payload).encode()
-        return Client(raise_request_exception=False).post(
-            WEBHOOK_URL,
-            body,
-            content_type="application/json",
-            HTTP_X_HUB_SIGNATURE_256=payloads.sign(body, secret or settings.META_APP_SECRET),
-        )
+        signature = payloads.sign(body, secret or settings.META_APP_SECRET)
+        return wsgi_call("POST", WEBHOOK_URL, body, headers={"X-Hub-Signature-256": signature})
 
-    return post
+    with connections_kept_open():
+        yield post
 
 
 @pytest.fixture

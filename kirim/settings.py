@@ -108,6 +108,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Meta's webhooks (/webhooks/) pass these alone (kirim/wsgi.py): ids, the request log, the body gate
+# and HTTPS. The rest of MIDDLEWARE serves people's browsers and the API's rate limits.
+WEBHOOK_MIDDLEWARE = [
+    "kirim.middleware.RequestIdMiddleware",
+    "kirim.middleware.RequestLogMiddleware",
+    "kirim.middleware.BodyGateMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+]
+
 ROOT_URLCONF = "kirim.urls"
 WSGI_APPLICATION = "kirim.wsgi.application"
 

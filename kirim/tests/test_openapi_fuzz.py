@@ -6,12 +6,10 @@ import json
 import pytest
 import schemathesis
 from django.conf import settings as django_settings
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from conftest import graph_messages_url
+from conftest import connections_kept_open, graph_messages_url
 from fakemeta.server import new_wamid
 from kirim.wsgi import application
 
@@ -27,13 +25,8 @@ def meta_answer(request):
 
 @pytest.fixture(autouse=True)
 def keep_the_test_connection_open():
-    """Like Django's test client: the WSGI app must not close the connection the test's transaction
-    lives on when a request finishes."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    with connections_kept_open():
+        yield
 
 
 @pytest.fixture
