@@ -42,6 +42,8 @@ class RequestLogMiddleware:
         started = time.monotonic()
         calls_made.start()
         response = self.get_response(request)
+        if not request_log.isEnabledFor(logging.INFO):
+            return response
         meta_calls, meta_ms = calls_made.summary()
         match = getattr(request, "resolver_match", None)
         user = getattr(request, "user", None)
