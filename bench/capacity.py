@@ -73,7 +73,8 @@ class Watch:
             while not self.stop.wait(0.02):
                 total, idle_in_transaction = conn.execute(
                     "SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%%') "
-                    "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",  # not the sampler's own
+                    # Connections only: autovacuum's workers are listed under the database too.
+                    "FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
                     [self.database],
                 ).fetchone()
                 self.sessions.append(total)
