@@ -14,6 +14,11 @@ bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# A worker takes no more connections than it has threads. Kept-alive connections spread unevenly
+# over the workers: one holding more than its threads queued requests (/v1/health among them, 86-171
+# ms at p50 in bench/capacity.py) while another had threads free. Past the cap a connection waits in
+# the listen backlog for whichever worker has room.
+worker_connections = threads
 # Longer than a Meta call with its retries (META_RETRY_BUDGET), so gunicorn never kills one midway.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
