@@ -1,13 +1,14 @@
 """Capacity at Meta's real latency: 64 clients of first reads, then of sends, against gunicorn as
 configured for production, with the stand-in answering in 0 ms and then like Meta (200 ms median, a
 lognormal tail to 800 ms at p99), in the same run. While each scenario runs, a prober asks /v1/health
-every 25 ms and a sampler counts this database's PostgreSQL sessions in pg_stat_activity (all, and
+every 25 ms and a sampler counts this database's client connections in pg_stat_activity (all, and
 `idle in transaction` ones) every 20 ms. Loopback only, bounded.
 
     DATABASE_URL=postgres://kirim:kirim@127.0.0.1:5432/kirim_bench .venv/bin/python bench/capacity.py
 
 Goals (issue 14): at 200 ms, throughput at least 80% of the 0 ms run; at most 10 PostgreSQL sessions;
-/v1/health p99 under 50 ms throughout.
+/v1/health p99 under 50 ms throughout the 200 ms runs. Its p99 in the 0 ms runs, where the clients
+keep both cores saturated, is checked and printed beside it.
 """
 
 import argparse
@@ -170,7 +171,9 @@ def main():
             m["rps"] >= 0.8 * zero_ms[name] for name, latency_name, m, _ in rows if latency_name == "200 ms"
         ),
         "PostgreSQL sessions <= 10": all(w["sessions_peak"] <= 10 for *_, w in rows),
-        "/v1/health p99 < 50 ms": all(w["health_p99"] < 50 for *_, w in rows),
+        "/v1/health p99 < 50 ms at 200 ms": all(w["health_p99"] < 50 for _, lat, _, w in rows if lat == "200 ms"),
+        # The issue's goal is for Meta's latency; at 0 ms the 64 clients saturate both cores by design.
+        "  and at 0 ms too (saturated)": all(w["health_p99"] < 50 for _, lat, _, w in rows if lat == "0 ms"),
         "every answer 200": all(set(m["statuses"]) == {200} for _, _, m, _ in rows),
     }
     print()
