@@ -13,8 +13,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from conftest import postgres_only
 from inbox.models import ApiKey, AuthFailureWindow, Message, Status
-from kirim.dburl import database_url
 from inbox.ratelimit import AUTH_FAILURE_BATCH
+from kirim.dburl import database_url
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,6 @@ from fakemeta import payloads
 from inbox.models import Message
 
 
-
 @pytest.fixture(autouse=True)
 def keep_the_test_connection_open():
     with connections_kept_open():
@@ -29,7 +28,11 @@ def test_a_webhook_takes_the_short_chain_and_keeps_ids_log_and_body_gate(phone_n
     assert response.headers["X-Request-Id"].startswith("req_")
     assert "X-Frame-Options" not in response.headers  # clickjacking, sessions, CSRF... not on this chain
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kirim.requests"]
-    assert (line["request_id"], line["route"], line["status"]) == (response.headers["X-Request-Id"], "webhooks/whatsapp", 200)
+    assert (line["request_id"], line["route"], line["status"]) == (
+        response.headers["X-Request-Id"],
+        "webhooks/whatsapp",
+        200,
+    )
 
     too_big = b"{" + b" " * settings.WEBHOOK_MAX_BODY_BYTES + b"}"
     refused = wsgi_call("POST", WEBHOOK_URL, too_big)
