@@ -4,17 +4,10 @@ empties the table, which only forgets the current minute's counts."""
 
 from django.db import migrations
 
-
-def set_logged(logged):
-    def change(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            table = schema_editor.quote_name(apps.get_model("inbox", "RateLimitWindow")._meta.db_table)
-            schema_editor.execute(f"ALTER TABLE {table} SET {'LOGGED' if logged else 'UNLOGGED'}")
-
-    return change
+from kirim.migration_steps import unlogged
 
 
 class Migration(migrations.Migration):
     dependencies = [("inbox", "0007_early_statuses")]
 
-    operations = [migrations.RunPython(set_logged(False), set_logged(True))]
+    operations = [unlogged("inbox", "RateLimitWindow")]

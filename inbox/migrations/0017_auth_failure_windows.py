@@ -3,14 +3,7 @@ windows (0008): a count need not survive a crash, and skipping the write-ahead l
 
 from django.db import migrations, models
 
-
-def set_logged(logged):
-    def change(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            table = schema_editor.quote_name(apps.get_model("inbox", "AuthFailureWindow")._meta.db_table)
-            schema_editor.execute(f"ALTER TABLE {table} SET {'LOGGED' if logged else 'UNLOGGED'}")
-
-    return change
+from kirim.migration_steps import unlogged
 
 
 class Migration(migrations.Migration):
@@ -32,5 +25,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('address', 'minute'), name='auth_failure_window_unique')],
             },
         ),
-        migrations.RunPython(set_logged(False), set_logged(True)),
+        unlogged("inbox", "AuthFailureWindow"),
     ]

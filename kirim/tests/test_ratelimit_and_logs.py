@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from conftest import postgres_only
-from inbox.models import ApiKey, RateLimitWindow
+from inbox.models import ApiKey, AuthFailureWindow, RateLimitWindow
 
 
 def test_headers_count_down_and_the_limit_answers_429(api, org, settings):
@@ -87,6 +87,8 @@ def test_rate_limit_windows_skip_the_write_ahead_log_on_postgresql(db):
     with connection.cursor() as cursor:
         cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = %s", [RateLimitWindow._meta.db_table])
         assert cursor.fetchone() == ("u",)  # unlogged
+        cursor.execute("SELECT relpersistence FROM pg_class WHERE relname = %s", [AuthFailureWindow._meta.db_table])
+        assert cursor.fetchone() == ("u",)
 
 
 def test_the_development_servers_request_line_never_shows_an_access_token():
