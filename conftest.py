@@ -203,17 +203,15 @@ def make_message():
 WEBHOOK_URL = "/webhooks/whatsapp"
 
 
-@contextlib.contextmanager
+@pytest.fixture
 def connections_kept_open():
-    """Like Django's test client: a request through the WSGI application must not close the
-    connection the test's transaction lives on as it starts or finishes."""
+    """For requests through the WSGI application (`wsgi_call`), as Django's test client does: a
+    request must not close the connection the test's transaction lives on as it starts or finishes."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    try:
-        yield
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 class WsgiResponse(NamedTuple):
@@ -249,7 +247,7 @@ def wsgi_call(method, path, body=b"", content_type="application/json", headers=N
 
 
 @pytest.fixture
-def deliver(settings):
+def deliver(settings, connections_kept_open):
     """Post a webhook signed as Meta signs it, `payload` as JSON or the `raw` bytes as they are,
     through the WSGI application as production serves it."""
 
@@ -258,8 +256,7 @@ def deliver(settings):
         signature = payloads.sign(body, secret or settings.META_APP_SECRET)
         return wsgi_call("POST", WEBHOOK_URL, body, headers={"X-Hub-Signature-256": signature})
 
-    with connections_kept_open():
-        yield post
+    return post
 
 
 @pytest.fixture

@@ -9,11 +9,13 @@ from django.conf import settings as django_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from conftest import connections_kept_open, graph_messages_url
+from conftest import graph_messages_url
 from fakemeta.server import new_wamid
 from kirim.wsgi import application
 
 schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", application)
+
+pytestmark = pytest.mark.usefixtures("connections_kept_open")  # requests go through the WSGI application
 
 
 def meta_answer(request):
@@ -21,12 +23,6 @@ def meta_answer(request):
     if body.get("status") == "read":
         return 200, {}, '{"success": true}'
     return 200, {}, json.dumps({"messaging_product": "whatsapp", "messages": [{"id": new_wamid()}]})
-
-
-@pytest.fixture(autouse=True)
-def keep_the_test_connection_open():
-    with connections_kept_open():
-        yield
 
 
 @pytest.fixture

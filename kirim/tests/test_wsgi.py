@@ -7,15 +7,11 @@ import logging
 import pytest
 from django.conf import settings
 
-from conftest import WEBHOOK_URL, connections_kept_open, wsgi_call
+from conftest import WEBHOOK_URL, wsgi_call
 from fakemeta import payloads
 from inbox.models import Message
 
-
-@pytest.fixture(autouse=True)
-def keep_the_test_connection_open():
-    with connections_kept_open():
-        yield
+pytestmark = pytest.mark.usefixtures("connections_kept_open")  # requests go through the WSGI application
 
 
 def test_a_webhook_takes_the_short_chain_and_keeps_ids_log_and_body_gate(phone_number, deliver, caplog):
