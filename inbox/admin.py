@@ -4,14 +4,13 @@ through the same receipts service the API uses. Every org-owned admin is an OrgS
 
 import secrets
 from datetime import datetime, timedelta
-from functools import cached_property, reduce
-from operator import or_
+from functools import cached_property
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
@@ -21,7 +20,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from inbox import replies
-from inbox.admin_scope import MANAGERS, OrgScopedAdmin, in_orgs_of
+from inbox.admin_scope import MANAGERS, OrgScopedAdmin
 from inbox.members import membership_set, memberships_remove
 from inbox.models import (
     ApiKey,
@@ -36,6 +35,7 @@ from inbox.models import (
     ReadVia,
     Status,
     WebhookEvent,
+    of_conversations,
 )
 from inbox.services import webhook_reprocess
 from kirim.errors import ApiError, InvalidField, error_response
@@ -325,9 +325,9 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
 
     @admin.display(description="contact", ordering="contact_name")
     def contact(self, conversation):
-        key = conversation.contact_wa_id
-        shown = f"+{key}" if key.isdigit() else key  # a phone number, or a user id or group id
-        return format_html("<strong>{}</strong><br><small>{}</small>", conversation.contact_name or "—", shown)
+        return format_html(
+            "<strong>{}</strong><br><small>{}</small>", conversation.contact_name or "—", conversation.contact_shown
+        )
 
     @admin.display(description="last message")
     def preview(self, conversation):
@@ -339,10 +339,7 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
         return unread_badge(conversation.unread)
 
     def messages_of(self, queryset):
-        keys = queryset.values_list("phone_number_id", "contact_wa_id")
-        return Message.objects.filter(
-            reduce(or_, (Q(phone_number_id=p, contact_wa_id=c) for p, c in keys), Q(pk__in=[]))
-        )
+        return Message.objects.filter(of_conversations(queryset.values_list("phone_number_id", "contact_wa_id")))
 
     def has_reply_permission(self, request):
         return request.user.has_perm(REPLY_PERMISSION)
@@ -497,7 +494,7 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
     def inbox_changes(self, request):
         """Conversations with changes (new messages, ticks, reads) since the cursor, newest activity
         first: their preview and unread count. The changed rows come from the index message_changed."""
-        changed, since = self.changes_since(request, visible_messages(request))
+        changed, since = self.changes_since(request, self.related_choices(request, Message))
         touched = list(
             changed.order_by()
             .values("phone_number_id", "contact_wa_id")
@@ -505,12 +502,9 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
             .order_by("-changed")[: LIVE_MAX_CONVERSATIONS + 1]
         )
         cursor = max([since, *(t["changed"] for t in touched)])
-        rows = []
-        if touched:
-            keys = reduce(
-                or_, (Q(phone_number_id=t["phone_number_id"], contact_wa_id=t["contact_wa_id"]) for t in touched)
-            )
-            rows = self.get_queryset(request).filter(keys).select_related("phone_number").order_by(*self.ordering)
+        keys = [(t["phone_number_id"], t["contact_wa_id"]) for t in touched]
+        rows = self.get_queryset(request).filter(of_conversations(keys)).select_related("phone_number")
+        rows = rows.order_by(*self.ordering)
         return JsonResponse({
             "cursor": live_cursor(cursor),
             "reload": len(touched) > LIVE_MAX_CONVERSATIONS,
@@ -556,11 +550,6 @@ POLICY_NOTES = {
     ReadReceiptPolicy.ON_REPLY: "Read receipts: on reply. Sending a reply first tells the contact their messages "
     "were read; opening the thread does not.",
 }
-
-
-def visible_messages(request):
-    """Every message of the member's orgs, by the admin's one scope."""
-    return in_orgs_of(request, Message.objects.all(), "org")
 
 
 def live_cursor(moment):

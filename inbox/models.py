@@ -5,6 +5,8 @@ import re
 import secrets
 import uuid
 from datetime import timedelta
+from functools import reduce
+from operator import or_
 
 from django.conf import settings
 from django.db import models
@@ -162,6 +164,12 @@ class ReadVia(models.TextChoices):
     EXPIRED_LOCALLY = "expired_locally", "Batch, past the receipt window (no receipt sent)"
 
 
+def of_conversations(keys):
+    """A filter for the messages or conversation rows of the conversations that `keys` names,
+    (phone_number_id, contact_wa_id) pairs; it matches nothing for no keys."""
+    return reduce(or_, (Q(phone_number_id=p, contact_wa_id=c) for p, c in keys), Q(pk__in=[]))
+
+
 class MessageQuerySet(models.QuerySet):
     def unread_inbound(self):
         return self.filter(direction=Direction.INBOUND, status=Status.RECEIVED)
@@ -249,6 +257,12 @@ class Conversation(models.Model):
 
     def messages(self):
         return Message.objects.conversation(self.phone_number_id, self.contact_wa_id)
+
+    @property
+    def contact_shown(self):
+        """The contact's key as people read it: +number, or a business-scoped user id or group id."""
+        key = self.contact_wa_id
+        return f"+{key}" if key.isdigit() else key
 
 
 class Message(models.Model):

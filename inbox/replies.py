@@ -222,7 +222,7 @@ def agent_typing(*, conversation, user):
     if not conversation.phone_number.typing_indicator:
         return False
     newest = conversation.messages().filter(direction=Direction.INBOUND).order_by("-timestamp", "-pk").first()
-    if newest is None or not reply_window(conversation).is_open:
+    if newest is None or not ReplyWindow(last_inbound_at=newest.timestamp, now=timezone.now()).is_open:
         return False
     newest.phone_number = conversation.phone_number
     typing_indicator_show(message=newest, user=user)
