@@ -108,14 +108,19 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# Meta's webhooks (/webhooks/) pass these alone (kirim/wsgi.py): ids, the request log, the body gate
-# and HTTPS. The rest of MIDDLEWARE serves people's browsers and the API's rate limits.
-WEBHOOK_MIDDLEWARE = [
-    "kirim.middleware.RequestIdMiddleware",
-    "kirim.middleware.RequestLogMiddleware",
-    "kirim.middleware.BodyGateMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-]
+# Meta's webhooks (/webhooks/) skip these (kirim/wsgi.py): they serve people's browsers and the API's
+# rate limits. Anything added to MIDDLEWARE reaches webhooks too unless it is listed here.
+NOT_FOR_WEBHOOKS = {
+    "inbox.ratelimit.RateLimitHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+}
+WEBHOOK_MIDDLEWARE = [path for path in MIDDLEWARE if path not in NOT_FOR_WEBHOOKS]
 
 ROOT_URLCONF = "kirim.urls"
 WSGI_APPLICATION = "kirim.wsgi.application"

@@ -42,6 +42,7 @@ class ByPathPrefix:
         return handler(environ, start_response)
 
 
+django_application = get_wsgi_application()  # first: it sets Django up, which the other handler needs
 application = ByPathPrefix(
-    [("/webhooks/", HandlerWithMiddleware(settings.WEBHOOK_MIDDLEWARE))], default=get_wsgi_application()
+    [("/webhooks/", HandlerWithMiddleware(settings.WEBHOOK_MIDDLEWARE))], default=django_application
 )
