@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from kirim.ids import is_public_id, new_public_id
 from kirim.parsers import find_unstorable
 
 
@@ -53,9 +54,9 @@ class StatusUpdate:
 # webhooks: a send whose answer was lost is matched back by it. A caller's own value follows ours.
 CALLBACK_DATA_LIMIT = 512  # Meta's
 CALLBACK_PREFIX = "kirim:"
-OUR_CALLBACK_LENGTH = len(CALLBACK_PREFIX) + len("msg_") + 26 + 1  # prefix, the public id, "|"
+OUR_CALLBACK_LENGTH = len(CALLBACK_PREFIX) + len(new_public_id("msg")) + 1  # prefix, the public id, "|"
 CALLER_CALLBACK_LIMIT = CALLBACK_DATA_LIMIT - OUR_CALLBACK_LENGTH
-_OURS = re.compile(r"kirim:(msg_[0-9A-Z]{26})\|(.*)", re.DOTALL)
+_OURS = re.compile(r"kirim:([^|]*)\|(.*)", re.DOTALL)
 
 
 def with_callback_data(body, message_id):
@@ -71,7 +72,7 @@ def split_callback_data(value):
     if not isinstance(value, str):
         return None, None
     ours = _OURS.fullmatch(value)
-    if ours is None:
+    if ours is None or not is_public_id(ours.group(1), "msg"):
         return None, value
     return ours.group(1), ours.group(2) or None
 
@@ -249,12 +250,13 @@ def meta_subset(payload, kind, keep):
             if kind == "statuses":
                 items = [_without_our_callback_data(status) for status in items]
             subset = {k: v for k, v in value.items() if k not in ("contacts", "messages", "statuses")}
-            if kind == "messages":  # a sender by number, by business-scoped user id, or both
-                senders = {str(i.get(key)) for i in items for key in ("from", "from_user_id") if i.get(key)}
-                contacts = [
-                    c for c in _list(value.get("contacts"))
-                    if {str(_dict(c).get("wa_id")), str(_dict(c).get("user_id"))} & senders
-                ]  # fmt: skip
+            if kind == "messages":  # each kept message's sender, matched as Kirim stored it
+                every_contact = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
+                contacts = []
+                for item in items:
+                    contact = _sender(item, every_contact)[2]
+                    if contact and contact not in contacts:
+                        contacts.append(contact)
                 if contacts:
                     subset["contacts"] = contacts
             subset[kind] = items

@@ -356,7 +356,7 @@ OUTBOUND_RANK = {
     Status.PENDING: 0, Status.UNCONFIRMED: 1, Status.ACCEPTED: 2, Status.SENT: 3, Status.DELIVERED: 4, Status.READ: 5,
     Status.PLAYED: 6,
 }  # fmt: skip
-FAILABLE = (Status.PENDING, Status.UNCONFIRMED, Status.ACCEPTED, Status.SENT)
+FAILABLE = tuple(s for s, rank in OUTBOUND_RANK.items() if rank < OUTBOUND_RANK[Status.DELIVERED])
 
 
 def statuses_below(status):

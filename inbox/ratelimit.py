@@ -145,6 +145,8 @@ class AuthFailures:
         minute = int(now // WINDOW_SECONDS)
         with self.lock:
             self._roll(minute)
+            if not self.total:  # no failures this minute, the usual case: the address is not needed
+                return None
             if self.total.get(client_address(request), 0) < settings.AUTH_FAILURES_PER_MINUTE:
                 return None
         return max(1, int((minute + 1) * WINDOW_SECONDS - now + 0.999))

@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 
 from fakemeta import payloads
-from inbox.models import Direction, Status
+from inbox.models import Direction, Message, Status
 from outbox.models import Delivery, Event, EventType
 from outbox.tests.conftest import make_subscription
 
@@ -33,6 +33,20 @@ def test_an_inbound_message_records_message_received_with_metas_own_json(phone_n
     assert json.loads(event.body) == payload  # nothing of another org to remove: Meta's payload as sent
     delivery = Delivery.objects.get()
     assert (delivery.subscription, delivery.event, delivery.status) == (subscription, event, "pending")
+
+
+def test_the_senders_contact_reaches_subscribers_as_kirim_matched_it(phone_number, subscription, meta_webhook):
+    """Meta's only contact, carrying only a business-scoped user id, belongs to a message `from` a
+    number: Kirim stores its name, and the subscriber gets that same contact."""
+    payload = inbound(phone_number.phone_number_id, "wamid.IN2")
+    only_contact = {"profile": {"name": "Dewi"}, "user_id": "ID.1234567890"}
+    payload["entry"][0]["changes"][0]["value"]["contacts"] = [only_contact]
+
+    assert meta_webhook(payload).status_code == 200
+
+    (change,) = json.loads(Event.objects.get().body)["entry"][0]["changes"]
+    assert change["value"]["contacts"] == [only_contact]
+    assert Message.objects.get(wamid="wamid.IN2").contact_name == "Dewi"
 
 
 def test_a_payload_with_two_orgs_numbers_gives_each_org_only_its_own_items(
