@@ -48,14 +48,17 @@ class WebhookSubscriptionAdmin(OrgScopedAdmin):
             return SubscriptionForm.Meta.fields
         return ("external_id", *SubscriptionForm.Meta.fields, "disabled_reason", "consecutive_failures", "created_at")
 
+    def get_readonly_fields(self, request, obj=None):
+        # A subscription stays with its org: its deliveries belong to that org.
+        return (*self.readonly_fields, "org") if obj is not None else self.readonly_fields
+
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in form.changed_data if name != "org"}
         if change:
-            services.subscription_update(obj, **fields)
+            services.subscription_update(obj, **{name: form.cleaned_data[name] for name in form.changed_data})
             return
-        created = services.subscription_create(org=obj.org, url=obj.url, events=obj.events, description=obj.description)
-        if not obj.enabled:
-            services.subscription_update(created, enabled=False)
+        created = services.subscription_create(
+            org=obj.org, url=obj.url, events=obj.events, description=obj.description, enabled=obj.enabled
+        )
         obj.pk, obj.external_id, obj.secret = created.pk, created.external_id, created.secret
 
     def response_add(self, request, obj, post_url_continue=None):

@@ -39,25 +39,26 @@ def events_check(events):
     return sorted(set(events))
 
 
-def subscription_create(*, org, url, events, description=""):
+def subscription_create(*, org, url, events, description="", enabled=True):
     """A new subscription, with its secret (returned here; show it once)."""
     return WebhookSubscription.objects.create(
-        org=org, url=url_check(url), events=events_check(events), description=description
+        org=org, url=url_check(url), events=events_check(events), description=description, enabled=enabled
     )
 
 
 def subscription_update(subscription, **changes):
-    """Change url, events, description or enabled. Enabling again clears why Kirim disabled it and
-    its failure streak."""
+    """Change url, events, description or enabled. Enabling clears why Kirim disabled it and its
+    failure streak. Only the changed columns are written: the delivery worker updates the enabled
+    state and the streak on its own, and a whole-row save from a copy read earlier would undo that."""
     if "url" in changes:
         changes["url"] = url_check(changes["url"])
     if "events" in changes:
         changes["events"] = events_check(changes["events"])
-    if changes.get("enabled") and not subscription.enabled:
+    if changes.get("enabled"):
         changes.update(disabled_reason="", consecutive_failures=0)
     for name, value in changes.items():
         setattr(subscription, name, value)
-    subscription.save()
+    subscription.save(update_fields=[*changes, "updated_at"])
     return subscription
 
 

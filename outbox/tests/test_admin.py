@@ -27,6 +27,20 @@ def test_a_manager_subscribes_and_sees_the_secret_once(org, make_member):
     assert change_page.status_code == 200 and subscription.secret not in change_page.content.decode()
 
 
+def test_enabling_in_the_admin_clears_why_kirim_disabled_it(org, subscription, make_member):
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        enabled=False, disabled_reason="24 failures in a row", consecutive_failures=24
+    )
+    manager = logged_in(make_member(org, Role.MANAGER))
+
+    change = reverse("admin:outbox_webhooksubscription_change", args=[subscription.pk])
+    response = manager.post(change, form(org, url=subscription.url, events=subscription.events))
+
+    assert response.status_code == 302
+    subscription.refresh_from_db()
+    assert (subscription.enabled, subscription.disabled_reason, subscription.consecutive_failures) == (True, "", 0)
+
+
 def test_the_admin_refuses_what_the_api_refuses(org, make_member):
     manager = logged_in(make_member(org, Role.MANAGER))
 

@@ -9,6 +9,7 @@ from conftest import assert_error
 from inbox.models import ApiKey
 from outbox.models import Delivery, DeliveryStatus, EventType, WebhookSubscription
 from outbox.record import events_record
+from outbox.services import subscription_update
 from outbox.tests.conftest import HOOK_URL, make_subscription, run_due
 
 SUBSCRIPTIONS = "/v1/webhook_subscriptions"
@@ -90,6 +91,18 @@ def test_patch_changes_fields_and_enabling_again_clears_why_it_was_disabled(api,
     assert subscription.events == ["message.status"]
     bad = api.patch(f"{SUBSCRIPTIONS}/{subscription.external_id}", {"enabled": "yes"}, format="json")
     assert_error(bad, 400, "invalid_field_value", "enabled")
+
+
+def test_a_patch_from_a_copy_read_earlier_keeps_what_the_worker_wrote_since(subscription):
+    """The delivery worker disables a subscription by UPDATE while a PATCH of its description, holding
+    a copy read before, is under way: the PATCH writes its description and nothing else."""
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        enabled=False, disabled_reason="24 failures in a row", consecutive_failures=24
+    )
+    subscription_update(subscription, description="orders")  # `subscription` still says enabled
+
+    subscription.refresh_from_db()
+    assert (subscription.description, subscription.enabled, subscription.consecutive_failures) == ("orders", False, 24)
 
 
 def test_rotate_secret_shows_the_new_one_and_keeps_the_old_signing(api, subscription):
