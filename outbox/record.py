@@ -40,7 +40,7 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
             continue
         event = Event(org_id=org_id, type=event_type, created_at=now)
         if SOURCE_OF[event_type] == EventSource.KIRIM:
-            body = {"id": event.external_id, "type": event_type, "created_at": _iso(now), "data": body}
+            body = {"id": event.external_id, "type": event_type, "created_at": iso(now), "data": body}
         event.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         events.append(event)
     if not events:
@@ -63,5 +63,6 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
     return events
 
 
-def _iso(moment):
+def iso(moment):
+    """A time as Kirim's events write it: ISO 8601 in UTC with a Z."""
     return moment.isoformat().replace("+00:00", "Z")

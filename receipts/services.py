@@ -79,7 +79,7 @@ def _read_with(message):
     )
 
 
-def _read_up_to(message, *, send_receipt, read_state):
+def _read_up_to(message, *, send_receipt, read_state, subscribers=None):
     """Flip `message` and the earlier unread inbound messages of its conversation to read, after
     `send_receipt()` succeeds (None: flip locally, no receipt).
 
@@ -87,11 +87,12 @@ def _read_up_to(message, *, send_receipt, read_state):
     held while Meta answers: a request claims the message (one conditional UPDATE setting a token and
     a lease), calls Meta with no transaction open, then settles in one short transaction. The others
     wait without a transaction for the claim's outcome and answer what it settled; a claim released
-    on failure, or whose holder died (lease run out), is claimed again by one of them."""
+    on failure, or whose holder died (lease run out), is claimed again by one of them. `subscribers`:
+    outbox.wanting() for message.read, when the caller looked them up for many messages at once."""
     if message.is_read:
         return ReadOutcome(message, 0)
     if send_receipt is None:  # nothing to wait on: no claim needed
-        return _settle_read(message, read_state, with_receipt=False)
+        return _settle_read(message, read_state, with_receipt=False, subscribers=subscribers)
     while (token := Message.objects.claim_unread(message.pk, lease=settings.META_CLAIM_LEASE)) is None:
         if _wait_for_claim(message.pk):  # another request's receipt read it
             message.status = Status.READ
@@ -101,7 +102,7 @@ def _read_up_to(message, *, send_receipt, read_state):
     except BaseException:
         Message.objects.release_claim(message.pk, token)  # still unread: the next request tries again
         raise
-    return _settle_read(message, read_state, with_receipt=True)
+    return _settle_read(message, read_state, with_receipt=True, subscribers=subscribers)
 
 
 CLAIM_POLL_FIRST, CLAIM_POLL_CAP = 0.02, 0.25  # seconds between looks at another request's claim
@@ -122,7 +123,7 @@ def _wait_for_claim(pk):
             return False
 
 
-def _settle_read(message, read_state, *, with_receipt):
+def _settle_read(message, read_state, *, with_receipt, subscribers):
     """Mark the message and the earlier unread ones of its conversation read, in one short transaction
     (no network inside) that also clears the claim."""
     now = timezone.now()
@@ -139,7 +140,7 @@ def _settle_read(message, read_state, *, with_receipt):
         Message.objects.filter(pk__in=list(locked)).update(
             updated_at=now, claim_token=None, claim_expires_at=None, **read_state
         )
-        _announce_read(message, [wamid for _, wamid in locked.values()], read_state)
+        _announce_read(message, [wamid for _, wamid in locked.values()], read_state, subscribers)
     for name, value in read_state.items():
         setattr(message, name, value)
     logger.info(
@@ -149,8 +150,10 @@ def _settle_read(message, read_state, *, with_receipt):
     return ReadOutcome(message, len(locked))
 
 
-def _announce_read(message, wamids, read_state):
+def _announce_read(message, wamids, read_state, subscribers):
     """`message.read` for the org's subscribers, in the transaction that flips the rows."""
+    if subscribers is not None and message.org_id not in subscribers:
+        return
     outbox.events_record(
         EventType.MESSAGE_READ,
         {
@@ -159,10 +162,11 @@ def _announce_read(message, wamids, read_state):
                 "contact_wa_id": message.contact_wa_id,
                 "message": {"id": message.external_id, "message_id": message.wamid},
                 "read_message_ids": sorted(wamids),
-                "read_at": read_state["read_at"].isoformat().replace("+00:00", "Z"),
+                "read_at": outbox.iso(read_state["read_at"]),
                 "read_via": read_state["read_via"],
             }
         },
+        subscribers,
     )
 
 
@@ -260,6 +264,8 @@ def messages_mark_read(
         progress.start(len(targets))
 
     lock = threading.Lock()
+    # One look at the orgs' subscriptions for the whole run, not one per conversation.
+    subscribers = outbox.wanting(outbox.subscriptions_of({t.org_id for t in targets}), EventType.MESSAGE_READ)
 
     def read_one(target):
         with_receipt = target.pk not in expired
@@ -270,6 +276,7 @@ def messages_mark_read(
                 if with_receipt
                 else None,
                 read_state={"read_via": via if with_receipt else ReadVia.EXPIRED_LOCALLY, "read_by_user": user},
+                subscribers=subscribers,
             )
         except UpstreamError as error:
             with lock:

@@ -25,6 +25,9 @@ from django.utils import timezone
 from conftest import graph_messages_url, postgres_only
 from inbox.models import Message, ReadVia, Status
 from kirim.dburl import database_url
+from outbox import record as outbox_record
+from outbox.models import Event
+from outbox.tests.conftest import make_subscription
 from receipts.services import SKIP_EXPIRED
 
 pytestmark = pytest.mark.django_db(transaction=True)  # worker threads read what the test wrote
@@ -120,6 +123,19 @@ def test_all_sends_one_receipt_per_conversation_for_its_newest_message(inbox, me
     assert result["messages_read"] == 8 and result["conversations"] == 4 and result["meta_calls"] == 3
     assert not Message.objects.filter(status=Status.RECEIVED).exists()
     assert set(Message.objects.values_list("read_via", flat=True)) == {ReadVia.BATCH, ReadVia.EXPIRED_LOCALLY}
+
+
+def test_a_run_looks_up_subscriptions_once_and_announces_each_conversation(org, inbox, meta_accepts_all, monkeypatch):
+    make_subscription(org, events=["message.read"])
+    lookups = []
+    real = outbox_record.subscriptions_of
+    monkeypatch.setattr(outbox_record, "subscriptions_of", lambda org_ids: lookups.append(org_ids) or real(org_ids))
+
+    code, result = summary("--all", "--mark-expired-locally")
+
+    assert code == 0 and result["conversations"] == 4
+    assert len(lookups) == 1  # one per run: it was one per conversation
+    assert Event.objects.filter(type="message.read").count() == 4
 
 
 def test_messages_past_the_window_are_skipped_without_a_receipt(inbox, meta_accepts_all):
