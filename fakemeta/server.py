@@ -151,12 +151,7 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, status, payload):
         if self.entry is not None:
             self.entry["answered"] = status  # what Meta said, so a load test can count real receipts
-        raw = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        self._raw(status, json.dumps(payload).encode(), "application/json")
 
     def do_GET(self):
         if self.path == "/_stand_in/requests":
@@ -281,13 +276,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         if mode == "malformed":
-            raw = b"<html>502 Bad Gateway</html>"
-            self.send_response(fault.get("status", 502))
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-            return
+            return self._raw(fault.get("status", 502), b"<html>502 Bad Gateway</html>", "text/html")
         self._answer(fault.get("status", 400), {"error": fault.get("error", DEFAULT_ERROR)})
 
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
+from kirim.waiting import hold_nothing
+
 EXCERPT_CHARS = 500
 _session = requests.Session()
 _session.trust_env = False  # never route a subscriber's request through an environment proxy
@@ -83,6 +85,7 @@ def _retry_after(value):
 def post(url, body, headers):
     """POST `body` to `url`: no redirects followed, `WEBHOOK_TIMEOUT` seconds, at most a short excerpt
     of the answer read. Never raises for the subscriber's faults: they are in the Answer."""
+    hold_nothing()  # no transaction across a subscriber's answer; the pooled connection goes back meanwhile
     started = time.monotonic()
 
     def elapsed():
