@@ -4,8 +4,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from inbox.management.orgs import org_by_slug
 from inbox.members import member_add
-from inbox.models import Membership, Org, Role
+from inbox.models import Membership, Role
 
 
 class Command(BaseCommand):
@@ -23,9 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--password-stdin", action="store_true", help="set the password read from stdin")
 
     def handle(self, *, org, username, role, email, password_stdin, **options):
-        owner = Org.objects.filter(slug=org).first()
-        if owner is None:
-            raise CommandError(f"No org with slug {org!r}: create it with create_org.")
+        owner = org_by_slug(org)
         password = sys.stdin.readline().rstrip("\n") if password_stdin else None
         if password_stdin:
             try:

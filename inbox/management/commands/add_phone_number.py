@@ -4,7 +4,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inbox.models import Org, PhoneNumber
+from inbox.management.orgs import org_by_slug
+from inbox.models import PhoneNumber
 
 
 class Command(BaseCommand):
@@ -27,9 +28,7 @@ class Command(BaseCommand):
         token = sys.stdin.readline().strip() if access_token_stdin else os.environ.get("META_ACCESS_TOKEN", "")
         if not token:
             raise CommandError("No access token: set META_ACCESS_TOKEN or pipe it in with --access-token-stdin.")
-        owner = Org.objects.filter(slug=org).first()
-        if owner is None:
-            raise CommandError(f"No org with slug {org!r}: create it with create_org.")
+        owner = org_by_slug(org)
         if PhoneNumber.objects.filter(phone_number_id=phone_number_id).exists():
             raise CommandError(f"Phone number id {phone_number_id} is connected already.")
         PhoneNumber.objects.create(

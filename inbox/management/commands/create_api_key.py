@@ -3,7 +3,8 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from inbox.models import ApiKey, Org
+from inbox.management.orgs import org_by_slug
+from inbox.models import ApiKey
 
 
 class Command(BaseCommand):
@@ -15,9 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--expires-in-days", type=int)
 
     def handle(self, *, org, name, expires_in_days, **options):
-        owner = Org.objects.filter(slug=org).first()
-        if owner is None:
-            raise CommandError(f"No org with slug {org!r}: create it with create_org.")
+        owner = org_by_slug(org)
         if expires_in_days is not None and expires_in_days < 1:
             raise CommandError("--expires-in-days must be 1 or more.")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
