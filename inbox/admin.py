@@ -664,7 +664,7 @@ class FailedFilter(admin.SimpleListFilter):
         if self.value() == "failed":
             return queryset.failed()
         if self.value() == "applied":
-            return queryset.filter(error="", processed_at__isnull=False)
+            return queryset.applied()
         return queryset
 
 
@@ -698,19 +698,15 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="not applied")
     def failure(self, event):
-        if event.error:
-            return event.error[:120]
-        return "" if event.processed_at else "not processed"
+        return event.failure[:120]
 
     @admin.action(description="Reprocess selected webhook events")
     def reprocess(self, request, queryset):
         if not self.has_module_permission(request):
             raise PermissionDenied
-        outcome = webhook_reprocess(list(queryset.values_list("pk", flat=True)))
-        still_failing = {pk: failed for pk, failed in outcome.items() if failed is None or failed}
+        reprocessed, still_failing = webhook_reprocess(list(queryset.values_list("pk", flat=True)))
         self.message_user(
-            request, f"Reprocessed {len(outcome)} event(s); {len(outcome) - len(still_failing)} applied whole."
+            request, f"Reprocessed {reprocessed} event(s); {reprocessed - len(still_failing)} applied whole."
         )
-        for pk, failed in still_failing.items():
-            reason = "could not be applied (logged)" if failed is None else "; ".join(f["reason"] for f in failed)
+        for pk, reason in still_failing.items():
             self.message_user(request, f"Event {pk} still fails: {reason}", messages.WARNING)

@@ -400,6 +400,10 @@ class WebhookEventQuerySet(models.QuerySet):
         in_flight_since = (now or timezone.now()) - WEBHOOK_IN_FLIGHT
         return self.filter(~Q(error="") | Q(processed_at__isnull=True, received_at__lt=in_flight_since))
 
+    def applied(self):
+        """Events applied whole."""
+        return self.filter(error="", processed_at__isnull=False)
+
 
 class WebhookEvent(models.Model):
     """Every signed webhook Meta delivered, kept raw (in the transaction that applies it), so nothing
@@ -422,6 +426,13 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"webhook {self.pk} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def failure(self):
+        """Why it was not applied whole, for people: "" when it was."""
+        if self.error:
+            return self.error
+        return "" if self.processed_at else "not processed (its worker stopped)"
 
 
 class RateLimitWindow(models.Model):

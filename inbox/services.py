@@ -182,12 +182,18 @@ def webhook_receive(raw_body):
 
 def webhook_reprocess(event_ids):
     """Apply kept events again (after a fix, or a worker that died mid-way). Safe to repeat: a wamid
-    is stored once and statuses only move up. Returns {event id: failed items, or None for a bug}."""
-    outcome = {}
+    is stored once and statuses only move up. Returns (events reprocessed, {event id: why it still
+    fails} for those not applied whole)."""
+    reprocessed, still_failing = 0, {}
     for event in WebhookEvent.objects.filter(pk__in=event_ids).order_by("pk"):
         WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
-        outcome[event.pk] = _apply(event.body, event=event)
-    return outcome
+        failed = _apply(event.body, event=event)
+        reprocessed += 1
+        if failed is None:
+            still_failing[event.pk] = "could not be applied (see the log)"
+        elif failed:
+            still_failing[event.pk] = "; ".join(f["reason"] for f in failed)
+    return reprocessed, still_failing
 
 
 # The database is unreachable or the connection broke: nothing can be recorded, so the webhook must

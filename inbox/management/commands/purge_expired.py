@@ -36,11 +36,9 @@ class Command(BaseCommand):
             "failed-authentication windows": AuthFailureWindow.objects.filter(minute__lt=current_minute - 1).delete()[
                 0
             ],
-            "webhook events": WebhookEvent.objects.filter(
-                processed_at__isnull=False,
-                error="",
-                received_at__lt=now - timedelta(days=settings.WEBHOOK_EVENTS_KEEP_DAYS),
-            ).delete()[0],
+            "webhook events": WebhookEvent.objects.applied()
+            .filter(received_at__lt=now - timedelta(days=settings.WEBHOOK_EVENTS_KEEP_DAYS))
+            .delete()[0],
             "failed webhook events": WebhookEvent.objects.failed(now)
             .filter(received_at__lt=now - timedelta(days=settings.WEBHOOK_FAILED_EVENTS_KEEP_DAYS))
             .delete()[0],

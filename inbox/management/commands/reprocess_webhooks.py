@@ -24,19 +24,13 @@ class Command(BaseCommand):
             events = events.filter(pk__in=ids)
         events = list(events.only("pk", "received_at", "processed_at", "error").order_by("pk")[:limit])
         for event in events:
-            self.stdout.write(f"event {event.pk} received {event.received_at:%Y-%m-%d %H:%M:%S}: {describe(event)}")
+            self.stdout.write(f"event {event.pk} received {event.received_at:%Y-%m-%d %H:%M:%S}: {event.failure[:300]}")
         if list_only:
             self.stdout.write(f"{len(events)} failed event(s).")
             return
-        outcome = webhook_reprocess([event.pk for event in events])
-        failing = {pk: failed for pk, failed in outcome.items() if failed is None or failed}
-        for pk, failed in failing.items():
-            reason = "could not be applied (see the log)" if failed is None else "; ".join(f["reason"] for f in failed)
+        reprocessed, still_failing = webhook_reprocess([event.pk for event in events])
+        for pk, reason in still_failing.items():
             self.stderr.write(f"event {pk} still fails: {reason}")
-        self.stdout.write(f"Reprocessed {len(outcome)} event(s): {len(outcome) - len(failing)} applied whole.")
-        if failing:
-            raise CommandError(f"{len(failing)} event(s) still fail.", returncode=1)
-
-
-def describe(event):
-    return event.error[:300] if event.error else "not processed (its worker stopped)"
+        self.stdout.write(f"Reprocessed {reprocessed} event(s): {reprocessed - len(still_failing)} applied whole.")
+        if still_failing:
+            raise CommandError(f"{len(still_failing)} event(s) still fail.", returncode=1)
