@@ -46,21 +46,34 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
     if not events:
         return []
     Event.objects.bulk_create(events)
+    deliveries_create(
+        [
+            (event.org_id, event.pk, event.type, subscription.pk)
+            for event in events
+            for subscription in subscriptions_by_org[event.org_id]
+        ],
+        now,
+    )
+    return events
+
+
+def deliveries_create(rows, now):
+    """A pending delivery for each (org id, event id, event type, subscription id), handed to the task
+    queue once the transaction commits. Returns them."""
     deliveries = Delivery.objects.bulk_create(
         Delivery(
-            org_id=event.org_id,
-            subscription=subscription,
-            event=event,
+            org_id=org_id,
+            event_id=event_id,
             event_type=event_type,
+            subscription_id=subscription_id,
             next_attempt_at=now,
             created_at=now,
         )
-        for event in events
-        for subscription in subscriptions_by_org[event.org_id]
+        for org_id, event_id, event_type, subscription_id in rows
     )
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: delivery.enqueue_new(ids))
-    return events
+    return deliveries
 
 
 def iso(moment):

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from kirim.errors import InvalidField
 from kirim.subscriber_http import UnsafeUrl, check_url
-from outbox import delivery as engine
+from outbox import record
 from outbox.models import (
     OLD_SECRET_SIGNS_FOR,
     Delivery,
@@ -78,22 +78,9 @@ def subscription_delete(subscription):
 def deliveries_replay(deliveries):
     """Send these deliveries' events again: a new delivery each (a new `webhook-id`, so receivers that
     drop duplicates take it), to the same subscription. Returns the new deliveries."""
-    now = timezone.now()
     with transaction.atomic():
-        replays = Delivery.objects.bulk_create(
-            Delivery(
-                org_id=d.org_id,
-                subscription_id=d.subscription_id,
-                event_id=d.event_id,
-                event_type=d.event_type,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            for d in deliveries
-        )
-        ids = [r.pk for r in replays]
-        transaction.on_commit(lambda: engine.enqueue_new(ids))
-    return replays
+        rows = [(d.org_id, d.event_id, d.event_type, d.subscription_id) for d in deliveries]
+        return record.deliveries_create(rows, timezone.now())
 
 
 def deliveries_purge(now=None):
