@@ -447,7 +447,7 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
         try:
             outcome = replies.conversation_reply(
                 conversation=conversation, user=request.user, token=request.POST.get("token", ""),
-                **self.reply_of(request, conversation),
+                **reply_of(request),
             )  # fmt: skip
         except ApiError as error:  # refused before anything was sent: say why
             self.message_user(request, f"Not sent: {error.message}", messages.ERROR)
@@ -459,22 +459,6 @@ class ConversationAdmin(MarkReadMixin, OrgScopedAdmin):
         elif outcome.replayed:
             self.message_user(request, "That reply was already sent; it was not sent again.", messages.WARNING)
         return HttpResponseRedirect(thread_url)
-
-    def reply_of(self, request, conversation):
-        """The reply form's fields as conversation_reply takes them: a text, or a template and its values."""
-        if not request.POST.get("template"):
-            return {"text": request.POST.get("text", "")}
-        template = next(
-            (t for t in replies.approved_templates(conversation.phone_number) if str(t.pk) == request.POST["template"]),
-            None,
-        )
-        if template is None:
-            raise InvalidField("template", "Pick one of this number's approved templates.")
-        values = {
-            (component, name): request.POST.get(f"param-{template.pk}-{component}-{name}", "")
-            for component, name in template.parameters()
-        }
-        return {"template": template, "values": values}
 
     # --- Live: what changed since the page's cursor, as small JSON answers ------------------------
 
@@ -550,6 +534,20 @@ POLICY_NOTES = {
     ReadReceiptPolicy.ON_REPLY: "Read receipts: on reply. Sending a reply first tells the contact their messages "
     "were read; opening the thread does not.",
 }
+
+
+def reply_of(request):
+    """The reply form's fields as conversation_reply takes them: a text, or a template and its values."""
+    template_id = request.POST.get("template")
+    if not template_id:
+        return {"text": request.POST.get("text", "")}
+    prefix = f"param-{template_id}-"  # param-<template>-<component>-<placeholder>
+    values = {
+        tuple(field.removeprefix(prefix).split("-", 1)): value
+        for field, value in request.POST.items()
+        if field.startswith(prefix)
+    }
+    return {"template_id": template_id, "values": values}
 
 
 def live_cursor(moment):

@@ -159,20 +159,21 @@ def text_body(conversation, text):
     return {"messaging_product": "whatsapp", "to": conversation.contact_wa_id, "type": "text", "text": {"body": text}}
 
 
-def conversation_reply(*, conversation, user, token, text=None, template=None, values=None):
-    """Send an agent's reply: `text` inside the service window, else an approved `template` of the
-    number with `values` for its parameters. `token` (the reply form's) makes a double submit send once.
+def conversation_reply(*, conversation, user, token, text=None, template_id=None, values=None):
+    """Send an agent's reply: `text` inside the service window, else the number's approved template
+    `template_id` with `values` ({(component, placeholder): text}) for its parameters. `token` (the reply form's) makes a double submit send once.
     With the on_reply policy the conversation is first marked read. InvalidField for a reply that
     cannot be sent; a failed send is the outcome's `error`, with its row kept `failed` in the thread."""
     number = conversation.phone_number
-    if template is None:
+    if template_id is None:
         window = reply_window(conversation)
         if not window.is_open:
             raise InvalidField("text", window.reason())
         body = text_body(conversation, text or "")
         shown_text = body["text"]["body"]
     else:
-        if template not in approved_templates(number):
+        template = next((t for t in approved_templates(number) if str(t.pk) == str(template_id)), None)
+        if template is None:
             raise InvalidField("template", "Pick one of this number's approved templates.")
         values = {key: value.strip() for key, value in (values or {}).items()}
         missing = [name for component, name in template.parameters() if not values.get((component, name))]
