@@ -6,6 +6,7 @@ logs); only the shapes differ: Meta's answers, and Meta's errors (kirim.meta_err
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
@@ -25,9 +26,6 @@ from kirim import meta_errors, meta_graph
 from kirim.errors import InvalidField, MissingField, UpstreamError
 from kirim.schema import meta_error_responses
 from receipts.api import ReadReceiptSerializer, mark_read_from_body
-
-# Meta's largest media (documents, 100 MB); an upload is held in memory once on its way to Meta.
-MEDIA_UPLOAD_MAX_BYTES = 100 * 1024 * 1024
 
 
 class GraphView(APIView):
@@ -201,8 +199,8 @@ class GraphMediaUploadView(GraphView):
         upload = request.FILES.get("file")
         if upload is None:
             raise MissingField("file", "Upload the media as the multipart field `file`.")
-        if upload.size > MEDIA_UPLOAD_MAX_BYTES:
-            raise InvalidField("file", f"Media is limited to {MEDIA_UPLOAD_MAX_BYTES // 2**20} MB.")
+        if upload.size > settings.MEDIA_MAX_BYTES:
+            raise InvalidField("file", f"Media is limited to {settings.MEDIA_MAX_BYTES // 2**20} MB.")
         mime_type = request.data.get("type") or upload.content_type
         media_id = meta_graph.media_upload(
             phone_number, content=upload.read(), filename=upload.name, mime_type=mime_type

@@ -67,10 +67,11 @@ class SchemaView(SpectacularJSONAPIView):
     built: ClassVar[dict] = {}  # request path -> (schema, Content-Disposition)
 
     def _get_schema_response(self, request):
-        with SchemaView.build_lock:
-            if request.path not in SchemaView.built:
-                response = super()._get_schema_response(request)
-                SchemaView.built[request.path] = (response.data, response["Content-Disposition"])
+        if request.path not in SchemaView.built:  # built already: no lock to wait on
+            with SchemaView.build_lock:
+                if request.path not in SchemaView.built:
+                    response = super()._get_schema_response(request)
+                    SchemaView.built[request.path] = (response.data, response["Content-Disposition"])
         schema, disposition = SchemaView.built[request.path]
         return Response(schema, headers={"Content-Disposition": disposition})
 

@@ -45,8 +45,10 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)  # proxies appen
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)  # Meta's sends are a few kB
 # Meta documents webhook payloads of up to 3 MB; 4 MiB fits that in either unit with room to spare.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
-# Media uploads on Meta's surface: Meta's largest media (documents, 100 MB) and the multipart around it.
-MEDIA_MAX_BODY_BYTES = env.int("MEDIA_MAX_BODY_BYTES", default=101 * 1024 * 1024)
+# Media uploads on Meta's surface: Meta's largest media (documents, 100 MB), held in memory once on its
+# way to Meta; the body may add 1 MiB of multipart around the file.
+MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
+MEDIA_MAX_BODY_BYTES = MEDIA_MAX_BYTES + 1024 * 1024
 # Django's own cap (a bare 400) must never fire before BodyGateMiddleware's 413 on a JSON body.
 # (Uploaded files are not held to it: Django spools them to disk past FILE_UPLOAD_MAX_MEMORY_SIZE.)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, WEBHOOK_MAX_BODY_BYTES)
