@@ -74,7 +74,7 @@ class SentSerializer(serializers.Serializer):
 
 
 GRAPH_ERRORS = (400, 401, 403, 404, 405, 409, 415, 422, 429, 500, 502, 503)  # Meta's own status when Meta refused
-VERSION = OpenApiParameter("version", str, OpenApiParameter.PATH, pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$",
+VERSION = OpenApiParameter("version", str, OpenApiParameter.PATH, pattern=rf"^{meta_errors.GRAPH_VERSION}$",
                            description="any Graph API version, e.g. v23.0")  # fmt: skip
 
 

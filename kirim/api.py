@@ -13,7 +13,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.response import Response
 
 from kirim.errors import InternalError, InvalidRequest, NotFound, error_response
-from kirim.meta_errors import GRAPH_PATH, meta_error_response
+from kirim.meta_errors import error_renderer_for, meta_error_response
 from kirim.schema import data_envelope_schema
 
 HEALTH_EVIDENCE_SECONDS = 1.0
@@ -87,14 +87,13 @@ def unknown_graph_path(request, *args, **kwargs):
 
 
 def _json_for_api_paths(django_handler, error_class):
-    """Django's error handler for the site; the contract's envelope under /v1/, Meta's under /{version}/."""
+    """Django's error handler for the site's pages; JSON where the path's callers read JSON (error_renderer_for)."""
 
     def handler(request, *args, **kwargs):
-        if request.path.startswith("/v1/"):
-            return error_response(request, error_class())
-        if GRAPH_PATH.match(request.path):
-            return meta_error_response(request, error_class())
-        return django_handler(request, *args, **kwargs)
+        render = error_renderer_for(request.path)
+        if render is None:
+            return django_handler(request, *args, **kwargs)
+        return render(request, error_class())
 
     return handler
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from django.http import JsonResponse
 
-from kirim.errors import api_error_of
+from kirim.errors import api_error_of, error_response
 
-# /v13.0/, /v23.0/, /v27.0/ ...: every Graph API version, present and future.
-GRAPH_PATH = re.compile(r"^/v[0-9]{1,3}\.[0-9]{1,2}/")
+# v13.0, v23.0, v27.0 ...: every Graph API version, present and future; /{version}/ is Meta's surface.
+GRAPH_VERSION = r"v[0-9]{1,3}\.[0-9]{1,2}"
+GRAPH_PATH = re.compile(rf"^/{GRAPH_VERSION}/")
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,13 @@ def meta_error_response(request, error):
 def exception_handler(exc, context):
     """DRF's exception handler for the views of the Graph-compatible door."""
     return meta_error_response(context["request"], api_error_of(exc, context["request"]))
+
+
+def error_renderer_for(path):
+    """How an error at `path` is answered: Meta's shape under /{version}/, the contract's envelope
+    under /v1/ and /webhooks/; None for the pages people use (Django's own)."""
+    if GRAPH_PATH.match(path):
+        return meta_error_response
+    if path.startswith(("/v1/", "/webhooks/")):
+        return error_response
+    return None

@@ -10,9 +10,9 @@ import time
 
 from django.conf import settings
 
-from kirim.errors import RequestTooLarge, UnsupportedMediaType, error_response
+from kirim.errors import RequestTooLarge, UnsupportedMediaType
 from kirim.ids import new_public_id
-from kirim.meta_errors import GRAPH_PATH, meta_error_response
+from kirim.meta_errors import GRAPH_PATH, error_renderer_for
 from kirim.meta_graph import calls_made
 
 request_log = logging.getLogger("kirim.requests")
@@ -82,21 +82,22 @@ class RedactAccessToken(logging.Filter):
         return True
 
 
-# The paths whose bodies pass the gate (the first that matches), the setting that holds their size
-# limit, and how their errors are answered. Another surface that takes bodies is one more line here.
+# The paths whose bodies pass the gate (the first that matches) and the setting that holds their size
+# limit; their errors are answered as error_renderer_for says. Another surface that takes bodies is
+# one more line here.
 GATED_PATHS = (
-    (re.compile(GRAPH_PATH.pattern + r"[0-9]+/media$"), "MEDIA_MAX_BODY_BYTES", meta_error_response),
-    (GRAPH_PATH, "API_MAX_BODY_BYTES", meta_error_response),
-    (re.compile(r"^/v1/"), "API_MAX_BODY_BYTES", error_response),
-    (re.compile(r"^/webhooks/"), "WEBHOOK_MAX_BODY_BYTES", error_response),
+    (re.compile(GRAPH_PATH.pattern + r"[0-9]+/media$"), "MEDIA_MAX_BODY_BYTES"),
+    (GRAPH_PATH, "API_MAX_BODY_BYTES"),
+    (re.compile(r"^/v1/"), "API_MAX_BODY_BYTES"),
+    (re.compile(r"^/webhooks/"), "WEBHOOK_MAX_BODY_BYTES"),
 )
 
 
 def gate_for(path):
     """(size limit, error renderer) for a body sent to `path`, or None for paths outside the gate."""
-    for pattern, setting, render in GATED_PATHS:
+    for pattern, setting in GATED_PATHS:
         if pattern.match(path):
-            return getattr(settings, setting), render
+            return getattr(settings, setting), error_renderer_for(path)
     return None
 
 

@@ -13,6 +13,7 @@ from inbox.graph_api import (
 )
 from inbox.webhooks import whatsapp_webhook
 from kirim.api import SchemaView, bad_request, health, server_error, unknown_endpoint, unknown_graph_path
+from kirim.meta_errors import GRAPH_VERSION
 from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -21,7 +22,7 @@ router.register("webhook_subscriptions", WebhookSubscriptionViewSet, basename="w
 router.register("webhook_deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
 # Meta's own API (inbox/graph_api.py): any Graph version, /v13.0/ to /v27.0/ and on.
-GRAPH = r"^(?P<version>v[0-9]{1,3}\.[0-9]{1,2})/"
+GRAPH = rf"^(?P<version>{GRAPH_VERSION})/"
 graph_urls = [
     re_path(GRAPH + r"(?P<phone_number_id>[0-9]{6,20})/messages$", GraphMessagesView.as_view()),
     re_path(GRAPH + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
@@ -43,7 +44,7 @@ GRAPH_SCHEMA_SETTINGS = {
     "TITLE": "Kirim: Meta's own API",
     "DESCRIPTION": "Meta's Cloud API shapes at /{version}/...: existing WhatsApp clients work by changing "
     "their base URL and token. Kirim's API key as `Authorization: Bearer` (or `?access_token=`).",
-    "SCHEMA_PATH_PREFIX": r"/v[0-9]{1,3}\.[0-9]{1,2}",
+    "SCHEMA_PATH_PREFIX": f"/{GRAPH_VERSION}",
 }
 
 
