@@ -262,7 +262,8 @@ def _process(body, event):
 def _in_steps(payload, messages, statuses, body, event, failed, *, alone):
     """The payload's work inside the caller's transaction; with `alone`, each item in its savepoint."""
     numbers = _numbers({item.phone_number_id for item in (*messages, *statuses)})
-    subscriptions = outbox.subscriptions_of({n.org_id for n in numbers.values()}) if numbers else []
+    subscribed_orgs = {n.org_id for n in numbers.values() if n.subscribed}
+    subscriptions = outbox.subscriptions_of(subscribed_orgs) if subscribed_orgs else []
     store = lambda items: _store_inbound(items, numbers)
     if alone:
         inserted = [row for rows in _each_alone(messages, store, failed) for row in rows]
@@ -509,21 +510,26 @@ def _store_inbound(inbound, numbers):
 class _Number(NamedTuple):
     pk: int
     org_id: int
+    subscribed: bool  # its org has an enabled webhook subscription
 
 
 def _numbers(phone_number_ids):
-    """{phone_number_id: (pk, org_id)} of the numbers Kirim has among these, by a statement written
+    """{phone_number_id: _Number} of the numbers Kirim has among these, whether their org has an
+    enabled subscription included (most have none: no second query for them), by a statement written
     once: the ORM's in_bulk compiles its query on every webhook."""
     if not phone_number_ids:
         return {}
-    table = connection.ops.quote_name(PhoneNumber._meta.db_table)
+    table, subscription = (
+        connection.ops.quote_name(model._meta.db_table) for model in (PhoneNumber, WebhookSubscription)
+    )
     placeholders = ", ".join(["%s"] * len(phone_number_ids))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT phone_number_id, id, org_id FROM {table} WHERE phone_number_id IN ({placeholders})",
+            f"SELECT n.phone_number_id, n.id, n.org_id, EXISTS (SELECT 1 FROM {subscription} s "
+            f"WHERE s.org_id = n.org_id AND s.enabled) FROM {table} n WHERE n.phone_number_id IN ({placeholders})",
             list(phone_number_ids),
         )
-        return {phone_number_id: _Number(pk, org_id) for phone_number_id, pk, org_id in cursor.fetchall()}
+        return {row[0]: _Number(row[1], row[2], bool(row[3])) for row in cursor.fetchall()}
 
 
 def _conversation_keys(inbound, numbers):
