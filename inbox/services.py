@@ -376,22 +376,15 @@ class _InboundInOneStatement:
         unique = list({m.wamid: m for m in reversed(inbound)}.values())[::-1]  # the first of each wamid
         rows = []
         for m in unique:
-            row = Message(wamid=m.wamid, direction=Direction.INBOUND, status=Status.RECEIVED,
-                          contact_wa_id=_fallback_key(m, unique), contact_user_id=m.contact_user_id,
-                          group_id=m.group_id, contact_name=m.contact_name, type=m.type, text=m.text,
-                          payload=m.payload, timestamp=m.timestamp)  # fmt: skip
-            user_id, name = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
-            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, user_id, name)
+            row = _inbound_row(m, _fallback_key(m, unique))
+            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *row.conversation_identity)
             # A key left out is NULL; a JSON null would be stored as jsonb's 'null' in a JSON column.
             values = {f.column: self._value(f, row) for f in self._columns}
             rows.append({column: value for column, value in values.items() if value is not None}
                         | dict(zip(self.EXTRA, extra, strict=True)))  # fmt: skip
-        now = timezone.now()
-        summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
+        now, summary = timezone.now(), _failures_told(failed)
         # All rows as one JSON document: one parameter to adapt, where an array per column took 26.
         params = [json.dumps(rows, default=str), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
-        if failed:
-            logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute(self._sql, params)
             subscribed, event_id, stored, ours = cursor.fetchone()
@@ -454,9 +447,7 @@ KEEP_EVENT = InsertRow(WebhookEvent, "received_at", "body", "processed_at", "err
 def _record(body, event, failed):
     """Write the event, applied, with its failed items (which keep it on the operators' list): a new
     one by one INSERT, a kept one by an UPDATE. Returns its id."""
-    summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
-    if failed:
-        logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
+    summary = _failures_told(failed)
     now = timezone.now()
     if event is not None:
         WebhookEvent.objects.filter(pk=event.pk).update(processed_at=now, error=summary, failed_items=failed)
@@ -464,6 +455,25 @@ def _record(body, event, failed):
     return KEEP_EVENT.execute(
         received_at=now, body=body, processed_at=now, error=summary, failed_items=failed, attempts=1
     )
+
+
+def _failures_told(failed):
+    """The event's `error` for the items that could not be stored ("" for none), logged."""
+    summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
+    if failed:
+        logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
+    return summary
+
+
+def _inbound_row(m, contact_key, **number):
+    """The Message row of parsed inbound message `m` in conversation `contact_key`, with what its
+    conversation learns of the contact as `conversation_identity` (a group's sender is not the group).
+    Both ingestion paths build their rows here."""
+    row = Message(wamid=m.wamid, direction=Direction.INBOUND, status=Status.RECEIVED, contact_wa_id=contact_key,
+                  contact_user_id=m.contact_user_id, group_id=m.group_id, contact_name=m.contact_name, type=m.type,
+                  text=m.text, payload=m.payload, timestamp=m.timestamp, **number)  # fmt: skip
+    row.conversation_identity = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+    return row
 
 
 def _store_inbound(inbound, numbers):
@@ -484,24 +494,7 @@ def _store_inbound(inbound, numbers):
     rows = []
     for m in ours:
         number = numbers[m.phone_number_id]
-        row = Message(
-            org_id=number.org_id,
-            phone_number_id=number.pk,
-            wamid=m.wamid,
-            direction=Direction.INBOUND,
-            status=Status.RECEIVED,
-            contact_wa_id=conversation_of(m, number),
-            contact_user_id=m.contact_user_id,
-            group_id=m.group_id,
-            contact_name=m.contact_name,
-            type=m.type,
-            text=m.text,
-            payload=m.payload,
-            timestamp=m.timestamp,
-        )
-        # What the conversation learns of its contact: a group's sender is not the group.
-        row.conversation_identity = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
-        rows.append(row)
+        rows.append(_inbound_row(m, conversation_of(m, number), org_id=number.org_id, phone_number_id=number.pk))
     inserted = insert_new(rows, unique_field="wamid")
     conversations_touch(inserted)
     return inserted
