@@ -104,26 +104,30 @@ def templates_store(phone_number, fetched):
     """Make the stored templates of the number's business account exactly `fetched` (Meta's shapes)."""
     now = timezone.now()
     scope = {"org_id": phone_number.org_id, "waba_id": phone_number.waba_id}
-    keep = []
-    with transaction.atomic():
-        for template in fetched:
-            row, _ = MessageTemplate.objects.update_or_create(
-                **scope,
-                name=str(template.get("name", ""))[:512],
-                language=str(template.get("language", ""))[:16],
-                defaults={
-                    "meta_id": str(template.get("id", ""))[:64],
-                    "status": str(template.get("status", ""))[:32],
-                    "category": str(template.get("category", ""))[:32],
-                    "parameter_format": str(template.get("parameter_format") or "POSITIONAL")[:16],
-                    "components": template.get("components") if isinstance(template.get("components"), list) else [],
-                    "synced_at": now,
-                },
-            )
-            keep.append(row.pk)
-        removed, _ = MessageTemplate.objects.filter(**scope).exclude(pk__in=keep).delete()
+    rows = {}
+    for template in fetched:
+        row = MessageTemplate(
+            **scope,
+            name=str(template.get("name", ""))[:512],
+            language=str(template.get("language", ""))[:16],
+            meta_id=str(template.get("id", ""))[:64],
+            status=str(template.get("status", ""))[:32],
+            category=str(template.get("category", ""))[:32],
+            parameter_format=str(template.get("parameter_format") or "POSITIONAL")[:16],
+            components=template.get("components") if isinstance(template.get("components"), list) else [],
+            synced_at=now,
+        )
+        rows[row.name, row.language] = row  # a pair Meta lists twice: the later one stands
+    with transaction.atomic():  # one upsert for all, then what Meta no longer has goes
+        MessageTemplate.objects.bulk_create(
+            rows.values(),
+            update_conflicts=True,
+            unique_fields=["org", "waba_id", "name", "language"],
+            update_fields=["meta_id", "status", "category", "parameter_format", "components", "synced_at"],
+        )
+        removed, _ = MessageTemplate.objects.filter(**scope).exclude(synced_at=now).delete()
     approved = sum(1 for t in fetched if t.get("status") == MessageTemplate.APPROVED)
-    return SyncResult(phone_number.waba_id, len(keep), approved, removed)
+    return SyncResult(phone_number.waba_id, len(rows), approved, removed)
 
 
 def templates_sync_each(numbers):

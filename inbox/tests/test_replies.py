@@ -265,6 +265,19 @@ def test_another_orgs_conversation_is_a_404_for_every_inbox_url(agent, foreign_n
     assert not meta.calls
 
 
+def test_storing_templates_costs_the_same_queries_for_3_and_60(number, django_assert_num_queries):
+    def listed(count):
+        return [{**payloads.DEMO_TEMPLATES[0], "id": str(n), "name": f"order_update_{n}"} for n in range(count)]
+
+    for count in (3, 60):
+        # SAVEPOINT, one upsert, one DELETE of the templates Meta no longer lists, RELEASE (it was an
+        # update_or_create per template).
+        with django_assert_num_queries(4):
+            result = templates_store(number, listed(count))
+        assert result.stored == count
+        assert MessageTemplate.objects.filter(waba_id=WABA).count() == count
+
+
 def test_templates_sync_from_the_number_list(org, make_member, number, second_number, meta):
     agent = logged_in(make_member(org, Role.MANAGER))
     second_number.waba_id = WABA  # the same business account: synced once
