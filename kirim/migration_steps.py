@@ -1,5 +1,6 @@
 """Migration steps that Django has no operation for."""
 
+from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 
@@ -17,3 +18,21 @@ def unlogged(app_label, model_name):
         return change
 
     return migrations.RunPython(set_logged(False), set_logged(True))
+
+
+def permissions_granter(app_label, codenames_by_group):
+    """A migration function: each group (made when missing) gets its codenames of `app_label`'s
+    permissions. Django makes permissions only after the last migration (post_migrate); the groups
+    need them now, so they are made first."""
+
+    def grant(apps, schema_editor):
+        for app_config in apps.get_app_configs():
+            app_config.models_module = True
+            create_permissions(app_config, apps=apps, verbosity=0)
+            app_config.models_module = None
+        Group, Permission = apps.get_model("auth", "Group"), apps.get_model("auth", "Permission")
+        for name, codenames in codenames_by_group.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            group.permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
+
+    return grant

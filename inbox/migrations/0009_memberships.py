@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 from django.conf import settings
-from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+from kirim.migration_steps import permissions_granter
 
 # What each role may do, as of this migration; operators adjust the groups in the admin afterwards.
 AGENT_PERMISSIONS = ["view_conversation", "view_message", "mark_read"]
@@ -15,17 +16,7 @@ MANAGER_PERMISSIONS = AGENT_PERMISSIONS + [
 GROUPS = {"Kirim agents": AGENT_PERMISSIONS, "Kirim managers": MANAGER_PERMISSIONS}
 
 
-def create_role_groups(apps, schema_editor):
-    # Permissions are normally made after the last migration (post_migrate); the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, codenames in GROUPS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(*Permission.objects.filter(content_type__app_label="inbox", codename__in=codenames))
+create_role_groups = permissions_granter("inbox", GROUPS)
 
 
 def delete_role_groups(apps, schema_editor):

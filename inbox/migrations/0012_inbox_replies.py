@@ -2,23 +2,15 @@
 
 import django.db.models.deletion
 from django.conf import settings
-from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+from kirim.migration_steps import permissions_granter
 
 # Replying is the inbox's work: both roles get it; managers also see the synced templates.
 ROLE_PERMISSIONS = {"Kirim agents": ["reply"], "Kirim managers": ["reply", "view_messagetemplate"]}
 
 
-def grant_roles(apps, schema_editor):
-    # Permissions are normally made after the last migration (post_migrate); the groups need them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Permission = apps.get_model("auth", "Permission")
-    for group in apps.get_model("auth", "Group").objects.filter(name__in=ROLE_PERMISSIONS):
-        codenames = ROLE_PERMISSIONS[group.name]
-        group.permissions.add(*Permission.objects.filter(content_type__app_label="inbox", codename__in=codenames))
+grant_roles = permissions_granter("inbox", ROLE_PERMISSIONS)
 
 
 class Migration(migrations.Migration):
