@@ -95,13 +95,18 @@ INSTALLED_APPS = [
     "outbox",
 ]
 
-MIDDLEWARE = [
+# Every request's, Meta's webhooks included: ids, the request log, the body gate, HTTPS. Webhooks pass
+# these alone (kirim/wsgi.py); the rest of MIDDLEWARE serves people's browsers and the API's limits.
+WEBHOOK_MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
     "kirim.middleware.RequestLogMiddleware",
     "kirim.middleware.BodyGateMiddleware",
-    "inbox.ratelimit.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+]
+MIDDLEWARE = [
+    *WEBHOOK_MIDDLEWARE,
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "inbox.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,20 +114,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-
-# Meta's webhooks (/webhooks/) skip these (kirim/wsgi.py): they serve people's browsers and the API's
-# rate limits. Anything added to MIDDLEWARE reaches webhooks too unless it is listed here.
-NOT_FOR_WEBHOOKS = {
-    "inbox.ratelimit.RateLimitHeadersMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-}
-WEBHOOK_MIDDLEWARE = [path for path in MIDDLEWARE if path not in NOT_FOR_WEBHOOKS]
 
 ROOT_URLCONF = "kirim.urls"
 WSGI_APPLICATION = "kirim.wsgi.application"
