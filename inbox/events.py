@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from kirim.ids import is_public_id, new_public_id
-from kirim.parsers import find_unstorable
+from kirim.parsers import find_unstorable, may_hold_unstorable
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class ParsedWebhook:
     messages: list = field(default_factory=list)
     statuses: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # human-readable reasons, for the log
+    suspect: bool = True  # the body may hold an unstorable value: each item's values are walked
 
 
 def _timestamp(value):
@@ -140,9 +141,11 @@ def _without_nul(value):
     return value
 
 
-def parse(payload):
-    parsed = ParsedWebhook()
-    payload = _without_nul(payload)
+def parse(payload, body):
+    """`payload`, parsed from JSON text `body`, as events."""
+    parsed = ParsedWebhook(suspect=may_hold_unstorable(body))
+    if parsed.suspect:
+        payload = _without_nul(payload)
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         parsed.skipped.append("not a whatsapp_business_account payload")
         return parsed
@@ -266,11 +269,11 @@ def meta_subset(payload, kind, keep):
     return {**payload, "entry": entries} if entries else None
 
 
-def unstorable_reason(item):
+def unstorable_reason(item, suspect=True):
     """Why the database cannot take this item, or None. Checked before anything is written, so a bad
     item fails alone and the common case pays no savepoints: a number JSON cannot hold (`1e999` is
     Python's infinity, which PostgreSQL's JSON refuses), a lone UTF-16 surrogate (not UTF-8), a value
-    longer than its column."""
+    longer than its column. Values are walked only when the body was `suspect`."""
     if len(item.wamid) > WAMID_LENGTH:
         return f"id longer than {WAMID_LENGTH} characters"
     if len(item.phone_number_id) > PHONE_NUMBER_ID_LENGTH:
@@ -279,8 +282,10 @@ def unstorable_reason(item):
         for name, attribute, limit in SENDER_ID_LIMITS:
             if len(getattr(item, attribute)) > limit:
                 return f"{name} longer than {limit} characters"
-        return _unstorable(item.payload, "")
-    return _unstorable(item.errors, "errors") or _unstorable(item.status, "status")
+        values = [(item.payload, "")]
+    else:
+        values = [(item.errors, "errors"), (item.status, "status")]
+    return next(filter(None, (_unstorable(value, path) for value, path in values)), None) if suspect else None
 
 
 def _unstorable(value, path):

@@ -227,10 +227,10 @@ def _process(body, event):
     except ValueError:  # RecursionError included: a body nested deeper than Python parses
         payload, parsed = None, events.ParsedWebhook(skipped=["body is not JSON"])
     else:
-        parsed = events.parse(payload)
+        parsed = events.parse(payload, body)
     failed = []
-    messages = _storable(parsed.messages, failed)
-    statuses = _storable(parsed.statuses, failed)
+    messages = _storable(parsed.messages, failed, parsed.suspect)
+    statuses = _storable(parsed.statuses, failed, parsed.suspect)
     if event is None and messages and not parsed.statuses and connection.vendor == "postgresql":
         try:
             done = INBOUND_IN_ONE_STATEMENT.run(messages, body, failed)
@@ -374,15 +374,12 @@ class _InboundInOneStatement:
         """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
         has a webhook subscription: events out are recorded by the steps."""
         unique = list({m.wamid: m for m in reversed(inbound)}.values())[::-1]  # the first of each wamid
+        now, summary = timezone.now(), _failures_told(failed)
         rows = []
         for m in unique:
-            row = _inbound_row(m, _fallback_key(m, unique))
-            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *row.conversation_identity)
-            # A key left out is NULL; a JSON null would be stored as jsonb's 'null' in a JSON column.
-            values = {f.column: self._value(f, row) for f in self._columns}
-            rows.append({column: value for column, value in values.items() if value is not None}
+            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *_conversation_identity(m))
+            rows.append(self._row(_inbound_values(m, _fallback_key(m, unique)), now)
                         | dict(zip(self.EXTRA, extra, strict=True)))  # fmt: skip
-        now, summary = timezone.now(), _failures_told(failed)
         # All rows as one JSON document: one parameter to adapt, where an array per column took 26.
         params = [json.dumps(rows, default=str), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
@@ -395,11 +392,34 @@ class _InboundInOneStatement:
                            len(unique) - ours)  # fmt: skip
         return event_id, stored
 
-    @staticmethod
-    def _value(field, row):
-        """The field's value as the JSON document carries it (datetimes and UUIDs become text)."""
-        value = field.pre_save(row, True)
-        return value if isinstance(field, JSONField) else field.get_db_prep_save(value, connection)
+    def _row(self, values, now):
+        """The JSON document's row for a message of these field values; the other columns as a new
+        Message would have them, without building one (~0.1 ms of a webhook's ~0.6 ms of Python): constant
+        defaults prepared once, callable ones called, `auto_now` fields `now`."""
+        constant, called, stamped = self._defaults
+        row = dict(constant)
+        row.update((column, default()) for column, default in called)
+        row.update((column, now) for column in stamped)
+        row.update((self._column_of[name], value) for name, value in values.items())
+        return row
+
+    @cached_property
+    def _column_of(self):
+        return {f.name: f.column for f in self._columns}
+
+    @cached_property
+    def _defaults(self):
+        """(constant {column: value}, [(column, callable)], [auto_now column]). A column whose default
+        is None is left out of the rows: NULL, where a JSON null would be jsonb's 'null'."""
+        constant, called, stamped = {}, [], []
+        for f in self._columns:
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                stamped.append(f.column)
+            elif f.has_default() and callable(f.default):
+                called.append((f.column, f.default))
+            elif (value := f.get_default()) is not None:
+                constant[f.column] = value if isinstance(f, JSONField) else f.get_db_prep_save(value, connection)
+        return constant, called, stamped
 
 
 INBOUND_IN_ONE_STATEMENT = _InboundInOneStatement()
@@ -419,10 +439,10 @@ def _fallback_key(message, payload):
     return next(same_user, message.contact_user_id)
 
 
-def _storable(items, failed):
+def _storable(items, failed, suspect):
     good = []
     for item in items:
-        reason = events.unstorable_reason(item)
+        reason = events.unstorable_reason(item, suspect)
         if reason is None:
             good.append(item)
         else:
@@ -465,14 +485,23 @@ def _failures_told(failed):
     return summary
 
 
+def _inbound_values(m, contact_key):
+    """The Message fields of parsed inbound message `m` in conversation `contact_key`: what both
+    ingestion paths store of it (the rest are the fields' defaults)."""
+    return {"wamid": m.wamid, "direction": Direction.INBOUND, "status": Status.RECEIVED, "contact_wa_id": contact_key,
+            "contact_user_id": m.contact_user_id, "group_id": m.group_id, "contact_name": m.contact_name,
+            "type": m.type, "text": m.text, "payload": m.payload, "timestamp": m.timestamp}  # fmt: skip
+
+
+def _conversation_identity(m):
+    """What a message's conversation learns of its contact (a group's sender is not the group)."""
+    return ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+
+
 def _inbound_row(m, contact_key, **number):
-    """The Message row of parsed inbound message `m` in conversation `contact_key`, with what its
-    conversation learns of the contact as `conversation_identity` (a group's sender is not the group).
-    Both ingestion paths build their rows here."""
-    row = Message(wamid=m.wamid, direction=Direction.INBOUND, status=Status.RECEIVED, contact_wa_id=contact_key,
-                  contact_user_id=m.contact_user_id, group_id=m.group_id, contact_name=m.contact_name, type=m.type,
-                  text=m.text, payload=m.payload, timestamp=m.timestamp, **number)  # fmt: skip
-    row.conversation_identity = ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+    """The Message row of `m`, with its `conversation_identity`."""
+    row = Message(**_inbound_values(m, contact_key), **number)
+    row.conversation_identity = _conversation_identity(m)
     return row
 
 

@@ -34,7 +34,8 @@ def whatsapp_webhook(request):
         logger.warning("webhook verification refused: wrong mode or verify token")
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
 
-    if not signature_is_valid(request.body, request.headers.get("X-Hub-Signature-256", "")):
+    # META, not request.headers: that builds a dict of every header for the one read.
+    if not signature_is_valid(request.body, request.META.get("HTTP_X_HUB_SIGNATURE_256", "")):
         logger.warning(
             "security: webhook rejected, bad or missing X-Hub-Signature-256 from %s", request.META.get("REMOTE_ADDR")
         )

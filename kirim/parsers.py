@@ -39,6 +39,18 @@ def _string_problem(text):
     return None
 
 
+# What JSON text must contain for a value parsed from it to be unstorable: an escaped NUL (JSON refuses a
+# raw one), a UTF-16 surrogate escape, the non-standard constants, a number that may overflow a double (an
+# exponent of three digits, or 300 digits in a row). Brackets are counted for the depth.
+_UNSTORABLE_SIGNS = re.compile(r"\\u0000|\\u[dD][89a-fA-F]|Infinity|NaN|\d[eE]\+?\d{3}|\d{300}")
+
+
+def may_hold_unstorable(text):
+    """False when no value parsed from JSON `text` can be unstorable, so `find_unstorable` need not walk
+    them: Meta's common webhook, where the walk was a tenth of the work. True is only a maybe."""
+    return text.count("{") + text.count("[") >= MAX_DEPTH or _UNSTORABLE_SIGNS.search(text) is not None
+
+
 def find_unstorable(value, path="", depth=0):
     """The first part of `value` (parsed JSON) that cannot be stored, or None."""
     if isinstance(value, str):

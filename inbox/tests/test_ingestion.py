@@ -81,7 +81,7 @@ def test_one_item_that_cannot_be_stored_fails_alone(phone_number, deliver, kind,
 def test_an_item_the_database_refuses_unforeseen_fails_alone(phone_number, deliver, kind, monkeypatch):
     """When no check foresaw it, the database's own refusal (PostgreSQL's JSON, SQLite's encoder)
     sends the payload through one savepoint per item."""
-    monkeypatch.setattr("inbox.events.unstorable_reason", lambda item: None)
+    monkeypatch.setattr("inbox.events.unstorable_reason", lambda item, suspect: None)
     body, item, _ = BAD_ITEMS[kind]
 
     assert deliver(None, raw=body.encode()).status_code == 200
