@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from kirim.ids import is_public_id, new_public_id
-from kirim.parsers import find_unstorable, may_hold_unstorable
+from kirim.parsers import find_unstorable
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,9 @@ def _without_nul(value):
     return value
 
 
-def parse(payload, body):
-    """`payload`, parsed from JSON text `body`, as events."""
-    parsed = ParsedWebhook(suspect=may_hold_unstorable(body))
+def parse(payload, suspect=True):
+    """`payload` as events; `suspect` unless kirim.parsers.loads_noting_unstorable found it clean."""
+    parsed = ParsedWebhook(suspect=suspect)
     if parsed.suspect:
         payload = _without_nul(payload)
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":

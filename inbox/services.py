@@ -33,6 +33,7 @@ from inbox.models import (
 from kirim import meta_graph
 from kirim.bulk import InsertRow, insert_new
 from kirim.errors import IdempotencyInProgress, NotFound, UpstreamError
+from kirim.parsers import loads_noting_unstorable
 from outbox import record as outbox
 from outbox.models import EventType, WebhookSubscription
 
@@ -223,11 +224,11 @@ def _process(body, event):
     refuses an item nobody foresaw: then the payload is applied again one item at a time, each in its
     own savepoint, so only that item fails."""
     try:
-        payload = json.loads(body)
+        payload, suspect = loads_noting_unstorable(body)
     except ValueError:  # RecursionError included: a body nested deeper than Python parses
         payload, parsed = None, events.ParsedWebhook(skipped=["body is not JSON"])
     else:
-        parsed = events.parse(payload, body)
+        parsed = events.parse(payload, suspect)
     failed = []
     messages = _storable(parsed.messages, failed, parsed.suspect)
     statuses = _storable(parsed.statuses, failed, parsed.suspect)
