@@ -224,14 +224,15 @@ class WsgiResponse(NamedTuple):
         return json.loads(self.content)
 
 
-def wsgi_call(method, path, body=b"", content_type="application/json", headers=None):
+def wsgi_call(method, path, body=b"", content_type="application/json", headers=None, *, chunked=False):
     """A request through kirim.wsgi.application as gunicorn makes it: production's dispatch and
-    middleware chains, which Django's test client (a handler of its own) does not take."""
+    middleware chains, which Django's test client (a handler of its own) does not take. `chunked`: no
+    Content-Length, the body de-chunked by the server."""
     environ = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": content_type,
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "CONTENT_TYPE": content_type,
+        **({"wsgi.input_terminated": True} if chunked else {"CONTENT_LENGTH": str(len(body))}),
         **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in (headers or {}).items()},
     }  # fmt: skip
     started = {}
@@ -243,7 +244,8 @@ def wsgi_call(method, path, body=b"", content_type="application/json", headers=N
     try:
         content = b"".join(result)
     finally:
-        result.close()  # as a server does: Django's request_finished
+        if hasattr(result, "close"):
+            result.close()  # as a server does: Django's request_finished
     return WsgiResponse(started["status"], started["headers"], content)
 
 

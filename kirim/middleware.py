@@ -42,26 +42,32 @@ class RequestLogMiddleware:
         started = time.monotonic()
         calls_made.start()
         response = self.get_response(request)
-        if not request_log.isEnabledFor(logging.INFO):
-            return response
-        meta_calls, meta_ms = calls_made.summary()
-        match = getattr(request, "resolver_match", None)
-        user = getattr(request, "user", None)
-        request_log.info(
-            json.dumps(
-                {
-                    "request_id": getattr(request, "request_id", None),
-                    "org": getattr(user, "external_id", None),  # an API request's org; staff users have none
-                    "method": request.method,
-                    "route": match.route if match else None,
-                    "status": response.status_code,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    "meta_calls": meta_calls,
-                    "meta_ms": meta_ms,
-                }
-            )
-        )
+        log_request(request, response.status_code, started)
         return response
+
+
+def log_request(request, status, started, route=None):
+    """The request log's line for `request`, answered `status`, begun at time.monotonic() `started`
+    (with calls_made started then). `route` is its URL pattern's, when Django did not resolve it."""
+    if not request_log.isEnabledFor(logging.INFO):
+        return
+    meta_calls, meta_ms = calls_made.summary()
+    match = getattr(request, "resolver_match", None)
+    user = getattr(request, "user", None)
+    request_log.info(
+        json.dumps(
+            {
+                "request_id": getattr(request, "request_id", None),
+                "org": getattr(user, "external_id", None),  # an API request's org; staff users have none
+                "method": request.method,
+                "route": match.route if match else route,
+                "status": status,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "meta_calls": meta_calls,
+                "meta_ms": meta_ms,
+            }
+        )
+    )
 
 
 ACCESS_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s\"]+")
@@ -116,25 +122,27 @@ class BodyGateMiddleware:
         gate = gate_for(request.path)
         if gate is not None:
             limit, render = gate
-            error = self.refusal(request, limit)
+            error = body_refusal(request, limit)
             if error is not None:
                 return render(request, error)
         return self.get_response(request)
 
-    def refusal(self, request, limit):
-        declared = request.META.get("CONTENT_LENGTH")
-        if declared:
-            size = _as_int(declared)
-        elif request.META.get("wsgi.input_terminated"):
-            size = _read_dechunked(request, limit)
-        else:
-            size = 0  # no body, as Django reads it
-        if size > limit:
-            return RequestTooLarge(f"The body is larger than the {limit} bytes this endpoint takes.")
-        charset = request.content_params.get("charset")
-        if size and charset is not None and not _is_utf8(charset):
-            return UnsupportedMediaType(f"Send the body as UTF-8 JSON; charset={charset[:40]} is not supported.")
-        return None
+
+def body_refusal(request, limit):
+    """The ApiError that refuses `request`'s body under a size `limit`, or None."""
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared:
+        size = _as_int(declared)
+    elif request.META.get("wsgi.input_terminated"):
+        size = _read_dechunked(request, limit)
+    else:
+        size = 0  # no body, as Django reads it
+    if size > limit:
+        return RequestTooLarge(f"The body is larger than the {limit} bytes this endpoint takes.")
+    charset = request.content_params.get("charset")
+    if size and charset is not None and not _is_utf8(charset):
+        return UnsupportedMediaType(f"Send the body as UTF-8 JSON; charset={charset[:40]} is not supported.")
+    return None
 
 
 def _read_dechunked(request, limit):

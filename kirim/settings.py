@@ -95,16 +95,11 @@ INSTALLED_APPS = [
     "outbox",
 ]
 
-# Every request's, Meta's webhooks included: ids, the request log, the body gate, HTTPS. Webhooks pass
-# these alone (kirim/wsgi.py); the rest of MIDDLEWARE serves people's browsers and the API's limits.
-WEBHOOK_MIDDLEWARE = [
+MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
     "kirim.middleware.RequestLogMiddleware",
     "kirim.middleware.BodyGateMiddleware",
     "django.middleware.security.SecurityMiddleware",
-]
-MIDDLEWARE = [
-    *WEBHOOK_MIDDLEWARE,
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "inbox.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -11,7 +11,7 @@ from inbox.graph_api import (
     GraphMessagesView,
     GraphTemplatesView,
 )
-from inbox.webhooks import whatsapp_webhook
+from inbox.webhooks import WEBHOOK_ROUTE, whatsapp_webhook
 from kirim.api import SchemaView, bad_request, health, server_error, unknown_endpoint, unknown_graph_path
 from kirim.meta_errors import GRAPH_VERSION
 from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
@@ -70,7 +70,7 @@ def docs_page(schema_url_name, title):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("webhooks/whatsapp", whatsapp_webhook, name="whatsapp-webhook"),
+    path(WEBHOOK_ROUTE, whatsapp_webhook, name="whatsapp-webhook"),
     path("v1/openapi.json", SchemaView.as_view(patterns=v1_api), name="openapi"),
     path("v1/docs", docs_page("openapi", title="Kirim API"), name="api-docs"),
     path(

@@ -1,43 +1,119 @@
-"""kirim.wsgi.application: Meta's webhooks through their own short middleware chain, everything else
-through settings.MIDDLEWARE, and the full list left as it was."""
+"""kirim.wsgi.application: Meta's deliveries answered in front of Django's handler
+(inbox.webhooks.MetaDeliveries), everything else, other requests to the webhook's URL included, by
+Django with settings.MIDDLEWARE, as any request."""
 
 import json
 import logging
 
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
+from django.core.signals import request_finished, request_started
+from django.db import OperationalError
 
 from conftest import WEBHOOK_URL, wsgi_call
 from fakemeta import payloads
 from inbox.models import Message
+from kirim.wsgi import application
 
 pytestmark = pytest.mark.usefixtures("connections_kept_open")  # requests go through the WSGI application
 
 
-def test_a_webhook_takes_the_short_chain_and_keeps_ids_log_and_body_gate(phone_number, deliver, caplog):
-    message = payloads.text_message("wamid.WSGI1", "6281200000", "hi")
-    caplog.set_level(logging.INFO, logger="kirim.requests")
-    response = deliver(payloads.webhook(phone_number.phone_number_id, messages=[message]))
+@pytest.fixture
+def django_answered(monkeypatch):
+    """The requests that Django's handler answered, by path."""
+    answered = []
+    django_application = application.django_application
 
-    assert response.status_code == 200
-    assert Message.objects.filter(wamid="wamid.WSGI1").exists()
-    assert response.headers["X-Request-Id"].startswith("req_")
-    assert "X-Frame-Options" not in response.headers  # clickjacking, sessions, CSRF... not on this chain
-    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kirim.requests"]
-    assert (line["request_id"], line["route"], line["status"]) == (
-        response.headers["X-Request-Id"],
-        "webhooks/whatsapp",
-        200,
+    def spy(environ, start_response):
+        answered.append(environ["PATH_INFO"])
+        return django_application(environ, start_response)
+
+    monkeypatch.setattr(application, "django_application", spy)
+    return answered
+
+
+@pytest.fixture
+def signals_sent():
+    sent = []
+    receivers = {
+        signal: lambda signal=signal, **kwargs: sent.append(signal) for signal in (request_started, request_finished)
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver, weak=False)
+    yield sent
+    for signal, receiver in receivers.items():
+        signal.disconnect(receiver)
+
+
+def signed(body):
+    return {"X-Hub-Signature-256": payloads.sign(body, django_settings.META_APP_SECRET)}
+
+
+def test_a_delivery_is_answered_in_front_of_django_with_its_id_log_line_and_signals(
+    phone_number, deliver, django_answered, signals_sent, caplog
+):
+    caplog.set_level(logging.INFO, logger="kirim.requests")
+
+    response = deliver(
+        payloads.webhook(phone_number.phone_number_id, messages=[payloads.text_message("wamid.W1", "62812", "hi")])
     )
 
-    too_big = b"{" + b" " * settings.WEBHOOK_MAX_BODY_BYTES + b"}"
-    refused = wsgi_call("POST", WEBHOOK_URL, too_big)
-    assert (refused.status_code, refused.json()["error"]["code"]) == (413, "request_too_large")
+    assert (response.status_code, response.content, django_answered) == (200, b"OK", [])
+    assert Message.objects.filter(wamid="wamid.W1").exists()
+    assert response.headers["Content-Length"] == "2" and response.headers["X-Request-Id"].startswith("req_")
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "kirim.requests"]
+    assert (line["request_id"], line["method"], line["route"], line["status"]) == (
+        response.headers["X-Request-Id"], "POST", "webhooks/whatsapp", 200,
+    )  # fmt: skip
+    # Django's request signals, as its handler sends them: the pooled connection goes back at the end.
+    assert signals_sent == [request_started, request_finished]
 
 
-def test_everything_else_takes_the_full_chain(db):
+def test_a_database_outage_on_the_way_in_front_is_djangos_500_envelope(
+    phone_number, deliver, break_inbound_storing, signals_sent, caplog
+):
+    with break_inbound_storing(OperationalError("connection refused")):
+        response = deliver(
+            payloads.webhook(phone_number.phone_number_id, messages=[payloads.text_message("wamid.W2", "62812", "x")])
+        )
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert response.json()["error"]["request_id"] == response.headers["X-Request-Id"]
+    assert [r.getMessage() for r in caplog.records if r.name == "django.request"] == [
+        "Internal Server Error: /webhooks/whatsapp"
+    ]
+    assert signals_sent == [request_started, request_finished]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["bad signature", "over the size limit", "another charset", "no Content-Length", "a GET", "plain HTTP"],
+)
+def test_anything_but_a_plain_delivery_is_djangos_to_answer(phone_number, django_answered, settings, case):
+    body = json.dumps(payloads.webhook(phone_number.phone_number_id, messages=[])).encode()
+    method, content_type, headers, expected = "POST", "application/json", signed(body), None
+    if case == "bad signature":
+        headers, expected = {"X-Hub-Signature-256": "sha256=00"}, 401
+    elif case == "over the size limit":
+        settings.WEBHOOK_MAX_BODY_BYTES, expected = len(body) - 1, 413
+    elif case == "another charset":
+        content_type, expected = "application/json; charset=rot13", 415
+    elif case == "a GET":
+        method, body, expected = "GET", b"", 403
+    elif case == "plain HTTP":  # Django's SecurityMiddleware redirects it (it read the setting at start: 200 here)
+        settings.SECURE_SSL_REDIRECT, expected = True, 200
+
+    chunked = case == "no Content-Length"
+    response = wsgi_call(method, WEBHOOK_URL, body, content_type, headers, chunked=chunked)
+
+    assert response.status_code == (200 if chunked else expected)  # chunked: read whole by the body gate
+    assert django_answered == [WEBHOOK_URL]
+
+
+def test_everything_else_takes_the_full_chain(db, django_answered):
     page = wsgi_call("GET", "/admin/login/", content_type="")
     assert page.status_code == 200
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in page.headers.get("Set-Cookie", "") or "Cookie" in page.headers.get("Vary", "")
-    assert "django.middleware.clickjacking.XFrameOptionsMiddleware" in settings.MIDDLEWARE  # left as it was
+    assert django_answered == ["/admin/login/"]
