@@ -205,11 +205,13 @@ WEBHOOK_URL = "/webhooks/whatsapp"
 
 
 @pytest.fixture
-def connections_kept_open():
+def connections_kept_open(monkeypatch):
     """For requests through the WSGI application (`wsgi_call`), as Django's test client does: a
-    request must not close the connection the test's transaction lives on as it starts or finishes."""
+    request must not close the connection the test's transaction lives on as it starts or finishes
+    (Django's request signals; Meta's deliveries, inbox.webhooks.MetaDeliveries, close it themselves)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
+    monkeypatch.setattr("inbox.webhooks.close_old_connections", lambda: None)
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)

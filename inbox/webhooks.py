@@ -13,9 +13,9 @@ import time
 from http import HTTPStatus
 
 from django.conf import settings
-from django.core import signals
 from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
+from django.db import close_old_connections
 from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
@@ -62,10 +62,12 @@ class MetaDeliveries:
     """A WSGI application in front of Django's that answers Meta's deliveries itself: a POST to the
     webhook, signed, its body declared and within the limit, in UTF-8, over HTTPS where that is required.
     It does what the view and the middleware do for it (request id, request log, body gate, signature,
-    the service, Django's request signals, which hand the pooled connection back, and Django's answer to
-    an exception) without resolving the URL, running the middleware chain or building a response: ~0.2 ms
-    of a webhook's ~1.4 in process (bench/ingest.py, docs/benchmarks.md). Anything else, a bad signature
-    included, goes to `django_application`, which answers it as it answers any request."""
+    the service, Django's answer to an exception) and what Django's request signals do for it: hand the
+    pooled connection back. Their other receivers (DEBUG's query log, caches, the URLconf) have nothing
+    of this request's to reset. Without resolving the URL, the middleware chain, a response object and
+    the two signals, a delivery's Python is ~0.3 ms shorter (bench/ingest.py, docs/benchmarks.md).
+    Anything else, a bad signature included, goes to `django_application`, which answers it as it
+    answers any request."""
 
     def __init__(self, django_application):
         self.django_application = django_application
@@ -83,7 +85,6 @@ class MetaDeliveries:
             return self.django_application(environ, start_response)
         request.request_id = new_public_id("req")
         calls_made.start()
-        signals.request_started.send(sender=self.__class__, environ=environ)
         try:
             webhook_receive(request.body)
             status, headers, content = HTTPStatus.OK, [("Content-Type", "text/plain")], b"OK"
@@ -91,7 +92,7 @@ class MetaDeliveries:
             response = response_for_exception(request, error)
             status, headers, content = HTTPStatus(response.status_code), list(response.items()), response.content
         finally:
-            signals.request_finished.send(sender=self.__class__)
+            close_old_connections()
         log_request(request, status, started, route=WEBHOOK_ROUTE)
         headers += [("Content-Length", str(len(content))), ("X-Request-Id", request.request_id)]
         start_response(f"{status.value} {status.phrase}", headers)
