@@ -17,7 +17,7 @@ import responses
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -211,7 +211,7 @@ def connections_kept_open(monkeypatch):
     (Django's request signals; Meta's deliveries, inbox.webhooks.MetaDeliveries, close it themselves)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    monkeypatch.setattr("inbox.webhooks.close_old_connections", lambda: None)
+    monkeypatch.setattr(connections["default"], "close_if_unusable_or_obsolete", lambda: None)
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)

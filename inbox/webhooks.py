@@ -15,7 +15,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
-from django.db import close_old_connections
+from django.db import connection
 from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
@@ -92,7 +92,7 @@ class MetaDeliveries:
             response = response_for_exception(request, error)
             status, headers, content = HTTPStatus(response.status_code), list(response.items()), response.content
         finally:
-            close_old_connections()
+            connection.close_if_unusable_or_obsolete()  # close_old_connections, for the one database
         log_request(request, status, started, route=WEBHOOK_ROUTE)
         headers += [("Content-Length", str(len(content))), ("X-Request-Id", request.request_id)]
         start_response(f"{status.value} {status.phrase}", headers)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import OperationalError
+from django.db import OperationalError, connections
 
 from conftest import WEBHOOK_URL, wsgi_call
 from fakemeta import payloads
@@ -35,7 +35,7 @@ def django_answered(monkeypatch):
 def connections_handed_back(monkeypatch):
     """How many times a request handed its pooled connection back (connections_kept_open keeps it)."""
     handed_back = []
-    monkeypatch.setattr("inbox.webhooks.close_old_connections", lambda: handed_back.append(True))
+    monkeypatch.setattr(connections["default"], "close_if_unusable_or_obsolete", lambda: handed_back.append(True))
     return handed_back
 
 
