@@ -40,6 +40,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
             DatabaseWrapper.answered_at = time.monotonic()
         super()._close()
 
+    def _set_autocommit(self, autocommit):
+        # Django sets it on every checkout from the pool, where it is already set; psycopg takes the
+        # connection's lock and runs a wait loop even to set what is set.
+        if self.connection.autocommit != autocommit:
+            super()._set_autocommit(autocommit)
+
     def is_usable(self):
         return _quiet_and_idle(self.connection.pgconn)
 
