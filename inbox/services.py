@@ -225,7 +225,7 @@ def _process(body, event):
     own savepoint, so only that item fails."""
     try:
         payload, suspect = loads_noting_unstorable(body)
-    except ValueError:  # RecursionError included: a body nested deeper than Python parses
+    except ValueError:  # nested deeper than Python parses is a RecursionError: _apply records it as failed
         payload, parsed = None, events.ParsedWebhook(skipped=["body is not JSON"])
     else:
         parsed = events.parse(payload, suspect)
@@ -411,7 +411,7 @@ class _InboundInOneStatement:
     @cached_property
     def _defaults(self):
         """(constant {column: value}, [(column, callable)], [auto_now column]). A column whose default
-        is None is left out of the rows: NULL, where a JSON null would be jsonb's 'null'."""
+        is None is left out of the rows: NULL all the same, in a shorter document."""
         constant, called, stamped = {}, [], []
         for f in self._columns:
             if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):

@@ -61,13 +61,13 @@ def whatsapp_webhook(request):
 class MetaDeliveries:
     """A WSGI application in front of Django's that answers Meta's deliveries itself: a POST to the
     webhook, signed, its body declared and within the limit, in UTF-8, over HTTPS where that is required.
-    It does what the view and the middleware do for it (request id, request log, body gate, signature,
-    the service, Django's answer to an exception) and what Django's request signals do for it: hand the
-    pooled connection back. Their other receivers (DEBUG's query log, caches, the URLconf) have nothing
-    of this request's to reset. Without resolving the URL, the middleware chain, a response object and
-    the two signals, a delivery's Python is ~0.3 ms shorter (bench/ingest.py, docs/benchmarks.md).
-    Anything else, a bad signature included, goes to `django_application`, which answers it as it
-    answers any request."""
+    It does for them what the view and Kirim's middleware did (request id, request log, body gate,
+    signature, the service, Django's answer to an exception) and what Django's request signals did:
+    hand the connection back. Their other receivers have nothing of a delivery's to reset but DEBUG's
+    query log, which is bounded. SecurityMiddleware's headers are for browsers, and left out. Without
+    resolving the URL, the middleware chain, a response object and the two signals, a delivery's Python
+    is ~0.3 ms shorter (bench/ingest.py, docs/benchmarks.md). Anything else, a bad signature included,
+    goes to `django_application`, which answers it as it answers any request."""
 
     def __init__(self, django_application):
         self.django_application = django_application
@@ -80,12 +80,12 @@ class MetaDeliveries:
         request = WSGIRequest(environ)
         if not self._takes(request):
             return self.django_application(environ, start_response)
-        if not signature_is_valid(request.body, request.META.get("HTTP_X_HUB_SIGNATURE_256", "")):
-            environ["wsgi.input"] = io.BytesIO(request.body)  # for the view to read again, refuse and log
-            return self.django_application(environ, start_response)
         request.request_id = new_public_id("req")
         calls_made.start()
         try:
+            if not signature_is_valid(request.body, request.META.get("HTTP_X_HUB_SIGNATURE_256", "")):
+                environ["wsgi.input"] = io.BytesIO(request.body)  # for the view to read again, refuse and log
+                return self.django_application(environ, start_response)
             webhook_receive(request.body)
             status, headers, content = HTTPStatus.OK, [("Content-Type", "text/plain")], b"OK"
         except Exception as error:  # noqa: BLE001 (Django's answer logs it, in kirim.urls.handler500's envelope)
@@ -104,5 +104,7 @@ class MetaDeliveries:
             return False  # SecurityMiddleware redirects it
         if not request.META.get("CONTENT_LENGTH"):
             return False  # chunked, or no body: the body gate decides
-        limit, _ = gate_for(request.path)
-        return body_refusal(request, limit) is None
+        gate = gate_for(request.path)
+        if gate is None:
+            return False  # served under a prefix (SCRIPT_NAME): outside the gate, as the middleware has it
+        return body_refusal(request, gate[0]) is None

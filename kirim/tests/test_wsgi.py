@@ -110,3 +110,34 @@ def test_everything_else_takes_the_full_chain(db, django_answered):
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "csrftoken" in page.headers.get("Set-Cookie", "") or "Cookie" in page.headers.get("Vary", "")
     assert django_answered == ["/admin/login/"]
+
+
+class BrokenBody:
+    """A body whose client went away while it was being read."""
+
+    def read(self, *args):
+        raise OSError("connection reset by peer")
+
+    readline = read
+
+
+def test_a_delivery_whose_body_cannot_be_read_is_djangos_500_envelope(
+    phone_number, django_answered, connections_handed_back
+):
+    body = json.dumps(payloads.webhook(phone_number.phone_number_id, messages=[])).encode()
+
+    response = wsgi_call("POST", WEBHOOK_URL, body, headers=signed(body), extra_environ={"wsgi.input": BrokenBody()})
+
+    assert (response.status_code, response.json()["error"]["code"]) == (500, "internal_error")
+    assert response.json()["error"]["request_id"] == response.headers["X-Request-Id"]
+    assert django_answered == [] and connections_handed_back == [True]
+
+
+def test_under_a_url_prefix_deliveries_go_to_django_and_are_stored(phone_number, django_answered):
+    message = payloads.text_message("wamid.PREFIX", "62812", "hi")
+    body = json.dumps(payloads.webhook(phone_number.phone_number_id, messages=[message])).encode()
+
+    response = wsgi_call("POST", WEBHOOK_URL, body, headers=signed(body), extra_environ={"SCRIPT_NAME": "/kirim"})
+
+    assert response.status_code == 200 and django_answered == [WEBHOOK_URL]
+    assert Message.objects.filter(wamid="wamid.PREFIX").exists()
