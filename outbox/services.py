@@ -47,15 +47,21 @@ def subscription_create(*, org, url, events, description="", enabled=True):
 
 
 def subscription_update(subscription, **changes):
-    """Change url, events, description or enabled. Enabling clears why Kirim disabled it and its
-    failure streak. Only the changed columns are written: the delivery worker updates the enabled
-    state and the streak on its own, and a whole-row save from a copy read earlier would undo that."""
+    """Change url, events, description or enabled. Enabling a disabled one clears why Kirim disabled
+    it and its failure streak; `enabled` sent again for an enabled one (a client that PATCHes the whole
+    object) leaves the streak the worker is counting. Only the changed columns are written: the worker
+    updates the enabled state and the streak on its own, and a save from a copy read earlier would undo
+    that. Whether it was disabled is the database's to say, for the same reason."""
     if "url" in changes:
         changes["url"] = url_check(changes["url"])
     if "events" in changes:
         changes["events"] = events_check(changes["events"])
-    if changes.get("enabled"):
-        changes.update(disabled_reason="", consecutive_failures=0)
+    cleared = {"disabled_reason": "", "consecutive_failures": 0}
+    if changes.get("enabled") and WebhookSubscription.objects.filter(pk=subscription.pk, enabled=False).update(
+        **cleared
+    ):
+        for name, value in cleared.items():
+            setattr(subscription, name, value)
     for name, value in changes.items():
         setattr(subscription, name, value)
     subscription.save(update_fields=[*changes, "updated_at"])

@@ -105,6 +105,20 @@ def test_a_patch_from_a_copy_read_earlier_keeps_what_the_worker_wrote_since(subs
     assert (subscription.description, subscription.enabled, subscription.consecutive_failures) == ("orders", False, 24)
 
 
+def test_enabled_sent_again_for_an_enabled_subscription_keeps_its_failure_streak(api, subscription):
+    """A client that PATCHes the whole object, `enabled: true` included, must not keep the worker from
+    ever reaching the streak that disables a failing subscription."""
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(consecutive_failures=7)
+
+    response = api.patch(
+        f"{SUBSCRIPTIONS}/{subscription.external_id}", {"enabled": True, "description": "all"}, format="json"
+    )
+
+    assert response.status_code == 200
+    subscription.refresh_from_db()
+    assert (subscription.enabled, subscription.description, subscription.consecutive_failures) == (True, "all", 7)
+
+
 def test_rotate_secret_shows_the_new_one_and_keeps_the_old_signing(api, subscription):
     old = subscription.secret
 
