@@ -104,7 +104,7 @@ class MetaDeliveries:
             return False  # SecurityMiddleware redirects it
         if not request.META.get("CONTENT_LENGTH"):
             return False  # chunked, or no body: the body gate decides
-        gate = gate_for(request.path)
-        if gate is None:
+        limit = gate_for(request.path)
+        if limit is None:
             return False  # served under a prefix (SCRIPT_NAME): outside the gate, as the middleware has it
-        return body_refusal(request, gate[0]) is None
+        return body_refusal(request, limit) is None

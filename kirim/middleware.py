@@ -100,10 +100,10 @@ GATED_PATHS = (
 
 
 def gate_for(path):
-    """(size limit, error renderer) for a body sent to `path`, or None for paths outside the gate."""
+    """The size limit for a body sent to `path`, or None for paths outside the gate."""
     for pattern, setting in GATED_PATHS:
         if pattern.match(path):
-            return getattr(settings, setting), error_renderer_for(path)
+            return getattr(settings, setting)
     return None
 
 
@@ -119,12 +119,10 @@ class BodyGateMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        gate = gate_for(request.path)
-        if gate is not None:
-            limit, render = gate
-            error = body_refusal(request, limit)
-            if error is not None:
-                return render(request, error)
+        limit = gate_for(request.path)
+        error = None if limit is None else body_refusal(request, limit)
+        if error is not None:
+            return error_renderer_for(request.path)(request, error)  # only a refusal needs its shape
         return self.get_response(request)
 
 
