@@ -17,12 +17,14 @@ threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 # A worker takes no more connections than it has threads. Kept-alive connections spread unevenly
 # over the workers: one holding more than its threads queued requests (/v1/health among them, 86-171
 # ms at p50 in bench/capacity.py) while another had threads free. Past the cap a connection waits in
-# the listen backlog for whichever worker has room.
+# the listen backlog for whichever worker has room. gthread keeps alive only the connections past its
+# threads, so none is kept alive between requests (gunicorn warns so at start): each request comes on
+# a connection of its own, and a proxy in front keeps its own to clients.
 worker_connections = threads
 # Longer than a Meta call with its retries (META_RETRY_BUDGET), so gunicorn never kills one midway.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
-keepalive = 5
+keepalive = 5  # not between requests (above): how long a new connection may wait to send its first
 max_requests = 10_000  # recycle workers now and then, staggered
 max_requests_jitter = 1_000
 # The workers' heartbeat touches a file on every loop; on a disk-backed /tmp that costs each request
