@@ -1,15 +1,11 @@
 """Fixtures of the outbox's tests: subscriptions, a subscriber mocked by `responses` behind DNS that
 resolves to a public address, and a way to run every due delivery without a worker."""
 
-import json
-
 import pytest
 import responses
 from django.db.models import Q
-from django.test import Client
 from django.utils import timezone
 
-from fakemeta import payloads
 from outbox.delivery import attempt_delivery
 from outbox.models import Delivery, DeliveryStatus, EventType, WebhookSubscription
 
@@ -65,19 +61,3 @@ def run_due(max_rounds=50):
         for pk in due:
             made += attempt_delivery(pk) not in (None, "busy")
     return made
-
-
-@pytest.fixture
-def meta_webhook(settings):
-    """POST a signed Meta webhook to Kirim, as Meta would."""
-
-    def post(payload):
-        body = json.dumps(payload).encode()
-        return Client().post(
-            "/webhooks/whatsapp",
-            body,
-            content_type="application/json",
-            HTTP_X_HUB_SIGNATURE_256=payloads.sign(body, settings.META_APP_SECRET),
-        )
-
-    return post

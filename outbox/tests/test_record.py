@@ -23,10 +23,10 @@ def inbound(phone_number_id, wamid, text="Halo", sender=CUSTOMER):
     )
 
 
-def test_an_inbound_message_records_message_received_with_metas_own_json(phone_number, subscription, meta_webhook):
+def test_an_inbound_message_records_message_received_with_metas_own_json(phone_number, subscription, deliver):
     payload = inbound(phone_number.phone_number_id, "wamid.IN1")
 
-    assert meta_webhook(payload).status_code == 200
+    assert deliver(payload).status_code == 200
 
     event = Event.objects.get()
     assert event.type == EventType.MESSAGE_RECEIVED
@@ -35,14 +35,14 @@ def test_an_inbound_message_records_message_received_with_metas_own_json(phone_n
     assert (delivery.subscription, delivery.event, delivery.status) == (subscription, event, "pending")
 
 
-def test_the_senders_contact_reaches_subscribers_as_kirim_matched_it(phone_number, subscription, meta_webhook):
+def test_the_senders_contact_reaches_subscribers_as_kirim_matched_it(phone_number, subscription, deliver):
     """Meta's only contact, carrying only a business-scoped user id, belongs to a message `from` a
     number: Kirim stores its name, and the subscriber gets that same contact."""
     payload = inbound(phone_number.phone_number_id, "wamid.IN2")
     only_contact = {"profile": {"name": "Dewi"}, "user_id": "ID.1234567890"}
     payload["entry"][0]["changes"][0]["value"]["contacts"] = [only_contact]
 
-    assert meta_webhook(payload).status_code == 200
+    assert deliver(payload).status_code == 200
 
     (change,) = json.loads(Event.objects.get().body)["entry"][0]["changes"]
     assert change["value"]["contacts"] == [only_contact]
@@ -50,7 +50,7 @@ def test_the_senders_contact_reaches_subscribers_as_kirim_matched_it(phone_numbe
 
 
 def test_a_payload_with_two_orgs_numbers_gives_each_org_only_its_own_items(
-    phone_number, foreign_number, subscription, other_org, meta_webhook
+    phone_number, foreign_number, subscription, other_org, deliver
 ):
     theirs = make_subscription(other_org, url="https://other.example.com/hook")
     ours_message = payloads.text_message("wamid.OURS", CUSTOMER, "for us", timestamp=1749416383)
@@ -71,7 +71,7 @@ def test_a_payload_with_two_orgs_numbers_gives_each_org_only_its_own_items(
         ],
     }  # fmt: skip
 
-    assert meta_webhook(payload).status_code == 200
+    assert deliver(payload).status_code == 200
 
     ours = json.loads(Delivery.objects.get(subscription=subscription).event.body)
     theirs_body = json.loads(Delivery.objects.get(subscription=theirs).event.body)
@@ -80,11 +80,11 @@ def test_a_payload_with_two_orgs_numbers_gives_each_org_only_its_own_items(
     assert Delivery.objects.count() == 2
 
 
-def test_statuses_record_message_status_without_messages(phone_number, subscription, make_message, meta_webhook):
+def test_statuses_record_message_status_without_messages(phone_number, subscription, make_message, deliver):
     sent = make_message(phone_number, direction=Direction.OUTBOUND, status=Status.SENT)
     payload = payloads.webhook(phone_number.phone_number_id, statuses=[payloads.status(sent.wamid, "read", CUSTOMER)])
 
-    meta_webhook(payload)
+    deliver(payload)
 
     event = Event.objects.get()
     assert event.type == EventType.MESSAGE_STATUS
@@ -93,39 +93,39 @@ def test_statuses_record_message_status_without_messages(phone_number, subscript
 
 @pytest.mark.parametrize("callers_own", ["crm-order-4411", None])
 def test_a_status_reaches_subscribers_with_the_senders_callback_data_only(
-    phone_number, subscription, make_message, meta_webhook, callers_own
+    phone_number, subscription, make_message, deliver, callers_own
 ):
     sent = make_message(phone_number, direction=Direction.OUTBOUND, status=Status.SENT)
     echoed = f"kirim:{sent.external_id}|{callers_own or ''}"  # what Meta echoes of Kirim's send
     status = payloads.status(sent.wamid, "delivered", CUSTOMER, biz_opaque_callback_data=echoed)
 
-    meta_webhook(payloads.webhook(phone_number.phone_number_id, statuses=[status]))
+    deliver(payloads.webhook(phone_number.phone_number_id, statuses=[status]))
 
     announced = json.loads(Event.objects.get().body)["entry"][0]["changes"][0]["value"]["statuses"][0]
     assert announced.get("biz_opaque_callback_data") == callers_own
     assert announced["id"] == sent.wamid
 
 
-def test_a_wamid_meta_delivers_twice_is_announced_once(phone_number, subscription, meta_webhook):
+def test_a_wamid_meta_delivers_twice_is_announced_once(phone_number, subscription, deliver):
     payload = inbound(phone_number.phone_number_id, "wamid.TWICE")
-    meta_webhook(payload)
-    meta_webhook(payload)
+    deliver(payload)
+    deliver(payload)
 
     assert Event.objects.filter(type=EventType.MESSAGE_RECEIVED).count() == 1
 
 
-def test_only_subscribed_event_types_and_enabled_subscriptions_get_deliveries(org, phone_number, meta_webhook):
+def test_only_subscribed_event_types_and_enabled_subscriptions_get_deliveries(org, phone_number, deliver):
     make_subscription(org, events=["message.read"])
     make_subscription(org, enabled=False)
 
-    meta_webhook(inbound(phone_number.phone_number_id, "wamid.NOBODY"))
+    deliver(inbound(phone_number.phone_number_id, "wamid.NOBODY"))
 
     assert not Event.objects.exists()
     assert not Delivery.objects.exists()
 
 
-def test_an_org_without_subscriptions_records_nothing(phone_number, meta_webhook):
-    meta_webhook(inbound(phone_number.phone_number_id, "wamid.QUIET"))
+def test_an_org_without_subscriptions_records_nothing(phone_number, deliver):
+    deliver(inbound(phone_number.phone_number_id, "wamid.QUIET"))
 
     assert not Event.objects.exists()
 
