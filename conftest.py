@@ -211,8 +211,9 @@ def connections_kept_open(monkeypatch):
     (Django's request signals; Meta's deliveries, inbox.webhooks.MetaDeliveries, close it themselves)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    monkeypatch.setattr(connections["default"], "close_if_unusable_or_obsolete", lambda: None)
-    yield
+    handed_back = []  # each time a delivery would have closed it: what the test sees
+    monkeypatch.setattr(connections["default"], "close_if_unusable_or_obsolete", lambda: handed_back.append(True))
+    yield handed_back
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
 
@@ -257,12 +258,13 @@ def wsgi_call(
 @pytest.fixture
 def deliver(settings, connections_kept_open):
     """Post a webhook signed as Meta signs it, `payload` as JSON or the `raw` bytes as they are,
-    through the WSGI application as production serves it."""
+    through the WSGI application as production serves it; `request`: more of wsgi_call's arguments."""
 
-    def post(payload, *, secret=None, raw=None):
+    def post(payload, *, secret=None, raw=None, **request):
         body = raw if raw is not None else json.dumps(payload).encode()
         signature = payloads.sign(body, secret or settings.META_APP_SECRET)
-        return wsgi_call("POST", WEBHOOK_URL, body, headers={"X-Hub-Signature-256": signature})
+        headers = {"X-Hub-Signature-256": signature, **request.pop("headers", {})}
+        return wsgi_call(request.pop("method", "POST"), WEBHOOK_URL, body, headers=headers, **request)
 
     return post
 

@@ -6,8 +6,7 @@ import json
 import logging
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import OperationalError, connections
+from django.db import OperationalError
 from django.urls import get_script_prefix, set_script_prefix
 
 from conftest import WEBHOOK_URL, wsgi_call
@@ -33,15 +32,9 @@ def django_answered(monkeypatch):
 
 
 @pytest.fixture
-def connections_handed_back(monkeypatch):
-    """How many times a request handed its pooled connection back (connections_kept_open keeps it)."""
-    handed_back = []
-    monkeypatch.setattr(connections["default"], "close_if_unusable_or_obsolete", lambda: handed_back.append(True))
-    return handed_back
-
-
-def signed(body):
-    return {"X-Hub-Signature-256": payloads.sign(body, django_settings.META_APP_SECRET)}
+def connections_handed_back(connections_kept_open):
+    """Each time a delivery handed its pooled connection back (kept open for the test)."""
+    return connections_kept_open
 
 
 def test_a_delivery_is_answered_in_front_of_django_with_its_id_and_log_line(
@@ -84,9 +77,9 @@ def test_a_database_outage_on_the_way_in_front_is_djangos_500_envelope(
     "case",
     ["bad signature", "over the size limit", "another charset", "no Content-Length", "a GET", "plain HTTP"],
 )
-def test_anything_but_a_plain_delivery_is_djangos_to_answer(phone_number, django_answered, settings, case):
+def test_anything_but_a_plain_delivery_is_djangos_to_answer(phone_number, deliver, django_answered, settings, case):
     body = json.dumps(payloads.webhook(phone_number.phone_number_id, messages=[])).encode()
-    method, content_type, headers, expected = "POST", "application/json", signed(body), None
+    method, content_type, headers, expected = "POST", "application/json", {}, None
     if case == "bad signature":
         headers, expected = {"X-Hub-Signature-256": "sha256=00"}, 401
     elif case == "over the size limit":
@@ -99,7 +92,7 @@ def test_anything_but_a_plain_delivery_is_djangos_to_answer(phone_number, django
         settings.SECURE_SSL_REDIRECT, expected = True, 200
 
     chunked = case == "no Content-Length"
-    response = wsgi_call(method, WEBHOOK_URL, body, content_type, headers, chunked=chunked)
+    response = deliver(None, raw=body, method=method, content_type=content_type, headers=headers, chunked=chunked)
 
     assert response.status_code == (200 if chunked else expected)  # chunked: read whole by the body gate
     assert django_answered == [WEBHOOK_URL]
@@ -123,11 +116,11 @@ class BrokenBody:
 
 
 def test_a_delivery_whose_body_cannot_be_read_is_djangos_500_envelope(
-    phone_number, django_answered, connections_handed_back
+    phone_number, deliver, django_answered, connections_handed_back
 ):
-    body = json.dumps(payloads.webhook(phone_number.phone_number_id, messages=[])).encode()
+    webhook = payloads.webhook(phone_number.phone_number_id, messages=[])
 
-    response = wsgi_call("POST", WEBHOOK_URL, body, headers=signed(body), extra_environ={"wsgi.input": BrokenBody()})
+    response = deliver(webhook, extra_environ={"wsgi.input": BrokenBody()})
 
     assert (response.status_code, response.json()["error"]["code"]) == (500, "internal_error")
     assert response.json()["error"]["request_id"] == response.headers["X-Request-Id"]
@@ -143,11 +136,14 @@ def script_prefix_kept():
     set_script_prefix(prefix)
 
 
-def test_under_a_url_prefix_deliveries_go_to_django_and_are_stored(phone_number, django_answered, script_prefix_kept):
+def test_under_a_url_prefix_deliveries_go_to_django_and_are_stored(
+    phone_number, deliver, django_answered, script_prefix_kept
+):
     message = payloads.text_message("wamid.PREFIX", "62812", "hi")
-    body = json.dumps(payloads.webhook(phone_number.phone_number_id, messages=[message])).encode()
 
-    response = wsgi_call("POST", WEBHOOK_URL, body, headers=signed(body), extra_environ={"SCRIPT_NAME": "/kirim"})
+    response = deliver(
+        payloads.webhook(phone_number.phone_number_id, messages=[message]), extra_environ={"SCRIPT_NAME": "/kirim"}
+    )
 
     assert response.status_code == 200 and django_answered == [WEBHOOK_URL]
     assert Message.objects.filter(wamid="wamid.PREFIX").exists()
