@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -199,6 +200,17 @@ def make_message():
         return message
 
     return make
+
+
+def wait_for(condition, seconds=10, every=0.02):
+    """Whether `condition()` came true within `seconds`, asked every `every` seconds (and once more
+    at the end): for what another process or thread does in its own time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return bool(condition())
 
 
 WEBHOOK_URL = "/webhooks/whatsapp"

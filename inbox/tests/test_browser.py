@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from conftest import as_the_client_sent_it
+from conftest import wait_for as conftest_wait_for
 from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.admin import POLL_SECONDS
@@ -55,13 +56,8 @@ def same_page(driver):
     return driver.execute_script("return window.kirimSamePage === true")
 
 
-def wait_for(condition, seconds=LIVE_WAIT):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
+def wait_for(condition):
+    return conftest_wait_for(condition, seconds=LIVE_WAIT, every=0.2)  # a page is slower to ask
 
 
 def bubble_status(driver, external_id):

@@ -1,21 +1,12 @@
 """End to end over HTTP: the Meta stand-in posts signed webhooks to a live Kirim, which lists,
 reads and sends through the stand-in."""
 
-import time
-
 import pytest
 import requests
 
+from conftest import wait_for
+
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(condition, seconds=5):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, postgres_only
+from conftest import free_port, postgres_only, wait_for
 from inbox.models import Message, Status
 from kirim.tests.conftest import running_stand_in
 
@@ -26,13 +26,6 @@ def kill_workers(arbiter):
     pids = subprocess.check_output(["ps", "-o", "pid=", "--ppid", str(arbiter.pid)], text=True)
     for pid in pids.split():
         os.kill(int(pid), signal.SIGKILL)
-
-
-def wait_for(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def post_in_background(url, api_key_secret, phone_number, body, headers=None):
@@ -59,7 +52,7 @@ def test_a_receipt_cut_off_by_kill_9_is_read_by_the_next_request_within_the_leas
     body = {"messaging_product": "whatsapp", "status": "read", "message_id": message.wamid}
     stand_in.state.latency = 1.5  # Meta is slow: the worker dies waiting for it
     post_in_background(url, api_key_secret, phone_number, body)
-    wait_for(lambda: len(stand_in.state.requests) == 1)
+    assert wait_for(lambda: len(stand_in.state.requests) == 1)
 
     kill_workers(start_gunicorn.arbiter[url])
     stand_in.state.latency = 0
@@ -86,12 +79,12 @@ def test_a_send_cut_off_by_kill_9_is_completed_by_its_status_webhook_and_never_s
     key = {"Authorization": f"Bearer {api_key_secret}", "Idempotency-Key": "order-4411-shipped"}
     stand_in.state.latency = 1.5  # Meta takes the message; its answer comes too late for the worker
     post_in_background(url, api_key_secret, phone_number, body, key)
-    wait_for(lambda: len(stand_in.state.requests) == 1)
+    assert wait_for(lambda: len(stand_in.state.requests) == 1)
 
     kill_workers(start_gunicorn.arbiter[url])
     stand_in.state.latency = 0
     # Meta's `sent` and `delivered` webhooks arrive: matched by Kirim's id in them.
-    wait_for(lambda: Message.objects.filter(status=Status.DELIVERED).exists())
+    assert wait_for(lambda: Message.objects.filter(status=Status.DELIVERED).exists())
     message = Message.objects.get()
     assert message.wamid.startswith("wamid.")
 

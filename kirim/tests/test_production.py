@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from conftest import postgres_only
+from conftest import postgres_only, wait_for
 from inbox.models import ApiKey, AuthFailureWindow, Message, Status
 from inbox.ratelimit import AUTH_FAILURE_BATCH
 from kirim.dburl import database_url
@@ -183,12 +183,5 @@ def test_health_answers_while_every_pooled_connection_is_busy_and_still_checks_t
 
 
 def wait_for_a_session_waiting_on_a_lock(observer):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        (waiting,) = observer.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
-        if waiting:
-            return
-        time.sleep(0.02)
-    raise AssertionError("no session started waiting on the lock")
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    assert wait_for(lambda: observer.execute(waiting).fetchone()[0]), "no session started waiting on the lock"
