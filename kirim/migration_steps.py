@@ -23,13 +23,13 @@ def unlogged(app_label, model_name):
 def permissions_granter(app_label, codenames_by_group):
     """A migration function: each group (made when missing) gets its codenames of `app_label`'s
     permissions. Django makes permissions only after the last migration (post_migrate); the groups
-    need them now, so they are made first."""
+    need them now, so those of `app_label`, the only ones granted, are made first."""
 
     def grant(apps, schema_editor):
-        for app_config in apps.get_app_configs():
-            app_config.models_module = True
-            create_permissions(app_config, apps=apps, verbosity=0)
-            app_config.models_module = None
+        app_config = apps.get_app_config(app_label)
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
         Group, Permission = apps.get_model("auth", "Group"), apps.get_model("auth", "Permission")
         for name, codenames in codenames_by_group.items():
             group, _ = Group.objects.get_or_create(name=name)
