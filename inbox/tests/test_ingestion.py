@@ -294,3 +294,28 @@ def test_the_one_statement_keeps_psycopgs_cached_conversion_and_the_rows_of_the_
     # to the microsecond: cut to milliseconds (as Django's JSON encoder does) both would end in 000
     assert (stored.created_at.microsecond % 1000, stored.updated_at.microsecond % 1000) != (0, 0)
     assert stored.external_id.startswith("msg_") and stored.direction == Direction.INBOUND
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's one statement")
+def test_the_one_statement_stores_the_row_the_steps_store(phone_number, deliver, monkeypatch):
+    """The one statement builds its rows from the fields' defaults without a Message: a field added
+    with a default, an auto_now or a conversion of its own must come out the same as through the ORM."""
+    from inbox.services import INBOUND_IN_ONE_STATEMENT
+
+    def message(wamid):
+        return payloads.text_message(wamid, "6281200000", "same", timestamp=1764213000)
+
+    contact, run, done = payloads.contact("6281200000", "Ana"), INBOUND_IN_ONE_STATEMENT.run, []
+    monkeypatch.setattr(INBOUND_IN_ONE_STATEMENT, "run", lambda *args: done.append(run(*args)) or done[-1])
+    deliver(payloads.webhook(PHONE_NUMBER_ID, messages=[message("wamid.ONE")], contacts=[contact]))
+    assert done and done[0] is not None  # the statement ran and was not refused
+    monkeypatch.setattr(INBOUND_IN_ONE_STATEMENT, "run", lambda *args: None)  # as for a subscribed org: the steps
+    deliver(payloads.webhook(PHONE_NUMBER_ID, messages=[message("wamid.STEPS")], contacts=[contact]))
+
+    volatile = {"id", "external_id", "wamid", "created_at", "updated_at", "payload"}
+    one, steps = (
+        {f.name: getattr(m, f.name) for f in Message._meta.concrete_fields if f.name not in volatile}
+        for m in (Message.objects.get(wamid="wamid.ONE"), Message.objects.get(wamid="wamid.STEPS"))
+    )
+    assert one == steps
+    assert Message.objects.get(wamid="wamid.ONE").payload == message("wamid.ONE")
