@@ -184,17 +184,15 @@ def webhook_receive(raw_body):
 def webhook_reprocess(event_ids):
     """Apply kept events again (after a fix, or a worker that died mid-way). Safe to repeat: a wamid
     is stored once and statuses only move up. Returns (events reprocessed, {event id: why it still
-    fails} for those not applied whole)."""
-    reprocessed, still_failing = 0, {}
-    for event in WebhookEvent.objects.filter(pk__in=event_ids).order_by("pk"):
-        WebhookEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
-        failed = _apply(event.body, event=event)
+    fails} for those not applied whole: their `failure`, as applying them again recorded it)."""
+    events = WebhookEvent.objects.filter(pk__in=event_ids)
+    events.update(attempts=F("attempts") + 1)
+    reprocessed = 0
+    for event in events.order_by("pk"):
+        _apply(event.body, event=event)
         reprocessed += 1
-        if failed is None:
-            still_failing[event.pk] = "could not be applied (see the log)"
-        elif failed:
-            still_failing[event.pk] = "; ".join(f["reason"] for f in failed)
-    return reprocessed, still_failing
+    still_failing = events.exclude(pk__in=WebhookEvent.objects.applied()).only("error", "processed_at")
+    return reprocessed, {event.pk: event.failure for event in still_failing.order_by("pk")}
 
 
 # The database is unreachable or the connection broke: nothing can be recorded, so the webhook must
