@@ -221,8 +221,12 @@ class Conversation(models.Model):
     arrives or is sent (last activity, preview, name), so reads never write here; unread counts come
     from the partial index on messages, for the conversations on screen only."""
 
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
-    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="conversations")
+    # Their own indexes would repeat the leading column of conversation_org_recent and of the unique
+    # contact constraint: every new message updates its conversation's row, and with it each index.
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    phone_number = models.ForeignKey(
+        PhoneNumber, on_delete=models.CASCADE, related_name="conversations", db_index=False
+    )
     contact_wa_id = models.CharField("contact", max_length=CONTACT_KEY_LENGTH, help_text=CONTACT_KEY_HELP)
     contact_user_id = models.CharField(
         "business-scoped user id", max_length=64, blank=True, help_text="The contact's latest id from Meta (BSUID)"
@@ -267,8 +271,9 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     external_id = PublicIdField("msg")
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)  # message_org_recent
-    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by the Meta.indexes that lead with them: every message is written once into each index.
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="messages", db_index=False)
     wamid = models.CharField(max_length=255, unique=True, null=True, blank=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -290,12 +295,20 @@ class Message(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     read_via = models.CharField(max_length=16, choices=ReadVia.choices, blank=True)
     read_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    read_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    read_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     # The Idempotency-Key a send came with: a retry that takes over a dead request's key finds its message.
     idempotency_record = models.ForeignKey(
-        "IdempotencyRecord", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+        "IdempotencyRecord",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     # A call to Meta in flight for this row (a read receipt, or the send of an outbound message): whoever
     # set the token makes the one call, with no transaction open; `claim_expires_at` is its lease, after
@@ -327,8 +340,15 @@ class Message(models.Model):
             models.Index(
                 fields=["claim_expires_at"], condition=Q(claim_expires_at__isnull=False), name="message_claimed"
             ),
+            # For deleting what a message points at (SET_NULL), and a send's idempotency key: only the
+            # rows that hold one, where a full index would take every inbound message's NULL too.
+            *(
+                models.Index(fields=[field], condition=Q(**{f"{field}__isnull": False}), name=f"message_{field}")
+                for field in ("read_by_user", "read_by_key", "idempotency_record")
+            ),
         )
-        # On PostgreSQL, migration 0013 adds a trigram index on UPPER(text) for the inbox's search.
+        # On PostgreSQL, migration 0013 adds a trigram index on UPPER(text) for the inbox's search, and
+        # 0018 drops the LIKE-prefix indexes Django adds beside the unique wamid and external_id.
 
     def __str__(self):
         return f"{self.external_id} {self.direction} {self.contact_wa_id}"
