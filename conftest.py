@@ -243,16 +243,8 @@ def wsgi_call(
     method, path, body=b"", content_type="application/json", headers=None, *, chunked=False, extra_environ=None
 ):
     """A request through kirim.wsgi.application as gunicorn makes it: production's dispatch and
-    middleware chains, which Django's test client (a handler of its own) does not take. `chunked`: no
-    Content-Length, the body de-chunked by the server; `extra_environ`: more of the WSGI environ."""
-    environ = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "CONTENT_TYPE": content_type,
-        **({"wsgi.input_terminated": True} if chunked else {"CONTENT_LENGTH": str(len(body))}),
-        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in (headers or {}).items()},
-        **(extra_environ or {}),
-    }  # fmt: skip
+    middleware chains, which Django's test client (a handler of its own) does not take."""
+    environ = wsgi_environ(method, path, body, content_type, headers, chunked=chunked, extra_environ=extra_environ)
     started = {}
 
     def start_response(status, response_headers, exc_info=None):
@@ -265,6 +257,20 @@ def wsgi_call(
         if hasattr(result, "close"):
             result.close()  # as a server does: Django's request_finished
     return WsgiResponse(started["status"], started["headers"], content)
+
+
+def wsgi_environ(method, path, body=b"", content_type="application/json", headers=None, *, chunked=False,
+                 extra_environ=None):  # fmt: skip
+    """The WSGI environ of a request as gunicorn builds it. `chunked`: no Content-Length, the body
+    de-chunked by the server; `extra_environ`: more of it."""
+    return {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(), "CONTENT_TYPE": content_type,
+        **({"wsgi.input_terminated": True} if chunked else {"CONTENT_LENGTH": str(len(body))}),
+        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in (headers or {}).items()},
+        **(extra_environ or {}),
+    }  # fmt: skip
 
 
 @pytest.fixture

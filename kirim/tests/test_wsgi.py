@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 from django.urls import get_script_prefix, set_script_prefix
 
-from conftest import WEBHOOK_URL, wsgi_call
+from conftest import WEBHOOK_URL, wsgi_call, wsgi_environ
 from fakemeta import payloads
 from inbox.models import Message
 from kirim.wsgi import application
@@ -71,6 +71,25 @@ def test_a_database_outage_on_the_way_in_front_is_djangos_500_envelope(
         "Internal Server Error: /webhooks/whatsapp"
     ]
     assert connections_handed_back == [True]
+
+
+def test_a_delivery_hands_its_connection_back_once_the_server_has_sent_the_answer(
+    phone_number, settings, django_answered, connections_handed_back
+):
+    body = payloads.encode(payloads.webhook(phone_number.phone_number_id, messages=[]))
+    headers = {"X-Hub-Signature-256": payloads.sign(body, settings.META_APP_SECRET)}
+    handed_back_when = {}
+
+    answer = application(
+        wsgi_environ("POST", WEBHOOK_URL, body, headers=headers),
+        lambda status, headers: handed_back_when.setdefault("answered", list(connections_handed_back)),
+    )
+    content = b"".join(answer)
+    handed_back_when["sent"] = list(connections_handed_back)
+    answer.close()
+
+    assert content == b"OK" and handed_back_when == {"answered": [], "sent": []}
+    assert connections_handed_back == [True] and django_answered == []
 
 
 @pytest.mark.parametrize(
