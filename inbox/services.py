@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections import defaultdict
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, reduce
 from operator import or_
 from typing import NamedTuple
@@ -374,13 +374,13 @@ class _InboundInOneStatement:
         has a webhook subscription: events out are recorded by the steps."""
         unique = list({m.wamid: m for m in reversed(inbound)}.values())[::-1]  # the first of each wamid
         now, summary = timezone.now(), _failures_told(failed)
-        rows = []
+        stamp, rows = now.isoformat(), []
         for m in unique:
             extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *_conversation_identity(m))
-            rows.append(self._row(_inbound_values(m, _fallback_key(m, unique)), now)
+            rows.append(self._row(_inbound_values(m, _fallback_key(m, unique)), stamp)
                         | dict(zip(self.EXTRA, extra, strict=True)))  # fmt: skip
         # All rows as one JSON document: one parameter to adapt, where an array per column took 26.
-        params = [json.dumps(rows, default=str), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
+        params = [json.dumps(rows), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute(self._sql, params)
             subscribed, event_id, stored, ours = cursor.fetchone()
@@ -391,15 +391,19 @@ class _InboundInOneStatement:
                            len(unique) - ours)  # fmt: skip
         return event_id, stored
 
-    def _row(self, values, now):
+    def _row(self, values, stamp):
         """The JSON document's row for a message of these field values; the other columns as a new
         Message would have them, without building one (~0.1 ms of a webhook's ~0.6 ms of Python): constant
-        defaults prepared once, callable ones called, `auto_now` fields `now`."""
+        defaults prepared once, callable ones called, `auto_now` fields `stamp`. Times as ISO 8601 text,
+        which json.dumps writes on its C path, where a `default` would be called back for each."""
         constant, called, stamped = self._defaults
         row = dict(constant)
         row.update((column, default()) for column, default in called)
-        row.update((column, now) for column in stamped)
-        row.update((self._column_of[name], value) for name, value in values.items())
+        row.update((column, stamp) for column in stamped)
+        row.update(
+            (self._column_of[name], value.isoformat() if isinstance(value, datetime) else value)
+            for name, value in values.items()
+        )
         return row
 
     @cached_property
