@@ -90,8 +90,11 @@ def main():
         print("connections  server  p50 ms  webhooks/s   (median of rounds)")
         for concurrency in (1, 8):
             results = {"kirim": [], "floor": []}
+            servers = [("floor", FLOOR_PORT), ("kirim", KIRIM_PORT)]
             for round_ in range(args.rounds):
-                for name, port in (("floor", FLOOR_PORT), ("kirim", KIRIM_PORT)):
+                # Each goes first in every other round: the second of a pair runs on the first's writes
+                # (WAL, autovacuum, the checkpointer), and neither should always inherit them.
+                for name, port in servers if round_ % 2 == 0 else servers[::-1]:
                     tag = f"{name}{concurrency}r{round_}t{int(time.time())}x"
                     results[name].append(measure(port, webhooks(tag, args.requests, settings.META_APP_SECRET),
                                                  concurrency))  # fmt: skip
