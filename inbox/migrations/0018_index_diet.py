@@ -11,30 +11,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-
-PATTERN_INDEXED = ("wamid", "external_id")
-
-
-def drop_pattern_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'inbox_message' "
-            "AND indexdef LIKE '%%varchar_pattern_ops%%'"
-        )
-        names = [name for (name,) in cursor.fetchall()]
-    for name in names:
-        schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(name)}")
-
-
-def create_pattern_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for column in PATTERN_INDEXED:
-        schema_editor.execute(
-            f"CREATE INDEX inbox_message_{column}_like ON inbox_message ({column} varchar_pattern_ops)"
-        )
+from kirim.migration_steps import without_like_indexes
 
 
 class Migration(migrations.Migration):
@@ -130,5 +107,5 @@ class Migration(migrations.Migration):
                 name="message_idempotency_record",
             ),
         ),
-        migrations.RunPython(drop_pattern_indexes, create_pattern_indexes),
+        without_like_indexes("inbox", "message", "wamid", "external_id"),
     ]
