@@ -1,7 +1,7 @@
 """Migration steps that Django has no operation for."""
 
 from django.contrib.auth.management import create_permissions
-from django.db import migrations
+from django.db import migrations, models
 
 
 def unlogged(app_label, model_name):
@@ -20,27 +20,37 @@ def unlogged(app_label, model_name):
     return migrations.RunPython(set_logged(False), set_logged(True))
 
 
-def without_like_indexes(app_label, model_name, *field_names):
-    """Drop the varchar_pattern_ops index that Django's PostgreSQL backend adds beside each unique or
-    indexed varchar field, for LIKE 'prefix%' (and make it again when reversed); nothing elsewhere.
-    Every row written is written into each index: a field nobody matches by prefix needs none. The
-    index is named and made as Django names and makes it, so a later AlterField finds it as usual."""
+def indexes_swapped(app_label, model_name, *, own=(), like=(), added=()):
+    """Drop the indexes Django made of its own for fields `own` (db_index, a foreign key's) and `like`
+    (on PostgreSQL, the varchar_pattern_ops one beside a unique or indexed varchar, for LIKE 'prefix%'),
+    and make the `added` ones; the other way round when unapplied. On PostgreSQL each is built and
+    dropped CONCURRENTLY, so webhooks and sends go on writing meanwhile: the migration must not be
+    atomic. An AlterField(db_index=False) on a foreign key would instead drop and re-add its
+    constraint, locking the table it points at and checking every row again: put the AlterFields in
+    SeparateDatabaseAndState's state_operations, and this as its database_operations."""
 
-    def change(create):
+    def change(forwards):
         def step(apps, schema_editor):
-            if schema_editor.connection.vendor != "postgresql":
-                return
             model = apps.get_model(app_label, model_name)
-            for field in map(model._meta.get_field, field_names):
-                if create:
-                    schema_editor.execute(schema_editor._create_like_index_sql(model, field))
-                else:
-                    name = schema_editor._create_index_name(model._meta.db_table, [field.column], suffix="_like")
-                    schema_editor.execute(schema_editor._delete_index_sql(model, name))
+            on_postgresql = schema_editor.connection.vendor == "postgresql"
+            kinds = [(name, "", ()) for name in own]
+            kinds += [(name, "_like", ("varchar_pattern_ops",)) for name in like] if on_postgresql else []
+            djangos = [
+                models.Index(fields=[name], opclasses=opclasses, name=schema_editor._create_index_name(
+                    model._meta.db_table, [model._meta.get_field(name).column], suffix=suffix
+                ))
+                for name, suffix, opclasses in kinds
+            ]  # fmt: skip
+            make, drop = (added, djangos) if forwards else (djangos, added)
+            online = {"concurrently": True} if on_postgresql else {}
+            for index in make:
+                schema_editor.add_index(model, index, **online)
+            for index in drop:
+                schema_editor.remove_index(model, index, **online)
 
         return step
 
-    return migrations.RunPython(change(create=False), change(create=True))
+    return migrations.RunPython(change(forwards=True), change(forwards=False))
 
 
 def permissions_granter(app_label, codenames_by_group):
