@@ -59,7 +59,7 @@ def measure(port, plan, concurrency):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="webhooks per server, connection count and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4, help="even, so that each server goes first as often")
     args = parser.parse_args()
     setup_django()
     from django.conf import settings

@@ -398,12 +398,9 @@ class _InboundInOneStatement:
         which json.dumps writes on its C path, where a `default` would be called back for each."""
         constant, called, stamped = self._defaults
         row = dict(constant)
-        row.update((column, default()) for column, default in called)
+        row.update((column, _as_json(default())) for column, default in called)
         row.update((column, stamp) for column in stamped)
-        row.update(
-            (self._column_of[name], value.isoformat() if isinstance(value, datetime) else value)
-            for name, value in values.items()
-        )
+        row.update((self._column_of[name], _as_json(value)) for name, value in values.items())
         return row
 
     @cached_property
@@ -426,6 +423,11 @@ class _InboundInOneStatement:
 
 
 INBOUND_IN_ONE_STATEMENT = _InboundInOneStatement()
+
+
+def _as_json(value):
+    """A field's value as the one statement's row document holds it: a time as ISO 8601 text."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _fallback_key(message, payload):

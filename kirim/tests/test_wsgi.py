@@ -92,6 +92,21 @@ def test_a_delivery_hands_its_connection_back_once_the_server_has_sent_the_answe
     assert connections_handed_back == [True] and django_answered == []
 
 
+def test_a_delivery_whose_answer_cannot_be_started_hands_its_connection_back_at_once(
+    phone_number, settings, connections_handed_back
+):
+    body = payloads.encode(payloads.webhook(phone_number.phone_number_id, messages=[]))
+    headers = {"X-Hub-Signature-256": payloads.sign(body, settings.META_APP_SECRET)}
+
+    def client_gone(status, headers):
+        raise OSError("broken pipe")
+
+    with pytest.raises(OSError):
+        application(wsgi_environ("POST", WEBHOOK_URL, body, headers=headers), client_gone)
+
+    assert connections_handed_back == [True]
+
+
 @pytest.mark.parametrize(
     "case",
     ["bad signature", "over the size limit", "another charset", "no Content-Length", "a GET", "plain HTTP"],
