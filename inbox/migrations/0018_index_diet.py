@@ -5,11 +5,19 @@ foreign keys that inbound messages leave NULL (partial ones now), and on Postgre
 varchar_pattern_ops indexes Django adds beside the unique wamid and external_id for LIKE 'prefix%',
 which no query here asks (the admin's "=" search is a case-insensitive match)."""
 
-import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models.deletion import CASCADE, SET_NULL
 
 from kirim.migration_steps import indexes_swapped
+
+
+def without_own_index(model_name, name, to, *, on_delete=CASCADE, related_name="+", **options):
+    """The foreign key as the model now has it, without its own index; for the state only, as the
+    database side is indexes_swapped's."""
+    field = models.ForeignKey(to, on_delete=on_delete, related_name=related_name, db_index=False, **options)
+    return migrations.AlterField(model_name=model_name, name=name, field=field)
+
 
 READ_AND_SEND_KEYS = [
     models.Index(fields=[field], condition=models.Q((f"{field}__isnull", False)), name=f"message_{field}")
@@ -28,69 +36,16 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
-                migrations.AlterField(
-                    model_name="conversation",
-                    name="org",
-                    field=models.ForeignKey(
-                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="inbox.org"
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="conversation",
-                    name="phone_number",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="conversations",
-                        to="inbox.phonenumber",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="message",
-                    name="idempotency_record",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_index=False,
-                        editable=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="inbox.idempotencyrecord",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="message",
-                    name="phone_number",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="messages",
-                        to="inbox.phonenumber",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="message",
-                    name="read_by_key",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_index=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="inbox.apikey",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="message",
-                    name="read_by_user",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_index=False,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
+                without_own_index("conversation", "org", "inbox.org"),
+                without_own_index("conversation", "phone_number", "inbox.phonenumber", related_name="conversations"),
+                without_own_index("message", "phone_number", "inbox.phonenumber", related_name="messages"),
+                *(
+                    without_own_index("message", name, to, on_delete=SET_NULL, null=True, blank=True, **options)
+                    for name, to, options in (
+                        ("read_by_user", settings.AUTH_USER_MODEL, {}),
+                        ("read_by_key", "inbox.apikey", {}),
+                        ("idempotency_record", "inbox.idempotencyrecord", {"editable": False}),
+                    )
                 ),
                 *(migrations.AddIndex(model_name="message", index=index) for index in READ_AND_SEND_KEYS),
             ],
