@@ -25,8 +25,9 @@ def indexes_swapped(app_label, model_name, *, own=(), like=(), added=()):
     (on PostgreSQL, the varchar_pattern_ops one beside a unique or indexed varchar, for LIKE 'prefix%'),
     and make the `added` ones; the other way round when unapplied. On PostgreSQL each is built and
     dropped CONCURRENTLY, so webhooks and sends go on writing meanwhile: the migration must not be
-    atomic. An AlterField(db_index=False) on a foreign key would instead drop and re-add its
-    constraint, locking the table it points at and checking every row again: put the AlterFields in
+    atomic, and a build that fails leaves an INVALID index to drop before running it again. An
+    AlterField(db_index=False) on a foreign key would instead drop and re-add its constraint, locking
+    the table it points at and checking every row again: put the AlterFields in
     SeparateDatabaseAndState's state_operations, and this as its database_operations."""
 
     def change(forwards):
