@@ -280,11 +280,15 @@ def deliver(settings, connections_kept_open):
 
     def post(payload, *, secret=None, raw=None, **request):
         body = raw if raw is not None else json.dumps(payload).encode()
-        signature = payloads.sign(body, secret or settings.META_APP_SECRET)
-        headers = {"X-Hub-Signature-256": signature, **request.pop("headers", {})}
+        headers = {**signed_by_meta(body, secret), **request.pop("headers", {})}
         return wsgi_call(request.pop("method", "POST"), WEBHOOK_URL, body, headers=headers, **request)
 
     return post
+
+
+def signed_by_meta(body, secret=None):
+    """The header Meta signs a delivery's `body` with: keyed with the app secret, or `secret`."""
+    return {"X-Hub-Signature-256": payloads.sign(body, secret or settings.META_APP_SECRET)}
 
 
 @pytest.fixture

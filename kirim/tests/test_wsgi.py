@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 from django.urls import get_script_prefix, set_script_prefix
 
-from conftest import WEBHOOK_URL, wsgi_call, wsgi_environ
+from conftest import WEBHOOK_URL, signed_by_meta, wsgi_call, wsgi_environ
 from fakemeta import payloads
 from inbox.models import Message
 from kirim.wsgi import application
@@ -73,15 +73,20 @@ def test_a_database_outage_on_the_way_in_front_is_djangos_500_envelope(
     assert connections_handed_back == [True]
 
 
-def test_a_delivery_hands_its_connection_back_once_the_server_has_sent_the_answer(
-    phone_number, settings, django_answered, connections_handed_back
-):
+@pytest.fixture
+def delivery_environ(phone_number):
+    """A signed delivery's WSGI environ, for the tests that play the server's part themselves."""
     body = payloads.encode(payloads.webhook(phone_number.phone_number_id, messages=[]))
-    headers = {"X-Hub-Signature-256": payloads.sign(body, settings.META_APP_SECRET)}
+    return wsgi_environ("POST", WEBHOOK_URL, body, headers=signed_by_meta(body))
+
+
+def test_a_delivery_hands_its_connection_back_once_the_server_has_sent_the_answer(
+    delivery_environ, django_answered, connections_handed_back
+):
     handed_back_when = {}
 
     answer = application(
-        wsgi_environ("POST", WEBHOOK_URL, body, headers=headers),
+        delivery_environ,
         lambda status, headers: handed_back_when.setdefault("answered", list(connections_handed_back)),
     )
     content = b"".join(answer)
@@ -93,16 +98,13 @@ def test_a_delivery_hands_its_connection_back_once_the_server_has_sent_the_answe
 
 
 def test_a_delivery_whose_answer_cannot_be_started_hands_its_connection_back_at_once(
-    phone_number, settings, connections_handed_back
+    delivery_environ, connections_handed_back
 ):
-    body = payloads.encode(payloads.webhook(phone_number.phone_number_id, messages=[]))
-    headers = {"X-Hub-Signature-256": payloads.sign(body, settings.META_APP_SECRET)}
-
     def client_gone(status, headers):
         raise OSError("broken pipe")
 
     with pytest.raises(OSError):
-        application(wsgi_environ("POST", WEBHOOK_URL, body, headers=headers), client_gone)
+        application(delivery_environ, client_gone)
 
     assert connections_handed_back == [True]
 
