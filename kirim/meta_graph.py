@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 
 import requests
-import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from kirim.errors import UpstreamError
+from kirim.subscriber_http import never_sent
 from kirim.waiting import hold_nothing
 
 logger = logging.getLogger("kirim.meta")
@@ -62,7 +62,7 @@ def _attempt(call, timeout):
     try:
         response = call(timeout)
     except (requests.ConnectTimeout, requests.ConnectionError) as error:
-        received = not _never_sent(error)
+        received = not never_sent(error)
         message = (
             "Meta did not answer in time." if isinstance(error, requests.Timeout) else "Meta could not be reached."
         )
@@ -91,14 +91,6 @@ def _attempt(call, timeout):
             retryable=response.status_code >= 500 or error.get("code") in RETRYABLE_CODES,
         )
     return body
-
-
-def _never_sent(error):
-    """True when the connection was never made, so Meta cannot have received the request."""
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(error, requests.ConnectTimeout) or isinstance(
-        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    )
 
 
 def _headers(phone_number):

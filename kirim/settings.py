@@ -1,5 +1,6 @@
 """Every setting Kirim reads, read here once from the environment (and `.env` when present)."""
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -55,6 +56,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, WEBHOOK_MAX_BODY_BYTES)
 
 # Events out (outbox/): webhook subscriptions and their deliveries.
 WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)  # development and tests only
+
+
+def networks(name):
+    """A comma-separated list of CIDRs (`10.20.0.0/16,fd00:1::/64`) as ip_network objects."""
+    try:
+        return [ipaddress.ip_network(cidr.strip()) for cidr in env.list(name, default=[]) if cidr.strip()]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: {error}.") from None
+
+
+# Private networks where subscribers may be (a company's own receivers); https is still required.
+WEBHOOK_ALLOWED_NETWORKS = networks("WEBHOOK_ALLOWED_NETWORKS")
 # Seconds to wait before each retry; the first attempt is immediate. Jittered by ±20%.
 WEBHOOK_RETRY_SCHEDULE = [
     float(s) for s in env.list("WEBHOOK_RETRY_SCHEDULE", default=["10", "30", "120", "600", "3600", "21600", "86400"])

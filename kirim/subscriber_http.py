@@ -1,9 +1,12 @@
 """The one module that talks to subscribers' URLs, and the guard that keeps a subscription from
 becoming a way into Kirim's own network.
 
-A URL must be https and its host must resolve only to public addresses, checked when a subscription is
-saved and again before each delivery (DNS may have changed since). `WEBHOOK_ALLOW_PRIVATE_URLS` lifts
-both rules, for development and tests."""
+A URL must be https and its host must resolve only to public addresses, or to addresses in
+`WEBHOOK_ALLOWED_NETWORKS` (a company's own receivers), checked when a subscription is saved and again
+before each delivery (DNS may have changed since). The delivery then connects to an address that was
+checked, never to what a second DNS answer says (DNS rebinding), while the Host header, TLS's SNI and
+the certificate check keep the URL's name. `WEBHOOK_ALLOW_PRIVATE_URLS` lifts the rules, for
+development and tests."""
 
 import ipaddress
 import socket
@@ -12,33 +15,63 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 from kirim.waiting import hold_nothing
 
 EXCERPT_CHARS = 500
-_session = requests.Session()
-_session.trust_env = False  # never route a subscriber's request through an environment proxy
+
+# IPv6 addresses that carry an IPv4 address in their last 32 bits, and reach the host it names:
+# IPv4-compatible (::a.b.c.d), IPv4-mapped, IPv4-translated (RFC 2765) and NAT64's well-known prefix.
+EMBEDDING_IPV4 = [ipaddress.ip_network(n) for n in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96")]
+# Not globally reachable, though Python's table of special addresses may not know it: NAT64 for local
+# use (RFC 8215) and the deprecated site-local block.
+NOT_GLOBAL_IPV6 = [ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10")]
 
 
 class UnsafeUrl(ValueError):
     """A URL Kirim will not call; the message says why, for the API's 400 or the delivery's log."""
 
 
+def _reached(ip):
+    """The address a connection to `ip` ends up at: the IPv4 one inside an IPv6 form that embeds it
+    (6to4's 2002::/16 included), else `ip` itself."""
+    if ip.version == 4:
+        return ip
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in EMBEDDING_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def _refused(address):
-    ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    """Whether `address` is not a public one: loopback, private, link-local, multicast, reserved, or
+    an IPv6 form of one of those."""
+    ip = _reached(ipaddress.ip_address(address))
+    return not ip.is_global or ip.is_multicast or any(ip in network for network in NOT_GLOBAL_IPV6)
+
+
+def _allowed(address, *, public_too=True):
+    """Whether a subscriber may be at `address`: in WEBHOOK_ALLOWED_NETWORKS, or a public address."""
+    ip = _reached(ipaddress.ip_address(address))
+    if any(ip in network for network in settings.WEBHOOK_ALLOWED_NETWORKS):
+        return True
+    return public_too and not _refused(address)
 
 
 def resolve(host, port):
-    """The addresses `host` resolves to (tests stand in for DNS here)."""
-    return {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    """The addresses `host` resolves to, in the order DNS gave them (tests stand in for DNS here)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
 
 
 def check_url(url):
-    """Raise UnsafeUrl unless Kirim may call `url`. Every address the host resolves to must be public: one private answer is enough to refuse (an attacker picks which one we connect to)."""
+    """The addresses Kirim may connect to for `url`, all checked; UnsafeUrl when there are none. Every
+    address the host resolves to must be allowed: one private answer is enough to refuse (an attacker
+    picks which one we connect to). None with WEBHOOK_ALLOW_PRIVATE_URLS: anything goes."""
     parts = urlsplit(url)
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE_URLS
     if parts.scheme not in (("https", "http") if allow_private else ("https",)):
@@ -48,22 +81,46 @@ def check_url(url):
     if parts.username or parts.password:
         raise UnsafeUrl("The URL must not carry a user name or password.")
     if allow_private:
-        return
+        return None
     host = parts.hostname
     try:
-        literal = ipaddress.ip_address(host)
+        addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
-        literal = None
-    if literal is not None or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        if literal is None or _refused(str(literal)):
-            raise UnsafeUrl("The URL's host is a loopback, private or link-local address.")
-        return
-    try:
-        addresses = resolve(host, parts.port or 443)
-    except (OSError, UnicodeError, ValueError) as error:
-        raise UnsafeUrl(f"The URL's host does not resolve ({error}).") from None
-    if any(_refused(address) for address in addresses):
-        raise UnsafeUrl("The URL's host resolves to a loopback, private or link-local address.")
+        try:
+            addresses = list(resolve(host, parts.port or 443))
+        except (OSError, UnicodeError, ValueError) as error:
+            raise UnsafeUrl(f"The URL's host does not resolve ({error}).") from None
+    # Names of the local network are never public, whatever they resolve to: only the allowed networks.
+    local_name = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+    if not addresses or not all(_allowed(address, public_too=not local_name) for address in addresses):
+        raise UnsafeUrl("The URL's host is or resolves to a loopback, private or link-local address.")
+    return addresses
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to `request.pinned_address` when a request has one, instead of resolving the URL's
+    host again; the URL's host still goes in the Host header, TLS's SNI and the certificate check.
+    Connections are pooled per address and name."""
+
+    def add_headers(self, request, **kwargs):
+        if getattr(request, "pinned_address", None) is not None:
+            request.headers["Host"] = urlsplit(request.url).netloc  # else the address would be sent
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        address = getattr(request, "pinned_address", None)
+        if address is None:
+            return host_params, pool_kwargs
+        name = host_params["host"]
+        if host_params["scheme"] == "https":
+            pool_kwargs = {**pool_kwargs, "server_hostname": name, "assert_hostname": name}
+        return {**host_params, "host": address}, pool_kwargs
+
+
+_session = requests.Session()
+_session.trust_env = False  # never route a subscriber's request through an environment proxy
+_session.mount("https://", PinnedAdapter())
+_session.mount("http://", PinnedAdapter())
 
 
 @dataclass(frozen=True)
@@ -84,7 +141,8 @@ def _retry_after(value):
 
 def post(url, body, headers):
     """POST `body` to `url`: no redirects followed, `WEBHOOK_TIMEOUT` seconds, at most a short excerpt
-    of the answer read. Never raises for the subscriber's faults: they are in the Answer."""
+    of the answer read. Connects to the addresses check_url checked, in DNS's order, until one takes
+    the connection. Never raises for the subscriber's faults: they are in the Answer."""
     hold_nothing()  # no transaction across a subscriber's answer; the pooled connection goes back meanwhile
     started = time.monotonic()
 
@@ -92,20 +150,41 @@ def post(url, body, headers):
         return int((time.monotonic() - started) * 1000)
 
     try:
-        check_url(url)
-        with _session.post(
-            url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False, stream=True
-        ) as response:
-            raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
-            return Answer(
-                status_code=response.status_code,
-                duration_ms=elapsed(),
-                excerpt=raw.decode("utf-8", errors="replace")[:EXCERPT_CHARS],
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
+        addresses = check_url(url) or [None]
+        request = _session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
+        for address in addresses[:-1]:
+            request.pinned_address = address
+            try:
+                return _send(request, elapsed)
+            except requests.ConnectionError as error:
+                if not never_sent(error):
+                    raise
+                # nothing was sent: the next checked address may take it
+        request.pinned_address = addresses[-1]
+        return _send(request, elapsed)
     except UnsafeUrl as error:
         return Answer(None, elapsed(), error=f"refused: {error}")
     except requests.Timeout:
         return Answer(None, elapsed(), error=f"timed out after {settings.WEBHOOK_TIMEOUT:g} s")
     except (requests.RequestException, OSError) as error:
         return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}"[:300])
+
+
+def _send(request, elapsed):
+    with _session.send(request, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False, stream=True) as response:
+        raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
+        return Answer(
+            status_code=response.status_code,
+            duration_ms=elapsed(),
+            excerpt=raw.decode("utf-8", errors="replace")[:EXCERPT_CHARS],
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+def never_sent(error):
+    """True when a requests ConnectionError says the connection was never made, so the other end cannot
+    have received the request (Meta's calls ask this too, before they retry a send)."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectTimeout) or isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
