@@ -14,8 +14,9 @@ starts from get_queryset: lists and their counts, search, actions, autocomplete 
 object, history and delete pages, and custom URLs that find their object with get_object. Another org's
 id answers 404, exactly like a missing one (Django would redirect with a message instead). Choices of
 foreign keys in forms and of relation filters offer the related rows of the same orgs only; a related
-model that no org owns offers nothing to anyone but superusers. Fields in SECRET_FIELDS are write-only:
-never shown read-only, searched, or filtered on. inbox/tests/test_admin_scope.py walks every
+model that no org owns offers nothing to anyone but superusers. The fields a model names in its
+`secret_fields` (tokens, signing secrets, key digests) are write-only: never listed, shown read-only,
+searched or filtered on, whatever the URL asks. inbox/tests/test_admin_scope.py walks every
 registered admin as an agent and a manager of another org, so an org-owned admin that skips this fails.
 """
 
@@ -26,14 +27,11 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404
 
-from inbox.models import ApiKey, Org, PhoneNumber, Role
+from inbox.models import Org, Role
 from inbox.selectors import org_roles_of
 
 EVERY_ROLE = tuple(Role)
 MANAGERS = (Role.MANAGER,)
-
-# Write-only for everyone, superusers included: a form may take a new value, no page shows one.
-SECRET_FIELDS = {PhoneNumber: {"access_token"}, ApiKey: {"digest"}}
 
 
 def org_path_of(model, admin_site=admin.site):
@@ -69,10 +67,16 @@ def org_roles(request):
     return request._kirim_org_roles
 
 
+def secret_fields(model):
+    """Write-only for everyone, superusers included: a form may take a new value, no page shows one,
+    no lookup reads one. Each model names its own, beside their definitions."""
+    return set(getattr(model, "secret_fields", ()))
+
+
 def touches_secret(model, lookup):
     """Whether a lookup such as `phone_number__access_token__startswith` reaches a secret field."""
     for part in lookup.split(LOOKUP_SEP):
-        if part in SECRET_FIELDS.get(model, ()):
+        if part in secret_fields(model):
             return True
         try:
             field = model._meta.get_field(part)
@@ -129,7 +133,16 @@ class OrgScopedAdmin(admin.ModelAdmin):
         return type(form.__name__, (form,), {"__init__": __init__})
 
     def get_list_filter(self, request):
-        return [self.scoped_filter(spec) for spec in super().get_list_filter(request)]
+        specs = super().get_list_filter(request)
+        return [self.scoped_filter(spec) for spec in specs if not touches_secret(self.model, self._filter_path(spec))]
+
+    def get_list_display(self, request):
+        return [name for name in super().get_list_display(request) if not touches_secret(self.model, str(name))]
+
+    @staticmethod
+    def _filter_path(spec):
+        """The field path a list_filter entry filters on; "" for a SimpleListFilter, which names none."""
+        return spec if isinstance(spec, str) else spec[0] if isinstance(spec, (list, tuple)) else ""
 
     def scoped_filter(self, spec):
         # Filters other than a relation's offer values of rows that get_queryset has already scoped
@@ -152,7 +165,7 @@ class OrgScopedAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         """A page shown read-only would print a secret's value: leave secret fields out of it."""
         fieldsets = super().get_fieldsets(request, obj)
-        secrets = SECRET_FIELDS.get(self.model, set())
+        secrets = secret_fields(self.model)
         if obj is None or not secrets or self.has_change_permission(request, obj):
             return fieldsets
         return [(name, {**options, "fields": self._without(options["fields"], secrets)}) for name, options in fieldsets]

@@ -43,6 +43,8 @@ class ReadReceiptPolicy(models.TextChoices):
 class PhoneNumber(models.Model):
     """A business number connected to Meta. `access_token` is a secret: it is only ever sent to Meta."""
 
+    secret_fields = ("access_token",)  # write-only in the admin, never a lookup (inbox/admin_scope.py)
+
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="phone_numbers")
     phone_number_id = models.CharField(max_length=20, unique=True, help_text="Meta's id, digits only")
     display_phone_number = models.CharField(max_length=32)
@@ -68,6 +70,8 @@ class PhoneNumber(models.Model):
 class ApiKey(models.Model):
     """Stored as a SHA-256 digest: a key has far more entropy than a password, so a slow hash buys
     nothing, and a digest lookup stays one indexed query per request."""
+
+    secret_fields = ("digest",)  # a lookup on it would tell a key's digest, letter by letter
 
     external_id = PublicIdField("key")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="api_keys")

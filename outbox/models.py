@@ -43,6 +43,8 @@ class WebhookSubscription(models.Model):
     """Where an org wants its events. The secrets sign deliveries, so they are kept as they are
     (like Meta tokens); they are shown once, when made, and never in a response or page after."""
 
+    secret_fields = ("secret", "previous_secret")  # never a lookup either (inbox/admin_scope.py)
+
     external_id = PublicIdField("wbs")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="webhook_subscriptions")
     url = models.URLField(max_length=2000)

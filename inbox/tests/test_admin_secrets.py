@@ -8,8 +8,10 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from conftest import logged_in
+from conftest import SECRET_LOOKUPS, logged_in, paths_to_secrets
+from inbox.admin_scope import OrgScopedAdmin
 from inbox.models import ApiKey, Direction, PhoneNumber, Role
+from outbox.models import WebhookSubscription
 
 MARKER = "EAAGRECOGNISABLE"  # every token below contains it
 
@@ -115,3 +117,57 @@ def test_api_key_digest_is_not_a_lookup_either(org, make_member):
     response = manager.get(reverse("admin:inbox_apikey_changelist"), {"digest__startswith": key.digest[:4]})
 
     assert response.status_code == 400
+
+
+# --- No lookup reads a secret, on any admin, whatever the URL asks -----------------------------------
+
+
+def test_no_registered_admin_filters_on_a_secret_whatever_the_url_asks(db):
+    """Every registered admin, its list asked for each lookup on each path to a secret column (its own,
+    or a related model's): refused with a 400, for the operator too. A new admin, or a new secret
+    column, that forgets the rule fails here."""
+    operator = logged_in(User.objects.create_superuser("operator", password="pw"))
+    asked = 0
+    for model in admin.site._registry:
+        changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        for path in set(paths_to_secrets(model)):
+            for lookup in SECRET_LOOKUPS:
+                response = operator.get(changelist, {f"{path}{lookup}": "1" if lookup == "__isnull" else "a"})
+                assert response.status_code == 400, (model.__name__, f"{path}{lookup}", response.status_code)
+                asked += 1
+    assert asked > 400  # the walk reached the secrets through relations, not just a handful
+
+
+def test_the_subscriptions_list_does_not_answer_questions_about_signing_secrets(org, make_member):
+    """A manager asked `?secret__startswith=` letter by letter and read a whole secret from which
+    answers listed the subscription."""
+    subscription = WebhookSubscription.objects.create(
+        org=org, url="https://hooks.example.com/", events=["message.read"]
+    )
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(previous_secret="whsec_previous")
+    manager = logged_in(make_member(org, Role.MANAGER))
+    changelist = reverse("admin:outbox_webhooksubscription_changelist")
+
+    for name, value in (("secret", subscription.secret), ("previous_secret", "whsec_previous")):
+        assert manager.get(changelist, {f"{name}__startswith": value[:8]}).status_code == 400
+        assert manager.get(changelist, {f"{name}__startswith": "nothing"}).status_code == 400
+    deliveries = reverse("admin:outbox_delivery_changelist")
+    assert manager.get(deliveries, {"subscription__secret__startswith": subscription.secret[:8]}).status_code == 400
+
+
+def test_an_admin_that_names_a_secret_in_its_list_filters_or_search_gets_none_of_them(rf):
+    """Declared by mistake, a secret column would be printed in the list, offered as filter choices
+    or searched: each is dropped."""
+
+    class CarelessAdmin(OrgScopedAdmin):
+        list_display = ("url", "secret", "previous_secret", "enabled")
+        list_filter = ("enabled", "secret", ("previous_secret", admin.AllValuesFieldListFilter))
+        search_fields = ("url", "=secret", "^previous_secret")
+
+    careless = CarelessAdmin(WebhookSubscription, admin.AdminSite())
+    request = rf.get("/")
+    request.user = User(is_superuser=True)
+
+    assert careless.get_list_display(request) == ["url", "enabled"]
+    assert careless.get_list_filter(request) == ["enabled"]
+    assert careless.get_search_fields(request) == ["url"]

@@ -1,0 +1,48 @@
+"""No API list filters on a secret column, whatever the query string asks: every GET of /v1/ that
+lists (its OpenAPI document says which), asked with a lookup on each path to a secret, answers what
+it answers without one. A filter backend or a new list that passed query parameters on would fail."""
+
+import re
+
+from django.apps import apps
+from django.test import Client
+
+from conftest import SECRET_LOOKUPS, paths_to_secrets
+from inbox.models import Direction
+from outbox.models import EventType, WebhookSubscription
+from outbox.record import events_record
+
+NEVER_MATCHES = "not-a-prefix-of-any-secret"
+
+
+def list_paths(phone_number):
+    """The GET paths of the API's OpenAPI document that take no object id, with the number filled in."""
+    schema = Client(HTTP_HOST="localhost").get("/v1/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        if "get" in operations and not re.search(r"\{(?!phone_number_id\})", path):
+            yield path.replace("{phone_number_id}", phone_number.phone_number_id)
+
+
+def without_request_id(response):
+    return {name: value for name, value in response.json().items() if name != "request_id"}
+
+
+def test_no_api_list_filters_on_a_secret(api, org, phone_number, make_message):
+    make_message(phone_number, contact="6281")
+    make_message(phone_number, contact="6281", direction=Direction.OUTBOUND)
+    subscription = WebhookSubscription.objects.create(
+        org=org, url="https://hooks.example.com/", events=["message.read"]
+    )
+    events_record(EventType.MESSAGE_READ, {org.pk: {}}, {org.pk: [subscription]})
+    lookups = {f"{path}{lookup}" for model in apps.get_models() for path in paths_to_secrets(model, relations=1)
+               for lookup in SECRET_LOOKUPS}  # fmt: skip
+    asked = {name: "1" if name.endswith("__isnull") else NEVER_MATCHES for name in lookups}
+
+    lists = list(list_paths(phone_number))
+    for path in lists:
+        plain = api.get(path)
+        assert plain.status_code == 200, path
+        assert without_request_id(api.get(path, asked)) == without_request_id(plain), path
+    assert {"/v1/accounts", "/v1/webhook_subscriptions", "/v1/webhook_deliveries"} <= set(lists)
+    assert f"/v1/{phone_number.phone_number_id}/messages" in lists
+    assert all(api.get(path).json().get("data") for path in lists if path != "/v1/health")  # nothing empty
