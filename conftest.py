@@ -349,6 +349,17 @@ def meta():
         yield mock
 
 
+def meta_confirms_number(meta, phone_number_id, *, token, waba_id="", display_phone_number="+62 811 0000 0001"):
+    """Meta's answers, to `token` only, that confirm a number: its fields and, given a WABA, its
+    numbers listing this one. Anything else asked of Meta fails the test."""
+    with_token = [responses.matchers.header_matcher({"Authorization": f"Bearer {token}"})]
+    number = {"id": phone_number_id, "display_phone_number": display_phone_number, "verified_name": "Toko Kopi"}
+    meta.get(f"{settings.META_GRAPH_URL}/{phone_number_id}", json=number, match=with_token)
+    if waba_id:
+        listed = {"data": [{"id": phone_number_id}], "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}}
+        meta.get(f"{settings.META_GRAPH_URL}/{waba_id}/phone_numbers", json=listed, match=with_token)
+
+
 @pytest.fixture
 def meta_accepts_reads(meta, phone_number):
     meta.post(graph_messages_url(phone_number), json={"success": True})

@@ -8,6 +8,7 @@ from functools import cached_property
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, Max, OuterRef, Subquery
@@ -37,6 +38,7 @@ from inbox.models import (
     WebhookEvent,
     of_conversations,
 )
+from inbox.numbers import phone_number_confirm
 from inbox.services import webhook_reprocess
 from kirim.errors import ApiError, InvalidField, error_response
 from receipts.services import messages_mark_read
@@ -49,6 +51,7 @@ admin.site.site_url = "/v1/docs"  # "View site": Kirim has no public site; its A
 MARK_READ_PERMISSION = "inbox.mark_read"
 REPLY_PERMISSION = "inbox.reply"
 ADMIN_READ_CONCURRENCY = 8
+CONNECTING_FIELDS = ("phone_number_id", "waba_id", "access_token")  # a change of any: Meta confirms again
 THREAD_LENGTH = 200  # newest messages shown on a conversation page
 POLL_SECONDS = 3  # how often an open inbox or thread asks what changed
 # Rows are stamped with `updated_at` before their transaction commits, so a row can become visible
@@ -109,7 +112,11 @@ class OrgAdmin(OrgScopedAdmin):
 
 
 class PhoneNumberForm(forms.ModelForm):
-    """The Meta access token is write-only: never rendered, kept when left blank on change."""
+    """The Meta access token is write-only: never rendered, kept when left blank on change. A new
+    number, or a new id, WABA or token for one, is saved only with Meta's confirmation that the token
+    can act for the number (PhoneNumberAdmin asks Meta before the form runs: `confirmation`)."""
+
+    confirmation = None  # inbox.numbers.Confirmation, or the ApiError that refused one
 
     access_token = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
@@ -143,11 +150,25 @@ class PhoneNumberForm(forms.ModelForm):
             return PhoneNumber.objects.only("access_token").get(pk=self.instance.pk).access_token
         raise forms.ValidationError("A new number needs Meta's access token.")
 
+    def clean(self):
+        cleaned = super().clean()
+        connecting = {name: cleaned.get(name) for name in CONNECTING_FIELDS}
+        if self.errors or connecting == {name: getattr(self.instance, name) for name in CONNECTING_FIELDS}:
+            return cleaned
+        # An error on the id also keeps Django from saying whether the id is taken (it skips the unique
+        # check of a field in error): without Meta's confirmation, nothing is told about the number.
+        if isinstance(self.confirmation, ApiError):
+            self.add_error(self.confirmation.param or "phone_number_id", self.confirmation.message)
+        elif self.confirmation is None or not self.confirmation.covers(**connecting):
+            self.add_error("phone_number_id", "Meta did not confirm this number with this access token.")
+        return cleaned
+
 
 @admin.register(PhoneNumber)
 class PhoneNumberAdmin(OrgScopedAdmin):
     roles = MANAGERS
     form = PhoneNumberForm
+
     list_display = ("display_phone_number", "phone_number_id", "org", "waba_id", "read_receipt_policy", "created_at")
     list_filter = ("org", "read_receipt_policy")
     list_select_related = ("org",)
@@ -164,6 +185,31 @@ class PhoneNumberAdmin(OrgScopedAdmin):
                 self.message_user(request, outcome.summary())
         if not outcomes:
             self.message_user(request, "None of the selected numbers has a WABA id.", messages.WARNING)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Django validates and saves the form in one transaction: Meta is asked before it opens.
+        if request.method == "POST":
+            request.number_confirmation = self._confirmation(request, object_id)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _confirmation(self, request, object_id):
+        """Meta's confirmation of the number, WABA and token posted (a blank token: the stored one), or
+        the ApiError that refused it; None when there is nothing to confirm, or not for this user."""
+        number = self.get_object(request, unquote(object_id)) if object_id else None
+        if not (self.has_change_permission(request, number) if number else self.has_add_permission(request)):
+            return None
+        posted = {name: request.POST.get(name, "").strip() for name in CONNECTING_FIELDS}
+        posted["access_token"] = posted["access_token"] or (number.access_token if number else "")
+        if number is not None and posted == {name: getattr(number, name) for name in CONNECTING_FIELDS}:
+            return None
+        try:
+            return phone_number_confirm(**posted)
+        except ApiError as error:
+            return error
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"confirmation": getattr(request, "number_confirmation", None)})
 
 
 @admin.register(MessageTemplate)

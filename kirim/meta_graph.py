@@ -185,6 +185,46 @@ def send_message(phone_number, body):
     return Accepted(wamid=wamid[:255], wa_id=str(wa_id)[:32] if wa_id else None)
 
 
+# What Kirim reads of a business number. Meta answers only with a token that can act for the number
+# (else code 100, subcode 33: "does not exist, cannot be loaded due to missing permissions").
+NUMBER_FIELDS = "id,display_phone_number,verified_name"
+WABA_NUMBERS_PAGE, WABA_NUMBERS_PAGES = 100, 10  # a WABA has a few numbers: ten pages is far beyond any
+
+
+def phone_number_fields(phone_number):
+    """Meta's description of a number (id, display_phone_number, verified_name), read with its token;
+    `phone_number` need not be saved (connecting one asks this first)."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}"
+    return _call(
+        lambda timeout: _session.get(
+            url, params={"fields": NUMBER_FIELDS}, headers=_headers(phone_number), timeout=timeout
+        ),
+        idempotent=True,
+    )
+
+
+def waba_lists_phone_number(phone_number):
+    """Whether GET /{waba_id}/phone_numbers, read with the number's token, lists the number."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.waba_id}/phone_numbers"
+    params = {"fields": "id", "limit": WABA_NUMBERS_PAGE}
+    for _ in range(WABA_NUMBERS_PAGES):
+        answer = _call(
+            lambda timeout, params=params: _session.get(
+                url, params=params, headers=_headers(phone_number), timeout=timeout
+            ),
+            idempotent=True,
+        )
+        data = answer.get("data") if isinstance(answer.get("data"), list) else []
+        if any(isinstance(number, dict) and number.get("id") == phone_number.phone_number_id for number in data):
+            return True
+        paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
+        cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+        if not (paging.get("next") and cursors.get("after")):
+            return False
+        params = {**params, "after": cursors["after"]}
+    return False
+
+
 # Meta's own filters of GET /{waba_id}/message_templates (and `summary`, the counts to add), passed on.
 TEMPLATE_FILTERS = (
     "fields", "status", "name", "category", "language", "content", "name_or_content", "quality_score", "summary",

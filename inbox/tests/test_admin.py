@@ -9,7 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from conftest import logged_in
+from conftest import logged_in, meta_confirms_number
 from inbox.models import ApiKey, Conversation, Direction, Membership, PhoneNumber, Role, Status
 
 
@@ -103,7 +103,7 @@ def test_inbox_and_thread_queries_do_not_grow_with_messages(
     assert counts[0] == {"superuser": (6, 6, 5), "agent": (9, 9, 8)}[who]
 
 
-def test_the_access_token_is_write_only(staff, phone_number):
+def test_the_access_token_is_write_only(staff, phone_number, meta):
     url = reverse("admin:inbox_phonenumber_change", args=[phone_number.pk])
 
     html = staff.get(url).content.decode()
@@ -116,6 +116,7 @@ def test_the_access_token_is_write_only(staff, phone_number):
     assert 'type="password"' in html
     assert kept.status_code == 302
     assert PhoneNumber.objects.get().access_token == phone_number.access_token
+    meta_confirms_number(meta, phone_number.phone_number_id, token="EAAG-rotated")
     staff.post(url, {"org": phone_number.org_id, "phone_number_id": phone_number.phone_number_id,
                      "display_phone_number": "+62 811 1", "waba_id": "", "access_token": "EAAG-rotated",
                      "read_receipt_policy": "manual"})  # fmt: skip

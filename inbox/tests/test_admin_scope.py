@@ -2,7 +2,10 @@
 lists, shows, offers or changes a row of org BRAVO, and answers 404 for BRAVO's ids exactly as for ids
 that do not exist. Everything of BRAVO's is named "BRAVO…", so a page that leaks any of it says so."""
 
+import json
+
 import pytest
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Group, User
@@ -11,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from conftest import logged_in
+from conftest import logged_in, meta_confirms_number
 from inbox.admin_scope import OrgScopedAdmin, org_path_of
 from inbox.members import member_add, memberships_remove
 from inbox.models import (
@@ -61,7 +64,7 @@ def world(db, make_message):
     operator = logged_in(User.objects.create_superuser("operator", password="pw"))
     bravo_number = PhoneNumber.objects.get(org=orgs["BRAVO"])
     change = {"org": orgs["BRAVO"].pk, "phone_number_id": bravo_number.phone_number_id,
-              "display_phone_number": "+62 BRAVO", "waba_id": "BRAVO-waba", "access_token": "",
+              "display_phone_number": "+62 BRAVO 2", "waba_id": "", "access_token": "",
               "read_receipt_policy": "manual"}  # fmt: skip
     operator.post(reverse("admin:inbox_phonenumber_change", args=[bravo_number.pk]), change)
     assert LogEntry.objects.filter(object_id=str(bravo_number.pk)).exists()  # BRAVO's number has a history
@@ -238,3 +241,79 @@ def test_recent_actions_never_name_an_org_the_user_has_left(world, make_member):
     assert "BRAVO" not in index and "Recent actions" not in index
     operator_index = logged_in(User.objects.get(username="operator")).get(reverse("admin:index")).content.decode()
     assert "Recent actions" in operator_index  # operators keep the list
+
+
+NOT_THEIRS = {"error": {"message": "Unsupported get request. Object with ID does not exist, cannot be loaded due to "
+                        "missing permissions, or does not support this operation.", "type": "GraphMethodException",
+                        "code": 100, "error_subcode": 33, "fbtrace_id": "A1"}}  # fmt: skip
+
+
+def number_added(client, org, phone_number_id, access_token, **fields):
+    form = {"org": org.pk, "phone_number_id": phone_number_id, "display_phone_number": "+62 811", "waba_id": "",
+            "access_token": access_token, "read_receipt_policy": "manual", **fields}  # fmt: skip
+    return client.post(url(PhoneNumber, "add"), form)
+
+
+def form_errors(response):
+    return response.context["adminform"].form.errors
+
+
+def test_a_manager_connects_a_number_only_when_meta_confirms_their_token(world, make_member, meta):
+    """A manager could connect any number id not yet connected, on their word: its messages then went
+    to their org, and the real owner was refused."""
+    alpha = world["ALPHA"]
+    manager = logged_in(make_member(alpha, Role.MANAGER))
+    meta.get(f"{settings.META_GRAPH_URL}/106540352249999", status=400, json=NOT_THEIRS)
+
+    refused = number_added(manager, alpha, "106540352249999", "EAAG-not-for-this-number")
+
+    assert refused.status_code == 200
+    assert "Meta did not confirm" in form_errors(refused)["phone_number_id"][0]
+    assert not PhoneNumber.objects.filter(phone_number_id="106540352249999").exists()
+    meta.replace("GET", f"{settings.META_GRAPH_URL}/106540352249999", json={
+        "id": "106540352249999", "display_phone_number": "+62 811 9999", "verified_name": "ALPHA Coffee"})  # fmt: skip
+    assert number_added(manager, alpha, "106540352249999", "EAAG-for-this-number").status_code == 302
+    assert PhoneNumber.objects.get(phone_number_id="106540352249999").org == alpha
+    assert [c.request.headers["Authorization"] for c in meta.calls] == ["Bearer EAAG-not-for-this-number",
+                                                                        "Bearer EAAG-for-this-number"]  # fmt: skip
+
+
+def test_another_orgs_number_is_refused_like_any_number_meta_does_not_confirm(world, make_member, meta):
+    """Without a token for it, BRAVO's number answers ALPHA's manager exactly like a number no org has:
+    not even whether it is connected. With one (the same business in two orgs), it is "taken", no more."""
+    alpha, bravo_number = world["ALPHA"], PhoneNumber.objects.get(org=world["BRAVO"])
+    manager = logged_in(make_member(alpha, Role.MANAGER))
+    unknown = "106540352249999"
+    for phone_number_id in (bravo_number.phone_number_id, unknown):
+        meta.get(f"{settings.META_GRAPH_URL}/{phone_number_id}", status=400, json=NOT_THEIRS)
+
+    theirs = number_added(manager, alpha, bravo_number.phone_number_id, "EAAG-guess")
+    nobodys = number_added(manager, alpha, unknown, "EAAG-guess")
+
+    assert form_errors(theirs).get_json_data() == json.loads(
+        json.dumps(form_errors(nobodys).get_json_data()).replace(unknown, bravo_number.phone_number_id)
+    )
+    meta_confirms_number(meta, bravo_number.phone_number_id, token="EAAG-also-theirs")
+    taken = number_added(manager, alpha, bravo_number.phone_number_id, "EAAG-also-theirs")
+    assert list(form_errors(taken)) == ["phone_number_id"] and "BRAVO" not in taken.content.decode()
+    assert PhoneNumber.objects.get(phone_number_id=bravo_number.phone_number_id).org == world["BRAVO"]
+
+
+def test_a_new_id_waba_or_token_is_confirmed_again_and_other_changes_are_not(world, make_member, meta):
+    alpha = world["ALPHA"]
+    number = PhoneNumber.objects.get(org=alpha)
+    manager = logged_in(make_member(alpha, Role.MANAGER))
+    form = {"org": alpha.pk, "phone_number_id": number.phone_number_id, "display_phone_number": "+62 ALPHA",
+            "waba_id": "", "access_token": "", "read_receipt_policy": "on_reply"}  # fmt: skip
+    change = url(PhoneNumber, "change", number.pk)
+
+    assert manager.post(change, form).status_code == 302  # a policy: Meta is not asked
+    assert not meta.calls
+    meta.get(f"{settings.META_GRAPH_URL}/102290129340398/phone_numbers", json={"data": [{"id": "106540352240000"}]})
+    meta_confirms_number(meta, number.phone_number_id, token=number.access_token)
+    moved = manager.post(change, {**form, "waba_id": "102290129340398"})  # the stored token, on another WABA
+    assert "does not list" in form_errors(moved)["waba_id"][0]
+    meta.get(f"{settings.META_GRAPH_URL}/{number.phone_number_id}", status=400, json=NOT_THEIRS)
+    assert "phone_number_id" in form_errors(manager.post(change, {**form, "access_token": "EAAG-wrong"}))
+    number.refresh_from_db()
+    assert (number.waba_id, number.access_token, number.read_receipt_policy) == ("", "EAAG-ALPHA-token", "on_reply")

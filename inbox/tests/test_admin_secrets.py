@@ -8,7 +8,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from conftest import SECRET_LOOKUPS, logged_in, paths_to_secrets
+from conftest import SECRET_LOOKUPS, logged_in, meta_confirms_number, paths_to_secrets
 from inbox.admin_scope import OrgScopedAdmin
 from inbox.models import ApiKey, Direction, PhoneNumber, Role
 from outbox.models import WebhookSubscription
@@ -40,17 +40,23 @@ def number_form(number, access_token="", **changes):
             "read_receipt_policy": number.read_receipt_policy, **changes}  # fmt: skip
 
 
-def edit_numbers_and_keys(superuser, manager, numbers, org):
+def edit_numbers_and_keys(superuser, manager, numbers, org, meta):
     """What leaves tokens and keys in forms and history: edits with and without a new token, a form
     refused with a new token in it, a number added, a key issued."""
     mine, theirs = numbers
+    for phone_number_id, label in ((mine.phone_number_id, "rotated-by-operator"), (theirs.phone_number_id, "refused"),
+                                   (mine.phone_number_id, "rotated-by-manager"), ("1777000001", "added"),
+                                   (mine.phone_number_id, "refused-add")):  # fmt: skip
+        meta_confirms_number(meta, phone_number_id, token=token(label))
     change = reverse("admin:inbox_phonenumber_change", args=[mine.pk])
     pages = [
         superuser.post(change, number_form(mine)),
         superuser.post(change, number_form(mine, token("rotated-by-operator"))),
         superuser.post(change, number_form(mine, token("refused"), phone_number_id=theirs.phone_number_id)),
         manager.post(change, number_form(mine, token("rotated-by-manager"))),
-        manager.post(reverse("admin:inbox_phonenumber_add"), number_form(mine, token("added"), phone_number_id="1777")),
+        manager.post(
+            reverse("admin:inbox_phonenumber_add"), number_form(mine, token("added"), phone_number_id="1777000001")
+        ),
         manager.post(reverse("admin:inbox_phonenumber_add"), number_form(mine, token("refused-add"))),  # taken id
     ]
     assert [p.status_code for p in pages] == [302, 302, 200, 302, 302, 200]
@@ -73,7 +79,7 @@ def every_page():
                 yield reverse(f"{info}_{view}", args=[pk])
 
 
-def test_no_page_form_or_history_entry_shows_a_token_or_a_key(numbers, org, make_member):
+def test_no_page_form_or_history_entry_shows_a_token_or_a_key(numbers, org, make_member, meta):
     superuser = logged_in(User.objects.create_superuser("operator", password="pw"))
     manager = logged_in(make_member(org, Role.MANAGER))
     agent = logged_in(make_member(org, Role.AGENT))
@@ -81,7 +87,7 @@ def test_no_page_form_or_history_entry_shows_a_token_or_a_key(numbers, org, make
     viewer.groups.clear()
     viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_phonenumber", "view_apikey"]))
     viewer = logged_in(viewer)
-    edits, secret = edit_numbers_and_keys(superuser, manager, numbers, org)
+    edits, secret = edit_numbers_and_keys(superuser, manager, numbers, org, meta)
 
     opened = 0
     for who, client in (("superuser", superuser), ("manager", manager), ("agent", agent), ("viewer", viewer)):

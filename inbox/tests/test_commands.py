@@ -1,12 +1,16 @@
 """Operator commands: orgs, numbers (token never on the command line), keys shown once, the demo."""
 
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from conftest import meta_confirms_number
 from inbox.models import ApiKey, Membership, Message, Org, PhoneNumber, Status
 
 
@@ -23,8 +27,9 @@ def test_create_org_slugifies_the_name(db):
         run("create_org", "--name", "Toko Kopi Jaya")
 
 
-def test_add_phone_number_reads_the_token_from_the_environment(org, monkeypatch):
+def test_add_phone_number_reads_the_token_from_the_environment(org, monkeypatch, meta):
     monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-env-token")
+    meta_confirms_number(meta, "1065403522", token="EAAG-env-token")
 
     out = run(
         "add_phone_number", "--org", org.slug, "--phone-number-id", "1065403522", "--display-phone-number", "+62 811"
@@ -35,8 +40,9 @@ def test_add_phone_number_reads_the_token_from_the_environment(org, monkeypatch)
     assert "EAAG" not in out
 
 
-def test_add_phone_number_reads_the_token_from_stdin(org, monkeypatch):
+def test_add_phone_number_reads_the_token_from_stdin(org, monkeypatch, meta):
     monkeypatch.delenv("META_ACCESS_TOKEN", raising=False)
+    meta_confirms_number(meta, "1065403522", token="EAAG-stdin-token")
     monkeypatch.setattr("sys.stdin", io.StringIO("EAAG-stdin-token\n"))
 
     run(
@@ -66,6 +72,58 @@ def test_add_phone_number_refuses_bad_input(org, monkeypatch, args, message):
     base.update(dict(zip(args[::2], args[1::2])))
     with pytest.raises(CommandError, match=message):
         run("add_phone_number", *[x for pair in base.items() for x in pair])
+
+
+def test_add_phone_number_connects_only_what_meta_confirms_for_the_token(org, monkeypatch, meta):
+    """Any number id used to be connected on the word of whoever typed it: its inbound messages then
+    went to their org, and the real owner was refused."""
+    monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-someone-elses")
+    not_theirs = {"error": {"message": "Unsupported get request. Object with ID '1065403522' does not exist, cannot "
+                            "be loaded due to missing permissions, or does not support this operation.",
+                            "type": "GraphMethodException", "code": 100, "error_subcode": 33, "fbtrace_id": "A1"}}  # fmt: skip
+    meta.get(f"{settings.META_GRAPH_URL}/1065403522", status=400, json=not_theirs)
+
+    with pytest.raises(CommandError, match="Meta did not confirm that this access token can act for phone number id"):
+        run("add_phone_number", "--org", org.slug, "--phone-number-id", "1065403522", "--display-phone-number", "+62")
+
+    assert not PhoneNumber.objects.exists()
+    asked = meta.calls[0].request
+    assert asked.headers["Authorization"] == "Bearer EAAG-someone-elses"
+    assert parse_qs(urlsplit(asked.url).query) == {"fields": ["id,display_phone_number,verified_name"]}
+
+
+def test_add_phone_number_checks_the_number_is_one_of_the_waba_given(org, monkeypatch, meta):
+    monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-token")
+    meta_confirms_number(meta, "1065403522", token="EAAG-token")
+    meta.get(f"{settings.META_GRAPH_URL}/102290129340398/phone_numbers", json={"data": [{"id": "1065400000"}]})
+    args = ["--org", org.slug, "--phone-number-id", "1065403522", "--waba-id", "102290129340398"]
+
+    with pytest.raises(CommandError, match="does not list phone number id 1065403522 among the numbers of WABA"):
+        run("add_phone_number", *args)
+
+    assert not PhoneNumber.objects.exists()
+    meta.replace("GET", f"{settings.META_GRAPH_URL}/102290129340398/phone_numbers",
+                 json={"data": [{"id": "1065400000"}], "paging": {"cursors": {"after": "Mg"}, "next": "https://x"}})  # fmt: skip
+    meta.add("GET", f"{settings.META_GRAPH_URL}/102290129340398/phone_numbers",
+             match=[responses.matchers.query_param_matcher({"fields": "id", "limit": "100", "after": "Mg"})],
+             json={"data": [{"id": "1065403522"}]})  # fmt: skip
+    out = run("add_phone_number", *args)  # found on the second page
+    number = PhoneNumber.objects.get()
+    assert (number.waba_id, number.display_phone_number) == ("102290129340398", "+62 811 0000 0001")  # Meta's
+    assert "Toko Kopi on WhatsApp" in out
+
+
+def test_a_number_connected_to_another_org_is_refused_without_naming_it(org, other_org, monkeypatch, meta):
+    PhoneNumber.objects.create(org=other_org, phone_number_id="1065403522", display_phone_number="+62",
+                               access_token="EAAG-theirs")  # fmt: skip
+    monkeypatch.setenv("META_ACCESS_TOKEN", "EAAG-also-valid")
+    meta_confirms_number(meta, "1065403522", token="EAAG-also-valid")
+
+    with pytest.raises(CommandError) as refused:
+        run("add_phone_number", "--org", org.slug, "--phone-number-id", "1065403522")
+
+    assert str(refused.value) == "This number is connected to Kirim already."
+    assert PhoneNumber.objects.get().org == other_org
 
 
 def test_add_phone_number_without_a_token_says_how_to_give_one(org, monkeypatch):
