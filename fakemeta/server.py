@@ -14,9 +14,10 @@ Control endpoints (not Meta's), all JSON:
 With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
 as Meta would post them.
 
-Also Meta's GET /{waba_id}/message_templates (TEMPLATES, paged by `limit` and `after` cursors as Meta
-pages), POST /{phone_number_id}/media (answers a new media id), GET /{media_id} (its description, with
-a `url` on the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with the bearer token only).
+Also Meta's GET /{phone_number_id} and GET /{waba_id}/phone_numbers (the numbers in NUMBERS), GET
+/{waba_id}/message_templates (TEMPLATES, paged by `limit` and `after` cursors as Meta pages), POST
+/{phone_number_id}/media (answers a new media id), GET /{media_id} (its description, with a `url` on
+the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with the bearer token only).
 """
 
 import argparse
@@ -52,8 +53,22 @@ TEMPLATES = [
      "components": [{"type": "BODY", "text": f"Template {n}: {{{{1}}}}"}]}
     for n in range(1, 31)
 ]  # fmt: skip
+# The business numbers the stand-in's Meta has, by id: the demo seed's two, and a third in Demo Coffee's
+# WABA that the seed leaves unconnected, to connect in the admin under `make run`. Any bearer token
+# acts for them (the stand-in has no accounts); other ids are not numbers here.
+NUMBERS = {
+    "106540352242922": ("102290129340398", "+62 811 0000 0001", "Demo Coffee"),
+    "106540352242933": ("102290129340399", "+62 811 0000 0002", "Demo Books"),
+    "106540352242944": ("102290129340398", "+62 811 0000 0003", "Demo Coffee"),
+}  # id: (WABA id, display_phone_number, verified_name)
 MEDIA_BYTES = b"\xff\xd8\xff\xe0stand-in jpeg"
 P99_STANDARD_SCORE = 2.3263  # the normal distribution's 99th percentile, in standard deviations
+
+
+def number_fields(phone_number_id):
+    """A number of NUMBERS as Meta describes it."""
+    _, display_phone_number, verified_name = NUMBERS[phone_number_id]
+    return {"id": phone_number_id, "display_phone_number": display_phone_number, "verified_name": verified_name}
 
 
 def new_wamid():
@@ -161,6 +176,11 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.strip("/").split("/")
         if parts[-1] == "message_templates":
             return self._templates(parts, urllib.parse.parse_qs(query))
+        if len(parts) == 2 and parts[-1] in NUMBERS:
+            return self._answer(200, number_fields(parts[-1]))
+        if len(parts) == 3 and parts[-1] == "phone_numbers":  # a WABA's numbers, all on one page
+            numbers = [number_fields(id) for id, (waba_id, *_) in NUMBERS.items() if waba_id == parts[1]]
+            return self._answer(200, {"data": numbers, "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}})
         if parts[:2] == ["_stand_in", "media"] and self.headers.get("Authorization", "").startswith("Bearer "):
             return self._raw(200, MEDIA_BYTES, "image/jpeg")
         if len(parts) == 2 and parts[-1].isdigit():

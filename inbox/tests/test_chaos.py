@@ -26,13 +26,14 @@ import pytest
 
 from conftest import free_port
 from fakemeta import payloads
+from fakemeta.server import make_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 WEBHOOKS = int(os.environ.get("CHAOS_WEBHOOKS", "600"))
 CONNECTIONS = 8
 LOAD_DEADLINE_S = 120
-PHONE_NUMBER_ID = "930000000001"
+PHONE_NUMBER_ID = "106540352242944"  # one the Meta stand-in has: it confirms the number when connected
 
 pytestmark = [
     pytest.mark.skipif(not os.environ.get("KIRIM_CHAOS"), reason="chaos test: set KIRIM_CHAOS=1 (CI does)"),
@@ -87,7 +88,16 @@ def cluster():
 
 
 @pytest.fixture
-def kirim(cluster):
+def meta_stand_in():
+    server = make_server(port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v23.0"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def kirim(cluster, meta_stand_in):
     """Kirim under gunicorn (2 workers x 4 threads, as in production) on the cluster, with one number."""
     app_secret = secrets.token_urlsafe(24)
     port = free_port()
@@ -98,6 +108,7 @@ def kirim(cluster):
         "META_APP_SECRET": app_secret,
         "META_WEBHOOK_VERIFY_TOKEN": secrets.token_urlsafe(12),
         "META_ACCESS_TOKEN": "chaos-token",
+        "META_GRAPH_URL": meta_stand_in,
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1",

@@ -1,6 +1,7 @@
 """Operator commands: orgs, numbers (token never on the command line), keys shown once, the demo."""
 
 import io
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,6 +12,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from conftest import meta_confirms_number
+from fakemeta.server import make_server
+from inbox.management.commands.seed_demo import DEMO_WABA_ID, OTHER_PHONE_NUMBER_ID, SPARE_PHONE_NUMBER_ID
 from inbox.models import ApiKey, Membership, Message, Org, PhoneNumber, Status
 
 
@@ -124,6 +127,30 @@ def test_a_number_connected_to_another_org_is_refused_without_naming_it(org, oth
 
     assert str(refused.value) == "This number is connected to Kirim already."
     assert PhoneNumber.objects.get().org == other_org
+
+
+def test_the_meta_stand_in_confirms_its_own_numbers_only(org, monkeypatch, settings):
+    """Under `make run` Kirim asks the stand-in: it confirms the numbers it has, in their WABA."""
+    stand_in = make_server(port=0)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    settings.META_GRAPH_URL = f"http://127.0.0.1:{stand_in.server_port}/v23.0"
+    monkeypatch.setenv("META_ACCESS_TOKEN", "any-token")
+    try:
+        out = run("add_phone_number", "--org", org.slug, "--phone-number-id", SPARE_PHONE_NUMBER_ID,
+                  "--waba-id", DEMO_WABA_ID)  # fmt: skip
+        with pytest.raises(CommandError, match="Meta did not confirm"):
+            run("add_phone_number", "--org", org.slug, "--phone-number-id", "1065403522")
+        with pytest.raises(CommandError, match="does not list"):
+            run("add_phone_number", "--org", org.slug, "--phone-number-id", OTHER_PHONE_NUMBER_ID,
+                "--waba-id", DEMO_WABA_ID)  # fmt: skip
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+
+    assert "Demo Coffee on WhatsApp" in out
+    assert list(PhoneNumber.objects.values_list("phone_number_id", "display_phone_number")) == [
+        (SPARE_PHONE_NUMBER_ID, "+62 811 0000 0003")
+    ]
 
 
 def test_add_phone_number_without_a_token_says_how_to_give_one(org, monkeypatch):

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fakemeta import payloads
-from fakemeta.server import new_wamid
+from fakemeta.server import NUMBERS, new_wamid
 from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.replies import templates_store
@@ -18,10 +18,13 @@ from inbox.services import conversations_touch, webhook_receive
 from outbox.models import EventType
 from outbox.services import subscription_create
 
+# The demo's numbers are the Meta stand-in's (fakemeta/server.py), so that sends, receipts and
+# templates work against it. They are written here directly: the seed runs before the stand-in starts,
+# so Meta cannot be asked to confirm them as add_phone_number and the admin do (inbox/numbers.py).
 DEMO_SLUG = "demo"
 DEMO_PHONE_NUMBER_ID = "106540352242922"
-DEMO_DISPLAY_NUMBER = "+62 811 0000 0001"
-DEMO_WABA_ID = "102290129340398"
+DEMO_WABA_ID, DEMO_DISPLAY_NUMBER = NUMBERS[DEMO_PHONE_NUMBER_ID][:2]
+SPARE_PHONE_NUMBER_ID = "106540352242944"  # of the stand-in's, not seeded: to connect in the admin
 CONVERSATIONS = [
     ("6281234567801", "Siti Rahma", ["Halo, is the shop open today?", "And do you deliver to Bandung?"]),
     ("6281234567802", "Budi Santoso", ["My order #4411 has not arrived"]),
@@ -31,8 +34,7 @@ REPLY = ("6281234567803", "Terima kasih, Ayu! See you again soon.")
 # A second org, so that the demo agent can see what they do not see.
 OTHER_SLUG = "demo-books"
 OTHER_PHONE_NUMBER_ID = "106540352242933"
-OTHER_DISPLAY_NUMBER = "+62 811 0000 0002"
-OTHER_WABA_ID = "102290129340399"
+OTHER_WABA_ID, OTHER_DISPLAY_NUMBER = NUMBERS[OTHER_PHONE_NUMBER_ID][:2]
 OTHER_CONVERSATIONS = [("6281234567811", "Rina Wijaya", ["Do you have the new Pramoedya edition?"])]
 AGENT_USERNAME = "agent"
 
@@ -64,6 +66,9 @@ A contact writes in (the stand-in posts a signed webhook to Kirim):
   curl -X POST {meta_url}/_stand_in/inbound -d '{{"phone_number_id": "'$PHONE_ID'", "from": "6281234567809", "name": "Dewi", "text": "Halo!"}}'
 
 What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
+
+Connect another number (Admin, Phone numbers, Add): the stand-in confirms phone number id {spare_id}
+of WABA {waba_id} to any access token; Kirim connects no number Meta does not confirm.
 
 Under make run, Demo Coffee's events (message.received, message.status, message.read) go to a local
 receiver that prints each one, delivered by the db_worker process beside the server.
@@ -117,7 +122,7 @@ class Command(BaseCommand):
         self.stdout.write(
             BANNER.format(
                 base_url=base_url, meta_url=meta_url, env_file=shlex.quote(env_file), password=admin_password,
-                agent_password=agent_password, waba_id=DEMO_WABA_ID,
+                agent_password=agent_password, waba_id=DEMO_WABA_ID, spare_id=SPARE_PHONE_NUMBER_ID,
             )
         )  # fmt: skip
 
