@@ -57,14 +57,20 @@ def test_a_delivery_carries_every_header_and_each_signature_verifies(org, subscr
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.last_status_code == 200
 
 
-def test_kirims_own_events_carry_no_meta_signature(org, subscription, receiver):
+def test_kirims_own_events_are_signed_by_every_scheme_too(org, subscription, receiver):
+    """A handler written for Meta's webhooks checks X-Hub-Signature-256 first: on Kirim's own events
+    too, it finds one that verifies, and refuses the body for what it is, not for a missing header."""
     receiver.post(HOOK_URL, status=204)
     record_read(org)
     run_due()
 
-    headers = receiver.calls[0].request.headers
+    request = receiver.calls[0].request
+    headers, body = request.headers, request.body
     assert headers["X-Kirim-Source"] == "kirim"
-    assert "X-Hub-Signature-256" not in headers
+    assert headers["X-Hub-Signature-256"] == "sha256=" + hmac.new(subscription.secret.encode(), body,
+                                                                  hashlib.sha256).hexdigest()  # fmt: skip
+    assert Webhook(subscription.secret).verify(body, dict(headers)) == json.loads(body)
+    assert kirim_signature_verifies(subscription.secret, headers, body)
 
 
 def test_500_twice_then_200_arrives_on_attempt_3_with_the_same_webhook_id(org, subscription, receiver):

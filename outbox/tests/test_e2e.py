@@ -120,7 +120,9 @@ def test_a_read_through_the_api_the_admin_and_batch_read_each_give_message_read(
         "admin": by_admin.wamid,
         "batch": by_batch.wamid,
     }
-    assert all(h["X-Kirim-Source"] == "kirim" and "X-Hub-Signature-256" not in h for _, h, _ in receiver.received)
+    secret = WebhookSubscription.objects.get().secret
+    assert all(h["X-Kirim-Source"] == "kirim" for _, h, _ in receiver.received)
+    assert all(h["X-Hub-Signature-256"] == payloads.sign(body, secret) for _, h, body in receiver.received)
     assert Message.objects.filter(status="read").count() == 3
 
 
