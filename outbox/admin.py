@@ -13,11 +13,16 @@ from outbox.models import Delivery, DeliveryAttempt, EventType, WebhookSubscript
 
 
 class SubscriptionForm(forms.ModelForm):
-    events = forms.MultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple)
+    events = forms.MultipleChoiceField(
+        choices=EventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None ticked: every event its receiver parses.",
+    )
 
     class Meta:
         model = WebhookSubscription
-        fields = ("org", "url", "events", "description", "enabled")
+        fields = ("org", "url", "receiver", "events", "description", "enabled")
 
     def _checked(self, check, name):
         try:
@@ -28,25 +33,33 @@ class SubscriptionForm(forms.ModelForm):
     def clean_url(self):
         return self._checked(services.url_check, "url")
 
-    def clean_events(self):
-        return self._checked(services.events_check, "events")
+    def clean(self):
+        cleaned = super().clean()
+        if "receiver" in cleaned and "events" in cleaned:
+            try:
+                cleaned["receiver"], cleaned["events"] = services.receiver_check(
+                    cleaned["receiver"], cleaned["events"] or None
+                )
+            except ApiError as error:
+                self.add_error("events", error.message)
+        return cleaned
 
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(OrgScopedAdmin):
     roles = MANAGERS
     form = SubscriptionForm
-    list_display = ("external_id", "url", "org", "enabled", "disabled_reason", "consecutive_failures", "created_at")
-    list_filter = ("org", "enabled")
+    list_display = ("external_id", "url", "org", "receiver", "enabled", "disabled_reason", "created_at")
+    list_filter = ("org", "receiver", "enabled")
     list_select_related = ("org",)
     search_fields = ("url", "description", "=external_id")
-    readonly_fields = ("external_id", "disabled_reason", "consecutive_failures", "created_at")
+    readonly_fields = ("external_id", "disabled_reason", "disabled_events", "failure_streaks", "created_at")
     actions = ("rotate_secret",)
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return SubscriptionForm.Meta.fields
-        return ("external_id", *SubscriptionForm.Meta.fields, "disabled_reason", "consecutive_failures", "created_at")
+        return ("external_id", *SubscriptionForm.Meta.fields, *self.readonly_fields[1:])
 
     def get_readonly_fields(self, request, obj=None):
         # A subscription stays with its org: its deliveries belong to that org.
@@ -56,9 +69,8 @@ class WebhookSubscriptionAdmin(OrgScopedAdmin):
         if change:
             services.subscription_update(obj, **{name: form.cleaned_data[name] for name in form.changed_data})
             return
-        created = services.subscription_create(
-            org=obj.org, url=obj.url, events=obj.events, description=obj.description, enabled=obj.enabled
-        )
+        created = services.subscription_create(org=obj.org, url=obj.url, receiver=obj.receiver, events=obj.events,
+                                               description=obj.description, enabled=obj.enabled)  # fmt: skip
         obj.pk, obj.external_id, obj.secret = created.pk, created.external_id, created.secret
 
     def response_add(self, request, obj, post_url_continue=None):

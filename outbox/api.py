@@ -83,7 +83,7 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         return envelope(request, SubscriptionSerializer(self._subscription(request, pk)).data)
 
     @extend_schema(
-        summary="Change a subscription's url, events, description, or enable it again",
+        summary="Change a subscription's url, receiver, events, description, or enable it again",
         parameters=[SUBSCRIPTION_ID],
         request=SubscriptionPatchSerializer,
         responses={

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
@@ -92,8 +92,9 @@ def attempt_delivery(delivery_id):
         return claim
     delivery = claim.delivery
     subscription = delivery.subscription
-    if not subscription.enabled:
-        _settle(claim, None, final=DeliveryStatus.FAILED, error="subscription disabled")
+    stopped = subscription.why_stopped(delivery.event_type)
+    if stopped:
+        _settle(claim, None, final=DeliveryStatus.FAILED, error=stopped)
         return claim
     body = delivery.event.body.encode()
     answer = subscriber_http.post(subscription.url, body, _headers(delivery, claim.attempt.number, body))
@@ -201,7 +202,7 @@ def _settle(claim, answer, *, final=None, error=""):
             **changes
         )
         if held and final is not None:
-            _count_outcome(delivery.subscription_id, final, gone=disable, now=now)
+            _count_outcome(delivery.subscription_id, delivery.event_type, final, gone=disable, now=now)
     if not held:
         logger.warning("delivery %s attempt %d settled after its lease was taken over", delivery.external_id,
                        attempt.number)  # fmt: skip
@@ -215,22 +216,31 @@ def _settle(claim, answer, *, final=None, error=""):
     _hand_on(delivery.subscription_id)
 
 
-def _count_outcome(subscription_id, final, *, gone, now):
-    """A delivered event clears the subscription's failure streak; a failed or dead one lengthens it,
-    and the streak's limit (or a 410 Gone) disables the subscription, saying why."""
+def _count_outcome(subscription_id, event_type, final, *, gone, now):
+    """Failures count per (subscription, event type): a delivered event ends its type's streak, a
+    failed or dead one lengthens it, and the streak's limit stops that type alone, saying why, so a
+    type the receiver refuses never stops the types it accepts. The subscription is disabled when
+    every type it lists is stopped, or at once by a 410 Gone (the URL itself is gone)."""
     subscriptions = WebhookSubscription.objects.filter(pk=subscription_id)
+    if final == DeliveryStatus.DELIVERED and not subscriptions.filter(failure_streaks__has_key=event_type).exists():
+        return  # the usual success: no streak to end, no lock taken
+    subscription = subscriptions.select_for_update().get()
+    streaks, stopped = subscription.failure_streaks, subscription.disabled_events
     if final == DeliveryStatus.DELIVERED:
-        subscriptions.exclude(consecutive_failures=0).update(consecutive_failures=0)
-        return
-    subscriptions.update(consecutive_failures=F("consecutive_failures") + 1)
+        del streaks[event_type]
+    else:
+        streaks[event_type] = streaks.get(event_type, 0) + 1
     limit = settings.WEBHOOK_DISABLE_AFTER_FAILURES
-    if gone:
-        reason = f"Disabled at {now:%Y-%m-%d %H:%M} UTC: the URL answered 410 Gone."
-        subscriptions.filter(enabled=True).update(enabled=False, disabled_reason=reason)
-    elif subscriptions.filter(enabled=True, consecutive_failures__gte=limit).update(
-        enabled=False, disabled_reason=f"Disabled at {now:%Y-%m-%d %H:%M} UTC after {limit} failed deliveries in a row."
-    ):
-        logger.warning("subscription %s disabled after %d failed deliveries in a row", subscription_id, limit)
+    if streaks.get(event_type, 0) >= limit and event_type not in stopped:
+        stopped[event_type] = f"Disabled at {now:%Y-%m-%d %H:%M} UTC after {limit} failed deliveries in a row."
+        logger.warning("subscription %s: %s disabled after %d failed deliveries in a row", subscription_id,
+                       event_type, limit)  # fmt: skip
+    if subscription.enabled and (gone or set(subscription.events) <= set(stopped)):
+        subscription.enabled = False
+        subscription.disabled_reason = f"Disabled at {now:%Y-%m-%d %H:%M} UTC: " + (
+            "the URL answered 410 Gone." if gone else f"each event type failed {limit} deliveries in a row."
+        )
+    subscription.save(update_fields=["failure_streaks", "disabled_events", "enabled", "disabled_reason"])
 
 
 def _hand_on(subscription_id):

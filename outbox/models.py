@@ -34,6 +34,20 @@ SOURCE_OF = {
 }
 
 
+class Receiver(models.TextChoices):
+    """What the subscriber's URL can parse."""
+
+    META = "meta", "A handler written for Meta's webhooks: Meta's JSON only"
+    KIRIM = "kirim", "Reads Kirim's envelope too"
+
+
+# The event types each kind of receiver can parse, which are also what it gets when it lists none.
+RECEIVES = {
+    Receiver.META: sorted(t.value for t in EventType if SOURCE_OF[t] == EventSource.META),
+    Receiver.KIRIM: sorted(EventType.values),
+}
+
+
 def new_secret():
     """A Standard Webhooks secret: `whsec_` and base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -41,13 +55,16 @@ def new_secret():
 
 class WebhookSubscription(models.Model):
     """Where an org wants its events. The secrets sign deliveries, so they are kept as they are
-    (like Meta tokens); they are shown once, when made, and never in a response or page after."""
+    (like Meta tokens); they are shown once, when made, and never in a response or page after.
+    Failures count per event type, so a type the receiver refuses (Kirim's envelope at a handler
+    written for Meta's webhooks) is stopped alone and never stops the types it accepts."""
 
     secret_fields = ("secret", "previous_secret")  # never a lookup either (inbox/admin_scope.py)
 
     external_id = PublicIdField("wbs")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="webhook_subscriptions")
     url = models.URLField(max_length=2000)
+    receiver = models.CharField(max_length=8, choices=Receiver.choices, default=Receiver.META)
     events = models.JSONField(help_text="Event types this subscription receives")
     description = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True)
@@ -55,7 +72,8 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=100, default=new_secret, editable=False)
     previous_secret = models.CharField(max_length=100, blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    failure_streaks = models.JSONField(default=dict, editable=False, help_text="Failed deliveries in a row, by type")
+    disabled_events = models.JSONField(default=dict, editable=False, help_text="Event types Kirim stopped, and why")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +91,14 @@ class WebhookSubscription(models.Model):
         if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
             return [self.secret, self.previous_secret]
         return [self.secret]
+
+    def why_stopped(self, event_type):
+        """Why Kirim sends no `event_type` event here now, or "" when it sends them."""
+        if not self.enabled:
+            return "subscription disabled"
+        if event_type in self.disabled_events:
+            return f"{event_type} disabled for this subscription"
+        return ""
 
 
 class Event(models.Model):

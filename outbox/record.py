@@ -19,10 +19,10 @@ def subscriptions_of(org_ids):
 
 
 def wanting(subscriptions, event_type):
-    """{org_id: [subscriptions]} of those that want `event_type`."""
+    """{org_id: [subscriptions]} of those that want `event_type` and still get it."""
     wanted = {}
     for subscription in subscriptions:
-        if event_type in subscription.events:
+        if event_type in subscription.events and not subscription.why_stopped(event_type):
             wanted.setdefault(subscription.org_id, []).append(subscription)
     return wanted
 

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from kirim.api import StrictCharField
-from outbox.models import Delivery, DeliveryAttempt, DeliveryStatus, EventType, WebhookSubscription
+from outbox.models import Delivery, DeliveryAttempt, DeliveryStatus, EventType, Receiver, WebhookSubscription
 
 URL_MAX = 2000
 DESCRIPTION_MAX = 500
@@ -20,7 +20,18 @@ class StrictBooleanField(serializers.BooleanField):
 
 class SubscriptionInSerializer(serializers.Serializer):
     url = StrictCharField(max_length=URL_MAX, help_text="https only; a public address")
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), allow_empty=False)
+    receiver = serializers.ChoiceField(
+        choices=Receiver.choices,
+        required=False,
+        help_text="`meta`: a handler written for Meta's webhooks, which gets Meta's JSON only (the default); "
+        "`kirim`: reads Kirim's envelope too (the default when `events` lists `message.read`)",
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EventType.choices),
+        allow_empty=False,
+        required=False,
+        help_text="default: every event its receiver parses",
+    )
     description = StrictCharField(max_length=DESCRIPTION_MAX, required=False, allow_blank=True)
 
 
@@ -36,10 +47,15 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     object = serializers.SerializerMethodField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
     disabled_reason = serializers.CharField(help_text="why Kirim disabled it, when it did")
+    disabled_events = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="event types Kirim stopped after failures in a row, each with why; `enabled: true` resumes them",
+    )
 
     class Meta:
         model = WebhookSubscription
-        fields = ("id", "object", "url", "events", "description", "enabled", "disabled_reason", "created_at")
+        fields = ("id", "object", "url", "receiver", "events", "description", "enabled", "disabled_reason",
+                  "disabled_events", "created_at")  # fmt: skip
 
     def get_object(self, subscription) -> str:
         return "webhook_subscription"

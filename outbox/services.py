@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from kirim.errors import InvalidField
@@ -12,10 +13,12 @@ from kirim.subscriber_http import UnsafeUrl, check_url
 from outbox import record
 from outbox.models import (
     OLD_SECRET_SIGNS_FOR,
+    RECEIVES,
     Delivery,
     DeliveryStatus,
     Event,
     EventType,
+    Receiver,
     WebhookSubscription,
     new_secret,
 )
@@ -39,25 +42,51 @@ def events_check(events):
     return sorted(set(events))
 
 
-def subscription_create(*, org, url, events, description="", enabled=True):
+def receiver_check(receiver, events):
+    """(receiver, events) as they will be kept. A `meta` receiver, a handler written for Meta's
+    webhooks, gets only the events in Meta's JSON; it is what a subscription is unless it names a
+    `kirim` receiver or lists one of Kirim's own events (asking for more). Listing no events
+    subscribes to all its receiver parses."""
+    if receiver is None:
+        kirims_own = events and set(events) - set(RECEIVES[Receiver.META])
+        receiver = Receiver.KIRIM if kirims_own else Receiver.META
+    if events is None:
+        return receiver, RECEIVES[receiver]
+    events = events_check(events)
+    unparsed = sorted(set(events) - set(RECEIVES[receiver]))
+    if unparsed:
+        raise InvalidField(
+            "events",
+            f"A `meta` receiver gets Meta's webhook JSON only ({', '.join(RECEIVES[receiver])}): "
+            f"{', '.join(unparsed)} comes in Kirim's envelope, which Meta's handlers refuse. Subscribe a URL "
+            'that reads it with `"receiver": "kirim"`.',
+        )
+    return receiver, events
+
+
+def subscription_create(*, org, url, events=None, receiver=None, description="", enabled=True):
     """A new subscription, with its secret (returned here; show it once)."""
+    receiver, events = receiver_check(receiver, events)
     return WebhookSubscription.objects.create(
-        org=org, url=url_check(url), events=events_check(events), description=description, enabled=enabled
+        org=org, url=url_check(url), receiver=receiver, events=events, description=description, enabled=enabled
     )
 
 
 def subscription_update(subscription, **changes):
-    """Change url, events, description or enabled. Enabling a disabled one clears why Kirim disabled
-    it and its failure streak; `enabled` sent again for an enabled one (a client that PATCHes the whole
-    object) leaves the streak the worker is counting. Only the changed columns are written: the worker
-    updates the enabled state and the streak on its own, and a save from a copy read earlier would undo
-    that. Whether it was disabled is the database's to say, for the same reason."""
+    """Change url, receiver, events, description or enabled. Enabling re-enables what Kirim disabled
+    (the subscription, its stopped event types) and ends the failure streaks; `enabled` sent again for
+    a subscription with nothing disabled (a client that PATCHes the whole object) leaves the streaks
+    the worker is counting. Only the changed columns are written: the worker updates the enabled
+    state and the streaks on its own, and a save from a copy read earlier would undo that. Whether
+    anything was disabled is the database's to say, for the same reason."""
     if "url" in changes:
         changes["url"] = url_check(changes["url"])
-    if "events" in changes:
-        changes["events"] = events_check(changes["events"])
-    cleared = {"disabled_reason": "", "consecutive_failures": 0}
-    if changes.get("enabled") and WebhookSubscription.objects.filter(pk=subscription.pk, enabled=False).update(
+    if "receiver" in changes or "events" in changes:
+        receiver, events = changes.get("receiver", subscription.receiver), changes.get("events", subscription.events)
+        changes["receiver"], changes["events"] = receiver_check(receiver, events)
+    cleared = {"disabled_reason": "", "failure_streaks": {}, "disabled_events": {}}
+    anything_disabled = Q(enabled=False) | ~Q(disabled_events={})
+    if changes.get("enabled") and WebhookSubscription.objects.filter(anything_disabled, pk=subscription.pk).update(
         **cleared
     ):
         for name, value in cleared.items():

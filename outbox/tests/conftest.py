@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from outbox.delivery import attempt_delivery
-from outbox.models import Delivery, DeliveryStatus, EventType, WebhookSubscription
+from outbox.models import Delivery, DeliveryStatus, EventType, Receiver, WebhookSubscription
 
 HOOK_URL = "https://hooks.example.com/kirim"
 ALL_EVENTS = [t.value for t in EventType]
@@ -30,8 +30,9 @@ def quick_schedule(settings):
     settings.WEBHOOK_RETRY_SCHEDULE = [0.0] * 7
 
 
-def make_subscription(org, url=HOOK_URL, events=None, **fields):
-    return WebhookSubscription.objects.create(org=org, url=url, events=events or ALL_EVENTS, **fields)
+def make_subscription(org, url=HOOK_URL, events=None, receiver=Receiver.KIRIM, **fields):
+    return WebhookSubscription.objects.create(org=org, url=url, events=events or ALL_EVENTS, receiver=receiver,
+                                              **fields)  # fmt: skip
 
 
 @pytest.fixture

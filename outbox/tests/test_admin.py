@@ -13,7 +13,8 @@ ADD = reverse("admin:outbox_webhooksubscription_add")
 
 
 def form(org, **fields):
-    return {"org": org.pk, "url": HOOK_URL, "events": ["message.read"], "description": "", "enabled": "on", **fields}
+    return {"org": org.pk, "url": HOOK_URL, "receiver": "kirim", "events": ["message.read"], "description": "",
+            "enabled": "on", **fields}  # fmt: skip
 
 
 def test_a_manager_subscribes_and_sees_the_secret_once(org, make_member):
@@ -29,7 +30,7 @@ def test_a_manager_subscribes_and_sees_the_secret_once(org, make_member):
 
 def test_enabling_in_the_admin_clears_why_kirim_disabled_it(org, subscription, make_member):
     WebhookSubscription.objects.filter(pk=subscription.pk).update(
-        enabled=False, disabled_reason="24 failures in a row", consecutive_failures=24
+        enabled=False, disabled_reason="24 failures in a row", failure_streaks={"message.read": 24}
     )
     manager = logged_in(make_member(org, Role.MANAGER))
 
@@ -38,7 +39,7 @@ def test_enabling_in_the_admin_clears_why_kirim_disabled_it(org, subscription, m
 
     assert response.status_code == 302
     subscription.refresh_from_db()
-    assert (subscription.enabled, subscription.disabled_reason, subscription.consecutive_failures) == (True, "", 0)
+    assert (subscription.enabled, subscription.disabled_reason, subscription.failure_streaks) == (True, "", {})
 
 
 def test_the_admin_refuses_what_the_api_refuses(org, make_member):
@@ -48,6 +49,10 @@ def test_the_admin_refuses_what_the_api_refuses(org, make_member):
 
     assert "private" in str(response.context["adminform"].form.errors["url"])
     assert not WebhookSubscription.objects.exists()
+    refused = manager.post(ADD, form(org, receiver="meta"))
+    assert '"receiver": "kirim"' in refused.context["adminform"].form.errors["events"][0]
+    manager.post(ADD, form(org, receiver="meta", events=[]))
+    assert WebhookSubscription.objects.get().events == ["message.received", "message.status"]
 
 
 def test_rotating_in_the_admin_shows_the_new_secret(org, subscription, make_member):

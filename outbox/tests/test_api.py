@@ -1,7 +1,12 @@
 """/v1/webhook_subscriptions and /v1/webhook_deliveries: CRUD, the secret shown once, the URL guard,
 errors in the contract's envelope, filters and cursor pages, replays, and tenancy."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -78,8 +83,76 @@ def test_a_missing_url_is_missing_required_field(api, org):
                  "url")  # fmt: skip
 
 
+def test_a_receiver_built_for_metas_webhooks_gets_only_what_it_parses_unless_it_asks_for_more(api, org):
+    meta_handler = api.post(SUBSCRIPTIONS, {"url": HOOK_URL}, format="json")
+    kirim_reader = api.post(SUBSCRIPTIONS, {"url": HOOK_URL, "receiver": "kirim"}, format="json")
+    asked_for_reads = create(api)  # lists message.read, names no receiver
+
+    assert meta_handler.status_code == kirim_reader.status_code == asked_for_reads.status_code == 201
+    shown = [(r.json()["data"]["receiver"], r.json()["data"]["events"]) for r in (meta_handler, kirim_reader,
+                                                                                  asked_for_reads)]  # fmt: skip
+    assert shown == [
+        ("meta", ["message.received", "message.status"]),
+        ("kirim", ["message.read", "message.received", "message.status"]),
+        ("kirim", ["message.read", "message.received"]),
+    ]
+    assert meta_handler.json()["data"]["disabled_events"] == {}
+    events_record(EventType.MESSAGE_READ, {org.pk: {}})
+    assert set(Delivery.objects.values_list("subscription__receiver", flat=True)) == {"kirim"}
+
+
+def test_a_meta_receiver_listing_kirims_own_events_is_a_400_saying_how(api, org):
+    error = assert_error(create(api, receiver="meta"), 400, "invalid_field_value", "events")
+    assert "message.read" in error["message"] and '"receiver": "kirim"' in error["message"]
+
+    meta_handler = api.post(SUBSCRIPTIONS, {"url": HOOK_URL}, format="json").json()["data"]
+    url = f"{SUBSCRIPTIONS}/{meta_handler['id']}"
+    assert_error(api.patch(url, {"events": ["message.read"]}, format="json"), 400, "invalid_field_value", "events")
+    both = api.patch(url, {"receiver": "kirim", "events": ["message.read", "message.status"]}, format="json")
+    assert both.status_code == 200, both.content
+    assert_error(api.patch(url, {"receiver": "meta"}, format="json"), 400, "invalid_field_value", "events")
+    assert_error(api.patch(url, {"receiver": "other"}, format="json"), 400, "invalid_field_value", "receiver")
+    assert WebhookSubscription.objects.get().events == ["message.read", "message.status"]
+
+
+def readme_subscriptions():
+    """The bodies the README's "Events out" section subscribes with, and the answer it shows."""
+    section = (Path(settings.BASE_DIR) / "README.md").read_text().split("## Events out")[1].split("\n### ")[0]
+    bodies = [json.loads(body) for body in re.findall(r"-d '(\{.*?\})'", section)]
+    return bodies, json.loads(re.search(r"```json\n(.*?)\n```", section, re.DOTALL).group(1))
+
+
+def test_the_readmes_subscriptions_give_a_meta_handler_only_metas_events(api, org):
+    bodies, shown = readme_subscriptions()
+
+    answers = [api.post(SUBSCRIPTIONS, body, format="json") for body in bodies]
+
+    assert [a.status_code for a in answers] == [201, 201]
+    made = [a.json()["data"] for a in answers]
+    assert [(s["receiver"], s["events"]) for s in made] == [
+        ("meta", ["message.received", "message.status"]),
+        ("kirim", ["message.read"]),
+    ]
+    unstable = ("id", "created_at", "secret")
+    assert {k: v for k, v in made[0].items() if k not in unstable} == {
+        k: v for k, v in shown["data"].items() if k not in unstable
+    }
+
+
+def test_enabling_again_resumes_the_event_types_kirim_stopped(api, subscription):
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        failure_streaks={"message.read": 24, "message.status": 3}, disabled_events={"message.read": "24 in a row"}
+    )
+
+    response = api.patch(f"{SUBSCRIPTIONS}/{subscription.external_id}", {"enabled": True}, format="json")
+
+    assert response.status_code == 200 and response.json()["data"]["disabled_events"] == {}
+    subscription.refresh_from_db()
+    assert (subscription.enabled, subscription.disabled_events, subscription.failure_streaks) == (True, {}, {})
+
+
 def test_patch_changes_fields_and_enabling_again_clears_why_it_was_disabled(api, subscription):
-    subscription.enabled, subscription.disabled_reason, subscription.consecutive_failures = False, "410 Gone", 24
+    subscription.enabled, subscription.disabled_reason, subscription.failure_streaks = False, "410 Gone", {"a": 24}
     subscription.save()
 
     response = api.patch(f"{SUBSCRIPTIONS}/{subscription.external_id}",
@@ -87,7 +160,7 @@ def test_patch_changes_fields_and_enabling_again_clears_why_it_was_disabled(api,
 
     assert response.status_code == 200, response.content
     subscription.refresh_from_db()
-    assert subscription.enabled and subscription.disabled_reason == "" and subscription.consecutive_failures == 0
+    assert subscription.enabled and subscription.disabled_reason == "" and subscription.failure_streaks == {}
     assert subscription.events == ["message.status"]
     bad = api.patch(f"{SUBSCRIPTIONS}/{subscription.external_id}", {"enabled": "yes"}, format="json")
     assert_error(bad, 400, "invalid_field_value", "enabled")
@@ -97,18 +170,19 @@ def test_a_patch_from_a_copy_read_earlier_keeps_what_the_worker_wrote_since(subs
     """The delivery worker disables a subscription by UPDATE while a PATCH of its description, holding
     a copy read before, is under way: the PATCH writes its description and nothing else."""
     WebhookSubscription.objects.filter(pk=subscription.pk).update(
-        enabled=False, disabled_reason="24 failures in a row", consecutive_failures=24
+        enabled=False, disabled_reason="24 failures in a row", failure_streaks={"message.read": 24}
     )
     subscription_update(subscription, description="orders")  # `subscription` still says enabled
 
     subscription.refresh_from_db()
-    assert (subscription.description, subscription.enabled, subscription.consecutive_failures) == ("orders", False, 24)
+    assert (subscription.description, subscription.enabled) == ("orders", False)
+    assert subscription.failure_streaks == {"message.read": 24}
 
 
 def test_enabled_sent_again_for_an_enabled_subscription_keeps_its_failure_streak(api, subscription):
     """A client that PATCHes the whole object, `enabled: true` included, must not keep the worker from
     ever reaching the streak that disables a failing subscription."""
-    WebhookSubscription.objects.filter(pk=subscription.pk).update(consecutive_failures=7)
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(failure_streaks={"message.read": 7})
 
     response = api.patch(
         f"{SUBSCRIPTIONS}/{subscription.external_id}", {"enabled": True, "description": "all"}, format="json"
@@ -116,7 +190,8 @@ def test_enabled_sent_again_for_an_enabled_subscription_keeps_its_failure_streak
 
     assert response.status_code == 200
     subscription.refresh_from_db()
-    assert (subscription.enabled, subscription.description, subscription.consecutive_failures) == (True, "all", 7)
+    assert (subscription.enabled, subscription.description) == (True, "all")
+    assert subscription.failure_streaks == {"message.read": 7}
 
 
 def test_rotate_secret_shows_the_new_one_and_keeps_the_old_signing(api, subscription):

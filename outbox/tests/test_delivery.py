@@ -122,7 +122,7 @@ def test_a_4xx_fails_at_once(org, subscription, receiver):
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.last_status_code, delivery.last_error) == (DeliveryStatus.FAILED, 400, "HTTP 400")
     subscription.refresh_from_db()
-    assert subscription.enabled and subscription.consecutive_failures == 1
+    assert subscription.enabled and subscription.failure_streaks == {"message.read": 1}
 
 
 def test_410_disables_the_subscription_and_says_why(org, subscription, receiver):
@@ -167,20 +167,65 @@ def test_every_attempt_failing_leaves_a_dead_letter(org, subscription, receiver,
     assert delivery.finished_at is not None and delivery.next_attempt_at is None
 
 
-def test_24_failed_deliveries_in_a_row_disable_the_subscription(org, subscription, receiver, settings):
-    receiver.post(HOOK_URL, status=404)
-    for _ in range(23):
+def refusing(event_type):
+    """A receiver that refuses `event_type` (400) and takes every other type (200)."""
+
+    def answer(request):
+        return (400 if request.headers["X-Kirim-Event"] == event_type else 200), {}, ""
+
+    return answer
+
+
+def test_a_type_its_receiver_refuses_never_stops_the_types_it_accepts(org, subscription, receiver):
+    """24 reads refused in a row (a batch_read, say) stop message.read for this subscription alone:
+    the messages that come next still arrive."""
+    receiver.add_callback(responses.POST, HOOK_URL, callback=refusing("message.read"))
+    for _ in range(24):
         record_read(org)
     run_due()
     subscription.refresh_from_db()
-    assert subscription.enabled and subscription.consecutive_failures == 23
+    assert subscription.enabled and subscription.disabled_reason == ""
+
+    record_received(org)
+    assert events_record(EventType.MESSAGE_READ, {org.pk: {}}) == []  # stopped: nobody to record it for
+    run_due()
+
+    subscription.refresh_from_db()
+    assert "24 failed deliveries in a row" in subscription.disabled_events["message.read"]
+    assert list(subscription.disabled_events) == ["message.read"]
+    assert Delivery.objects.get(event_type="message.received").status == DeliveryStatus.DELIVERED
+    assert Delivery.objects.filter(event_type="message.read").count() == 24
+    assert len(receiver.calls) == 25
+
+
+def test_failures_count_in_a_row_per_event_type(org, subscription, receiver):
+    """Another type's successes in between do not end a type's streak; its own success does."""
+    receiver.add_callback(responses.POST, HOOK_URL, callback=refusing("message.read"))
+    for _ in range(23):
+        record_read(org)
+        record_received(org)
+    run_due()
+    subscription.refresh_from_db()
+    assert subscription.failure_streaks == {"message.read": 23} and not subscription.disabled_events
 
     record_read(org)
     run_due()
 
     subscription.refresh_from_db()
+    assert list(subscription.disabled_events) == ["message.read"] and subscription.enabled
+
+
+def test_when_every_type_it_lists_is_stopped_the_subscription_is_disabled(org, receiver):
+    subscription = make_subscription(org, events=["message.read"])
+    receiver.post(HOOK_URL, status=404)
+    for _ in range(24):
+        record_read(org)
+
+    run_due()
+
+    subscription.refresh_from_db()
     assert not subscription.enabled
-    assert "24 failed deliveries in a row" in subscription.disabled_reason
+    assert "each event type failed 24 deliveries in a row" in subscription.disabled_reason
 
 
 def test_a_success_ends_the_failure_streak(org, subscription, receiver):
@@ -192,7 +237,7 @@ def test_a_success_ends_the_failure_streak(org, subscription, receiver):
     run_due()
 
     subscription.refresh_from_db()
-    assert subscription.consecutive_failures == 0
+    assert subscription.failure_streaks == {}
 
 
 def test_during_a_rotation_both_secrets_sign(org, subscription, receiver):

@@ -15,7 +15,7 @@ from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.replies import templates_store
 from inbox.services import conversations_touch, webhook_receive
-from outbox.models import EventType
+from outbox.models import Receiver
 from outbox.services import subscription_create
 
 # The demo's numbers are the Meta stand-in's (fakemeta/server.py), so that sends, receipts and
@@ -111,7 +111,7 @@ class Command(BaseCommand):
 
         webhook_secret = ""
         if receiver_url:  # subscribed last: the seed's own conversations are not announced
-            webhook_secret = subscription_create(org=org, url=receiver_url, events=EventType.values,
+            webhook_secret = subscription_create(org=org, url=receiver_url, receiver=Receiver.KIRIM,
                                                  description="make run's stand-in receiver").secret  # fmt: skip
         Path(env_file).write_text(
             f"export KIRIM_KEY={key}\nexport PHONE_ID={DEMO_PHONE_NUMBER_ID}\n"
