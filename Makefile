@@ -43,8 +43,14 @@ run: install .env
 	  "worker: $(PY) manage.py db_worker --no-reload --interval 0.2" \
 	  "kirim: $(PY) manage.py runserver $(HOST):$(PORT)"
 
+# The npm libraries the suite runs (tests/node/), exactly as package-lock.json pins them. Without npm
+# their tests skip, saying why (CI installs node and npm: .ci/run).
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund; \
+	else echo "npm not found: the tests of the npm libraries will skip"; fi
+
 # pytest exits 5 when a selection (PYTEST_ARGS) holds no test: say so rather than fail.
-test: install .env
+test: install .env node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests for: $(PYTEST_ARGS)"; exit 0; fi; exit $$status
 

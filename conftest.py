@@ -5,13 +5,16 @@ import importlib
 import io
 import itertools
 import json
+import os
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -413,3 +416,18 @@ def browser():
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def node():
+    """The node binary, with the npm libraries of package-lock.json installed (`npm ci`, which `make
+    test` runs where npm is); skipped, saying why, where either is missing, and failed in CI."""
+    path = shutil.which("node")
+    reason = None
+    if path is None or int(subprocess.check_output([path, "--version"], text=True)[1:].split(".")[0]) < 20:
+        reason = "needs node 20 or later on PATH (.ci/run installs it)"
+    elif not (Path(settings.BASE_DIR) / "node_modules" / ".package-lock.json").exists():
+        reason = "needs the npm libraries of package-lock.json: run `npm ci` (make test does where npm is)"
+    if reason:
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+    return path
