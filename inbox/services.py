@@ -77,19 +77,17 @@ def message_send(*, phone_number, body, text=None, idempotency_record=None):
         answer = meta_graph.send_message(phone_number, events.with_callback_data(body, message.external_id))
     except UpstreamError as error:
         if error.meta_received is None:  # not failed: Meta may be delivering it
-            _settle_send(message, statuses_below(Status.UNCONFIRMED), status=Status.UNCONFIRMED, error=error.upstream)
-            return message
-        _settle_send(message, FAILABLE, status=Status.FAILED, error=error.upstream)
+            unconfirmed = {"status": Status.UNCONFIRMED, "error": error.upstream}
+            return _settle_send(message, statuses_below(Status.UNCONFIRMED), unconfirmed)
+        _settle_send(message, FAILABLE, {"status": Status.FAILED, "error": error.upstream})
         raise
-    settled = _settle_send(
+    message = _settle_send(
         message,
         statuses_below(Status.ACCEPTED),
-        status=Status.ACCEPTED,
+        {"status": Status.ACCEPTED},
         wamid=answer.wamid,
         contact_wa_id=answer.wa_id or message.contact_wa_id,
     )
-    if not settled:  # a status webhook got here first, matched by Kirim's id: keep what it said
-        message.refresh_from_db(fields=["status", "error", "updated_at"])
     conversations_touch([message])
     if early_statuses_apply(EarlyStatus.objects.filter(wamid=message.wamid)):
         message.refresh_from_db(fields=["status", "error", "updated_at"])
@@ -105,17 +103,23 @@ def cut_off_sends_unconfirm():
     ).update(status=Status.UNCONFIRMED, claim_token=None, claim_expires_at=None, updated_at=now)
 
 
-def _settle_send(message, below, **fields):
-    """End the send's claim, moving the row to `fields` when its status is still one of `below` (a
-    status webhook may have moved it further meanwhile; Meta's wamid is stored either way)."""
-    now = timezone.now()
-    settle = {"claim_token": None, "claim_expires_at": None, "updated_at": now}
-    settled = Message.objects.filter(pk=message.pk, status__in=below).update(**settle, **fields)
-    if not settled and "wamid" in fields:
-        Message.objects.filter(pk=message.pk).update(**settle, wamid=fields["wamid"])
-    for name, value in ({**settle, **fields} if settled else settle).items():
-        setattr(message, name, value)
-    return settled
+# A send's fields that settling it, or a status webhook that came first, may have changed.
+SETTLED_FIELDS = ("status", "error", "wamid", "contact_wa_id", "claim_token", "claim_expires_at", "updated_at")
+
+
+def _settle_send(message, below, outcome, **answered):
+    """End the send's claim: the row takes the `outcome` (status, error) when its status is still one
+    of `below`, and what Meta answered (wamid, contact) in any case. Returns `message` as the row now
+    stands, which is what the doors render: a status webhook that came first (matched by Kirim's id, it
+    gave the row its wamid and moved it further) is read back, never left out."""
+    settle = {"claim_token": None, "claim_expires_at": None, "updated_at": timezone.now(), **answered}
+    if Message.objects.filter(pk=message.pk, status__in=below).update(**settle, **outcome):
+        for name, value in {**settle, **outcome}.items():
+            setattr(message, name, value)  # the row is exactly what was written: no need to read it
+        return message
+    Message.objects.filter(pk=message.pk).update(**settle)
+    message.refresh_from_db(fields=SETTLED_FIELDS)
+    return message
 
 
 def _outcome_of_earlier_send(message):
@@ -124,8 +128,7 @@ def _outcome_of_earlier_send(message):
     if message.status == Status.PENDING:
         if message.claim_expires_at and message.claim_expires_at > timezone.now():
             raise IdempotencyInProgress()
-        _settle_send(message, (Status.PENDING,), status=Status.UNCONFIRMED)
-        message.refresh_from_db(fields=["status", "wamid", "error", "updated_at"])
+        message = _settle_send(message, (Status.PENDING,), {"status": Status.UNCONFIRMED})
     if message.status == Status.FAILED:
         raise UpstreamError(upstream=message.error)
     return message

@@ -303,6 +303,45 @@ def test_a_send_whose_answer_was_lost_is_unconfirmed_until_its_status_webhook_ma
     assert send(api, phone_number, body, HTTP_IDEMPOTENCY_KEY="order-4411")["Idempotent-Replayed"] == "true"
 
 
+AS_TYPED = "+62 812-3456-7890"  # TO as a client may write it; Meta answers its own form, TO
+SURFACES = {  # a send's path, and where its answer carries Meta's wamid
+    "v1": ("/v1/{}/messages", lambda answer: answer["data"]["message_id"]),
+    "graph": ("/v23.0/{}/messages", lambda answer: answer["messages"][0]["id"]),
+}
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_a_send_whose_status_webhook_came_before_metas_answer_answers_its_wamid(
+    api, phone_number, meta, settings, surface
+):
+    from fakemeta import payloads
+
+    def meta_answers_after_its_status_webhook(request):
+        # Meta's `sent` reaches Kirim first; it echoes Kirim's id, so it gives the row its wamid itself.
+        echoed = json.loads(request.body)["biz_opaque_callback_data"]
+        deliver_status(settings, phone_number, payloads.status("wamid.RACED", "sent", TO,
+                                                               biz_opaque_callback_data=echoed))  # fmt: skip
+        return 200, {}, json.dumps({"messaging_product": "whatsapp", "contacts": [{"input": AS_TYPED, "wa_id": TO}],
+                                    "messages": [{"id": "wamid.RACED"}]})  # fmt: skip
+
+    meta.add_callback("POST", graph_messages_url(phone_number), callback=meta_answers_after_its_status_webhook)
+    path, wamid_of = SURFACES[surface]
+    url = path.format(phone_number.phone_number_id)
+
+    first, replayed = (
+        api.post(url, text_body(to=AS_TYPED), format="json", HTTP_IDEMPOTENCY_KEY="order-4414") for _ in range(2)
+    )
+
+    assert first.status_code == replayed.status_code == 200, first.content
+    assert wamid_of(first.json()) == wamid_of(replayed.json()) == "wamid.RACED"
+    assert replayed["Idempotent-Replayed"] == "true" and len(meta.calls) == 1
+    row = Message.objects.get()
+    assert (row.wamid, row.status) == ("wamid.RACED", Status.SENT)  # the webhook's status kept: it is further
+    assert row.contact_wa_id == TO  # Meta's form of the number, as a send that settled first keeps
+    if surface == "v1":
+        assert first.json()["data"]["status"] == "sent"
+
+
 def test_a_send_meta_never_received_does_not_burn_its_key(api, phone_number, meta, settings):
     settings.META_MAX_ATTEMPTS = 1
     never_connected = requests.ConnectionError(
