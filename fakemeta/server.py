@@ -12,7 +12,7 @@ Control endpoints (not Meta's), all JSON:
   POST   /_stand_in/latency    {"median_ms": 200, "p99_ms": 800}: how long each Graph call takes from now on
 
 With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
-as Meta would post them.
+as Meta would post them. A template send's answer carries Meta's `message_status` (`accepted`).
 
 Also Meta's GET /{phone_number_id} and GET /{waba_id}/phone_numbers (the numbers in NUMBERS), GET
 /{waba_id}/message_templates (TEMPLATES, paged by `limit` and `after` cursors as Meta pages), POST
@@ -265,13 +265,11 @@ class Handler(BaseHTTPRequestHandler):
                 threading.Thread(
                     target=self.state.report_delivery, args=(parts[-2], wamid, to, callback_data), daemon=True
                 ).start()
+            sent = {"id": wamid}
+            if body["type"] == "template":  # Meta's template pacing status, on template sends only
+                sent["message_status"] = "accepted"
             return self._answer(
-                200,
-                {
-                    "messaging_product": "whatsapp",
-                    "contacts": [{"input": to, "wa_id": to}],
-                    "messages": [{"id": wamid}],
-                },
+                200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [sent]}
             )
         self._answer(400, {"error": {**DEFAULT_ERROR, "code": 100, "message": "Invalid parameter"}})
 

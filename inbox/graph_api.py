@@ -36,11 +36,14 @@ class GraphView(APIView):
 
 
 def sent_answer(body, message):
-    """Meta's answer to an accepted send."""
+    """Meta's answer to an accepted send: `message_status` only where Meta gave one, as Meta does."""
+    sent = {"id": message.wamid}
+    if message.message_status is not None:
+        sent["message_status"] = message.message_status
     return {
         "messaging_product": "whatsapp",
         "contacts": [{"input": body["to"], "wa_id": message.contact_wa_id}],
-        "messages": [{"id": message.wamid}],
+        "messages": [sent],
     }
 
 
@@ -65,6 +68,10 @@ class SentContactSerializer(serializers.Serializer):
 
 class SentIdSerializer(serializers.Serializer):
     id = serializers.CharField()
+    message_status = serializers.CharField(
+        required=False,
+        help_text="Meta's template pacing status (`accepted`, `held_for_quality_assessment`), as Meta gave it",
+    )
 
 
 class SentSerializer(serializers.Serializer):

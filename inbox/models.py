@@ -293,6 +293,13 @@ class Message(models.Model):
     text = models.TextField(blank=True, help_text="Text body, caption or a short summary")
     payload = models.JSONField(default=dict, help_text="The message object as Meta sent or received it")
     error = models.JSONField(null=True, blank=True, help_text="Meta's error for a failed send")
+    message_status = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="Meta's `message_status` in its answer to the send (template pacing: `accepted`, "
+        "`held_for_quality_assessment`), as Meta gave it; null when Meta gave none",
+    )
     timestamp = models.DateTimeField(default=timezone.now, help_text="When the sender sent it")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -130,8 +130,9 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = (
-            "id", "object", "direction", "status", "message_id", "sender", "to", "contact", "contact_user_id",
-            "group_id", "contact_name", "type", "text", "content", "error", "timestamp", "created_at", "read_at",
+            "id", "object", "direction", "status", "message_id", "message_status", "sender", "to", "contact",
+            "contact_user_id", "group_id", "contact_name", "type", "text", "content", "error", "timestamp",
+            "created_at", "read_at",
         )  # fmt: skip
 
     def get_fields(self):

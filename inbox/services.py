@@ -87,6 +87,7 @@ def message_send(*, phone_number, body, text=None, idempotency_record=None):
         {"status": Status.ACCEPTED},
         wamid=answer.wamid,
         contact_wa_id=answer.wa_id or message.contact_wa_id,
+        message_status=answer.message_status,
     )
     conversations_touch([message])
     if early_statuses_apply(EarlyStatus.objects.filter(wamid=message.wamid)):
@@ -104,14 +105,16 @@ def cut_off_sends_unconfirm():
 
 
 # A send's fields that settling it, or a status webhook that came first, may have changed.
-SETTLED_FIELDS = ("status", "error", "wamid", "contact_wa_id", "claim_token", "claim_expires_at", "updated_at")
+SETTLED_FIELDS = (
+    "status", "error", "wamid", "contact_wa_id", "message_status", "claim_token", "claim_expires_at", "updated_at",
+)  # fmt: skip
 
 
 def _settle_send(message, below, outcome, **answered):
     """End the send's claim: the row takes the `outcome` (status, error) when its status is still one
-    of `below`, and what Meta answered (wamid, contact) in any case. Returns `message` as the row now
-    stands, which is what the doors render: a status webhook that came first (matched by Kirim's id, it
-    gave the row its wamid and moved it further) is read back, never left out."""
+    of `below`, and what Meta answered (wamid, contact, message_status) in any case. Returns `message`
+    as the row now stands, which is what the doors render: a status webhook that came first (matched
+    by Kirim's id, it gave the row its wamid and moved it further) is read back, never left out."""
     settle = {"claim_token": None, "claim_expires_at": None, "updated_at": timezone.now(), **answered}
     if Message.objects.filter(pk=message.pk, status__in=below).update(**settle, **outcome):
         for name, value in {**settle, **outcome}.items():

@@ -169,20 +169,29 @@ def mark_read(phone_number, wamid, *, typing=False):
 class Accepted:
     wamid: str
     wa_id: str | None  # Meta's normalized form of `to`, which inbound webhooks use as `from`
+    message_status: str | None = None  # template pacing (`accepted`, `held_for_quality_assessment`), when given
 
 
 def send_message(phone_number, body):
-    """Send a message (the body is the client's, passed through); Meta's wamid for it."""
+    """Send a message (the body is the client's, passed through); what Meta answered for it."""
     answer = post_messages(phone_number, body, idempotent=False)
-    messages = answer.get("messages")
-    wamid = messages[0].get("id") if isinstance(messages, list) and messages and isinstance(messages[0], dict) else None
+    sent = _first(answer.get("messages"))
+    wamid = sent.get("id")
     if not isinstance(wamid, str) or not wamid:
         raise _upstream_error("Meta's answer had no message id.", http_status=200)
-    contacts = answer.get("contacts")
-    wa_id = (
-        contacts[0].get("wa_id") if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict) else None
+    wa_id = _first(answer.get("contacts")).get("wa_id")
+    message_status = sent.get("message_status")
+    return Accepted(
+        wamid=wamid[:255],
+        wa_id=str(wa_id)[:32] if wa_id else None,
+        # Meta's values are short words: anything else is not Meta's pacing status, and is not passed on.
+        message_status=message_status if isinstance(message_status, str) and len(message_status) <= 64 else None,
     )
-    return Accepted(wamid=wamid[:255], wa_id=str(wa_id)[:32] if wa_id else None)
+
+
+def _first(items):
+    """The first object of a list in Meta's answer, or {}."""
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
 
 
 # What Kirim reads of a business number. Meta answers only with a token that can act for the number

@@ -95,6 +95,38 @@ def test_a_send_answers_metas_shape_and_keeps_the_row(api, phone_number, meta):
     assert (message.wamid, message.status, message.contact_wa_id) == ("wamid.SENT1", Status.ACCEPTED, "6281234567801")
 
 
+TEMPLATE_SEND = {"messaging_product": "whatsapp", "to": "+62 812-3456-7801", "type": "template",
+                 "template": {"name": "promo_image", "language": {"code": "en_US"}}}  # fmt: skip
+
+
+@pytest.mark.parametrize("message_status", ["accepted", "held_for_quality_assessment"])
+def test_metas_message_status_is_passed_on_as_meta_gave_it(api, phone_number, meta, message_status):
+    paced = {**META_SENT, "messages": [{"id": "wamid.SENT1", "message_status": message_status}]}
+    meta.post(graph_messages_url(phone_number), json=paced)
+    headers = {"HTTP_IDEMPOTENCY_KEY": "promo-1"}
+
+    first, replayed = (api.post(messages_url(phone_number), TEMPLATE_SEND, format="json", **headers) for _ in range(2))
+
+    assert first.json() == replayed.json() == paced
+    assert Message.objects.get().message_status == message_status
+    on_v1 = api.get(f"/v1/{phone_number.phone_number_id}/messages/{Message.objects.get().external_id}")
+    assert on_v1.json()["data"]["message_status"] == message_status
+
+
+def test_a_send_answers_metas_message_status_on_v1_too_and_null_when_meta_gave_none(api, phone_number, meta):
+    meta.post(
+        graph_messages_url(phone_number),
+        json={**META_SENT, "messages": [{"id": "wamid.PACED", "message_status": "accepted"}]},
+    )
+    meta.post(graph_messages_url(phone_number), json=META_SENT)
+    v1_url = f"/v1/{phone_number.phone_number_id}/messages"
+
+    paced, plain = (api.post(v1_url, body, format="json").json()["data"] for body in (TEMPLATE_SEND, SEND))
+
+    assert (paced["message_id"], paced["message_status"]) == ("wamid.PACED", "accepted")
+    assert (plain["message_id"], plain["message_status"]) == ("wamid.SENT1", None)
+
+
 @pytest.mark.parametrize("prefix", ["/v23.0", "/v1"])
 def test_null_is_accepted_where_meta_accepts_it_and_passed_on(api, phone_number, meta, prefix):
     meta.post(graph_messages_url(phone_number), json=META_SENT)

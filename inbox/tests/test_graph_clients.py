@@ -11,7 +11,7 @@ import python_whatsapp_bot
 import pywa
 import pywa.errors
 import whatsapp_client
-from pywa.types import Pagination
+from pywa.types import Pagination, SentTemplateStatus
 from pywa.types.templates import BodyText, TemplateLanguage
 
 from fakemeta.server import TEMPLATES
@@ -95,6 +95,7 @@ def test_pywa_sends_text_reply_image_reaction_and_template(wa, inbound, meta_sta
     assert bodies[2]["image"] == {"link": "https://example.com/menu.jpg", "caption": "Menu"}
     assert bodies[3]["reaction"] == {"message_id": inbound.wamid, "emoji": "👍"}
     assert bodies[4]["template"]["name"] == "order_shipped"
+    assert template.status == SentTemplateStatus.ACCEPTED  # Meta's message_status, passed on
 
 
 def test_pywa_raises_metas_exception_classes(wa, kirim, phone_number, inbound, meta_stand_in):
