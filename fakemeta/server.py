@@ -10,9 +10,14 @@ Control endpoints (not Meta's), all JSON:
   POST   /_stand_in/inbound    {"phone_number_id", "from", "name", "text"}: a contact writes in; posted
                                to Kirim as a signed webhook (needs --webhook-url and the app secret)
   POST   /_stand_in/latency    {"median_ms": 200, "p99_ms": 800}: how long each Graph call takes from now on
+  POST   /_stand_in/status_delay {"ms": [-20, 0, 50]}: when each send's `sent` webhook is posted, relative
+                               to its answer, the values taken in turn, send by send (see below)
 
 With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
-as Meta would post them. A template send's answer carries Meta's `message_status` (`accepted`).
+as Meta would post them: `sent` 50 ms after the answer (--status-delay-ms), `delivered` 50 ms after
+`sent`. Meta's webhooks and its answer travel apart, so either may reach Kirim first: a delay of 0
+posts `sent` as the answer leaves, a negative one posts it (and waits for Kirim to take it) that many
+ms before answering. A template send's answer carries Meta's `message_status` (`accepted`).
 
 Also Meta's GET /{phone_number_id} and GET /{waba_id}/phone_numbers (the numbers in NUMBERS), GET
 /{waba_id}/message_templates (TEMPLATES, paged by `limit` and `after` cursors as Meta pages), POST
@@ -22,6 +27,7 @@ the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with the bearer to
 
 import argparse
 import base64
+import itertools
 import json
 import math
 import os
@@ -78,11 +84,20 @@ def new_wamid():
 class StandIn:
     """The state every handler thread shares: recorded requests, the fault plan, added latency."""
 
-    def __init__(self, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0, latency_p99_ms=None):
+    def __init__(
+        self,
+        latency_ms=0,
+        webhook_url=None,
+        app_secret=None,
+        fail_rate=0.0,
+        latency_p99_ms=None,
+        status_delays_ms=(50,),
+    ):
         self.lock = threading.Lock()
         self.latency = latency_ms / 1000  # the median
         self.latency_p99 = (latency_p99_ms or 0) / 1000
         self.fail_rate = fail_rate
+        self.status_delays = itertools.cycle(status_delays_ms)
         self.webhook_url = webhook_url
         self.app_secret = app_secret
         self.requests = []
@@ -106,12 +121,20 @@ class StandIn:
             self.webhooks_posted.append(status)
         return status
 
-    def report_delivery(self, phone_number_id, wamid, recipient, callback_data=None):
-        """`sent`, then `delivered`, echoing the send's biz_opaque_callback_data as Meta does."""
-        for value in ("sent", "delivered"):
-            time.sleep(0.05)
+    def report_delivery(self, phone_number_id, wamid, recipient, callback_data, *, sent_after, sent_posted):
+        """`sent` in `sent_after` seconds (`sent_posted` is set once Kirim has answered it), then
+        `delivered` 50 ms later, echoing the send's biz_opaque_callback_data as Meta does."""
+        for value, wait in (("sent", sent_after), ("delivered", 0.05)):
+            time.sleep(wait)
             status = payloads.status(wamid, value, recipient, biz_opaque_callback_data=callback_data)
             self.post_webhook(payloads.webhook(phone_number_id, statuses=[status]))
+            if value == "sent":
+                sent_posted.set()
+
+    def next_status_delay(self):
+        """Seconds from a send's answer to its `sent` webhook: negative is before it."""
+        with self.lock:
+            return next(self.status_delays) / 1000
 
     def draw_latency(self):
         """Seconds for one Graph call. Meta's latency has a long right tail: lognormal around the median,
@@ -237,6 +260,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.latency = float(spec.get("median_ms") or 0) / 1000
                 self.state.latency_p99 = float(spec.get("p99_ms") or 0) / 1000
             return self._answer(200, {"success": True})
+        if self.path == "/_stand_in/status_delay":
+            delays = body.get("ms") if isinstance(body, dict) else None
+            if not isinstance(delays, list) or not delays or not all(isinstance(ms, int | float) for ms in delays):
+                return self._answer(400, {"error": {"message": "Give `ms`, a list of numbers", "code": 100}})
+            with self.state.lock:
+                self.state.status_delays = itertools.cycle(delays)
+            return self._answer(200, {"success": True})
         parts = self.path.strip("/").split("/")
         if len(parts) >= 2 and parts[-1] == "media":
             return self._answer(200, {"id": str(random.randint(10**15, 10**16 - 1))})
@@ -261,10 +291,16 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(body, dict) and body.get("type"):
             to, wamid = str(body.get("to", "")), new_wamid()
             if self.state.webhook_url:  # started first: Meta delivers even when its answer is lost on the way
-                callback_data = body.get("biz_opaque_callback_data")
+                delay, sent_posted = self.state.next_status_delay(), threading.Event()
                 threading.Thread(
-                    target=self.state.report_delivery, args=(parts[-2], wamid, to, callback_data), daemon=True
+                    target=self.state.report_delivery,
+                    args=(parts[-2], wamid, to, body.get("biz_opaque_callback_data")),
+                    kwargs={"sent_after": max(delay, 0), "sent_posted": sent_posted},
+                    daemon=True,
                 ).start()
+                if delay < 0:  # Kirim has taken the `sent` webhook before the answer leaves
+                    sent_posted.wait(timeout=10)
+                    time.sleep(-delay)
             sent = {"id": wamid}
             if body["type"] == "template":  # Meta's template pacing status, on template sends only
                 sent["message_status"] = "accepted"
@@ -309,10 +345,17 @@ class QuietServer(ThreadingHTTPServer):
 
 
 def make_server(
-    host="127.0.0.1", port=8081, latency_ms=0, webhook_url=None, app_secret=None, fail_rate=0.0, latency_p99_ms=None
+    host="127.0.0.1",
+    port=8081,
+    latency_ms=0,
+    webhook_url=None,
+    app_secret=None,
+    fail_rate=0.0,
+    latency_p99_ms=None,
+    status_delays_ms=(50,),
 ):
     server = QuietServer((host, port), Handler)
-    server.state = StandIn(latency_ms, webhook_url, app_secret, fail_rate, latency_p99_ms)
+    server.state = StandIn(latency_ms, webhook_url, app_secret, fail_rate, latency_p99_ms, status_delays_ms)
     return server
 
 
@@ -326,6 +369,12 @@ def main(argv=None):
     )
     parser.add_argument("--webhook-url", help="Kirim's /webhooks/whatsapp, to post inbound messages and statuses to")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of Graph calls answered 500 (131000)")
+    parser.add_argument(
+        "--status-delay-ms",
+        type=lambda text: [float(ms) for ms in text.split(",")],
+        default=[50],
+        help="ms from a send's answer to its `sent` webhook, negative for before it; a comma list is taken in turn",
+    )
     args = parser.parse_args(argv)
     # The app secret signs webhooks; from the environment, never the command line.
     try:
@@ -337,6 +386,7 @@ def main(argv=None):
             os.environ.get("META_APP_SECRET"),
             args.fail_rate,
             args.latency_p99_ms,
+            args.status_delay_ms,
         )
     except OSError as error:
         sys.exit(f"Meta stand-in: cannot listen on {args.host}:{args.port}: {error.strerror}")
