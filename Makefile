@@ -1,4 +1,4 @@
-# Kirim: `make run` for a local demo, `make test` for the whole suite. See README.md.
+# Kirim: `make run` for a local demo, `make test` for the whole suite. See README.md and docs/.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ PORT ?= 8000
 META_PORT ?= 8081
 RECEIVER_PORT ?= 8082
 
-.PHONY: install lock run test lint postgres screenshots bench
+.PHONY: install lock run test lint docs postgres screenshots bench
 BENCH_DATABASE_URL ?= postgres://kirim:kirim@127.0.0.1:5432/kirim_bench
 
 install: $(VENV)/.installed
@@ -54,7 +54,7 @@ test: install .env node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests for: $(PYTEST_ARGS)"; exit 0; fi; exit $$status
 
-# A local PostgreSQL with the role and database the README's PostgreSQL test command uses (needs root).
+# A local PostgreSQL with the role and database of the PostgreSQL test command (needs root).
 postgres:
 	bash .ci/postgres
 
@@ -63,7 +63,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-# Refresh the README's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
+# The documentation site (mkdocs.yml) into site/; any warning (a broken link, a page left out) fails it.
+docs: install
+	$(VENV)/bin/mkdocs build --strict
+
+# Refresh the admin guide's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
 screenshots: install .env
 	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py
 

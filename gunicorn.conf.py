@@ -10,7 +10,7 @@ bind = os.environ.get("BIND", "0.0.0.0:8000")
 # A worker per core (and one spare) runs Python; threads are what wait. A request waiting on Meta (100
 # to 500 ms, seconds when it is slow) holds a thread but no database connection (DB_POOL_SIZE per
 # worker): threads enough for every request in flight at Meta's slowest keep /v1/health and already-
-# read retries from queueing behind them. Sizing rule: README, "Running in production".
+# read retries from queueing behind them. Sizing rule: docs/operations/deploy-and-sizing.md.
 workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))

@@ -1,5 +1,5 @@
 """Meta's own API at Kirim: /{version}/... answers as graph.facebook.com does, so code written for
-Meta's Cloud API works by changing its base URL and token (README, "Meta's own API at Kirim").
+Meta's Cloud API works by changing its base URL and token (docs/guides/meta-compatible-api.md).
 
 Doors over the services /v1/ uses (sends, read receipts, idempotency keys, key auth and rate limits,
 logs); only the shapes differ: Meta's answers, and Meta's errors (kirim.meta_errors)."""

@@ -1,5 +1,6 @@
-"""Errors in Meta's own shape, for the Graph-compatible door at /{version}/ (README, "Meta's own API
-at Kirim"): `{"error": {message, type, code: int, error_subcode?, error_data, fbtrace_id}}`.
+"""Errors in Meta's own shape, for the Graph-compatible door at /{version}/
+(docs/guides/meta-compatible-api.md): `{"error": {message, type, code: int, error_subcode?, error_data,
+fbtrace_id}}`.
 
 When Meta refused, its own error object is passed on as Meta gave it. Kirim's own refusals carry the
 code Meta gives for the same case, so clients branch on them as they do against Meta."""
@@ -37,7 +38,7 @@ NO_SUCH_OBJECT = MetaCode(
 TEMPORARILY_UNAVAILABLE = MetaCode(2, "Service temporarily unavailable", http_status=503)
 
 # Kirim's error code (and, where the case needs it, the field) -> what Meta answers for that case.
-# The README's table "Kirim's refusals in Meta's codes" is this one.
+# The table "Kirim's refusals in Meta's codes" of docs/reference/errors.md is this one.
 BY_KIRIM_CODE = {
     "invalid_json": INVALID_PARAMETER,
     "missing_required_field": INVALID_PARAMETER,

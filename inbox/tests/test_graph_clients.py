@@ -1,6 +1,6 @@
 """Published WhatsApp clients, pinned in requirements-dev.in, run unchanged against a live Kirim (the
 Meta stand-in behind it): only their base URL and token differ from what they send to Meta. The lines
-each needs are the README's table "Clients tested"; keep the two in step."""
+each needs are the table "Clients tested" of docs/guides/meta-compatible-api.md; keep the two in step."""
 
 import asyncio
 

@@ -1,6 +1,7 @@
 """WhatsApp clients from npm (package.json, installed from package-lock.json by `npm ci`) run unchanged
 against a live Kirim, the Meta stand-in behind it: tests/node/clients.mjs makes each call in node and
-prints the answer. The lines each needs are the README's table "Clients tested"; keep the two in step."""
+prints the answer. The lines each needs are the table "Clients tested" of
+docs/guides/meta-compatible-api.md; keep the two in step."""
 
 import base64
 import json

@@ -115,15 +115,16 @@ def test_a_meta_receiver_listing_kirims_own_events_is_a_400_saying_how(api, org)
     assert WebhookSubscription.objects.get().events == ["message.read", "message.status"]
 
 
-def readme_subscriptions():
-    """The bodies the README's "Events out" section subscribes with, and the answer it shows."""
-    section = (Path(settings.BASE_DIR) / "README.md").read_text().split("## Events out")[1].split("\n### ")[0]
+def guide_subscriptions():
+    """The bodies the events-out guide subscribes with before its first section, and the answer it shows."""
+    guide = (Path(settings.BASE_DIR) / "docs" / "guides" / "events-out.md").read_text()
+    section = guide.split("\n## ")[0]
     bodies = [json.loads(body) for body in re.findall(r"-d '(\{.*?\})'", section)]
     return bodies, json.loads(re.search(r"```json\n(.*?)\n```", section, re.DOTALL).group(1))
 
 
-def test_the_readmes_subscriptions_give_a_meta_handler_only_metas_events(api, org):
-    bodies, shown = readme_subscriptions()
+def test_the_guides_subscriptions_give_a_meta_handler_only_metas_events(api, org):
+    bodies, shown = guide_subscriptions()
 
     answers = [api.post(SUBSCRIPTIONS, body, format="json") for body in bodies]
 

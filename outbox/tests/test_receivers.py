@@ -1,10 +1,11 @@
 """Webhook handlers written for Meta's webhooks, from Python and npm libraries, subscribed to Kirim's
-events as the README says (a `meta` receiver) and run as their libraries document them: pywa 4.5.0
-with its handlers, whatsapp-api-js 6.3.0's node:http handler, @kapso/whatsapp-cloud-api's
-verifySignature and normalizeWebhook, @great-detail/whatsapp's eventNotification (tests/node/
-receivers.mjs). A contact whose name and text mix accents, emoji and right-to-left script writes in,
-a send to them is delivered, and a read happens: each handler verifies X-Hub-Signature-256 with the
-subscription's secret and parses the message and the status, and none is sent Kirim's own events."""
+events as docs/guides/events-out.md says (a `meta` receiver) and run as their libraries document
+them: pywa 4.5.0 with its handlers, whatsapp-api-js 6.3.0's node:http handler,
+@kapso/whatsapp-cloud-api's verifySignature and normalizeWebhook, @great-detail/whatsapp's
+eventNotification (tests/node/receivers.mjs). A contact whose name and text mix accents, emoji and
+right-to-left script writes in, a send to them is delivered, and a read happens: each handler
+verifies X-Hub-Signature-256 with the subscription's secret and parses the message and the status,
+and none is sent Kirim's own events."""
 
 import json
 import subprocess
@@ -53,7 +54,7 @@ def now():
 
 @pytest.fixture
 def subscribe(api, settings):
-    """Subscribe `url` through the API as the README does; the subscription."""
+    """Subscribe `url` through the API as the events-out guide does; the subscription."""
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True  # the handlers listen on loopback
 
     def subscribe(url, **fields):

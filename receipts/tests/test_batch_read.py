@@ -287,7 +287,7 @@ def on_a_terminal(command, env):
     return process.wait(timeout=60), b"".join(shown).decode().replace("\r\n", "\n")
 
 
-def test_the_readme_examples_run_against_the_demo_and_logs_never_tear_the_bar(tmp_path):
+def test_the_guides_examples_run_against_the_demo_and_logs_never_tear_the_bar(tmp_path):
     from fakemeta.server import make_server
 
     stand_in = make_server(port=0)
@@ -301,9 +301,8 @@ def test_the_readme_examples_run_against_the_demo_and_logs_never_tear_the_bar(tm
     manage = [sys.executable, "manage.py"]
     for step in (["migrate", "--noinput"], ["seed_demo", "--env-file", str(tmp_path / "demo.env")]):
         subprocess.run(manage + step, cwd=settings.BASE_DIR, env=env, check=True, capture_output=True)
-    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
-    section = readme.split("## Mark many messages read")[1].split("\n## ")[0]
-    examples = [line for line in section.splitlines() if line.startswith(".venv/bin/python manage.py batch_read ")]
+    guide = (Path(settings.BASE_DIR) / "docs" / "guides" / "batch-read.md").read_text()
+    examples = [line for line in guide.splitlines() if line.startswith(".venv/bin/python manage.py batch_read ")]
     dry_run, real_run = [[sys.executable, *shlex.split(line)[1:]] for line in examples]
 
     counted = subprocess.run(dry_run, check=False, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True)

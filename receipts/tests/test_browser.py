@@ -1,7 +1,7 @@
 """The inbox as staff use it, in headless Chromium (Debian's chromium and chromium-driver): select
 messages in two conversations, run the action, see the message bar and the ticks turn read; and a
 user without the permission cannot. Screenshots go to $KIRIM_SCREENSHOTS_DIR (default var/screenshots;
-`make screenshots` refreshes the README's)."""
+`make screenshots` refreshes the admin guide's, docs/guides/admin-inbox.md)."""
 
 import os
 from datetime import timedelta
