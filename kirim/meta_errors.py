@@ -38,7 +38,8 @@ NO_SUCH_OBJECT = MetaCode(
 TEMPORARILY_UNAVAILABLE = MetaCode(2, "Service temporarily unavailable", http_status=503)
 
 # Kirim's error code (and, where the case needs it, the field) -> what Meta answers for that case.
-# The table "Kirim's refusals in Meta's codes" of docs/reference/errors.md is this one.
+# The table "Kirim's refusals in Meta's codes" of docs/reference/errors.md is this one (a test holds them
+# together).
 BY_KIRIM_CODE = {
     "invalid_json": INVALID_PARAMETER,
     "missing_required_field": INVALID_PARAMETER,
