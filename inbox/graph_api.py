@@ -1,5 +1,6 @@
 """Meta's own API at Kirim: /{version}/... answers as graph.facebook.com does, so code written for
-Meta's Cloud API works by changing its base URL and token (docs/guides/meta-compatible-api.md).
+Meta's Cloud API works by changing its base URL and token (docs/guides/meta-compatible-api.md). The
+same paths without a version answer the same (`version` is None then), as Meta's do.
 
 Doors over the services /v1/ uses (sends, read receipts, idempotency keys, key auth and rate limits,
 logs); only the shapes differ: Meta's answers, and Meta's errors (kirim.meta_errors)."""
@@ -100,7 +101,7 @@ class GraphMessagesView(GraphView):
             **meta_error_responses(*GRAPH_ERRORS),
         },
     )
-    def post(self, request, version, phone_number_id):
+    def post(self, request, phone_number_id, version=None):
         body = request.data
         if messages_request_kind(body) == READ:
             mark_read_from_body(request, phone_number_id, body)
@@ -149,7 +150,7 @@ class GraphTemplatesView(GraphView):
             **meta_error_responses(*GRAPH_ERRORS),
         },
     )
-    def get(self, request, version, waba_id):
+    def get(self, request, waba_id, version=None):
         query = TemplatesQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         number = waba_number_of(request.user, waba_id)
@@ -201,7 +202,7 @@ class GraphMediaUploadView(GraphView):
             **meta_error_responses(*GRAPH_ERRORS),
         },
     )
-    def post(self, request, version, phone_number_id):
+    def post(self, request, phone_number_id, version=None):
         phone_number = phone_number_of(request.user, phone_number_id)
         upload = request.FILES.get("file")
         if upload is None:
@@ -225,7 +226,7 @@ class GraphMediaView(GraphView):
         parameters=[VERSION, MEDIA_ID],
         responses={200: OpenApiTypes.OBJECT, **meta_error_responses(*GRAPH_ERRORS)},
     )
-    def get(self, request, version, media_id):
+    def get(self, request, media_id, version=None):
         """Meta's description of the media, its `url` pointing at Kirim: Meta's own needs Meta's token."""
         _, description = media_describe(org=request.user, media_id=media_id)
         content_url = request.build_absolute_uri(f"{request.path.rstrip('/')}/content")
@@ -239,7 +240,7 @@ class GraphMediaContentView(GraphView):
         parameters=[VERSION, MEDIA_ID],
         responses={(200, "*/*"): OpenApiTypes.BINARY, **meta_error_responses(*GRAPH_ERRORS)},
     )
-    def get(self, request, version, media_id):
+    def get(self, request, media_id, version=None):
         number, description = media_describe(org=request.user, media_id=media_id)
         content_type, chunks = meta_graph.media_download(number, description.get("url", ""))
         return StreamingHttpResponse(chunks, content_type=content_type)

@@ -14,7 +14,10 @@ from kirim.errors import api_error_of, error_response
 
 # v13.0, v23.0, v27.0 ...: every Graph API version, present and future; /{version}/ is Meta's surface.
 GRAPH_VERSION = r"v[0-9]{1,3}\.[0-9]{1,2}"
-GRAPH_PATH = re.compile(rf"^/{GRAPH_VERSION}/")
+# A path that begins with a Graph id (digits), with or without a version before it: graph.facebook.com
+# serves its paths without one too. No Kirim route begins with digits.
+GRAPH_ID_PATH = rf"^/(?:{GRAPH_VERSION}/)?[0-9]+"
+GRAPH_PATH = re.compile(rf"^/{GRAPH_VERSION}/|{GRAPH_ID_PATH}(?:/|$)")
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,8 @@ def exception_handler(exc, context):
 
 
 def error_renderer_for(path):
-    """How an error at `path` is answered: Meta's shape under /{version}/, the contract's envelope
-    under /v1/ and /webhooks/; None for the pages people use (Django's own)."""
+    """How an error at `path` is answered: Meta's shape on its surface (GRAPH_PATH), the contract's
+    envelope under /v1/ and /webhooks/; None for the pages people use (Django's own)."""
     if GRAPH_PATH.match(path):
         return meta_error_response
     if path.startswith(("/v1/", "/webhooks/")):

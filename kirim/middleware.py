@@ -12,7 +12,7 @@ from django.conf import settings
 
 from kirim.errors import RequestTooLarge, UnsupportedMediaType
 from kirim.ids import new_public_id
-from kirim.meta_errors import GRAPH_PATH, error_renderer_for
+from kirim.meta_errors import GRAPH_ID_PATH, GRAPH_PATH, error_renderer_for
 from kirim.meta_graph import calls_made
 
 request_log = logging.getLogger("kirim.requests")
@@ -92,7 +92,7 @@ class RedactAccessToken(logging.Filter):
 # limit; their errors are answered as error_renderer_for says. Another surface that takes bodies is
 # one more line here.
 GATED_PATHS = (
-    (re.compile(GRAPH_PATH.pattern + r"[0-9]+/media$"), "MEDIA_MAX_BODY_BYTES"),
+    (re.compile(GRAPH_ID_PATH + "/media$"), "MEDIA_MAX_BODY_BYTES"),
     (GRAPH_PATH, "API_MAX_BODY_BYTES"),
     (re.compile(r"^/v1/"), "API_MAX_BODY_BYTES"),
     (re.compile(r"^/webhooks/"), "WEBHOOK_MAX_BODY_BYTES"),

@@ -128,3 +128,12 @@ class GraphApiKeyScheme(OpenApiAuthenticationExtension):
             {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer kirim_live_...`"},
             {"type": "apiKey", "in": "query", "name": "access_token", "description": "the same key, in the query"},
         ]
+
+
+def metas_paths_once(endpoints):
+    """drf-spectacular preprocessing hook: Meta's surface answers each of its paths with and without a
+    version (kirim/urls.py); a document states each once, under /{version}/. Only those unversioned
+    paths begin with a parameter (a Graph id)."""
+    return [
+        endpoint for endpoint in endpoints if endpoint[0].startswith("/{version}/") or not endpoint[0].startswith("/{")
+    ]

@@ -23,14 +23,25 @@ router.register("webhook_deliveries", WebhookDeliveryViewSet, basename="webhook-
 
 # Meta's own API (inbox/graph_api.py): any Graph version, /v13.0/ to /v27.0/ and on.
 GRAPH = rf"^(?P<version>{GRAPH_VERSION})/"
+
+
+def graph_routes(prefix):
+    return [
+        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/messages$", GraphMessagesView.as_view()),
+        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
+        re_path(prefix + r"(?P<waba_id>[0-9]{6,32})/message_templates$", GraphTemplatesView.as_view()),
+        re_path(prefix + r"(?P<media_id>[0-9]{6,32})$", GraphMediaView.as_view()),
+        re_path(prefix + r"(?P<media_id>[0-9]{6,32})/content$", GraphMediaContentView.as_view()),
+    ]
+
+
 graph_urls = [
-    re_path(GRAPH + r"(?P<phone_number_id>[0-9]{6,20})/messages$", GraphMessagesView.as_view()),
-    re_path(GRAPH + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
-    re_path(GRAPH + r"(?P<waba_id>[0-9]{6,32})/message_templates$", GraphTemplatesView.as_view()),
-    re_path(GRAPH + r"(?P<media_id>[0-9]{6,32})$", GraphMediaView.as_view()),
-    re_path(GRAPH + r"(?P<media_id>[0-9]{6,32})/content$", GraphMediaContentView.as_view()),
+    *graph_routes(GRAPH),
     re_path(GRAPH, unknown_graph_path),  # anything else under a version: Meta's error, never HTML
 ]
+# graph.facebook.com serves the same paths without a version (at the app's default one), and some
+# clients drop it: the same views. Those paths begin with a Graph id, digits, as no Kirim route does.
+unversioned_graph_urls = [*graph_routes("^"), re_path(r"^[0-9]+(?:/|$)", unknown_graph_path)]
 
 v1_api = [
     path("v1/health", health),
@@ -43,7 +54,8 @@ v1_api = [
 GRAPH_SCHEMA_SETTINGS = {
     "TITLE": "Kirim: Meta's own API",
     "DESCRIPTION": "Meta's Cloud API shapes at /{version}/...: existing WhatsApp clients work by changing "
-    "their base URL and token. Kirim's API key as `Authorization: Bearer` (or `?access_token=`).",
+    "their base URL and token. Kirim's API key as `Authorization: Bearer` (or `?access_token=`). Every path "
+    "also answers without its version segment, as graph.facebook.com does.",
     "SCHEMA_PATH_PREFIX": f"/{GRAPH_VERSION}",
 }
 
@@ -82,6 +94,7 @@ urlpatterns = [
     *v1_api,
     re_path(r"^v1/", unknown_endpoint),  # anything else under /v1/ is a JSON 404, never HTML
     *graph_urls,
+    *unversioned_graph_urls,
 ]
 
 handler400 = bad_request

@@ -251,6 +251,32 @@ def test_other_methods_and_unknown_paths_answer_metas_error_as_json(api, phone_n
         assert_meta_error(response, 400, 100, subcode=33)
 
 
+def test_paths_without_a_version_answer_as_versioned_ones(api, waba, make_message, meta_accepts_reads, meta):
+    # graph.facebook.com serves its paths without a version; @great-detail/whatsapp 9.2.0 drops it.
+    message = make_message(waba)
+    meta.get(meta_templates_url(), json={"data": [TEMPLATE], "paging": {"cursors": {}}})
+    number_id = waba.phone_number_id
+
+    receipt = api.post(f"/{number_id}/messages", read_body(message.wamid), format="json")
+    templates = api.get(f"/{WABA_ID}/message_templates")
+
+    assert receipt.json() == {"success": True}
+    assert templates.json()["data"] == [TEMPLATE]
+    assert_meta_error(api.post("/106540352249999/messages", SEND, format="json"), 400, 100, subcode=33)
+    assert_meta_error(api.post(f"/{number_id}/messages", "a=1", content_type="text/plain"), 400, 100)
+    assert_meta_error(api.get(f"/{number_id}/messages"), 405, 100)
+    for path in (f"/{number_id}/whatever", "/1", "/1/2/3"):
+        assert_meta_error(api.get(path), 400, 100, subcode=33)
+
+
+def test_kirims_own_routes_are_not_taken_for_metas(client, db):
+    assert client.get("/v1/health").json()["data"] == {"status": "ok"}
+    assert client.get("/v1/106540352249999/nothing").json()["error"]["code"] == "resource_not_found"
+    assert client.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong").status_code == 403
+    assert client.get("/admin/").status_code == 302  # to the login page
+    assert client.get("/no-such-page")["Content-Type"].startswith("text/html")  # a page for people
+
+
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
 def test_every_unknown_url_under_v1_is_the_json_404(method, db):
     client = APIClient(enforce_csrf_checks=True)  # as a real client: no CSRF cookie, no token

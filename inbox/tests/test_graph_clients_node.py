@@ -20,9 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CONTACT = "6281200000042"
 TEXT = "Café crème, s'il vous plaît ☕🥐 — مرحبا، هل المقهى مفتوح؟"
 MEDIA_ID = "1037543291543636"  # the stand-in's
-NEEDS_UNVERSIONED_PATHS = pytest.mark.xfail(
-    strict=True, reason="needs h3-media: Kirim answering Graph paths without a version, as Meta does"
-)
 
 
 @pytest.fixture
@@ -116,7 +113,6 @@ def test_kapso_downloads_media_sending_no_key_to_a_host_not_its_own(node_client)
 # @great-detail/whatsapp 9.2.0 -----------------------------------------------------------------------
 
 
-@NEEDS_UNVERSIONED_PATHS
 def test_great_detail_sends_and_marks_read(node_client, inbound, meta_stand_in):
     text = node_client("great-detail", "send_text", to=CONTACT, body=TEXT)
     read = node_client("great-detail", "mark_read", wamid=inbound.wamid)

@@ -148,9 +148,10 @@ def test_the_webhook_limit_fits_metas_largest_payload(settings):
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE >= settings.WEBHOOK_MAX_BODY_BYTES
 
 
-def test_metas_surface_gets_the_same_limits_in_metas_shape(api, phone_number, settings):
+@pytest.mark.parametrize("version", ["/v23.0", ""], ids=["versioned", "unversioned"])
+def test_metas_surface_gets_the_same_limits_in_metas_shape(api, phone_number, settings, version):
     settings.API_MAX_BODY_BYTES = 1000
-    url = f"/v23.0/{phone_number.phone_number_id}/messages"
+    url = f"{version}/{phone_number.phone_number_id}/messages"
 
     too_large = post_raw(api, url, json.dumps(text_send("x" * 1000)))
     charset = post_raw(api, url, json.dumps(text_send()), "application/json; charset=rot13")
@@ -166,10 +167,11 @@ def test_metas_surface_gets_the_same_limits_in_metas_shape(api, phone_number, se
     )
 
 
-def test_a_media_upload_has_metas_media_limit_not_the_apis(api, phone_number, settings, meta):
+@pytest.mark.parametrize("version", ["/v23.0", ""], ids=["versioned", "unversioned"])
+def test_a_media_upload_has_metas_media_limit_not_the_apis(api, phone_number, settings, meta, version):
     settings.API_MAX_BODY_BYTES = 1000
     settings.MEDIA_MAX_BODY_BYTES = 5000
-    url = f"/v23.0/{phone_number.phone_number_id}/media"
+    url = f"{version}/{phone_number.phone_number_id}/media"
 
     def upload(size):
         return api.post(url, {"file": io.BytesIO(b"\xff" * size), "type": "image/jpeg"}, format="multipart")
