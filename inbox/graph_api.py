@@ -180,8 +180,12 @@ class GraphTemplatesView(GraphView):
         return paging
 
 
+class MediaUploadParser(MultiPartParser):
+    body_hint = "multipart/form-data with the fields `file`, `type` and `messaging_product`"
+
+
 class GraphMediaUploadView(GraphView):
-    parser_classes = (MultiPartParser,)
+    parser_classes = (MediaUploadParser,)
 
     @extend_schema(
         operation_id="graph_media_upload",

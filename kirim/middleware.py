@@ -139,7 +139,7 @@ def body_refusal(request, limit):
         return RequestTooLarge(f"The body is larger than the {limit} bytes this endpoint takes.")
     charset = request.content_params.get("charset")
     if size and charset is not None and not _is_utf8(charset):
-        return UnsupportedMediaType(f"Send the body as UTF-8 JSON; charset={charset[:40]} is not supported.")
+        return UnsupportedMediaType(f"Send the body in UTF-8; charset={charset[:40]} is not supported.")
     return None
 
 

@@ -409,6 +409,17 @@ def test_an_upload_goes_to_meta_and_answers_its_media_id(api, phone_number, meta
     assert b"\x89PNG" in sent and b"image/png" in sent
 
 
+def test_a_wrong_content_type_is_told_what_the_endpoint_takes(api, phone_number, meta):
+    upload_as_json = api.post(f"/v23.0/{phone_number.phone_number_id}/media", {"type": "image/png"}, format="json")
+    send_as_form = api.post(messages_url(phone_number), {"to": "62812"}, format="multipart")
+
+    upload_hint = assert_meta_error(upload_as_json, 400, 100)["error_data"]["details"]
+    assert "multipart/form-data" in upload_hint and "application/json" not in upload_hint
+    assert all(f"`{field}`" in upload_hint for field in ("file", "type", "messaging_product"))
+    assert assert_meta_error(send_as_form, 400, 100)["error_data"]["details"] == "Send the body as application/json."
+    assert len(meta.calls) == 0
+
+
 # Queries: the same services as /v1/, so the same counts --------------------------------------------
 
 
