@@ -191,6 +191,7 @@ def make_message():
         n = next(sequence)
         fields.setdefault("timestamp", start + timedelta(minutes=n))
         fields.setdefault("text", f"message {n}")
+        fields.setdefault("type", "text")
         message = Message.objects.create(
             org=phone_number.org,
             phone_number=phone_number,
@@ -198,7 +199,6 @@ def make_message():
             direction=direction,
             status=status or (Status.RECEIVED if direction == Direction.INBOUND else Status.SENT),
             contact_wa_id=contact,
-            type="text",
             **fields,
         )
         conversations_touch([message])

@@ -19,10 +19,11 @@ from rest_framework.views import APIView
 from inbox import idempotency
 from inbox.api import PHONE_NUMBER_ID
 from inbox.auth import GraphApiKeyAuthentication
+from inbox.media import media_describe, media_upload
 from inbox.models import Status
 from inbox.selectors import phone_number_of, waba_number_of
 from inbox.serializers import READ, SendSerializer, messages_request_kind
-from inbox.services import media_describe, message_send
+from inbox.services import message_send
 from kirim import meta_errors, meta_graph
 from kirim.errors import InvalidField, MissingField, UpstreamError
 from kirim.schema import meta_error_responses
@@ -214,8 +215,8 @@ class GraphMediaUploadView(GraphView):
         if upload.size > settings.MEDIA_MAX_BYTES:
             raise InvalidField("file", f"Media is limited to {settings.MEDIA_MAX_BYTES // 2**20} MB.")
         mime_type = request.data.get("type") or upload.content_type
-        media_id = meta_graph.media_upload(
-            phone_number, content=upload.read(), filename=upload.name, mime_type=mime_type
+        media_id = media_upload(
+            phone_number=phone_number, content=upload.read(), filename=upload.name, mime_type=mime_type
         )
         return Response({"id": media_id})
 
@@ -227,6 +228,7 @@ class GraphMediaView(GraphView):
     @extend_schema(
         operation_id="graph_media",
         summary="Describe media (Meta's GET /{media_id}); `url` downloads it through Kirim",
+        description="Media this org received or uploaded through Kirim; any other id is Meta's missing object.",
         parameters=[VERSION, MEDIA_ID],
         responses={200: OpenApiTypes.OBJECT, **meta_error_responses(*GRAPH_ERRORS)},
     )
@@ -246,5 +248,5 @@ class GraphMediaContentView(GraphView):
     )
     def get(self, request, media_id, version=None):
         number, description = media_describe(org=request.user, media_id=media_id)
-        content_type, chunks = meta_graph.media_download(number, description.get("url", ""))
+        content_type, chunks = meta_graph.media_download(number, description.get("url"))
         return StreamingHttpResponse(chunks, content_type=content_type)

@@ -11,6 +11,8 @@ from operator import or_
 from django.conf import settings
 from django.db import models
 from django.db.models import OuterRef, Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from kirim.ids import PublicIdField
@@ -273,6 +275,14 @@ class Conversation(models.Model):
         return f"+{key}" if key.isdigit() else key
 
 
+# Messages that carry media, under their type's key: `{"type": "image", "image": {"id": ...}}`.
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+# Meta's media id in a message's payload (NULL in others), as the index message_media_id has it: a
+# query must filter on this very expression, and on the index's condition (MEDIA_MESSAGES), to use it.
+MEDIA_ID_IN_PAYLOAD = Coalesce(*(KT(f"payload__{kind}__id") for kind in MEDIA_TYPES))
+MEDIA_MESSAGES = Q(direction="inbound", type__in=MEDIA_TYPES)
+
+
 class Message(models.Model):
     external_id = PublicIdField("msg")
     # Indexed by the Meta.indexes that lead with them: every message is written once into each index.
@@ -347,6 +357,9 @@ class Message(models.Model):
             ),
             # What changed since a live inbox last asked: new rows, moved ticks, reads.
             models.Index(fields=["updated_at", "id"], name="message_changed"),
+            # Media Kirim received, by Meta's media id: who may download it (inbox.selectors.media_number_of).
+            # Partial: only media messages pay for it.
+            models.Index(MEDIA_ID_IN_PAYLOAD, condition=MEDIA_MESSAGES, name="message_media_id"),
             # Calls to Meta in flight, few at any time: purge_expired finds sends whose request died.
             models.Index(
                 fields=["claim_expires_at"], condition=Q(claim_expires_at__isnull=False), name="message_claimed"
@@ -505,6 +518,25 @@ class EarlyStatus(models.Model):
 
     class Meta:
         verbose_name_plural = "early statuses"
+
+
+class UploadedMedia(models.Model):
+    """Media an org uploaded through Kirim (Meta's media id), and the number whose token uploaded it: with
+    the media of inbound messages, the only media Kirim reads from Meta for that org. Meta keeps an
+    upload 30 days (UPLOADED_MEDIA_LIFETIME); purge_expired forgets it then."""
+
+    # Its own index would repeat the leading column of the unique constraint.
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    phone_number = models.ForeignKey(PhoneNumber, on_delete=models.CASCADE, related_name="+")
+    media_id = models.CharField(max_length=255)
+    uploaded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "uploaded media"
+        constraints = (models.UniqueConstraint(fields=("org", "media_id"), name="uploaded_media_unique_per_org"),)
+
+
+UPLOADED_MEDIA_LIFETIME = timedelta(days=30)
 
 
 class MessageTemplate(models.Model):

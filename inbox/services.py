@@ -32,7 +32,7 @@ from inbox.models import (
 )
 from kirim import meta_graph
 from kirim.bulk import InsertRow, insert_new
-from kirim.errors import IdempotencyInProgress, NotFound, UpstreamError
+from kirim.errors import IdempotencyInProgress, UpstreamError
 from kirim.parsers import loads_noting_unstorable
 from outbox import record as outbox
 from outbox.models import EventType, WebhookSubscription
@@ -135,22 +135,6 @@ def _outcome_of_earlier_send(message):
     if message.status == Status.FAILED:
         raise UpstreamError(upstream=message.error)
     return message
-
-
-def media_describe(*, org, media_id):
-    """Meta's description of media `media_id` and the org's number whose token reads it. Meta scopes
-    media to a WhatsApp Business Account, so one number per account is asked: another org's media is
-    refused by Meta for every one, and answers exactly like missing media."""
-    accounts = {}
-    for number in org.phone_numbers.order_by("pk"):
-        accounts.setdefault(number.waba_id or number.pk, number)
-    for number in accounts.values():
-        try:
-            return number, meta_graph.media_info(number, media_id)
-        except UpstreamError as error:
-            if error.upstream.get("http_status") not in (400, 404):
-                raise  # Meta failing, or refusing the number's token, is not "not this account's media"
-    raise NotFound("No media with this id.", param="media_id")
 
 
 def early_statuses_apply(early=None):

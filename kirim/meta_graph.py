@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -296,20 +297,55 @@ def media_info(phone_number, media_id):
     )
 
 
+# Where Meta's media descriptions point (developers.facebook.com, WhatsApp Cloud API, "Download media"):
+# a media `url` is fetched with the number's token only there, or at the origin of META_GRAPH_URL.
+META_MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _origin(url):
+    """(scheme, host, port) that requests would connect to for `url`, parsed as requests parses it
+    (a decimal, hex or IPv4-mapped host is no name of Meta's); None for a URL it would refuse, or one
+    that carries a user name or password."""
+    try:
+        prepared = requests.Request("GET", url).prepare().url
+    except (requests.RequestException, ValueError):
+        return None
+    parts = urllib3.util.parse_url(prepared)
+    if parts.auth or not parts.host:
+        return None
+    return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme)
+
+
+def _is_meta_media_url(url):
+    """Whether Kirim may fetch `url` with a number's token: Meta's media host over https, or the origin
+    of META_GRAPH_URL as configured (a stand-in for Meta is there)."""
+    origin = _origin(url) if isinstance(url, str) else None
+    if origin is None:
+        return False
+    return origin == _origin(settings.META_GRAPH_URL) or (
+        origin[0] == "https" and origin[1] in META_MEDIA_HOSTS and origin[2] == DEFAULT_PORTS["https"]
+    )
+
+
 def media_download(phone_number, url):
     """The bytes at a media `url` that media_info gave, read with the number's token: (content type,
-    an iterator of chunks). Streamed: a large video is never held whole."""
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise _upstream_error("Meta gave no download URL for this media.")
+    an iterator of chunks). Streamed: a large video is never held whole. Only from Meta's media host
+    (_is_meta_media_url), and no redirect is followed: the token goes nowhere else."""
+    if not _is_meta_media_url(url):
+        raise _upstream_error("Meta's description of this media gave no download URL on Meta's media host.")
     hold_nothing()
     started = time.monotonic()
     try:
-        response = _session.get(url, headers=_headers(phone_number), stream=True, timeout=settings.META_TIMEOUT)
+        response = _session.get(
+            url, headers=_headers(phone_number), stream=True, timeout=settings.META_TIMEOUT, allow_redirects=False
+        )
     except requests.RequestException:
         raise _upstream_error("Meta could not be reached.") from None
     finally:
         calls_made.record(time.monotonic() - started)
-    if response.status_code >= 400:
+    if response.status_code >= 300:
         response.close()
-        raise _upstream_error(f"Meta answered HTTP {response.status_code}.", http_status=response.status_code)
+        followed = " (a redirect: Kirim follows none)" if response.status_code < 400 else ""
+        raise _upstream_error(f"Meta answered HTTP {response.status_code}{followed}.", http_status=response.status_code)
     return response.headers.get("Content-Type", "application/octet-stream"), response.iter_content(64 * 1024)

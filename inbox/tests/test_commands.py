@@ -210,12 +210,27 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     assert (
         "Deleted 1 idempotency records, 1 rate-limit windows, 1 failed-authentication windows, 1 webhook events, "
         "0 failed webhook events, 0 early statuses, 0 finished webhook deliveries (dead letters included), "
-        "0 events out. 1 failed webhook event(s) kept" in run("purge_expired")
+        "0 events out, 0 uploaded media ids. 1 failed webhook event(s) kept" in run("purge_expired")
     )
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
     assert list(RateLimitWindow.objects.values_list("minute", flat=True)) == [minute]
     assert list(AuthFailureWindow.objects.values_list("minute", flat=True)) == [minute]
     assert WebhookEvent.objects.count() == 2  # the recent one, and the old one never applied
+
+
+def test_purge_expired_forgets_uploads_meta_no_longer_keeps(phone_number):
+    from django.utils import timezone
+
+    from inbox.models import UPLOADED_MEDIA_LIFETIME, UploadedMedia
+
+    for media_id in ("1000000000000001", "1000000000000002"):
+        UploadedMedia.objects.create(org=phone_number.org, phone_number=phone_number, media_id=media_id)
+    UploadedMedia.objects.filter(media_id="1000000000000001").update(
+        uploaded_at=timezone.now() - UPLOADED_MEDIA_LIFETIME
+    )
+
+    assert "1 uploaded media ids" in run("purge_expired")
+    assert list(UploadedMedia.objects.values_list("media_id", flat=True)) == ["1000000000000002"]
 
 
 def test_purge_expired_applies_a_status_its_send_missed(phone_number, make_message):

@@ -5,7 +5,6 @@ import logging
 
 import pytest
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -363,52 +362,6 @@ def test_another_orgs_waba_is_metas_missing_object(api, phone_number, foreign_nu
     assert len(meta.calls) == 0
 
 
-# Media ----------------------------------------------------------------------------------------------
-
-MEDIA_ID = "1037543291543636"
-LOOKASIDE = "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1037543291543636&hash=x"
-
-
-def test_media_is_described_with_kirims_url_and_its_bytes_streamed(api, waba, meta):
-    described = {"messaging_product": "whatsapp", "url": LOOKASIDE, "mime_type": "image/jpeg", "id": MEDIA_ID,
-                 "sha256": "abc", "file_size": 4}  # fmt: skip
-    meta.get(f"{settings.META_GRAPH_URL}/{MEDIA_ID}", json=described)
-    meta.get(LOOKASIDE, body=b"\xff\xd8jp", content_type="image/jpeg")
-
-    info = api.get(f"/v13.0/{MEDIA_ID}")
-    content = api.get(info.json()["url"].removeprefix("http://testserver"))
-
-    assert info.json() == {**described, "url": f"http://testserver/v13.0/{MEDIA_ID}/content"}
-    assert content.status_code == 200
-    assert b"".join(content.streaming_content) == b"\xff\xd8jp"
-    assert content["Content-Type"] == "image/jpeg"
-    assert meta.calls[-1].request.headers["Authorization"] == f"Bearer {waba.access_token}"
-
-
-def test_media_meta_refuses_for_every_account_is_metas_missing_object(api, waba, meta):
-    meta.get(f"{settings.META_GRAPH_URL}/{MEDIA_ID}", status=400, json={"error": {"code": 100, "error_subcode": 33}})
-
-    assert_meta_error(api.get(f"/v23.0/{MEDIA_ID}"), 400, 100, subcode=33)
-
-
-def test_an_upload_goes_to_meta_and_answers_its_media_id(api, phone_number, meta):
-    meta.post(f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/media", json={"id": MEDIA_ID})
-
-    response = api.post(
-        f"/v23.0/{phone_number.phone_number_id}/media",
-        {
-            "file": SimpleUploadedFile("pic.png", b"\x89PNG....", content_type="image/png"),
-            "type": "image/png",
-            "messaging_product": "whatsapp",
-        },
-        format="multipart",
-    )
-
-    assert response.json() == {"id": MEDIA_ID}
-    sent = meta.calls[0].request.body
-    assert b"\x89PNG" in sent and b"image/png" in sent
-
-
 def test_a_wrong_content_type_is_told_what_the_endpoint_takes(api, phone_number, meta):
     upload_as_json = api.post(f"/v23.0/{phone_number.phone_number_id}/media", {"type": "image/png"}, format="json")
     send_as_form = api.post(messages_url(phone_number), {"to": "62812"}, format="multipart")
@@ -463,13 +416,3 @@ def test_the_surface_has_its_own_openapi_document_and_docs_page(client, db):
     }
     assert not any(path.startswith("/{version}") for path in client.get("/v1/openapi.json").json()["paths"])
     assert docs.status_code == 200 and b"graph/openapi.json" in docs.content
-
-
-def test_media_when_meta_refuses_the_numbers_token_says_so(api, waba, meta):
-    expired = {"message": "Error validating access token", "type": "OAuthException", "code": 190, "fbtrace_id": "T"}
-    meta.get(f"{settings.META_GRAPH_URL}/{MEDIA_ID}", status=401, json={"error": expired})
-
-    response = api.get(f"/v23.0/{MEDIA_ID}")
-
-    assert response.status_code == 401
-    assert response.json() == {"error": expired}  # Meta's own answer, not "no such media"

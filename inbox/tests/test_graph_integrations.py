@@ -37,6 +37,14 @@ def headers(api_key_secret):
     return {"Authorization": f"Bearer {api_key_secret}", "Content-Type": "application/json"}
 
 
+@pytest.fixture
+def inbound_image(phone_number, make_message):
+    """An image a contact sent, as Meta's webhook stored it: media Kirim reads from Meta for the org."""
+    image = {"id": "1037543291543636", "mime_type": "image/jpeg"}
+    make_message(phone_number, contact=CONTACT, type="image", payload={"type": "image", "image": image})
+    return image["id"]
+
+
 def sent_id(response):
     """Chatwoot's process_response: `response['messages'].first['id']`."""
     assert response.status_code == 200, response.text
@@ -93,9 +101,9 @@ def test_chatwoot_validates_its_config_and_a_wrong_key_fails_it(kirim, api_key_s
     assert not refused.ok and refused.json()["error"]["code"] == 190
 
 
-def test_chatwoot_downloads_inbound_media(kirim, headers):
+def test_chatwoot_downloads_inbound_media(kirim, headers, inbound_image):
     # media_url(media_id) = "#{api_base_path}/v13.0/#{media_id}", then Down.download(url, headers: api_headers)
-    described = requests.get(f"{kirim}/v13.0/1037543291543636", headers=headers, timeout=10)
+    described = requests.get(f"{kirim}/v13.0/{inbound_image}", headers=headers, timeout=10)
     content = requests.get(described.json()["url"], headers=headers, timeout=10)
 
     assert described.json()["mime_type"] == "image/jpeg"
@@ -138,10 +146,10 @@ def test_evolution_api_text_reply_reaction_upload_and_read(
     assert inbound.status == Status.READ
 
 
-def test_evolution_api_reads_templates_and_media(kirim, headers):
+def test_evolution_api_reads_templates_and_media(kirim, headers, inbound_image):
     templates = requests.get(f"{kirim}/v20.0/{WABA_ID}/message_templates", headers=headers, timeout=10)
     # getMedia: GET `${urlServer}/${version}/${id}`, then the url with the same Bearer header
-    url = requests.get(f"{kirim}/v20.0/1037543291543636", headers=headers, timeout=10).json()["url"]
+    url = requests.get(f"{kirim}/v20.0/{inbound_image}", headers=headers, timeout=10).json()["url"]
 
     assert templates.json()["data"] == TEMPLATES[:25]
     assert requests.get(url, headers=headers, timeout=10).content == MEDIA_BYTES

@@ -11,6 +11,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from conftest import graph_messages_url
 from fakemeta.server import new_wamid
+from inbox.models import UploadedMedia
 from kirim.wsgi import application
 
 schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", application)
@@ -70,6 +71,7 @@ def graph_inbox(inbox, meta):
     meta.get(f"{graph}/{MEDIA_ID}", json={"id": MEDIA_ID, "url": LOOKASIDE, "mime_type": "image/jpeg"})
     meta.get(LOOKASIDE, body=b"\xff\xd8", content_type="image/jpeg")
     meta.post(f"{graph}/{phone_number.phone_number_id}/media", json={"id": MEDIA_ID})
+    UploadedMedia.objects.create(org=phone_number.org, phone_number=phone_number, media_id=MEDIA_ID)
     return headers, phone_number
 
 

@@ -4,7 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from inbox.models import AuthFailureWindow, EarlyStatus, IdempotencyRecord, RateLimitWindow, WebhookEvent
+from inbox.models import (
+    UPLOADED_MEDIA_LIFETIME,
+    AuthFailureWindow,
+    EarlyStatus,
+    IdempotencyRecord,
+    RateLimitWindow,
+    UploadedMedia,
+    WebhookEvent,
+)
 from inbox.ratelimit import WINDOW_SECONDS
 from inbox.services import cut_off_sends_unconfirm, early_statuses_apply
 from outbox.delivery import ensure_sweeper
@@ -19,7 +27,7 @@ class Command(BaseCommand):
         "windows past their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
         "WEBHOOK_EVENTS_KEEP_DAYS, failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS, "
         "and finished webhook deliveries (dead letters too) with their events older than "
-        "WEBHOOK_DELIVERIES_KEEP_DAYS; says how many failed webhook bodies are kept. Run it from "
+        "WEBHOOK_DELIVERIES_KEEP_DAYS, and uploaded media ids past Meta's 30 days; says how many failed webhook bodies are kept. Run it from "
         "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
     )
 
@@ -46,6 +54,9 @@ class Command(BaseCommand):
             "early statuses": EarlyStatus.objects.filter(received_at__lt=now - timedelta(days=1)).delete()[0],
             "finished webhook deliveries (dead letters included)": old_deliveries,
             "events out": old_events,
+            "uploaded media ids": UploadedMedia.objects.filter(uploaded_at__lt=now - UPLOADED_MEDIA_LIFETIME).delete()[
+                0
+            ],
         }
         failed = WebhookEvent.objects.failed(now).count()
         self.stdout.write(
