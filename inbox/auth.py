@@ -1,13 +1,16 @@
 """API key authentication: `Authorization: Bearer kirim_live_...` resolves to a key and its org."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
+from django.core import signing
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from inbox.models import API_KEY_PREFIX, ApiKey
-from inbox.ratelimit import auth_failures, key_counting_request
+from inbox.models import API_KEY_PREFIX, ApiKey, Org
+from inbox.ratelimit import WINDOW_SECONDS, auth_failures, count_request, key_counting_request
 from kirim.errors import ExpiredApiKey, InvalidApiKey, RateLimited
 
 # last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
@@ -70,3 +73,52 @@ class GraphApiKeyAuthentication(ApiKeyAuthentication):
 class HasApiKey(BasePermission):
     def has_permission(self, request, view):
         return isinstance(request.auth, ApiKey)
+
+
+# Signed media links: the `url` Kirim gives for media downloads it for a few minutes without a key, as
+# clients expect of Meta's own (some send their token to Meta's host only). Bound to the org and the
+# media id, signed with SECRET_KEY; the link holds the org's public id and the media id, no secret.
+MEDIA_LINK_SALT = "kirim.media-link"
+
+
+def media_link_signature(*, org, media_id):
+    """The `signature` query parameter that lets whoever holds it download media `media_id` of `org`
+    for MEDIA_LINK_MAX_AGE seconds."""
+    return signing.dumps([org.external_id, media_id], salt=MEDIA_LINK_SALT)
+
+
+@dataclass(frozen=True)
+class MediaLink:
+    """request.auth for a download by signed link: this request counted in the org's rate-limit
+    window (minute, count after it), as a key's is."""
+
+    window: tuple
+
+
+class MediaLinkAuthentication(GraphApiKeyAuthentication):
+    """The media download door: a key as anywhere on Meta's surface or, when none is given, the
+    link's `signature` for the media id of the URL."""
+
+    def authenticate(self, request):
+        signature = request.GET.get("signature")
+        if signature is None or self.secret_of(request):
+            return super().authenticate(request)
+        media_id = request.parser_context["kwargs"]["media_id"]
+        try:
+            org_id, signed_media_id = signing.loads(
+                signature, salt=MEDIA_LINK_SALT, max_age=settings.MEDIA_LINK_MAX_AGE
+            )
+        except signing.SignatureExpired:
+            raise ExpiredApiKey("This media link has expired: GET the media again for a fresh `url`.") from None
+        except signing.BadSignature:
+            org_id = signed_media_id = None
+        org = Org.objects.filter(external_id=org_id).first() if signed_media_id == media_id else None
+        if org is None:  # tampered with, or another media's link, or its org is gone
+            raise InvalidApiKey("This media link is not valid: use the `url` Kirim gave, or your API key.")
+        minute = int(timezone.now().timestamp() // WINDOW_SECONDS)
+        return org, MediaLink(window=(minute, count_request(org.pk, minute)))
+
+
+class HasApiKeyOrMediaLink(HasApiKey):
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) or isinstance(request.auth, MediaLink)

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from inbox import idempotency
 from inbox.api import PHONE_NUMBER_ID
-from inbox.auth import GraphApiKeyAuthentication
+from inbox.auth import GraphApiKeyAuthentication, HasApiKeyOrMediaLink, MediaLinkAuthentication, media_link_signature
 from inbox.media import media_describe, media_upload
 from inbox.models import Status
 from inbox.selectors import phone_number_of, waba_number_of
@@ -228,21 +228,27 @@ class GraphMediaView(GraphView):
     @extend_schema(
         operation_id="graph_media",
         summary="Describe media (Meta's GET /{media_id}); `url` downloads it through Kirim",
-        description="Media this org received or uploaded through Kirim; any other id is Meta's missing object.",
+        description="Media this org received or uploaded through Kirim; any other id is Meta's missing object. "
+        "`url` downloads it with the Kirim key, or without one for MEDIA_LINK_MAX_AGE seconds (a signed link).",
         parameters=[VERSION, MEDIA_ID],
         responses={200: OpenApiTypes.OBJECT, **meta_error_responses(*GRAPH_ERRORS)},
     )
     def get(self, request, media_id, version=None):
         """Meta's description of the media, its `url` pointing at Kirim: Meta's own needs Meta's token."""
         _, description = media_describe(org=request.user, media_id=media_id)
-        content_url = request.build_absolute_uri(f"{request.path.rstrip('/')}/content")
+        signature = urlencode({"signature": media_link_signature(org=request.user, media_id=media_id)})
+        content_url = request.build_absolute_uri(f"{request.path.rstrip('/')}/content?{signature}")
         return Response({**description, "url": content_url})
 
 
 class GraphMediaContentView(GraphView):
+    authentication_classes = (MediaLinkAuthentication,)
+    permission_classes = (HasApiKeyOrMediaLink,)
+
     @extend_schema(
         operation_id="graph_media_content",
         summary="The media's bytes, fetched from Meta with the number's token",
+        description="With the Kirim key, or the `signature` of the `url` that GET /{version}/{media_id} gave.",
         parameters=[VERSION, MEDIA_ID],
         responses={(200, "*/*"): OpenApiTypes.BINARY, **meta_error_responses(*GRAPH_ERRORS)},
     )

@@ -130,6 +130,21 @@ class GraphApiKeyScheme(OpenApiAuthenticationExtension):
         ]
 
 
+class MediaLinkScheme(OpenApiAuthenticationExtension):
+    """The media download takes the key as the rest of the surface does or, instead, the `signature`
+    of the url Kirim gave."""
+
+    target_class = "inbox.auth.MediaLinkAuthentication"
+    name = "graphMediaLink"
+
+    def get_security_requirement(self, auto_schema):
+        return [{name: [] for name in GraphApiKeyScheme.name}, {self.name: []}]
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "query", "name": "signature",
+                "description": "a signed media link's, valid MEDIA_LINK_MAX_AGE seconds"}  # fmt: skip
+
+
 def metas_paths_once(endpoints):
     """drf-spectacular preprocessing hook: Meta's surface answers each of its paths with and without a
     version (kirim/urls.py); a document states each once, under /{version}/. Only those unversioned

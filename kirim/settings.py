@@ -50,6 +50,8 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 10
 # way to Meta; the body may add 1 MiB of multipart around the file.
 MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
 MEDIA_MAX_BODY_BYTES = MEDIA_MAX_BYTES + 1024 * 1024
+# How long the `url` of GET /{version}/{media_id} downloads without a key: Meta's own lasts 5 minutes.
+MEDIA_LINK_MAX_AGE = env.int("MEDIA_LINK_MAX_AGE", default=300)  # seconds
 # Django's own cap (a bare 400) must never fire before BodyGateMiddleware's 413 on a JSON body.
 # (Uploaded files are not held to it: Django spools them to disk past FILE_UPLOAD_MAX_MEMORY_SIZE.)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, WEBHOOK_MAX_BODY_BYTES)

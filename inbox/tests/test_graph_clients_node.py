@@ -111,7 +111,6 @@ def test_kapso_sends_and_marks_read(node_client, inbound, meta_stand_in):
     assert [b.get("text", {}).get("body") for b in meta_received(meta_stand_in)] == [TEXT, None]
 
 
-@pytest.mark.xfail(strict=True, reason="needs h3-media: media URLs a client can fetch without the Kirim key")
 def test_kapso_downloads_media_sending_no_key_to_a_host_not_its_own(node_client, inbound_image):
     media = node_client("kapso", "download", media=inbound_image)
 

@@ -1,13 +1,17 @@
 """Media on Meta's surface (inbox/media.py): only media the org received or uploaded is read from Meta,
-and only from Meta's media host."""
+only from Meta's media host, and its `url` downloads with the Kirim key or, for a few minutes, without."""
 
-from urllib.parse import urlsplit
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
+from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from rest_framework.test import APIClient
 
+from inbox.auth import media_link_signature
 from inbox.models import UploadedMedia
 from inbox.tests.test_graph_api import assert_meta_error
 
@@ -71,7 +75,7 @@ def test_received_media_is_described_with_kirims_url_and_its_bytes_streamed(api,
     content = api.get(path_of(info.json()["url"]))
 
     assert info.json() == {**described(), "url": info.json()["url"]}
-    assert info.json()["url"] == f"http://testserver/v13.0/{MEDIA_ID}/content"
+    assert info.json()["url"].startswith(f"http://testserver/v13.0/{MEDIA_ID}/content?signature=")
     assert content.status_code == 200
     assert b"".join(content.streaming_content) == JPEG
     assert content["Content-Type"] == "image/jpeg"
@@ -114,6 +118,9 @@ def test_media_the_org_never_had_is_metas_missing_object_and_meta_is_not_asked(
 
     for media_id in ("2000000000000001", "2000000000000002", "9999999999999999"):
         answers += [api.get(f"/v23.0/{media_id}"), api.get(f"/{media_id}/content")]
+        # The org's own link for the other org's media changes nothing.
+        link = media_link_signature(org=phone_number.org, media_id=media_id)
+        answers.append(APIClient().get(f"/v23.0/{media_id}/content?signature={link}"))
 
     for answer in answers:
         assert_meta_error(answer, 400, 100, subcode=33)
@@ -184,3 +191,57 @@ def test_a_stand_in_at_meta_graph_url_serves_media_from_its_own_origin_only(api,
     assert b"".join(served.streaming_content) == JPEG
     assert_meta_error(refused, 503, 2)
     assert other_port not in [call.request.url for call in meta.calls]
+
+
+# Signed links: the `url` downloads without a key, for the org's media, for a few minutes.
+
+
+def test_the_media_url_downloads_without_a_key(api, received, meta_serves_media):
+    url = api.get(f"/v23.0/{MEDIA_ID}").json()["url"]
+
+    content = APIClient().get(path_of(url))  # no key: as clients that send none to other hosts
+
+    assert content.status_code == 200
+    assert b"".join(content.streaming_content) == JPEG
+    assert received.access_token not in url
+
+
+def test_a_media_url_without_a_key_is_unversioned_too(api, received, meta_serves_media):
+    url = api.get(f"/{MEDIA_ID}").json()["url"]
+
+    assert url.startswith(f"http://testserver/{MEDIA_ID}/content?signature=")
+    assert APIClient().get(path_of(url)).status_code == 200
+
+
+def test_an_expired_media_link_is_refused(api, received, meta_serves_media, monkeypatch):
+    made_earlier = int(time.time()) - settings.MEDIA_LINK_MAX_AGE - 1
+    monkeypatch.setattr(signing.TimestampSigner, "timestamp", lambda self: signing.b62_encode(made_earlier))
+    url = api.get(f"/v23.0/{MEDIA_ID}").json()["url"]
+
+    response = APIClient().get(path_of(url))
+
+    error = assert_meta_error(response, 401, 190, subcode=463)
+    assert "expired" in error["error_data"]["details"]
+    assert [call.request.url for call in meta_serves_media.calls] == [meta_media_url()]  # describing it only
+
+
+def test_a_tampered_or_borrowed_media_link_is_refused(api, received, receive_media, meta_serves_media):
+    receive_media(received, "2000000000000003")
+    signature = parse_qs(urlsplit(api.get(f"/v23.0/{MEDIA_ID}").json()["url"]).query)["signature"][0]
+    calls_before = len(meta_serves_media.calls)
+
+    tampered = APIClient().get(f"/v23.0/{MEDIA_ID}/content", {"signature": signature[:-2] + "xx"})
+    forged = APIClient().get(f"/v23.0/{MEDIA_ID}/content", {"signature": signing.dumps(["org_x", MEDIA_ID])})
+    other_media = APIClient().get("/v23.0/2000000000000003/content", {"signature": signature})
+    not_for_describing = APIClient().get(f"/v23.0/{MEDIA_ID}", {"signature": signature})
+
+    for response in (tampered, forged, other_media, not_for_describing):
+        assert_meta_error(response, 401, 190)
+    assert len(meta_serves_media.calls) == calls_before
+
+
+def test_a_media_link_counts_against_the_orgs_rate_limit(api, received, meta_serves_media, settings):
+    url = api.get(f"/v23.0/{MEDIA_ID}").json()["url"]
+    settings.RATE_LIMIT_PER_MINUTE = 1  # the description used it up
+
+    assert_meta_error(APIClient().get(path_of(url)), 429, 80007)

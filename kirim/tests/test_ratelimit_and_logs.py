@@ -4,6 +4,7 @@ import json
 import logging
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -91,13 +92,15 @@ def test_rate_limit_windows_skip_the_write_ahead_log_on_postgresql(db):
         assert cursor.fetchone() == ("u",)
 
 
-def test_the_development_servers_request_line_never_shows_an_access_token():
+@pytest.mark.parametrize("name", ["access_token", "signature"])
+def test_the_development_servers_request_line_never_shows_an_access_token(name):
     """runserver logs `"GET /path?query HTTP/1.1" 200 12` through django.server; the key of Meta's own
-    API, given as `?access_token=`, is redacted there (Kirim's own request log has no query at all)."""
+    API, given as `?access_token=`, and a media link's `?signature=` are redacted there (Kirim's own
+    request log has no query at all)."""
     handler = next(h for h in logging.getLogger("django.server").handlers if h.filters)
     record = logging.LogRecord("django.server", logging.INFO, __file__, 1, '"%s" %s %s', None, None)
-    record.args = ("GET /v23.0/1/message_templates?access_token=kirim_live_SECRET&limit=2 HTTP/1.1", "200", "12")
+    record.args = (f"GET /v23.0/1/message_templates?{name}=kirim_live_SECRET&limit=2 HTTP/1.1", "200", "12")
 
     assert handler.filter(record)
     assert "kirim_live_SECRET" not in record.getMessage()
-    assert "access_token=[redacted]&limit=2" in record.getMessage()
+    assert f"{name}=[redacted]&limit=2" in record.getMessage()
