@@ -77,8 +77,12 @@ WEBHOOK_RETRY_SCHEDULE = [
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10.0)  # seconds, one attempt
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=24)  # of one event type, in a row
 WEBHOOK_DELIVERIES_KEEP_DAYS = env.int("WEBHOOK_DELIVERIES_KEEP_DAYS", default=30)  # finished ones, dead letters too
+# Deliveries queued or being attempted at once, per subscription and per org: the rest wait in the
+# database, so one org's backlog holds at most WEBHOOK_MAX_IN_FLIGHT_PER_ORG workers and places in the queue.
 WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION", default=2)
-WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=15.0)  # seconds between sweeps
+WEBHOOK_MAX_IN_FLIGHT_PER_ORG = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ORG", default=2)
+# Seconds between sweeps: due retries are queued then, and the slots of dead workers freed.
+WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
 
 # Django's tasks framework (the django-tasks backport): the database queue by default, RQ on Redis
 # when TASKS_BACKEND=rq (workers: `manage.py db_worker`, or `manage.py rqworker --with-scheduler`).

@@ -1,20 +1,28 @@
-"""The delivery engine: tasks that attempt deliveries, and the sweeper.
+"""The delivery engine: tasks that attempt deliveries, how they are handed out, and the sweeper.
 
-The delivery rows are the source of truth; a task only says "look at this delivery now". Each
-attempt is three steps, and only the middle one waits on the network, with no transaction open:
-1. claim: one short transaction takes a lease on the delivery (if it is due, not leased, and its
-   subscription has fewer than WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION attempts in flight) and logs
-   the attempt;
+The delivery rows are the source of truth; a task only says "attempt this delivery now", and a
+delivery has at most one task at a time, named in its `task_id`. `dispatch` hands tasks out: an org
+has at most WEBHOOK_MAX_IN_FLIGHT_PER_ORG deliveries with a task (queued or running), a subscription
+at most WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION, and the rest wait in the database, oldest due first.
+So an org's backlog (a replay, a slow receiver, a burst) holds that many places in the queue and that
+many workers, however deep it is, and the queue never holds more than one task per delivery.
+
+Each attempt is three steps, and only the middle one waits on the network, with no transaction open:
+1. claim: one short transaction takes a lease on the delivery (if it is due, not leased, and still
+   this task's) and logs the attempt;
 2. send: POST the signed event to the subscriber;
 3. settle: one short transaction records the answer, conditional on still holding the lease (the
-   attempt number fences off a worker whose lease ran out), and schedules the retry or finishes.
-A duplicate task finds nothing to claim; a lost one (a killed worker, a lost enqueue) is found by
-the sweeper once its delivery is overdue or its lease has run out."""
+   attempt number and the task fence off a worker whose lease ran out), and schedules the retry or
+   finishes; the task's slot goes to the org's next due delivery.
+A task that finds nothing to claim gives its slot on the same way. The sweeper queues the retries
+that came due, frees the slots of tasks that died (a killed worker, a database restart), and trims
+the queue's finished rows."""
 
 import logging
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +31,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
+from django_tasks.base import TaskResultStatus
+from django_tasks.exceptions import TaskResultDoesNotExist
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
+from inbox.models import Org
 from kirim import subscriber_http
 from kirim.webhook_signing import kirim_signature, meta_signature, standard_webhooks_signature
 from outbox.models import (
@@ -40,11 +53,18 @@ JITTER = 0.2
 LEASE_MARGIN = timedelta(seconds=5)  # beyond the request's own timeout: reading and settling
 MAX_RETRY_AFTER = 24 * 3600  # a receiver's Retry-After is honoured up to a day
 USER_AGENT = "Kirim-Webhooks/1"
+FINISHED_TASKS_KEPT = timedelta(minutes=10)  # the deliveries and their attempts are the record
+TRIM_BATCH = 10000  # finished task rows deleted per sweep, so a sweep stays short
 
 
-@task()
-def deliver(delivery_id):
-    attempt_delivery(delivery_id)
+class WorkerLost(Exception):
+    """What a task row says when its worker stopped mid-task: killed, or cut off from the database
+    in the middle of recording how the task ended."""
+
+
+@task(takes_context=True)
+def deliver(context, delivery_id):
+    attempt_delivery(delivery_id, task_id=context.task_result.id)
 
 
 @task()
@@ -52,16 +72,60 @@ def sweep(token):
     sweep_once(token)
 
 
-def enqueue_new(delivery_ids):
-    """Hand freshly committed deliveries to the queue. If this never runs (the process died just after
-    the commit), the sweeper enqueues them once they are overdue."""
-    for delivery_id in delivery_ids:
-        deliver.enqueue(delivery_id)
+def enqueue_new(org_ids):
+    """Hand these orgs' freshly committed deliveries to the queue, as their slots allow. If this never
+    runs (the process died just after the commit), the sweeper does it."""
+    dispatch(org_ids)
     ensure_sweeper()
 
 
-def _enqueue_at(delivery_id, when):
-    deliver.using(run_after=when).enqueue(delivery_id)
+def dispatch(org_ids):
+    """Give each org's next due deliveries a task, oldest due first, as many as the org and each of its
+    subscriptions have free slots. Returns how many were queued."""
+    return sum(_dispatch_org(org_id) for org_id in sorted(set(org_ids)))
+
+
+def _dispatch_org(org_id):
+    now = timezone.now()
+    with transaction.atomic():
+        # One dispatcher per org at a time, on any host, so the slots are counted right. NO KEY: rows
+        # pointing at the org (deliveries, messages) are still written meanwhile.
+        list(Org.objects.select_for_update(no_key=True).filter(pk=org_id).values_list("pk"))
+        holding = Counter(
+            Delivery.objects.filter(org_id=org_id, status=DeliveryStatus.PENDING)
+            .exclude(task_id="")
+            .values_list("subscription_id", flat=True)
+        )
+        free = settings.WEBHOOK_MAX_IN_FLIGHT_PER_ORG - holding.total()
+        if free <= 0:
+            return 0
+        waiting = Delivery.objects.filter(
+            _lease_free(now), org_id=org_id, status=DeliveryStatus.PENDING, task_id="", next_attempt_at__lte=now
+        ).order_by("next_attempt_at", "pk")
+        due = []
+        for subscription_id in WebhookSubscription.objects.filter(org_id=org_id).values_list("pk", flat=True):
+            room = min(free, settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION - holding[subscription_id])
+            if room > 0:
+                due += waiting.filter(subscription_id=subscription_id).values_list("next_attempt_at", "pk")[:room]
+        oldest = [pk for _, pk in sorted(due)[:free]]
+        # Locked without waiting (a delivery being deleted is skipped): while the org is held, this
+        # transaction waits for nothing, so it cannot deadlock.
+        chosen = Delivery.objects.select_for_update(skip_locked=True).filter(pk__in=oldest).values_list("pk", flat=True)
+        queued = 0
+        for delivery_id in chosen:
+            # Queued inside the transaction: in the database queue the task and its delivery's task_id
+            # commit together; a task RQ starts sooner waits at its claim for this row's lock.
+            task_id = deliver.enqueue(delivery_id).id
+            queued += Delivery.objects.filter(pk=delivery_id).update(task_id=task_id, queued_at=now)
+    return queued
+
+
+def _lease_free(now):
+    return Q(leased_until__isnull=True) | Q(leased_until__lt=now)
+
+
+def _lease_length():
+    return timedelta(seconds=settings.WEBHOOK_TIMEOUT) + LEASE_MARGIN
 
 
 def retry_delay(attempt, retry_after=None):
@@ -80,16 +144,17 @@ def retry_delay(attempt, retry_after=None):
 class Claim:
     delivery: Delivery
     attempt: DeliveryAttempt
+    task_id: str | None  # the task making the attempt (None: called directly, as tests do)
 
 
-BUSY = "busy"  # the subscription has its fill of attempts in flight
-
-
-def attempt_delivery(delivery_id):
-    """Make the next attempt of one delivery, if it is due and nobody else is making it."""
-    claim = _claim(delivery_id)
-    if claim is None or claim == BUSY:
-        return claim
+def attempt_delivery(delivery_id, task_id=None):
+    """Make the next attempt of one delivery, if it is due, nobody else is making it and (for a task)
+    it is still this task's. A task that finds nothing to claim gives its slot on."""
+    claim = _claim(delivery_id, task_id)
+    if claim is None:
+        if task_id and Delivery.objects.filter(pk=delivery_id, task_id=task_id).update(task_id="", queued_at=None):
+            dispatch(Delivery.objects.filter(pk=delivery_id).values_list("org_id", flat=True))
+        return None
     delivery = claim.delivery
     subscription = delivery.subscription
     stopped = subscription.why_stopped(delivery.event_type)
@@ -102,36 +167,28 @@ def attempt_delivery(delivery_id):
     return claim
 
 
-def _claim(delivery_id):
+def _claim(delivery_id, task_id=None):
     now = timezone.now()
-    delivery = (
-        Delivery.objects.select_related("subscription", "event")
-        .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .first()
-    )
-    if delivery is None:
-        return None
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT) + LEASE_MARGIN
     with transaction.atomic():
-        # The subscription's row lock makes "fewer than N in flight" hold across workers and hosts.
-        WebhookSubscription.objects.select_for_update().filter(pk=delivery.subscription_id).exists()
-        in_flight = Delivery.objects.filter(
-            subscription_id=delivery.subscription_id, status=DeliveryStatus.PENDING, leased_until__gte=now
-        ).count()
-        if in_flight >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION:
-            return BUSY  # left due: the attempt in flight hands it on when it settles (or the sweeper)
-        number = delivery.attempts + 1
-        taken = (
-            Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts)
-            .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-            .update(attempts=number, leased_until=lease)
+        # Locked before it is looked at: a task RQ starts before the transaction that queued it has
+        # committed waits here for that commit, and then sees its own task_id.
+        delivery = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("subscription", "event")
+            .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            .first()
         )
-        if not taken:
-            return None  # another worker claimed it between our read and this update
-        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=number, started_at=now)
-    delivery.attempts, delivery.leased_until = number, lease
-    return Claim(delivery, attempt)
+        if (
+            delivery is None
+            or (delivery.leased_until is not None and delivery.leased_until >= now)  # another attempt is on it
+            or (task_id is not None and delivery.task_id != task_id)  # the sweeper gave its slot away
+        ):
+            return None
+        delivery.attempts += 1
+        delivery.leased_until = now + _lease_length()
+        Delivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts, leased_until=delivery.leased_until)
+        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
+    return Claim(delivery, attempt, task_id)
 
 
 def _headers(delivery, attempt_number, body):
@@ -182,6 +239,10 @@ def _settle(claim, answer, *, final=None, error=""):
         if delay is None:
             final = DeliveryStatus.DEAD
     changes = {"leased_until": None, "last_error": error[:300]}
+    held = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=attempt.number)
+    if claim.task_id is not None:
+        held = held.filter(task_id=claim.task_id)
+        changes.update(task_id="", queued_at=None)  # the slot goes to the org's next due delivery
     if answer is not None:
         changes["last_status_code"] = answer.status_code
     if final is None:
@@ -198,9 +259,7 @@ def _settle(claim, answer, *, final=None, error=""):
             )
         else:
             DeliveryAttempt.objects.filter(pk=attempt.pk).update(duration_ms=0, error=error[:300])
-        held = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=attempt.number).update(
-            **changes
-        )
+        held = held.update(**changes)
         if held and final is not None:
             _count_outcome(delivery.subscription_id, delivery.event_type, final, gone=disable, now=now)
     if not held:
@@ -211,9 +270,7 @@ def _settle(claim, answer, *, final=None, error=""):
         "delivery %s attempt %d: %s %s", delivery.external_id, attempt.number,
         answer.status_code if answer else "-", final or f"retry in {delay:.1f} s",
     )  # fmt: skip
-    if final is None:
-        _enqueue_at(delivery.pk, changes["next_attempt_at"])
-    _hand_on(delivery.subscription_id)
+    dispatch([delivery.org_id])  # a retry waits in the database too, for a slot once it is due
 
 
 def _count_outcome(subscription_id, event_type, final, *, gone, now):
@@ -243,23 +300,6 @@ def _count_outcome(subscription_id, event_type, final, *, gone, now):
     subscription.save(update_fields=["failure_streaks", "disabled_events", "enabled", "disabled_reason"])
 
 
-def _hand_on(subscription_id):
-    """An attempt of this subscription ended: enqueue its next due deliveries, as many as it may have
-    in flight, since others may have been turned away while it had its fill (a duplicate task finds
-    nothing to claim, so the queue never waits for the sweeper)."""
-    now = timezone.now()
-    waiting = (
-        Delivery.objects.filter(
-            subscription_id=subscription_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-        )
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[: settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION]
-    )
-    for delivery_id in waiting:
-        deliver.enqueue(delivery_id)
-
-
 # The sweeper: one chain of `sweep` tasks, each scheduling the next. The clock row's token says which
 # chain is the live one; whoever finds the clock overdue (the chain died with a worker) starts another.
 
@@ -277,21 +317,62 @@ def ensure_sweeper():
 
 
 def sweep_once(token):
-    """Re-enqueue deliveries that are overdue (their task was lost) or whose lease ran out (their
-    worker died), then schedule the next sweep; a sweep whose token is stale does nothing."""
+    """Free the slots of tasks that died, give the deliveries that came due their tasks, trim the
+    queue's finished rows, then schedule the next sweep; a sweep whose token is stale does nothing.
+    Returns how many deliveries it queued."""
     now = timezone.now()
     interval = timedelta(seconds=settings.WEBHOOK_SWEEP_INTERVAL)
     next_token = uuid.uuid4().hex
     if not SweeperClock.objects.filter(token=token).update(token=next_token, due_at=now + interval):
         return 0
-    orphaned = Q(leased_until__lt=now)
-    overdue = Q(leased_until__isnull=True, next_attempt_at__lt=now - interval)
-    ids = list(
-        Delivery.objects.filter(orphaned | overdue, status=DeliveryStatus.PENDING).values_list("pk", flat=True)[:10000]
-    )
-    for delivery_id in ids:
-        deliver.enqueue(delivery_id)
-    if ids:
-        logger.info("sweeper re-enqueued %d deliveries", len(ids))
+    _tidy_task_rows(now)
+    freed = _free_dead_slots(now, interval)
+    due = Delivery.objects.filter(status=DeliveryStatus.PENDING, task_id="", next_attempt_at__lte=now)
+    queued = dispatch(due.values_list("org_id", flat=True).distinct())
+    if freed or queued:
+        logger.info("sweeper freed %d slot(s) of dead tasks and queued %d delivery(ies)", freed, queued)
     sweep.using(run_after=now + interval).enqueue(next_token)
-    return len(ids)
+    return queued
+
+
+def _free_dead_slots(now, interval):
+    """Deliveries whose task will never run or finish give up their slot: their lease ran out (the
+    worker died mid-attempt, or could not settle), or they were queued a sweep ago and their task is
+    neither queued nor running any more (it failed before its claim, or the queue lost it)."""
+    holding = Delivery.objects.filter(status=DeliveryStatus.PENDING).exclude(task_id="")
+    freed = holding.filter(leased_until__lt=now).update(task_id="", queued_at=None, leased_until=None)
+    unclaimed = holding.filter(leased_until__isnull=True, queued_at__lt=now - interval)
+    for delivery_id, task_id in unclaimed.values_list("pk", "task_id"):
+        if not _task_alive(task_id, now):
+            freed += Delivery.objects.filter(pk=delivery_id, task_id=task_id).update(task_id="", queued_at=None)
+    return freed
+
+
+def _task_alive(task_id, now):
+    try:
+        result = deliver.get_backend().get_result(task_id)
+    except TaskResultDoesNotExist:
+        return False
+    if result.status == TaskResultStatus.RUNNING:
+        return result.started_at >= now - _lease_length()
+    return result.status == TaskResultStatus.READY
+
+
+def _tidy_task_rows(now):
+    """The database queue's rows of these tasks: one RUNNING longer than any attempt may (its worker
+    was killed, or lost the database while recording the end) is marked failed; finished ones go
+    after FINISHED_TASKS_KEPT. RQ keeps its own house (result TTLs, its registry of abandoned jobs)."""
+    backend = deliver.get_backend()
+    if not isinstance(backend, DatabaseBackend):
+        return
+    rows = DBTaskResult.objects.filter(
+        backend_name=backend.alias, task_path__in=[deliver.module_path, sweep.module_path]
+    )
+    rows.running().filter(started_at__lt=now - _lease_length()).update(
+        status=TaskResultStatus.FAILED,
+        finished_at=now,
+        exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
+        traceback=WorkerLost.__doc__,
+    )
+    finished = rows.finished().filter(finished_at__lt=now - FINISHED_TASKS_KEPT)
+    DBTaskResult.objects.filter(pk__in=list(finished.values_list("pk", flat=True)[:TRIM_BATCH])).delete()

@@ -126,8 +126,9 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """One event to one subscription. Attempts claim it with a lease: a worker that dies mid-attempt
-    leaves a lease that runs out, and the sweeper hands the delivery to another worker."""
+    """One event to one subscription. A pending delivery waits here until it is given a task (its
+    `task_id`, at most one at a time), which claims it with a lease: a worker that dies mid-attempt
+    leaves a lease that runs out, and the sweeper frees the delivery for another task."""
 
     external_id = PublicIdField("wbd")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
@@ -138,6 +139,8 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     leased_until = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="The task queued or running for it, if any")
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When that task was queued")
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -147,8 +150,14 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         ordering = ("-created_at", "-pk")
         indexes = (
-            # What the sweeper and the per-subscription queue look for: pending rows by due time.
-            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_pending_due"),
+            # Deliveries waiting for a task, by org and subscription, oldest due first: what gets the
+            # next free slot. The queued ones are few (the caps), counted per org for those slots.
+            models.Index(
+                fields=["org", "subscription", "next_attempt_at"],
+                condition=Q(status="pending", task_id=""),
+                name="delivery_waiting",
+            ),
+            models.Index(fields=["org"], condition=Q(status="pending") & ~Q(task_id=""), name="delivery_queued"),
             models.Index(fields=["org", "-created_at", "-external_id"], name="delivery_org_recent"),
             models.Index(fields=["subscription", "-created_at"], name="delivery_subscription_recent"),
             models.Index(fields=["status", "finished_at"], name="delivery_finished"),

@@ -71,8 +71,8 @@ def deliveries_create(rows, now):
         )
         for org_id, event_id, event_type, subscription_id in rows
     )
-    ids = [d.pk for d in deliveries]
-    transaction.on_commit(lambda: delivery.enqueue_new(ids))
+    org_ids = {d.org_id for d in deliveries}
+    transaction.on_commit(lambda: delivery.enqueue_new(org_ids))
     return deliveries
 
 

@@ -271,20 +271,6 @@ def test_an_expired_lease_is_taken_over_and_the_late_worker_cannot_settle(org, s
     assert [c.request.headers["X-Kirim-Attempt"] for c in receiver.calls] == ["2"]
 
 
-def test_a_subscription_gets_at_most_its_share_of_attempts_in_flight(org, subscription, other_org, settings):
-    settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION = 2
-    for _ in range(3):
-        record_read(org)
-    make_subscription(other_org, url="https://other.example.com/")
-    record_read(other_org)
-    ours = list(Delivery.objects.filter(org=org).values_list("pk", flat=True))
-
-    assert engine._claim(ours[0]) and engine._claim(ours[1])
-    assert engine._claim(ours[2]) == engine.BUSY
-    theirs = Delivery.objects.get(org=other_org)
-    assert isinstance(engine._claim(theirs.pk), engine.Claim)  # another org's events go on
-
-
 def test_a_url_that_now_resolves_to_a_private_address_is_not_called(org, subscription, receiver, monkeypatch):
     def rebound(host, port):
         return {"93.184.215.14", "10.0.0.5"}

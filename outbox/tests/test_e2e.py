@@ -18,13 +18,16 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django_tasks.base import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook
 
 from conftest import logged_in, postgres_only
 from fakemeta import payloads
 from fakemeta.receiver import kirim_signature_ok, serve_in_thread
 from inbox.models import Message, Role
+from outbox.delivery import deliver
 from outbox.models import Delivery, DeliveryStatus, WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,6 +39,7 @@ def receiver(settings):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True  # the receiver is on loopback
     settings.WEBHOOK_TIMEOUT = 2.0
     settings.WEBHOOK_RETRY_SCHEDULE = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4]  # compressed, same shape
+    settings.WEBHOOK_SWEEP_INTERVAL = 0.2  # the sweeper queues due retries
     server = serve_in_thread(quiet=True)
     yield server
     server.release.set()
@@ -58,8 +62,6 @@ def run_worker_until(done, timeout=20.0):
 
 
 def _queue():
-    from django_tasks_db.models import DBTaskResult
-
     return list(DBTaskResult.objects.values_list("task_path", "status", "exception_class_path", "traceback"))
 
 
@@ -158,7 +160,8 @@ def test_a_receiver_that_is_down_for_a_while_gets_the_event_when_it_returns(phon
 
 
 @postgres_only
-def test_one_slow_subscriber_does_not_hold_up_another_orgs_events(phone_number, foreign_number, receiver):
+def test_one_slow_subscriber_does_not_hold_up_another_orgs_events(phone_number, foreign_number, receiver, settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION = 1  # here too: tasks are handed out where events commit
     slow = serve_in_thread(quiet=True)
     slow.answers = ["hold"] * 20
     subscribe(phone_number.org, slow)
@@ -222,3 +225,5 @@ def test_kill_9_of_a_worker_mid_delivery_and_the_event_still_arrives(phone_numbe
     assert (killed["X-Kirim-Attempt"], retried["X-Kirim-Attempt"]) == ("1", "2")
     assert json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]["id"] == "wamid.KILL9"
     assert kirim_signature_ok(WebhookSubscription.objects.get().secret, retried["X-Kirim-Signature"], body)
+    killed_task = DBTaskResult.objects.filter(task_path=deliver.module_path).order_by("started_at").first()
+    assert killed_task.status == TaskResultStatus.FAILED  # marked so by the sweeper, not left RUNNING
