@@ -106,12 +106,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_tasks",
-    "django_tasks_db",
     *(["django_rq"] if TASKS_BACKEND == "rq" else []),
     "inbox",
     "receipts",
     "outbox",
+    # After outbox: its `db_worker`, which outlives a database restart, stands in for django-tasks-db's.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [

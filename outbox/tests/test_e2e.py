@@ -2,6 +2,7 @@
 django-tasks-db, run by db_worker's own Worker (in this process, or as `manage.py db_worker`
 processes), and received over HTTP by the stand-in receiver (fakemeta/receiver.py)."""
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -227,3 +229,49 @@ def test_kill_9_of_a_worker_mid_delivery_and_the_event_still_arrives(phone_numbe
     assert kirim_signature_ok(WebhookSubscription.objects.get().secret, retried["X-Kirim-Signature"], body)
     killed_task = DBTaskResult.objects.filter(task_path=deliver.module_path).order_by("started_at").first()
     assert killed_task.status == TaskResultStatus.FAILED  # marked so by the sweeper, not left RUNNING
+
+
+@contextlib.contextmanager
+def database_away():
+    """As during a restart: every session of the test database but this one ends, and new ones are
+    refused until the block ends (said from the maintenance database: a database cannot refuse
+    connections from its own session)."""
+    db = connection.settings_dict
+    name = connection.ops.quote_name(db["NAME"])
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
+                         dbname="postgres", autocommit=True) as maintenance:  # fmt: skip
+        maintenance.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        try:
+            yield
+        finally:
+            maintenance.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+
+@postgres_only
+def test_a_worker_goes_on_through_a_database_outage_and_the_event_still_arrives(phone_number, receiver):
+    subscribe(phone_number.org, receiver)
+    receiver.answers = ["hold"]  # the first attempt is under way when the database goes
+    meta_webhook(inbound(phone_number, "wamid.DBAWAY"))
+    worker = db_worker(DB_POOL_SIZE="0")  # no pool to wait in: the outage reaches the worker at once
+    try:
+        assert len(receiver.wait_for(1, timeout=30)) == 1
+        with database_away():
+            time.sleep(3)  # the attempt times out (2 s) and finds no database to settle in, nor to fail in
+        time.sleep(2)
+        assert worker.poll() is None, "the worker died with the database"
+        arrived = receiver.wait_for(2, timeout=40)
+    finally:
+        receiver.release.set()
+        worker.terminate()
+        worker.wait(timeout=10)
+
+    assert len(arrived) == 2
+    (_, cut_off, _), (_, retried, _) = arrived
+    assert retried["webhook-id"] == cut_off["webhook-id"] and retried["X-Kirim-Attempt"] == "2"
+    assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+    assert not DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING, task_path=deliver.module_path)

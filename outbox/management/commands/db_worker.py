@@ -1,0 +1,33 @@
+"""`db_worker`: django-tasks-db's worker, which goes on through a database restart or failover.
+
+Theirs stops at the first database error outside a task, and a task's failure path writes to the
+database too, so a restart under load ended most workers (and left their task rows RUNNING: the
+sweeper marks those failed and frees their deliveries). This one closes its connections, waits
+(1 s, doubling to 30 s while the database stays away) and starts the worker again, same worker id."""
+
+import logging
+import time
+
+from django.db import InterfaceError, OperationalError, connections
+from django_tasks_db.management.commands import db_worker
+
+logger = logging.getLogger("kirim.outbox")
+FIRST_WAIT, LONGEST_WAIT = 1.0, 30.0  # seconds
+
+
+class Command(db_worker.Command):
+    help = "Run the task worker (django-tasks-db's), started again whenever it loses the database"
+
+    def handle(self, *args, **options):
+        wait = FIRST_WAIT
+        while True:
+            started = time.monotonic()
+            try:
+                return super().handle(*args, **options)
+            except (OperationalError, InterfaceError) as error:
+                if time.monotonic() - started > LONGEST_WAIT:
+                    wait = FIRST_WAIT  # it had been working: the database went away just now
+                logger.warning("task worker lost the database (%s); starting again in %g s", type(error).__name__, wait)
+                connections.close_all()
+                time.sleep(wait)
+                wait = min(wait * 2, LONGEST_WAIT)
