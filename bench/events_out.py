@@ -87,10 +87,10 @@ def reset_queues():
         print("(no Redis: its queue was not emptied)")
 
 
-def webhook(n):
+def webhook(n, phone_number_id=PHONE_NUMBER_ID):
     from fakemeta import payloads
 
-    return payloads.webhook(PHONE_NUMBER_ID, messages=[payloads.text_message(f"wamid.BENCH{n}", "6281", f"m{n}")],
+    return payloads.webhook(phone_number_id, messages=[payloads.text_message(f"wamid.BENCH{n}", "6281", f"m{n}")],
                             contacts=[payloads.contact("6281", "Bench")])  # fmt: skip
 
 
@@ -116,11 +116,31 @@ def throughput(backend, workers, receiver, events):
     return len(arrived), len(arrived) / elapsed
 
 
-def latency(backend, workers, receiver, count, rate):
+def post_webhook(client, n, phone_number_id=PHONE_NUMBER_ID):
+    """Meta's webhook with message `n`, signed and posted to Kirim; returns its wamid once Kirim
+    acknowledged it."""
     from django.conf import settings
-    from django.test import Client
 
     from fakemeta import payloads
+
+    body = json.dumps(webhook(n, phone_number_id)).encode()
+    response = client.post("/webhooks/whatsapp", body, content_type="application/json",
+                           HTTP_X_HUB_SIGNATURE_256=payloads.sign(body, settings.META_APP_SECRET))  # fmt: skip
+    assert response.status_code == 200
+    return f"wamid.BENCH{n}"
+
+
+def waits_ms(arrived, acked):
+    """{wamid: ms from Kirim's acknowledgement to the receiver holding its event} for what arrived."""
+    waits = {}
+    for at, _, body in arrived:
+        wamid = json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+        waits[wamid] = (at - acked[wamid]) * 1000
+    return waits
+
+
+def latency(backend, workers, receiver, count, rate):
+    from django.test import Client
 
     reset_queues()
     client = Client()
@@ -129,18 +149,11 @@ def latency(backend, workers, receiver, count, rate):
     acked = {}
     run = f"{backend}{workers}L"  # wamids unique to the run: Kirim announces a wamid only once
     for n in range(count):
-        body = json.dumps(webhook(f"{run}{n}")).encode()
-        response = client.post("/webhooks/whatsapp", body, content_type="application/json",
-                               HTTP_X_HUB_SIGNATURE_256=payloads.sign(body, settings.META_APP_SECRET))  # fmt: skip
-        assert response.status_code == 200
-        acked[f"wamid.BENCH{run}{n}"] = time.monotonic()
+        acked[post_webhook(client, f"{run}{n}")] = time.monotonic()
         time.sleep(1 / rate)
     arrived = receiver.wait_for(count, timeout=120)
     stop(processes)
-    waits = []
-    for at, _, body in arrived:
-        wamid = json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
-        waits.append((at - acked[wamid]) * 1000)
+    waits = list(waits_ms(arrived, acked).values())
     return statistics.median(waits), percentile(waits, 0.99), len(waits)
 
 

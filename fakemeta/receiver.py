@@ -5,7 +5,7 @@ benchmarks. It knows nothing of Kirim beyond the documented headers.
 
 prints each event it receives (type, ids, attempt, whether the Kirim signature verifies with
 --secret) and answers 200. Tests script its answers (`answers`), hold a request open (`hold`), and
-read what it got (`received`)."""
+read what it got (`received`); benchmarks make every answer slow (`delay`)."""
 
 import argparse
 import hashlib
@@ -35,6 +35,7 @@ class Receiver(QuietServer):
         self.secret, self.quiet, self.out = secret, quiet, out
         self.received = []  # (monotonic time, headers dict, body bytes), in order of arrival
         self.answers = []  # statuses to answer in turn, then 200; "hold" keeps the request open
+        self.delay = 0.0  # seconds every answer takes: a slow receiver, for benchmarks
         self.arrived = threading.Condition()
         self.release = threading.Event()
 
@@ -64,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         if answer == "hold":  # a receiver that hangs: the sender's timeout or a killed worker ends it
             server.release.wait(timeout=60)
             answer = 200
+        time.sleep(server.delay)
         payload = b'{"ok": true}' if answer < 300 else b'{"error": "stand-in receiver said no"}'
         self.send_response(answer)
         self.send_header("Content-Type", "application/json")
