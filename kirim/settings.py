@@ -81,6 +81,8 @@ WEBHOOK_DELIVERIES_KEEP_DAYS = env.int("WEBHOOK_DELIVERIES_KEEP_DAYS", default=3
 # database, so one org's backlog holds at most WEBHOOK_MAX_IN_FLIGHT_PER_ORG workers and places in the queue.
 WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION", default=2)
 WEBHOOK_MAX_IN_FLIGHT_PER_ORG = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ORG", default=2)
+if min(WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION, WEBHOOK_MAX_IN_FLIGHT_PER_ORG) < 1:
+    raise ImproperlyConfigured("WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION and _PER_ORG must be 1 or more.")
 # Seconds between sweeps: due retries are queued then, and the slots of dead workers freed.
 WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
 

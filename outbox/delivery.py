@@ -87,21 +87,21 @@ def dispatch(org_ids):
 
 def _dispatch_org(org_id):
     now = timezone.now()
+    waiting = Delivery.objects.filter(
+        _lease_free(now), org_id=org_id, status=DeliveryStatus.PENDING, task_id="", next_attempt_at__lte=now
+    ).order_by("next_attempt_at", "pk")
+    # No lock when there is nothing to hand out: how most attempts end, and every event of an org
+    # whose slots are full. Whoever frees a slot hands it out afterwards, so no delivery is forgotten.
+    if not waiting.exists() or _slots_held(org_id).total() >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_ORG:
+        return 0
     with transaction.atomic():
         # One dispatcher per org at a time, on any host, so the slots are counted right. NO KEY: rows
         # pointing at the org (deliveries, messages) are still written meanwhile.
         list(Org.objects.select_for_update(no_key=True).filter(pk=org_id).values_list("pk"))
-        holding = Counter(
-            Delivery.objects.filter(org_id=org_id, status=DeliveryStatus.PENDING)
-            .exclude(task_id="")
-            .values_list("subscription_id", flat=True)
-        )
+        holding = _slots_held(org_id)
         free = settings.WEBHOOK_MAX_IN_FLIGHT_PER_ORG - holding.total()
         if free <= 0:
             return 0
-        waiting = Delivery.objects.filter(
-            _lease_free(now), org_id=org_id, status=DeliveryStatus.PENDING, task_id="", next_attempt_at__lte=now
-        ).order_by("next_attempt_at", "pk")
         due = []
         for subscription_id in WebhookSubscription.objects.filter(org_id=org_id).values_list("pk", flat=True):
             room = min(free, settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION - holding[subscription_id])
@@ -118,6 +118,12 @@ def _dispatch_org(org_id):
             task_id = deliver.enqueue(delivery_id).id
             queued += Delivery.objects.filter(pk=delivery_id).update(task_id=task_id, queued_at=now)
     return queued
+
+
+def _slots_held(org_id):
+    """{subscription id: deliveries with a task} of this org."""
+    held = Delivery.objects.filter(org_id=org_id, status=DeliveryStatus.PENDING).exclude(task_id="")
+    return Counter(held.values_list("subscription_id", flat=True))
 
 
 def _lease_free(now):
