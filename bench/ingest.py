@@ -98,7 +98,10 @@ def main():
                     tag = f"{name}{concurrency}r{round_}t{int(time.time())}x"
                     results[name].append(measure(port, webhooks(tag, args.requests, settings.META_APP_SECRET),
                                                  concurrency))  # fmt: skip
-            summary = {name: [statistics.median(values) for values in zip(*runs)] for name, runs in results.items()}
+            summary = {
+                name: [statistics.median(values) for values in zip(*runs, strict=True)]
+                for name, runs in results.items()
+            }
             for name, (p50, rate) in summary.items():
                 print(f"{concurrency:>11}  {name:>6}  {p50:6.2f}  {rate:10.0f}")
             (kirim_p50, kirim_rate), (floor_p50, floor_rate) = summary["kirim"], summary["floor"]

@@ -8,6 +8,7 @@ prints each event it receives (type, ids, attempt, whether the Kirim signature v
 read what it got (`received`); benchmarks make every answer slow (`delay`)."""
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -111,10 +112,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     server = Receiver((args.host, args.port), secret=args.secret, quiet=args.quiet)
     print(f"[receiver] listening on http://{args.host}:{args.port}/", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with the bearer to
 
 import argparse
 import base64
+import contextlib
 import itertools
 import json
 import math
@@ -391,10 +392,8 @@ def main(argv=None):
     except OSError as error:
         sys.exit(f"Meta stand-in: cannot listen on {args.host}:{args.port}: {error.strerror}")
     print(f"Meta stand-in listening on http://{args.host}:{server.server_port}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

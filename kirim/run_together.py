@@ -6,6 +6,7 @@ or any one process exiting, stops them all; this returns only once every one of 
 gone, so their ports are free for the next start. Standard library only: it runs before Django does.
 """
 
+import contextlib
 import os
 import shlex
 import signal
@@ -36,10 +37,8 @@ def group_alive(pgid):
 
 
 def signal_group(pgid, signum):
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def reap_orphans():

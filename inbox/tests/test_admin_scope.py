@@ -163,7 +163,7 @@ def test_every_admin_hides_and_protects_another_orgs_rows(world, role, make_memb
             delete, missing = url(model, "delete", pk), url(model, "delete", MISSING_PK)
             assert staff.post(delete, {"post": "yes"}).status_code == staff.post(missing, {"post": "yes"}).status_code
             for address, missing in zip(
-                custom_object_urls(model_admin, pk), custom_object_urls(model_admin, MISSING_PK)
+                custom_object_urls(model_admin, pk), custom_object_urls(model_admin, MISSING_PK), strict=True
             ):
                 for method in ("get", "post"):
                     assert_like_missing(staff, method, address, missing, f"{name} {address}")

@@ -72,7 +72,7 @@ def test_add_phone_number_reads_the_token_from_stdin(org, monkeypatch, meta):
 def test_add_phone_number_refuses_bad_input(org, monkeypatch, args, message):
     monkeypatch.setenv("META_ACCESS_TOKEN", "t")
     base = {"--org": org.slug, "--phone-number-id": "1065403522", "--display-phone-number": "+62"}
-    base.update(dict(zip(args[::2], args[1::2])))
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
     with pytest.raises(CommandError, match=message):
         run("add_phone_number", *[x for pair in base.items() for x in pair])
 

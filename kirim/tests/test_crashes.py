@@ -2,6 +2,7 @@
 away: what it claimed settles within the claim's lease (short here), nothing is sent twice, and no
 transaction is left behind. Real gunicorn processes on PostgreSQL, the stand-in in this process."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,11 +33,9 @@ def post_in_background(url, api_key_secret, phone_number, body, headers=None):
     """Fire a request that will be cut off; its answer (a dropped connection) does not matter."""
 
     def post():
-        try:
+        with contextlib.suppress(requests.RequestException):
             requests.post(f"{url}/v1/{phone_number.phone_number_id}/messages", json=body, timeout=30,
                           headers=headers or {"Authorization": f"Bearer {api_key_secret}"})  # fmt: skip
-        except requests.RequestException:
-            pass
 
     thread = threading.Thread(target=post, daemon=True)
     thread.start()

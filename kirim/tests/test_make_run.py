@@ -3,6 +3,7 @@ bash, Ctrl-C, and a second start. In CI on the Makefile's own ports (8000, 8081 
 ports, so a developer's running demo and other checkouts are left alone. Its database is a SQLite file
 of its own."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -132,10 +133,8 @@ class MakeRun:
         if self.process.poll() is None:
             self.started.update(descendants(self.process.pid))
         for pid in still_alive(self.started):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
