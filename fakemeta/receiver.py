@@ -31,6 +31,8 @@ def kirim_signature_ok(secret, header, body):
 class Receiver(QuietServer):
     """Quiet like the stand-in: a delivery Kirim gave up on (a held request released late) is no error."""
 
+    url: str  # where serve_in_thread's receiver listens
+
     def __init__(self, address, *, secret=None, quiet=False, out=sys.stdout):
         super().__init__(address, Handler)
         self.secret, self.quiet, self.out = secret, quiet, out
@@ -52,6 +54,7 @@ class Receiver(QuietServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
+    server: Receiver
 
     def do_POST(self):
         server = self.server

@@ -168,6 +168,7 @@ class Handler(BaseHTTPRequestHandler):
     # ACK and every keep-alive answer waits ~40 ms, which would be measured as Kirim's overhead.
     disable_nagle_algorithm = True
     wbufsize = -1
+    server: "StandInServer"
 
     @property
     def state(self):
@@ -220,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
         start = int(base64.b64decode(query["after"][0])) if "after" in query else 0
         page = TEMPLATES[start : start + limit]
         cursor = lambda n: base64.b64encode(str(n).encode()).decode()
-        paging = {"cursors": {"before": cursor(start), "after": cursor(start + len(page))}}
+        paging: dict[str, object] = {"cursors": {"before": cursor(start), "after": cursor(start + len(page))}}
         if start + limit < len(TEMPLATES):
             paging["next"] = f"https://graph.facebook.com/{parts[0]}/{parts[1]}/message_templates?after=..."
         answer = {"data": page, "paging": paging}
@@ -345,6 +346,12 @@ class QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class StandInServer(QuietServer):
+    def __init__(self, address, state):
+        super().__init__(address, Handler)
+        self.state = state
+
+
 def make_server(
     host="127.0.0.1",
     port=8081,
@@ -355,9 +362,8 @@ def make_server(
     latency_p99_ms=None,
     status_delays_ms=(50,),
 ):
-    server = QuietServer((host, port), Handler)
-    server.state = StandIn(latency_ms, webhook_url, app_secret, fail_rate, latency_p99_ms, status_delays_ms)
-    return server
+    state = StandIn(latency_ms, webhook_url, app_secret, fail_rate, latency_p99_ms, status_delays_ms)
+    return StandInServer((host, port), state)
 
 
 def main(argv=None):

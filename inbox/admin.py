@@ -95,7 +95,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self):
-        return self.object_list[: self.CAP].count()
+        return self.object_list[: self.CAP].count()  # type: ignore[attr-defined]  # the admin pages a QuerySet
 
 
 # --- Orgs, numbers and keys -------------------------------------------------------------------
@@ -151,7 +151,8 @@ class PhoneNumberForm(forms.ModelForm):
         raise forms.ValidationError("A new number needs Meta's access token.")
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         connecting = {name: cleaned.get(name) for name in CONNECTING_FIELDS}
         if self.errors or connecting == {name: getattr(self.instance, name) for name in CONNECTING_FIELDS}:
             return cleaned
@@ -276,7 +277,7 @@ class ApiKeyAdmin(OrgScopedAdmin):
 # --- Marking read, shared by the message list, the conversation list and the thread page --------
 
 
-class MarkReadMixin:
+class MarkReadMixin(admin.ModelAdmin):
     """The "Mark selected inbound messages read" action: one receipt per conversation through
     receipts.services, reported in the message bar. Needs the inbox.mark_read permission."""
 

@@ -127,7 +127,7 @@ class OrgScopedAdmin(admin.ModelAdmin):
         def __init__(self, *args, **kwargs):
             form.__init__(self, *args, **kwargs)
             for field in self.fields.values():
-                if isinstance(field, forms.ModelChoiceField):
+                if isinstance(field, forms.ModelChoiceField) and field.queryset is not None:
                     field.queryset = model_admin.related_choices(request, field.queryset.model, field.queryset)
 
         return type(form.__name__, (form,), {"__init__": __init__})
@@ -150,7 +150,11 @@ class OrgScopedAdmin(admin.ModelAdmin):
         path, filter_class = (spec, admin.RelatedFieldListFilter) if isinstance(spec, str) else (None, None)
         if isinstance(spec, (list, tuple)):
             path, filter_class = spec
-        if filter_class is admin.RelatedFieldListFilter and get_fields_from_path(self.model, path)[-1].is_relation:
+        if (
+            path
+            and filter_class is admin.RelatedFieldListFilter
+            and get_fields_from_path(self.model, path)[-1].is_relation
+        ):
             return (path, ScopedRelatedFieldListFilter)
         return spec
 

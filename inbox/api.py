@@ -34,7 +34,7 @@ PHONE_NUMBER_ID = OpenApiParameter(
 LIST_FILTERS = {"direction": "direction", "status": "status", "contact": "contact_wa_id"}  # query param: column
 
 
-class PhoneNumberScopedMixin:
+class PhoneNumberScopedMixin(APIView):
     """Views under /v1/{phone_number_id}/: the number must belong to the key's org.
 
     Another org's number answers exactly like one that does not exist."""

@@ -414,6 +414,8 @@ class IdempotencyRecord(models.Model):
     """The first response to a send with an `Idempotency-Key`, per org, kept 24 hours. The unique
     constraint is what makes a key claimable once across processes and hosts."""
 
+    taken_over = False  # set by inbox.idempotency's claim: this request took over one that died
+
     class State(models.TextChoices):
         IN_PROGRESS = "in_progress"
         DONE = "done"
@@ -605,7 +607,7 @@ class MessageTemplate(models.Model):
                         for name in names
                     ],
                 })  # fmt: skip
-        template = {"name": self.name, "language": {"code": self.language}}
+        template: dict[str, object] = {"name": self.name, "language": {"code": self.language}}
         if components:
             template["components"] = components
         return {"messaging_product": "whatsapp", "to": to, "type": "template", "template": template}

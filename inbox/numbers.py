@@ -74,8 +74,9 @@ def _asked(call, candidate, refused):
     try:
         return call(candidate)
     except UpstreamError as error:
-        if 400 <= (error.upstream.get("http_status") or 0) < 500:
-            raise NumberNotConfirmed(f"{refused}: {error.upstream['message']}", param="phone_number_id") from None
+        upstream = error.upstream or {}
+        if 400 <= (upstream.get("http_status") or 0) < 500:
+            raise NumberNotConfirmed(f"{refused}: {upstream['message']}", param="phone_number_id") from None
         raise
 
 

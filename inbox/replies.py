@@ -5,7 +5,7 @@ a reply form's token is its idempotency key, so a double submit sends once."""
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -29,8 +29,8 @@ class ReplyWindow:
     """WhatsApp's customer service window: free-form messages only within 24 hours of the contact's
     last message; after it, only a template."""
 
-    last_inbound_at: object  # datetime or None
-    now: object
+    last_inbound_at: datetime | None
+    now: datetime
 
     @property
     def closes_at(self):
@@ -195,7 +195,7 @@ def conversation_reply(*, conversation, user, token, text=None, template_id=None
         try:
             message = message_send(phone_number=number, body=body, text=shown_text, idempotency_record=record)
         except UpstreamError as error:
-            return 502, {"error": error.upstream.get("message") or error.message}, idempotency.outcome_of(error)
+            return 502, {"error": (error.upstream or {}).get("message") or error.message}, idempotency.outcome_of(error)
         unconfirmed = message.status == Status.UNCONFIRMED  # shown as such; a resubmit answers its outcome
         return 200, {"message": message.pk}, idempotency.KEEP_OPEN if unconfirmed else idempotency.STORE
 

@@ -25,7 +25,7 @@ class SendSerializer(serializers.Serializer):
     recipient_type = serializers.ChoiceField(choices=["individual"], required=False, allow_null=True)
     to = StrictCharField(max_length=32)
     type = serializers.ChoiceField(choices=SEND_TYPES)
-    context = ContextSerializer(required=False, allow_null=True)
+    context = ContextSerializer(required=False, allow_null=True)  # type: ignore[assignment]  # Meta's name; DRF takes declared fields off the class
     # The object named by `type` travels to Meta as the client sent it; its shape is Meta's.
     text = serializers.DictField(
         required=False, allow_null=True, help_text="`body` (up to 4096 characters), `preview_url`"

@@ -2,9 +2,10 @@
 error under /v1/ (DRF's, Django's and our own) as `{"error": {...}}` with the request id."""
 
 import logging
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 
 logger = logging.getLogger("kirim.errors")
@@ -16,7 +17,15 @@ class ApiError(Exception):
     code = "invalid_field_value"
     message = "The request is invalid."
 
-    def __init__(self, message=None, *, code=None, param=None, upstream=None, headers=None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        upstream: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.message = message or self.message
         self.code = code or self.code
         self.param = param
@@ -32,12 +41,12 @@ class InvalidRequest(ApiError):
 class MissingField(ApiError):
     code = "missing_required_field"
 
-    def __init__(self, param, message=None):
+    def __init__(self, param: str, message: str | None = None) -> None:
         super().__init__(message or f"The field `{param}` is required.", param=param)
 
 
 class InvalidField(ApiError):
-    def __init__(self, param, message=None):
+    def __init__(self, param: str, message: str | None = None) -> None:
         super().__init__(message or f"The field `{param}` has an invalid value.", param=param)
 
 
@@ -47,7 +56,7 @@ class InvalidApiKey(ApiError):
     code = "invalid_api_key"
     message = "Provide a valid API key as `Authorization: Bearer kirim_live_...`."
 
-    def __init__(self, message=None):
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="kirim"'})
 
 
@@ -125,11 +134,12 @@ class UpstreamError(ApiError):
     message = "WhatsApp's Cloud API did not accept the request."
     # True: Meta answered (it refused); None: it may have received the call, no answer came; False: it
     # certainly did not (the connection was never made), so sending again cannot duplicate anything.
-    meta_received = True
+    meta_received: bool | None = True
+    meta_error: dict[str, Any] | None = None  # Meta's error object whole, for the door that answers in Meta's shape
 
 
-def error_response(request, error):
-    body = {
+def error_response(request: HttpRequest, error: ApiError) -> JsonResponse:
+    body: dict[str, Any] = {
         "type": error.type,
         "code": error.code,
         "message": error.message,
@@ -144,7 +154,7 @@ def error_response(request, error):
     return response
 
 
-def _field_error(detail, path=""):
+def _field_error(detail: Any, path: str = "") -> tuple[str | None, str | None, str]:
     """The first field error of a DRF ValidationError as (dotted param, code, message)."""
     if isinstance(detail, dict):
         name, inner = next(iter(detail.items()))
@@ -156,7 +166,7 @@ def _field_error(detail, path=""):
     return path or None, getattr(detail, "code", None), str(detail)
 
 
-def as_api_error(exc):
+def as_api_error(exc: BaseException) -> ApiError | None:
     """Map DRF's and Django's exceptions onto the contract's table; None for a bug."""
     if isinstance(exc, ApiError):
         return exc
@@ -180,11 +190,11 @@ def as_api_error(exc):
     if isinstance(exc, (drf.PermissionDenied, PermissionDenied)):
         return Forbidden()
     if isinstance(exc, drf.Throttled):
-        return RateLimited(headers={"Retry-After": str(int(exc.wait or 1))})
+        return RateLimited(headers={"Retry-After": str(int(exc.wait or 1))})  # type: ignore[attr-defined]  # DRF sets it; its stubs miss it
     return None
 
 
-def api_error_of(exc, request):
+def api_error_of(exc: BaseException, request: HttpRequest) -> ApiError:
     """The ApiError to answer for any exception raised in a view; a bug is logged and hidden."""
     error = as_api_error(exc)
     if error is None:
@@ -193,6 +203,6 @@ def api_error_of(exc, request):
     return error
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
     """DRF's EXCEPTION_HANDLER: every exception raised in a /v1/ view ends here."""
     return error_response(context["request"], api_error_of(exc, context["request"]))

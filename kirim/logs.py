@@ -13,16 +13,21 @@ import traceback
 WITHHELD = "(message withheld from logs)"
 
 
+class RedactingFactory:
+    """The record factory it wraps, each record redacted; installed once however often logging is set up."""
+
+    def __init__(self, factory):
+        self.factory = factory
+
+    def __call__(self, *args, **kwargs):
+        return redact(self.factory(*args, **kwargs))
+
+
 def configure(config):
     """Django's LOGGING_CONFIG: the redacting record factory, then the LOGGING dict as usual."""
     factory = logging.getLogRecordFactory()
-    if not getattr(factory, "redacts", False):
-
-        def redacting_factory(*args, **kwargs):
-            return redact(factory(*args, **kwargs))
-
-        redacting_factory.redacts = True
-        logging.setLogRecordFactory(redacting_factory)
+    if not isinstance(factory, RedactingFactory):
+        logging.setLogRecordFactory(RedactingFactory(factory))
     logging.config.dictConfig(config)
 
 

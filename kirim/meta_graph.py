@@ -4,7 +4,9 @@ import contextvars
 import logging
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import requests
 import urllib3
@@ -15,6 +17,20 @@ from kirim.errors import UpstreamError
 from kirim.subscriber_http import never_sent
 from kirim.waiting import hold_nothing
 
+# Meta's JSON objects, as it answers them.
+Json = dict[str, Any]
+# One HTTP call to Meta, given its timeout in seconds.
+Call = Callable[[float], requests.Response]
+
+
+class PhoneNumber(Protocol):
+    """What this module reads of a business number (inbox.models.PhoneNumber)."""
+
+    phone_number_id: str
+    waba_id: str
+    access_token: str
+
+
 logger = logging.getLogger("kirim.meta")
 
 # One pooled session per process: keep-alive connections to Meta are reused across requests.
@@ -23,21 +39,20 @@ _session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 _session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 
 
-def _upstream_error(message, *, http_status=None, error=None):
+def _upstream_error(message: str, *, http_status: int | None = None, error: object = None) -> UpstreamError:
     """UpstreamError carrying what Meta said (code, message, fbtrace_id, HTTP status) in `upstream`."""
-    error = error if isinstance(error, dict) else {}
-    error_data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    meta_error = _object(error)
+    error_data = _object(meta_error.get("error_data"))
     upstream = {
         "http_status": http_status,
-        "code": error.get("code"),
-        "message": error.get("message") or message,
-        "fbtrace_id": error.get("fbtrace_id"),
+        "code": meta_error.get("code"),
+        "message": meta_error.get("message") or message,
+        "fbtrace_id": meta_error.get("fbtrace_id"),
     }
     if error_data.get("details"):
         upstream["details"] = error_data["details"]
     failure = UpstreamError(f"WhatsApp's Cloud API: {upstream['message']}", upstream=upstream)
-    # Meta's error object whole (type and subcode too), for the door that answers in Meta's own shape.
-    failure.meta_error = error or None
+    failure.meta_error = meta_error or None
     return failure
 
 
@@ -51,13 +66,15 @@ class _Failed(Exception):
     """One attempt's failure: the UpstreamError to give, whether Meta answered it, and whether Meta may
     have received the call when it did not answer."""
 
-    def __init__(self, error, *, retryable, answered=True, maybe_received=True):
+    def __init__(
+        self, error: UpstreamError, *, retryable: bool, answered: bool = True, maybe_received: bool = True
+    ) -> None:
         self.error, self.retryable, self.maybe_received = error, retryable, maybe_received
         # What a caller may conclude (UpstreamError.meta_received): Meta received it, may have, or did not.
         error.meta_received = True if answered else (None if maybe_received else False)
 
 
-def _attempt(call, timeout):
+def _attempt(call: Call, timeout: float) -> Json:
     """One HTTP call to Meta, `call(timeout)`; Meta's JSON object, or _Failed."""
     started = time.monotonic()
     try:
@@ -84,21 +101,21 @@ def _attempt(call, timeout):
             retryable=response.status_code >= 500,
         )
     if response.status_code >= 400 or "error" in body:
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        meta_error = _object(body.get("error"))
         raise _Failed(
             _upstream_error(
-                f"Meta answered HTTP {response.status_code}.", http_status=response.status_code, error=error
+                f"Meta answered HTTP {response.status_code}.", http_status=response.status_code, error=meta_error
             ),
-            retryable=response.status_code >= 500 or error.get("code") in RETRYABLE_CODES,
+            retryable=response.status_code >= 500 or meta_error.get("code") in RETRYABLE_CODES,
         )
     return body
 
 
-def _headers(phone_number):
+def _headers(phone_number: PhoneNumber) -> dict[str, str]:
     return {"Authorization": f"Bearer {phone_number.access_token}"}
 
 
-def post_messages(phone_number, payload, *, idempotent):
+def post_messages(phone_number: PhoneNumber, payload: Json, *, idempotent: bool) -> Json:
     """POST /{phone_number_id}/messages with the number's token; Meta's JSON answer, or UpstreamError."""
     url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
     return _call(
@@ -107,7 +124,7 @@ def post_messages(phone_number, payload, *, idempotent):
     )
 
 
-def _call(call, *, idempotent):
+def _call(call: Call, *, idempotent: bool) -> Json:
     """`call(timeout)` made to Meta until it answers; Meta's JSON object, or UpstreamError.
 
     Transient failures are retried with capped, jittered backoff, within META_MAX_ATTEMPTS and a total
@@ -129,7 +146,10 @@ def _call(call, *, idempotent):
             if not may_retry or attempt >= settings.META_MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
                 raise failure.error from None
             logger.warning(
-                "Meta call failed (%s), retry %d in %.2fs", failure.error.upstream["message"], attempt, delay
+                "Meta call failed (%s), retry %d in %.2fs",
+                (failure.error.upstream or {}).get("message"),
+                attempt,
+                delay,
             )
             time.sleep(delay)
 
@@ -137,18 +157,18 @@ def _call(call, *, idempotent):
 class CallLog:
     """Meta calls made while handling the current request, for its log line."""
 
-    def __init__(self):
-        self._calls = contextvars.ContextVar("meta_calls", default=None)
+    def __init__(self) -> None:
+        self._calls: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("meta_calls", default=None)
 
-    def start(self):
+    def start(self) -> None:
         self._calls.set([])
 
-    def record(self, seconds):
+    def record(self, seconds: float) -> None:
         calls = self._calls.get()
         if calls is not None:
             calls.append(seconds)
 
-    def summary(self):
+    def summary(self) -> tuple[int, float]:
         calls = self._calls.get() or []
         return len(calls), round(sum(calls) * 1000, 1)
 
@@ -156,9 +176,9 @@ class CallLog:
 calls_made = CallLog()
 
 
-def mark_read(phone_number, wamid, *, typing=False):
+def mark_read(phone_number: PhoneNumber, wamid: str, *, typing: bool = False) -> None:
     """Send a read receipt (and optionally a typing bubble) for an inbound message."""
-    payload = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+    payload: Json = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
     if typing:
         payload["typing_indicator"] = {"type": "text"}
     body = post_messages(phone_number, payload, idempotent=True)  # reading twice changes nothing
@@ -173,7 +193,7 @@ class Accepted:
     message_status: str | None = None  # template pacing (`accepted`, `held_for_quality_assessment`), when given
 
 
-def send_message(phone_number, body):
+def send_message(phone_number: PhoneNumber, body: Json) -> Accepted:
     """Send a message (the body is the client's, passed through); what Meta answered for it."""
     answer = post_messages(phone_number, body, idempotent=False)
     sent = _first(answer.get("messages"))
@@ -190,7 +210,17 @@ def send_message(phone_number, body):
     )
 
 
-def _first(items):
+def _object(value: object) -> Json:
+    """`value` if Meta gave an object there, else {}."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    """`value` if Meta gave a list there, else []."""
+    return value if isinstance(value, list) else []
+
+
+def _first(items: object) -> Json:
     """The first object of a list in Meta's answer, or {}."""
     return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
 
@@ -201,7 +231,7 @@ NUMBER_FIELDS = "id,display_phone_number,verified_name"
 WABA_NUMBERS_PAGE, WABA_NUMBERS_PAGES = 100, 10  # a WABA has a few numbers: ten pages is far beyond any
 
 
-def phone_number_fields(phone_number):
+def phone_number_fields(phone_number: PhoneNumber) -> Json:
     """Meta's description of a number (id, display_phone_number, verified_name), read with its token;
     `phone_number` need not be saved (connecting one asks this first)."""
     url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}"
@@ -213,22 +243,22 @@ def phone_number_fields(phone_number):
     )
 
 
-def waba_lists_phone_number(phone_number):
+def waba_lists_phone_number(phone_number: PhoneNumber) -> bool:
     """Whether GET /{waba_id}/phone_numbers, read with the number's token, lists the number."""
     url = f"{settings.META_GRAPH_URL}/{phone_number.waba_id}/phone_numbers"
-    params = {"fields": "id", "limit": WABA_NUMBERS_PAGE}
+    params: dict[str, str | int] = {"fields": "id", "limit": WABA_NUMBERS_PAGE}
     for _ in range(WABA_NUMBERS_PAGES):
         answer = _call(
-            lambda timeout, params=params: _session.get(
+            lambda timeout, params=params: _session.get(  # type: ignore[misc]  # params bound per page
                 url, params=params, headers=_headers(phone_number), timeout=timeout
             ),
             idempotent=True,
         )
-        data = answer.get("data") if isinstance(answer.get("data"), list) else []
+        data = _list(answer.get("data"))
         if any(isinstance(number, dict) and number.get("id") == phone_number.phone_number_id for number in data):
             return True
-        paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
-        cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+        paging = _object(answer.get("paging"))
+        cursors = _object(paging.get("cursors"))
         if not (paging.get("next") and cursors.get("after")):
             return False
         params = {**params, "after": cursors["after"]}
@@ -243,18 +273,27 @@ TEMPLATE_FILTERS = (
 
 @dataclass(frozen=True)
 class TemplatePage:
-    templates: list  # Meta's template objects, untouched
+    templates: list[Json]  # Meta's template objects, untouched
     after: str | None  # cursor of the next page; None on the last one
     before: str | None  # cursor of the previous page; None on the first one
-    summary: dict | None = None  # Meta's counts, when asked for with `summary`
+    summary: Json | None = None  # Meta's counts, when asked for with `summary`
 
 
-def message_templates(phone_number, *, after=None, before=None, limit=25, filters=None):
+def message_templates(
+    phone_number: PhoneNumber,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 25,
+    filters: dict[str, str] | None = None,
+) -> TemplatePage:
     """One page of the message templates of the WABA that owns `phone_number`, read with its token,
     in Meta's order; page on with `after` (or back with `before`). `filters`: TEMPLATE_FILTERS."""
     if not phone_number.waba_id:
         raise _upstream_error("This number has no WABA id: set it to list its templates.")
-    params = {name: value for name, value in (filters or {}).items() if name in TEMPLATE_FILTERS and value}
+    params: dict[str, str | int | None] = {
+        name: value for name, value in (filters or {}).items() if name in TEMPLATE_FILTERS and value
+    }
     params.update({"limit": limit, "after": after, "before": before})
     url = f"{settings.META_GRAPH_URL}/{phone_number.waba_id}/message_templates"
     answer = _call(
@@ -262,8 +301,8 @@ def message_templates(phone_number, *, after=None, before=None, limit=25, filter
         idempotent=True,
     )
     data = answer.get("data")
-    paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
-    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    paging = _object(answer.get("paging"))
+    cursors = _object(paging.get("cursors"))
     return TemplatePage(
         templates=[template for template in data if isinstance(template, dict)] if isinstance(data, list) else [],
         after=cursors.get("after") if paging.get("next") else None,
@@ -272,21 +311,26 @@ def message_templates(phone_number, *, after=None, before=None, limit=25, filter
     )
 
 
-def media_upload(phone_number, *, content, filename, mime_type):
+def media_upload(phone_number: PhoneNumber, *, content: bytes, filename: str, mime_type: str) -> str:
     """Upload a file for later sends (POST /{phone_number_id}/media); Meta's media id. Not retried once
     Meta may have received it: each upload makes a new media object."""
     url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/media"
-    files = {"file": (filename, content, mime_type), "messaging_product": (None, "whatsapp"), "type": (None, mime_type)}
+    files: dict[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]] = {
+        "file": (filename, content, mime_type),
+        "messaging_product": (None, "whatsapp"),
+        "type": (None, mime_type),
+    }
     answer = _call(
         lambda timeout: _session.post(url, files=files, headers=_headers(phone_number), timeout=timeout),
         idempotent=False,
     )
     if not isinstance(answer.get("id"), str) or not answer["id"]:
         raise _upstream_error("Meta's answer had no media id.", http_status=200)
-    return answer["id"]
+    media_id: str = answer["id"]
+    return media_id
 
 
-def media_info(phone_number, media_id):
+def media_info(phone_number: PhoneNumber, media_id: str) -> Json:
     """Meta's description of a media object (url, mime_type, sha256, file_size, id), read with the
     number's token: Meta answers only for media of that number's WABA. (Not with `phone_number_id`:
     Meta then answers only for media uploaded by that number, and received media was not.)"""
@@ -303,7 +347,7 @@ META_MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-def _origin(url):
+def _origin(url: str) -> tuple[str | None, str, int | None] | None:
     """(scheme, host, port) that requests would connect to for `url`, parsed as requests parses it
     (a decimal, hex or IPv4-mapped host is no name of Meta's); None for a URL it would refuse, or one
     that carries a user name or password."""
@@ -311,13 +355,13 @@ def _origin(url):
         prepared = requests.Request("GET", url).prepare().url
     except (requests.RequestException, ValueError):
         return None
-    parts = urllib3.util.parse_url(prepared)
+    parts = urllib3.util.parse_url(prepared or "")
     if parts.auth or not parts.host:
         return None
-    return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme)
+    return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme or "")
 
 
-def _is_meta_media_url(url):
+def _is_meta_media_url(url: object) -> bool:
     """Whether Kirim may fetch `url` with a number's token: Meta's media host over https, or the origin
     of META_GRAPH_URL as configured (a stand-in for Meta is there)."""
     origin = _origin(url) if isinstance(url, str) else None
@@ -328,7 +372,7 @@ def _is_meta_media_url(url):
     )
 
 
-def media_download(phone_number, url):
+def media_download(phone_number: PhoneNumber, url: str) -> tuple[str, Iterator[bytes]]:
     """The bytes at a media `url` that media_info gave, read with the number's token: (content type,
     an iterator of chunks). Streamed: a large video is never held whole. Only from Meta's media host
     (_is_meta_media_url), and no redirect is followed: the token goes nowhere else."""

@@ -34,7 +34,7 @@ def indexes_swapped(app_label, model_name, *, own=(), like=(), added=()):
         def step(apps, schema_editor):
             model = apps.get_model(app_label, model_name)
             on_postgresql = schema_editor.connection.vendor == "postgresql"
-            kinds = [(name, "", ()) for name in own]
+            kinds: list[tuple[str, str, tuple[str, ...]]] = [(name, "", ()) for name in own]
             kinds += [(name, "_like", ("varchar_pattern_ops",)) for name in like] if on_postgresql else []
             djangos = [
                 models.Index(fields=[name], opclasses=opclasses, name=schema_editor._create_index_name(

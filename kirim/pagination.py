@@ -5,21 +5,31 @@ id and timestamp, and the query it belongs to, so it cannot be forged into anoth
 
 import hashlib
 import json
+from typing import Any, TypeVar
 
 from django.core import signing
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from kirim.errors import InvalidField
 
 SALT = "kirim.pagination.cursor"
 
+Row = TypeVar("Row", bound=Model)
 
-def _scope_digest(scope):
+
+def _scope_digest(scope: object) -> str:
     return hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def keyset_page(queryset, *, scope, limit, cursor=None, order_field="timestamp"):
+def keyset_page(
+    queryset: QuerySet[Row],
+    *,
+    scope: object,
+    limit: int,
+    cursor: str | None = None,
+    order_field: str = "timestamp",
+) -> tuple[list[Row], bool, str | None]:
     """One page of `queryset` ordered by (`order_field`, external_id) descending.
 
     Returns (rows, has_more, next_cursor). `scope` is everything that defines the query (org, number,
@@ -41,7 +51,7 @@ def keyset_page(queryset, *, scope, limit, cursor=None, order_field="timestamp")
     rows = rows[:limit]
     next_cursor = None
     if has_more:
-        last = rows[-1]
+        last: Any = rows[-1]  # any model with a public `external_id`
         next_cursor = signing.dumps(
             {"scope": digest, "timestamp": getattr(last, order_field).isoformat(), "after": last.external_id}, salt=SALT
         )

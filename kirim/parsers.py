@@ -10,6 +10,7 @@ checked earlier, before anything is read (kirim.middleware.BodyGateMiddleware)."
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rest_framework.parsers import BaseParser
@@ -76,6 +77,7 @@ def find_unstorable(value, path="", depth=0):
         return Unstorable(path or "body", problem) if problem else None
     if isinstance(value, float):
         return None if math.isfinite(value) else Unstorable(path or "body", "is not a finite number")
+    items: Iterable[tuple[object, object]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):

@@ -121,7 +121,7 @@ class GraphApiKeyScheme(OpenApiAuthenticationExtension):
     """The Graph-compatible door takes the key as a Bearer token or, as Meta does, `?access_token=`."""
 
     target_class = "inbox.auth.GraphApiKeyAuthentication"
-    name = ("graphBearer", "graphAccessToken")
+    name = ("graphBearer", "graphAccessToken")  # type: ignore[assignment]  # drf-spectacular takes any sequence
 
     def get_security_definition(self, auto_schema):
         return [

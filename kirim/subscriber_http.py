@@ -11,7 +11,9 @@ development and tests."""
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -35,7 +37,7 @@ class UnsafeUrl(ValueError):
     """A URL Kirim will not call; the message says why, for the API's 400 or the delivery's log."""
 
 
-def _reached(ip):
+def _reached(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The address a connection to `ip` ends up at: the IPv4 one inside an IPv6 form that embeds it
     (6to4's 2002::/16 included), else `ip` itself."""
     if ip.version == 4:
@@ -47,14 +49,14 @@ def _reached(ip):
     return ip
 
 
-def _refused(address):
+def _refused(address: str) -> bool:
     """Whether `address` is not a public one: loopback, private, link-local, multicast, reserved, or
     an IPv6 form of one of those."""
     ip = _reached(ipaddress.ip_address(address))
     return not ip.is_global or ip.is_multicast or any(ip in network for network in NOT_GLOBAL_IPV6)
 
 
-def _allowed(address, *, public_too=True):
+def _allowed(address: str, *, public_too: bool = True) -> bool:
     """Whether a subscriber may be at `address`: in WEBHOOK_ALLOWED_NETWORKS, or a public address."""
     ip = _reached(ipaddress.ip_address(address))
     if any(ip in network for network in settings.WEBHOOK_ALLOWED_NETWORKS):
@@ -62,13 +64,13 @@ def _allowed(address, *, public_too=True):
     return public_too and not _refused(address)
 
 
-def resolve(host, port):
+def resolve(host: str, port: int) -> list[str]:
     """The addresses `host` resolves to, in the order DNS gave them (tests stand in for DNS here)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def check_url(url):
+def check_url(url: str) -> list[str] | None:
     """The addresses Kirim may connect to for `url`, all checked; UnsafeUrl when there are none. Every
     address the host resolves to must be allowed: one private answer is enough to refuse (an attacker
     picks which one we connect to). None with WEBHOOK_ALLOW_PRIVATE_URLS: anything goes."""
@@ -102,11 +104,16 @@ class PinnedAdapter(HTTPAdapter):
     host again; the URL's host still goes in the Host header, TLS's SNI and the certificate check.
     Connections are pooled per address and name."""
 
-    def add_headers(self, request, **kwargs):
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         if getattr(request, "pinned_address", None) is not None:
             request.headers["Host"] = urlsplit(request.url).netloc  # else the address would be sent
 
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         address = getattr(request, "pinned_address", None)
         if address is None:
@@ -132,35 +139,38 @@ class Answer:
     error: str = ""
 
 
-def _retry_after(value):
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
     try:
         return max(0.0, float(value))
-    except (TypeError, ValueError):
+    except ValueError:
         return None  # the HTTP-date form is rare from webhooks receivers: the schedule applies
 
 
-def post(url, body, headers):
+def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     """POST `body` to `url`: no redirects followed, `WEBHOOK_TIMEOUT` seconds, at most a short excerpt
     of the answer read. Connects to the addresses check_url checked, in DNS's order, until one takes
     the connection. Never raises for the subscriber's faults: they are in the Answer."""
     hold_nothing()  # no transaction across a subscriber's answer; the pooled connection goes back meanwhile
     started = time.monotonic()
 
-    def elapsed():
+    def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
     try:
-        addresses = check_url(url) or [None]
+        checked = check_url(url)  # None: any address goes
+        addresses: list[str | None] = [None] if checked is None else list(checked)
         request = _session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
         for address in addresses[:-1]:
-            request.pinned_address = address
+            request.pinned_address = address  # type: ignore[attr-defined]  # read by PinnedAdapter
             try:
                 return _send(request, elapsed)
             except requests.ConnectionError as error:
                 if not never_sent(error):
                     raise
                 # nothing was sent: the next checked address may take it
-        request.pinned_address = addresses[-1]
+        request.pinned_address = addresses[-1]  # type: ignore[attr-defined]  # read by PinnedAdapter
         return _send(request, elapsed)
     except UnsafeUrl as error:
         return Answer(None, elapsed(), error=f"refused: {error}")
@@ -170,7 +180,7 @@ def post(url, body, headers):
         return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}"[:300])
 
 
-def _send(request, elapsed):
+def _send(request: requests.PreparedRequest, elapsed: Callable[[], int]) -> Answer:
     with _session.send(request, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False, stream=True) as response:
         raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
         return Answer(
@@ -181,7 +191,7 @@ def _send(request, elapsed):
         )
 
 
-def never_sent(error):
+def never_sent(error: requests.RequestException) -> bool:
     """True when a requests ConnectionError says the connection was never made, so the other end cannot
     have received the request (Meta's calls ask this too, before they retry a send)."""
     reason = getattr(error.args[0], "reason", None) if error.args else None

@@ -3,13 +3,14 @@ held across a wait (STYLE.md, "Network calls and locks")."""
 
 from django.conf import settings
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 class TransactionOpenWhileWaiting(AssertionError):
     """A call to Meta, or a wait for one, inside a database transaction: a bug."""
 
 
-def hold_nothing():
+def hold_nothing() -> None:
     """Before waiting: no transaction may be open (checked when META_FORBID_IN_TRANSACTION is on, as
     in tests), and a pooled connection goes back to the pool, for other threads to use meanwhile."""
     for connection in connections.all(initialized_only=True):
@@ -19,6 +20,6 @@ def hold_nothing():
             connection.close()  # with a pool, close() hands the connection back; the next query takes one
 
 
-def _in_transaction(connection):
+def _in_transaction(connection: BaseDatabaseWrapper) -> bool:
     # A test's own wrapping transaction (TestCase) is not the code's: it would not exist in production.
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)

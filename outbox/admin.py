@@ -34,7 +34,8 @@ class SubscriptionForm(forms.ModelForm):
         return self._checked(services.url_check, "url")
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if "receiver" in cleaned and "events" in cleaned:
             try:
                 cleaned["receiver"], cleaned["events"] = services.receiver_check(

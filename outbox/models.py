@@ -27,7 +27,7 @@ class EventSource(models.TextChoices):
     KIRIM = "kirim"  # the body is Kirim's envelope {id, type, created_at, data}
 
 
-SOURCE_OF = {
+SOURCE_OF: dict[str, EventSource] = {
     EventType.MESSAGE_RECEIVED: EventSource.META,
     EventType.MESSAGE_STATUS: EventSource.META,
     EventType.MESSAGE_READ: EventSource.KIRIM,

@@ -54,7 +54,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookSubscription
-        fields = ("id", "object", "url", "receiver", "events", "description", "enabled", "disabled_reason",
+        fields: tuple[str, ...] = ("id", "object", "url", "receiver", "events", "description", "enabled", "disabled_reason",
                   "disabled_events", "created_at")  # fmt: skip
 
     def get_object(self, subscription) -> str:

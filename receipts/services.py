@@ -206,7 +206,7 @@ def newest_unread_per_conversation(messages):
     rest), annotated with `selected_unread`, how many of the selection it stands for. A group message
     is read alone, so each is its own target."""
     own_receipt = Case(When(~Q(group_id=""), then=F("pk")), default=Value(0))
-    conversation = [F("phone_number_id"), F("contact_wa_id"), own_receipt]
+    conversation: list[F | Case] = [F("phone_number_id"), F("contact_wa_id"), own_receipt]
     return list(
         messages.unread_inbound()
         .annotate(
@@ -280,7 +280,7 @@ def messages_mark_read(
             )
         except UpstreamError as error:
             with lock:
-                result.failures.append((_label(target), error.upstream.get("message") or error.message))
+                result.failures.append((_label(target), (error.upstream or {}).get("message") or error.message))
                 result.meta_calls += 1
         except Exception:  # one conversation's bug must not silently drop the others
             logger.exception("bulk read failed for message=%s", target.external_id)

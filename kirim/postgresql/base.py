@@ -38,13 +38,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _close(self):
         if self.pool and self.connection is not None and _in_good_order(self.connection.pgconn):
             DatabaseWrapper.answered_at = time.monotonic()
-        super()._close()
+        super()._close()  # type: ignore[misc]  # private in Django, so absent from its stubs
 
     def _set_autocommit(self, autocommit):
         # Django sets it on every checkout from the pool, where it is already set; psycopg takes the
         # connection's lock and runs a wait loop even to set what is set.
         if self.connection.autocommit != autocommit:
-            super()._set_autocommit(autocommit)
+            super()._set_autocommit(autocommit)  # type: ignore[misc]  # private in Django, so absent from its stubs
 
     def is_usable(self):
         return _quiet_and_idle(self.connection.pgconn)

@@ -26,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *, org, username, role, email, password_stdin, **options):
         owner = org_by_slug(org)
         password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-        if password_stdin:
+        if password is not None:
             try:
                 validate_password(password)
             except ValidationError as error:
