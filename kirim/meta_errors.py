@@ -6,11 +6,13 @@ When Meta refused, its own error object is passed on as Meta gave it. Kirim's ow
 code Meta gives for the same case, so clients branch on them as they do against Meta."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 
-from kirim.errors import api_error_of, error_response
+from kirim.errors import ApiError, api_error_of, error_response
 
 # v13.0, v23.0, v27.0 ...: every Graph API version, present and future; /{version}/ is Meta's surface.
 GRAPH_VERSION = r"v[0-9]{1,3}\.[0-9]{1,2}"
@@ -43,7 +45,7 @@ TEMPORARILY_UNAVAILABLE = MetaCode(2, "Service temporarily unavailable", http_st
 # Kirim's error code (and, where the case needs it, the field) -> what Meta answers for that case.
 # The table "Kirim's refusals in Meta's codes" of docs/reference/errors.md is this one (a test holds them
 # together).
-BY_KIRIM_CODE = {
+BY_KIRIM_CODE: dict[str | tuple[str, str | None], MetaCode] = {
     "invalid_json": INVALID_PARAMETER,
     "missing_required_field": INVALID_PARAMETER,
     "invalid_field_value": INVALID_PARAMETER,
@@ -66,18 +68,18 @@ BY_KIRIM_CODE = {
 }
 
 
-def meta_code_for(error):
+def meta_code_for(error: ApiError) -> MetaCode:
     return BY_KIRIM_CODE.get((error.code, error.param)) or BY_KIRIM_CODE.get(error.code, INVALID_PARAMETER)
 
 
-def meta_error_body(request, error):
+def meta_error_body(request: HttpRequest, error: ApiError) -> tuple[dict[str, Any], int]:
     """The body Meta would answer for `error` (an ApiError), and its HTTP status."""
     meta_error = getattr(error, "meta_error", None)
     upstream_status = (error.upstream or {}).get("http_status")
     if meta_error and isinstance(meta_error.get("code"), int):
         return {"error": meta_error}, upstream_status or 400
     meta = meta_code_for(error)
-    body = {"message": meta.message, "type": meta.type, "code": meta.code}
+    body: dict[str, Any] = {"message": meta.message, "type": meta.type, "code": meta.code}
     if meta.subcode is not None:
         body["error_subcode"] = meta.subcode
     if meta.code in (1, 2):
@@ -87,7 +89,7 @@ def meta_error_body(request, error):
     return {"error": body}, meta.http_status
 
 
-def meta_error_response(request, error):
+def meta_error_response(request: HttpRequest, error: ApiError) -> JsonResponse:
     body, status = meta_error_body(request, error)
     response = JsonResponse(body, status=status)
     for name, value in error.headers.items():
@@ -95,12 +97,12 @@ def meta_error_response(request, error):
     return response
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
     """DRF's exception handler for the views of the Graph-compatible door."""
     return meta_error_response(context["request"], api_error_of(exc, context["request"]))
 
 
-def error_renderer_for(path):
+def error_renderer_for(path: str) -> Callable[[HttpRequest, ApiError], JsonResponse] | None:
     """How an error at `path` is answered: Meta's shape on its surface (GRAPH_PATH), the contract's
     envelope under /v1/ and /webhooks/; None for the pages people use (Django's own)."""
     if GRAPH_PATH.match(path):
