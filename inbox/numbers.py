@@ -6,15 +6,19 @@ Meta is asked before Kirim looks for the number among its own: whoever cannot sh
 number learns nothing from Kirim about it, not even whether it is connected, let alone to which org."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 
-from inbox.models import PhoneNumber
+from inbox.models import Org, PhoneNumber
 from kirim import meta_graph
 from kirim.errors import ApiError, Conflict, InvalidField, UpstreamError
 
 PHONE_NUMBER_ID = re.compile(r"[0-9]{6,20}")
+
+Answer = TypeVar("Answer")
 
 
 class NumberNotConfirmed(ApiError):
@@ -36,11 +40,11 @@ class Confirmation:
     display_phone_number: str
     verified_name: str
 
-    def covers(self, *, phone_number_id, waba_id, access_token):
+    def covers(self, *, phone_number_id: str, waba_id: str, access_token: str) -> bool:
         return (self.phone_number_id, self.waba_id, self.access_token) == (phone_number_id, waba_id, access_token)
 
 
-def phone_number_confirm(*, phone_number_id, access_token, waba_id=""):
+def phone_number_confirm(*, phone_number_id: str, access_token: str, waba_id: str = "") -> Confirmation:
     """Ask Meta, with `access_token`, for the number and, given a WABA, for the WABA's numbers: a
     Confirmation, or NumberNotConfirmed when Meta refuses or does not list it (UpstreamError when Meta
     cannot be asked). Calls Meta: no transaction may be open."""
@@ -69,7 +73,7 @@ def phone_number_confirm(*, phone_number_id, access_token, waba_id=""):
     )
 
 
-def _asked(call, candidate, refused):
+def _asked(call: Callable[[PhoneNumber], Answer], candidate: PhoneNumber, refused: str) -> Answer:
     """`call(candidate)`; Meta's refusal (an answer in 4xx) becomes NumberNotConfirmed with Meta's words."""
     try:
         return call(candidate)
@@ -80,7 +84,7 @@ def _asked(call, candidate, refused):
         raise
 
 
-def phone_number_connect(*, org, confirmation, display_phone_number=""):
+def phone_number_connect(*, org: Org, confirmation: Confirmation, display_phone_number: str = "") -> PhoneNumber:
     """Connect the number Meta confirmed to `org` (shown as `display_phone_number`, else as Meta
     displays it); NumberConnected when it is connected already, to this org or another."""
     try:

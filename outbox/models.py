@@ -42,13 +42,13 @@ class Receiver(models.TextChoices):
 
 
 # The event types each kind of receiver can parse, which are also what it gets when it lists none.
-RECEIVES = {
+RECEIVES: dict[str, list[str]] = {
     Receiver.META: sorted(t.value for t in EventType if SOURCE_OF[t] == EventSource.META),
     Receiver.KIRIM: sorted(EventType.values),
 }
 
 
-def new_secret():
+def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
