@@ -126,8 +126,7 @@ def deliveries_replay(deliveries: Iterable[Delivery]) -> list[Delivery]:
     drop duplicates take it), to the same subscription. Returns the new deliveries."""
     with transaction.atomic():
         rows = [(d.org_id, d.event_id, d.event_type, d.subscription_id) for d in deliveries]
-        # outbox.record is typed once the work changing it lands
-        created: list[Delivery] = record.deliveries_create(rows, timezone.now())  # type: ignore[no-untyped-call]
+        created: list[Delivery] = record.deliveries_create(rows, timezone.now())  # typed once outbox.record is
         return created
 
 

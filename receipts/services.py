@@ -4,23 +4,42 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from inbox.models import Direction, Message, ReadVia, Status
+from inbox.models import ApiKey, Direction, Message, MessageQuerySet, Org, ReadVia, Status
 from inbox.selectors import phone_number_of
 from kirim import meta_graph
 from kirim.errors import InvalidField, NotFound, UpstreamError
 from kirim.waiting import hold_nothing
 from outbox import record as outbox
-from outbox.models import EventType
+from outbox.models import EventType, WebhookSubscription
 
 logger = logging.getLogger("kirim.receipts")
+
+# outbox.wanting() for message.read: {org_id: [subscriptions]}.
+Subscribers = dict[int, list[WebhookSubscription]]
+Item = TypeVar("Item")
+Messages = MessageQuerySet[Message]
+
+
+class _Selected(TypedDict):
+    selected_unread: int  # how many of the selection a conversation's target stands for
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    Target = WithAnnotations[Message, _Selected]
 
 
 @dataclass(frozen=True)
@@ -29,9 +48,9 @@ class ReadOutcome:
     rows_read: int  # 0 when it was read already
 
 
-def _inbound_message(*, org, phone_number_id, wamid):
+def _inbound_message(*, org: Org, phone_number_id: str, wamid: str) -> Message:
     """The inbound message `wamid` of this org's number; another number's or org's is simply not found."""
-    message = Message.for_wamid(wamid)  # the hot path needs no other lookup
+    message: Message | None = Message.for_wamid(wamid)  # the hot path needs no other lookup
     if message is None or message.org_id != org.pk or message.phone_number.phone_number_id != phone_number_id:
         phone_number_of(org, phone_number_id)  # an unknown number is the 404 to give first
         raise NotFound("No message with this message_id on this phone number.", param="message_id")
@@ -40,7 +59,16 @@ def _inbound_message(*, org, phone_number_id, wamid):
     return message
 
 
-def message_mark_read(*, org, phone_number_id, wamid, typing=False, via, user=None, api_key=None):
+def message_mark_read(
+    *,
+    org: Org,
+    phone_number_id: str,
+    wamid: str,
+    typing: bool = False,
+    via: str,
+    user: User | None = None,
+    api_key: ApiKey | None = None,
+) -> ReadOutcome:
     """Mark an inbound message read on WhatsApp and here, with every earlier unread inbound message of
     its conversation (WhatsApp reads those too).
 
@@ -54,13 +82,13 @@ def message_mark_read(*, org, phone_number_id, wamid, typing=False, via, user=No
     )
 
 
-def typing_indicator_show(*, message, user):
+def typing_indicator_show(*, message: Message, user: User) -> ReadOutcome:
     """Show the contact a typing bubble while an agent writes to them. Meta sends it together with a
     read receipt for their message, so the conversation is read here too, as message_mark_read would;
     when it is read already, only the bubble is sent again. UpstreamError if Meta refuses."""
 
-    def send_receipt():
-        meta_graph.mark_read(message.phone_number, message.wamid, typing=True)
+    def send_receipt() -> None:
+        meta_graph.mark_read(message.phone_number, _wamid(message), typing=True)
 
     if message.is_read:
         send_receipt()
@@ -68,18 +96,25 @@ def typing_indicator_show(*, message, user):
     return _read_up_to(message, send_receipt=send_receipt, read_state={"read_via": ReadVia.ADMIN, "read_by_user": user})
 
 
-def _read_with(message):
+def _read_with(message: Message) -> Messages:
     """The rows a receipt for `message` reads: in a one-to-one chat, the earlier unread inbound
     messages of its conversation too (WhatsApp reads those with it); in a group, only that message.
     The target row is always included, so that a waiter sees the state the winner committed."""
     if message.group_id:
         return Message.objects.filter(pk=message.pk)
-    return Message.objects.conversation(message.phone_number_id, message.contact_wa_id).filter(
+    conversation: Messages = Message.objects.conversation(message.phone_number_id, message.contact_wa_id)
+    return conversation.filter(
         Q(pk=message.pk) | Q(direction=Direction.INBOUND, status=Status.RECEIVED, timestamp__lte=message.timestamp)
     )
 
 
-def _read_up_to(message, *, send_receipt, read_state, subscribers=None):
+def _read_up_to(
+    message: Message,
+    *,
+    send_receipt: Callable[[], None] | None,
+    read_state: dict[str, Any],
+    subscribers: Subscribers | None = None,
+) -> ReadOutcome:
     """Flip `message` and the earlier unread inbound messages of its conversation to read, after
     `send_receipt()` succeeds (None: flip locally, no receipt).
 
@@ -108,7 +143,7 @@ def _read_up_to(message, *, send_receipt, read_state, subscribers=None):
 CLAIM_POLL_FIRST, CLAIM_POLL_CAP = 0.02, 0.25  # seconds between looks at another request's claim
 
 
-def _wait_for_claim(pk):
+def _wait_for_claim(pk: int) -> bool:
     """Wait, with no transaction open, until another request's claim on message `pk` settles: True
     when it was read, False when the claim was released or its lease ran out (claim it again)."""
     pause = CLAIM_POLL_FIRST
@@ -123,7 +158,9 @@ def _wait_for_claim(pk):
             return False
 
 
-def _settle_read(message, read_state, *, with_receipt, subscribers):
+def _settle_read(
+    message: Message, read_state: dict[str, Any], *, with_receipt: bool, subscribers: Subscribers | None
+) -> ReadOutcome:
     """Mark the message and the earlier unread ones of its conversation read, in one short transaction
     (no network inside) that also clears the claim."""
     now = timezone.now()
@@ -150,7 +187,9 @@ def _settle_read(message, read_state, *, with_receipt, subscribers):
     return ReadOutcome(message, len(locked))
 
 
-def _announce_read(message, wamids, read_state, subscribers):
+def _announce_read(
+    message: Message, wamids: list[str], read_state: dict[str, Any], subscribers: Subscribers | None
+) -> None:
     """`message.read` for the org's subscribers, in the transaction that flips the rows."""
     if subscribers is not None and message.org_id not in subscribers:
         return
@@ -179,11 +218,11 @@ class BulkReadResult:
     conversations: int = 0
     meta_calls: int = 0
     read_locally: int = 0
-    skipped: Counter = field(default_factory=Counter)  # reason -> messages
-    failures: list = field(default_factory=list)  # (conversation label, Meta's message)
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> messages
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (conversation label, Meta's message)
     stopped: bool = False
 
-    def summary(self):
+    def summary(self) -> str:
         parts = [f"Marked {self.read} message(s) read in {self.conversations} conversation(s)"]
         if self.read_locally:
             parts.append(f"{self.read_locally} past the receipt window marked read here only, no receipt sent")
@@ -196,12 +235,20 @@ class BulkReadResult:
         return "; ".join(parts) + "."
 
 
+class Progress(Protocol):
+    """Told how a bulk read goes (batch_read's progress bar)."""
+
+    def start(self, total: int) -> None: ...
+
+    def step(self) -> None: ...
+
+
 SKIP_OUTBOUND = "outbound (only inbound messages can be read)"
 SKIP_ALREADY_READ = "already read"
 SKIP_EXPIRED = "past the receipt window (Meta refuses those)"
 
 
-def newest_unread_per_conversation(messages):
+def newest_unread_per_conversation(messages: Messages) -> "list[Target]":
     """Per conversation in `messages`: its newest unread inbound message (a receipt for it reads the
     rest), annotated with `selected_unread`, how many of the selection it stands for. A group message
     is read alone, so each is its own target."""
@@ -221,17 +268,17 @@ def newest_unread_per_conversation(messages):
 
 def messages_mark_read(
     *,
-    messages,
-    via,
-    user=None,
-    concurrency=8,
-    receipt_cutoff=None,
-    mark_expired_locally=False,
-    dry_run=False,
-    max_conversations=None,
-    stop=None,
-    progress=None,
-):
+    messages: Messages,
+    via: str,
+    user: User | None = None,
+    concurrency: int = 8,
+    receipt_cutoff: datetime | None = None,
+    mark_expired_locally: bool = False,
+    dry_run: bool = False,
+    max_conversations: int | None = None,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> BulkReadResult:
     """Mark a selection of messages read: one receipt per conversation (its newest selected unread
     inbound message), outbound and already-read rows skipped, Meta called by at most `concurrency`
     workers. Messages older than `receipt_cutoff` get no receipt (Meta would refuse it): skipped, or
@@ -267,12 +314,12 @@ def messages_mark_read(
     # One look at the orgs' subscriptions for the whole run, not one per conversation.
     subscribers = outbox.wanting(outbox.subscriptions_of({t.org_id for t in targets}), EventType.MESSAGE_READ)
 
-    def read_one(target):
+    def read_one(target: "Target") -> None:
         with_receipt = target.pk not in expired
         try:
             outcome = _read_up_to(
                 target,
-                send_receipt=(lambda: meta_graph.mark_read(target.phone_number, target.wamid))
+                send_receipt=(lambda: meta_graph.mark_read(target.phone_number, _wamid(target)))
                 if with_receipt
                 else None,
                 read_state={"read_via": via if with_receipt else ReadVia.EXPIRED_LOCALLY, "read_by_user": user},
@@ -303,17 +350,25 @@ def messages_mark_read(
     return result
 
 
-def _label(message):
+def _wamid(message: Message) -> str:
+    """An inbound message's id at Meta, stored with it from the start (only a send waits for its own)."""
+    assert message.wamid is not None, f"inbound message {message.pk} has no wamid"
+    return message.wamid
+
+
+def _label(message: Message) -> str:
     return f"{message.contact_name or message.contact_wa_id} on {message.phone_number.display_phone_number}"
 
 
-def _run_bounded(items, work, *, concurrency, stop=None):
+def _run_bounded(
+    items: Sequence[Item], work: Callable[[Item], None], *, concurrency: int, stop: threading.Event | None = None
+) -> bool:
     """Call `work(item)` for each item with at most `concurrency` in flight. Returns False when `stop`
     was set before every item started. Worker threads close their own database connections."""
     pending = list(reversed(items))
     take = threading.Lock()
 
-    def worker(close_connection):
+    def worker(close_connection: bool) -> None:
         try:
             while not (stop and stop.is_set()):
                 with take:
