@@ -12,7 +12,7 @@ from django.db.models import Field, ForeignObjectRel, Model
 Row = TypeVar("Row", bound=Model)
 
 
-def _column(field: Field[Any, Any] | ForeignObjectRel) -> str:
+def column_of(field: Field[Any, Any] | ForeignObjectRel) -> str:
     """The column of a concrete field (the only kind these statements name)."""
     assert isinstance(field, Field) and field.column is not None, f"{field} has no column"
     return field.column
@@ -26,7 +26,7 @@ def insert_new(objs: Sequence[Row], *, unique_field: str) -> list[Row]:
     meta = type(objs[0])._meta
     quote = connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    unique_column = _column(meta.get_field(unique_field))
+    unique_column = column_of(meta.get_field(unique_field))
     by_unique: dict[object, Row] = {}
     for obj in objs:  # the first of duplicates within the batch is the one inserted
         by_unique.setdefault(getattr(obj, unique_field), obj)
@@ -41,10 +41,10 @@ def insert_new(objs: Sequence[Row], *, unique_field: str) -> list[Row]:
             batch = unique_objs[start : start + per_statement]
             params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in batch for f in fields]
             cursor.execute(
-                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) "
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column_of(f)) for f in fields)}) "
                 f"VALUES {', '.join([row] * len(batch))} "
                 f"ON CONFLICT ({quote(unique_column)}) DO NOTHING "
-                f"RETURNING {quote(_column(meta.pk))}, {quote(unique_column)}",
+                f"RETURNING {quote(column_of(meta.pk))}, {quote(unique_column)}",
                 params,
             )
             for pk, unique_value in cursor.fetchall():
@@ -71,8 +71,8 @@ class InsertRow:
         quote = connection.ops.quote_name
         meta = self.model._meta
         return (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(_column(f)) for f in self._fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(self._fields))}) RETURNING {quote(_column(meta.pk))}"
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column_of(f)) for f in self._fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(self._fields))}) RETURNING {quote(column_of(meta.pk))}"
         )
 
     def execute(self, **values: object) -> int:
