@@ -64,7 +64,7 @@ class InsertRow:
 
     @cached_property
     def _fields(self) -> list[Field[Any, Any]]:
-        return [self.model._meta.get_field(name) for name in self.field_names]  # type: ignore[misc]
+        return [self.model._meta.get_field(name) for name in self.field_names]  # type: ignore[misc]  # the caller names concrete fields
 
     @cached_property
     def _sql(self) -> str:
