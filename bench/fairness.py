@@ -165,8 +165,8 @@ def report(args, replays, slow, acked, waits, sent_minute, samples):
     everything = list(waits.values())
     print(f"   all {len(everything):>7} {percentile(everything, 0.5):>6.0f} {percentile(everything, 0.95):>7.0f} "
           f"{percentile(everything, 0.99):>7.0f} {max(everything):>7.0f}")  # fmt: skip
-    queued, running, per_delivery, pending, rows = zip(*samples)
-    over = sum(1 for q, p in zip(queued, pending) if q > p)
+    queued, running, per_delivery, pending, rows = zip(*samples, strict=True)
+    over = sum(1 for q, p in zip(queued, pending, strict=True) if q > p)
     print(f"queue, sampled {len(samples)} times: deliver tasks queued at most {max(queued)}, running at most "
           f"{max(running)}, at most {max(per_delivery)} queued or running for one delivery, {over} samples with more "
           f"queued than pending deliveries; pending deliveries at most {max(pending)}, at the end {pending[-1]}; "
