@@ -80,6 +80,18 @@ class RequestTooLarge(ApiError):
     code = "request_too_large"
 
 
+class UriTooLong(ApiError):
+    status = 414
+    code = "uri_too_long"
+    message = "The URL is too long."
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+    code = "request_headers_too_large"
+    message = "The request's headers are too many or too large."
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"
@@ -128,17 +140,17 @@ class UpstreamError(ApiError):
     meta_received = True
 
 
-def error_response(request, error):
-    body = {
-        "type": error.type,
-        "code": error.code,
-        "message": error.message,
-        "param": error.param,
-        "request_id": getattr(request, "request_id", None),
-    }
+def error_body(error, request_id):
+    """The envelope's body for `error` (an ApiError)."""
+    body = {"type": error.type, "code": error.code, "message": error.message, "param": error.param,
+            "request_id": request_id}  # fmt: skip
     if error.upstream is not None:
         body["upstream"] = error.upstream
-    response = JsonResponse({"error": body}, status=error.status)
+    return {"error": body}
+
+
+def error_response(request, error):
+    response = JsonResponse(error_body(error, getattr(request, "request_id", None)), status=error.status)
     for name, value in error.headers.items():
         response[name] = value
     return response

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
     "kirim.middleware.RequestLogMiddleware",
+    "kirim.middleware.RequestGateMiddleware",
     "kirim.middleware.BodyGateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
