@@ -249,6 +249,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kirim.schema.overlapping_variants_are_any_of",
+        "inbox.serializers.messages_request_in_documents",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "inbox.models.Status",

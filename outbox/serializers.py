@@ -29,6 +29,7 @@ class SubscriptionInSerializer(serializers.Serializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EventType.choices),
         allow_empty=False,
+        min_length=1,  # the documents say so
         required=False,
         help_text="default: every event its receiver parses",
     )
@@ -104,7 +105,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
 
 class DeliveryListQuerySerializer(DeliveryFilterSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)
-    cursor = serializers.CharField(max_length=1000, required=False, help_text="`next_cursor` of the previous page")
+    cursor = StrictCharField(max_length=1000, required=False, help_text="`next_cursor` of the previous page")
 
 
 class BulkReplaySerializer(DeliveryFilterSerializer):
