@@ -250,6 +250,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kirim.schema.overlapping_variants_are_any_of",
         "inbox.serializers.messages_request_in_documents",
+        "outbox.serializers.subscription_request_in_documents",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "inbox.models.Status",
