@@ -1,7 +1,8 @@
 """Meta's webhook payload, normalized into small events: inbound messages and status updates.
 
-Parsing is forgiving: whatever does not have the shape of an event is skipped and reported, never
-raised, because a well-signed payload is acknowledged whatever it holds."""
+Parsing is forgiving, never raising, because a well-signed payload is acknowledged whatever it holds:
+a message or status that cannot be used is a failed item with its reason (recorded on the event),
+and what is not an item at all (another field, a body that is not Meta's) is skipped and logged."""
 
 import datetime
 import re
@@ -82,6 +83,7 @@ class ParsedWebhook:
     messages: list = field(default_factory=list)
     statuses: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # human-readable reasons, for the log
+    failed: list = field(default_factory=list)  # {"item", "reason"} of items that cannot be used
     suspect: bool = True  # the body may hold an unstorable value: each item's values are walked
 
 
@@ -166,18 +168,26 @@ USER_ID_LENGTH = 64
 GROUP_ID_LENGTH = 128
 
 
+def _text(value):
+    """A sender's id as Meta writes it, a non-empty string; anything else is no id."""
+    return value.strip() if isinstance(value, str) else ""
+
+
 def _sender(message, contacts):
     """(phone number, business-scoped user id, contact) of a message's sender. `from` holds the number
     when Meta has one; `from_user_id` the BSUID. The contact is matched by either, or is the only one."""
-    sender = str(message.get("from") or "")
-    user_id = str(message.get("from_user_id") or "")
+    sender = _text(message.get("from"))
+    user_id = _text(message.get("from_user_id"))
     if sender and not sender.isdigit() and not user_id:  # a BSUID ("US.1349…") where the number would be
         sender, user_id = "", sender
     contact = next(
         (c for c in contacts if (sender and c.get("wa_id") == sender) or (user_id and c.get("user_id") == user_id)),
         contacts[0] if len(contacts) == 1 else {},
     )
-    return sender or str(contact.get("wa_id") or ""), user_id or str(contact.get("user_id") or ""), contact
+    return sender or _text(contact.get("wa_id")), user_id or _text(contact.get("user_id")), contact
+
+
+NO_SENDER = "no sender: neither `from` nor `from_user_id` is a non-empty string, nor does a contact give one"
 
 
 def _parse_value(value, parsed):
@@ -185,11 +195,11 @@ def _parse_value(value, parsed):
     contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
     for message in _list(value.get("messages")):
         if not isinstance(message, dict) or not message.get("id"):
-            parsed.skipped.append("message without id")
+            parsed.failed.append({"item": "message", "reason": "not an object with an `id`"})
             continue
         wa_id, user_id, contact = _sender(message, contacts)
         if not (wa_id or user_id):
-            parsed.skipped.append(f"message {message['id']} without a sender")
+            parsed.failed.append({"item": f"message {message['id']}", "reason": NO_SENDER})
             continue
         system = _dict(message.get("system"))
         parsed.messages.append(
@@ -209,7 +219,7 @@ def _parse_value(value, parsed):
         )
     for status in _list(value.get("statuses")):
         if not isinstance(status, dict) or not status.get("id") or not status.get("status"):
-            parsed.skipped.append("status without id or status")
+            parsed.failed.append({"item": "status", "reason": "not an object with an `id` and a `status`"})
             continue
         message_id, callback_data = split_callback_data(status.get("biz_opaque_callback_data"))
         parsed.statuses.append(

@@ -10,7 +10,13 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -25,6 +31,7 @@ from inbox.selectors import phone_number_of, waba_number_of
 from inbox.serializers import READ, SendSerializer, messages_request_kind
 from inbox.services import message_send
 from kirim import meta_errors, meta_graph
+from kirim.api import StrictCharField
 from kirim.errors import InvalidField, MissingField, UpstreamError
 from kirim.schema import meta_error_responses
 from receipts.api import ReadReceiptSerializer, mark_read_from_body
@@ -130,8 +137,8 @@ class GraphMessagesView(GraphView):
 
 class TemplatesQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=25)
-    after = serializers.CharField(max_length=1000, required=False)
-    before = serializers.CharField(max_length=1000, required=False)
+    after = StrictCharField(max_length=1000, required=False)
+    before = StrictCharField(max_length=1000, required=False)
 
 
 class GraphTemplatesView(GraphView):
@@ -185,6 +192,11 @@ class MediaUploadParser(MultiPartParser):
     body_hint = "multipart/form-data with the fields `file`, `type` and `messaging_product`"
 
 
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
+class UploadedFileField(serializers.FileField):
+    """The documents' file of an upload: one byte at least, since Django keeps no empty file."""
+
+
 class GraphMediaUploadView(GraphView):
     parser_classes = (MediaUploadParser,)
 
@@ -196,9 +208,10 @@ class GraphMediaUploadView(GraphView):
             "multipart/form-data": inline_serializer(
                 "MediaUpload",
                 {
-                    "file": serializers.FileField(),
-                    "type": serializers.CharField(),
-                    "messaging_product": serializers.CharField(),
+                    "file": UploadedFileField(),
+                    # Kirim checks neither (it tells Meta `messaging_product` itself): any value goes.
+                    "type": serializers.JSONField(required=False, help_text="its MIME type; the file's own if absent"),
+                    "messaging_product": serializers.JSONField(required=False, help_text="`whatsapp`"),
                 },
             )
         },

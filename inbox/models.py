@@ -26,7 +26,9 @@ class Org(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=64, unique=True)
     rate_limit_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="API requests a minute; empty: the RATE_LIMIT_PER_MINUTE setting"
+        null=True,
+        blank=True,
+        help_text="API requests a minute; empty: the RATE_LIMIT_PER_MINUTE setting; 0: none (every request is refused)",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

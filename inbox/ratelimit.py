@@ -69,7 +69,9 @@ class OrgRateLimit(BaseThrottle):
         if request.auth is None:  # health and the schema: no key, no org to count against
             return True
         minute, count = request.auth.window
-        limit = request.user.rate_limit_per_minute or settings.RATE_LIMIT_PER_MINUTE
+        limit = request.user.rate_limit_per_minute  # 0 stops the org: every request is refused
+        if limit is None:
+            limit = settings.RATE_LIMIT_PER_MINUTE
         reset_at = (minute + 1) * WINDOW_SECONDS
         self.retry_after = max(1, int(reset_at - time.time() + 0.999))
         # Read by RateLimitHeadersMiddleware when the response leaves.

@@ -217,7 +217,7 @@ def _process(body, event):
         payload, parsed = None, events.ParsedWebhook(skipped=["body is not JSON"])
     else:
         parsed = events.parse(payload, suspect)
-    failed = []
+    failed = list(parsed.failed)
     messages = _storable(parsed.messages, failed, parsed.suspect)
     statuses = _storable(parsed.statuses, failed, parsed.suspect)
     if event is None and messages and not parsed.statuses and connection.vendor == "postgresql":

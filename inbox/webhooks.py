@@ -19,9 +19,9 @@ from django.db import connection
 from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from inbox.services import webhook_receive
+from kirim.errors import MethodNotAllowed, error_response
 from kirim.ids import new_public_id
 from kirim.meta_graph import calls_made
 from kirim.middleware import body_refusal, gate_for, log_request
@@ -37,8 +37,11 @@ def signature_is_valid(raw_body, header):
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
 def whatsapp_webhook(request):
+    if request.method not in ("GET", "POST"):
+        refused = MethodNotAllowed("Only GET (Meta's verification) and POST (its deliveries) are allowed here.",
+                                   headers={"Allow": "GET, POST"})  # fmt: skip
+        return error_response(request, refused)
     if request.method == "GET":
         token = request.GET.get("hub.verify_token", "")
         if request.GET.get("hub.mode") == "subscribe" and constant_time_compare(

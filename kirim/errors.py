@@ -89,6 +89,18 @@ class RequestTooLarge(ApiError):
     code = "request_too_large"
 
 
+class UriTooLong(ApiError):
+    status = 414
+    code = "uri_too_long"
+    message = "The URL is too long."
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+    code = "request_headers_too_large"
+    message = "The request's headers are too many or too large."
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"
@@ -138,17 +150,22 @@ class UpstreamError(ApiError):
     meta_error: dict[str, Any] | None = None  # Meta's error object whole, for the door that answers in Meta's shape
 
 
-def error_response(request: HttpRequest, error: ApiError) -> JsonResponse:
+def error_body(error: ApiError, request_id: str | None) -> dict[str, Any]:
+    """The envelope's body for `error`."""
     body: dict[str, Any] = {
         "type": error.type,
         "code": error.code,
         "message": error.message,
         "param": error.param,
-        "request_id": getattr(request, "request_id", None),
+        "request_id": request_id,
     }
     if error.upstream is not None:
         body["upstream"] = error.upstream
-    response = JsonResponse({"error": body}, status=error.status)
+    return {"error": body}
+
+
+def error_response(request: HttpRequest, error: ApiError) -> JsonResponse:
+    response = JsonResponse(error_body(error, getattr(request, "request_id", None)), status=error.status)
     for name, value in error.headers.items():
         response[name] = value
     return response

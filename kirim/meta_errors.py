@@ -19,7 +19,11 @@ GRAPH_VERSION = r"v[0-9]{1,3}\.[0-9]{1,2}"
 # A path that begins with a Graph id (digits), with or without a version before it: graph.facebook.com
 # serves its paths without one too. No Kirim route begins with digits.
 GRAPH_ID_PATH = rf"^/(?:{GRAPH_VERSION}/)?[0-9]+"
-GRAPH_PATH = re.compile(rf"^/{GRAPH_VERSION}/|{GRAPH_ID_PATH}(?:/|$)")
+# A first segment that reads as a version without being one (`/v23/`, `/v23.0.1/`, `/V23.0/`): a client
+# of Meta's surface with a wrong version, answered in Meta's shape rather than by Django's HTML page.
+# /v1/ is Kirim's own.
+VERSION_LIKE = r"(?!v1/)[vV][^/]*"
+GRAPH_PATH = re.compile(rf"^/{VERSION_LIKE}/|{GRAPH_ID_PATH}(?:/|$)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ BY_KIRIM_CODE: dict[str | tuple[str, str | None], MetaCode] = {
     "invalid_field_value": INVALID_PARAMETER,
     "unsupported_media_type": INVALID_PARAMETER,
     "request_too_large": MetaCode(100, "(#100) Invalid parameter", http_status=413),
+    "uri_too_long": MetaCode(100, "(#100) Invalid parameter", http_status=414),
+    "request_headers_too_large": MetaCode(100, "(#100) Invalid parameter", http_status=431),
     "method_not_allowed": MetaCode(100, "Unsupported request method", http_status=405, type="GraphMethodException"),
     "resource_not_found": NO_SUCH_OBJECT,
     ("resource_not_found", "message_id"): INVALID_MESSAGE_ID,
@@ -103,8 +109,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
 
 
 def error_renderer_for(path: str) -> Callable[[HttpRequest, ApiError], JsonResponse] | None:
-    """How an error at `path` is answered: Meta's shape on its surface (GRAPH_PATH), the contract's
-    envelope under /v1/ and /webhooks/; None for the pages people use (Django's own)."""
+    """How an error at `path` is answered: Meta's shape on its surface (GRAPH_PATH: under a version or
+    what reads as one, or a Graph id first), the contract's envelope under /v1/ and /webhooks/; None for
+    the pages people use (Django's own)."""
     if GRAPH_PATH.match(path):
         return meta_error_response
     if path.startswith(("/v1/", "/webhooks/")):

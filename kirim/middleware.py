@@ -9,8 +9,12 @@ import re
 import time
 
 from django.conf import settings
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import BadRequest
+from django.urls import reverse
+from django.views.defaults import bad_request
 
-from kirim.errors import RequestTooLarge, UnsupportedMediaType
+from kirim.errors import HeadersTooLarge, InvalidRequest, RequestTooLarge, UnsupportedMediaType, UriTooLong
 from kirim.ids import new_public_id
 from kirim.meta_errors import GRAPH_ID_PATH, GRAPH_PATH, error_renderer_for
 from kirim.meta_graph import calls_made
@@ -87,6 +91,54 @@ class RedactAccessToken(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(_redacted(arg) for arg in record.args)
         return True
+
+
+# What gunicorn refused by default with HTML pages of its own (414, 431): Kirim refuses it first, in
+# the path's envelope; gunicorn.conf.py sets gunicorn's own limits above these.
+URL_MAX_BYTES = 4094
+HEADERS_MAX_FIELDS = 100
+HEADER_MAX_BYTES = 8190  # a header's name and value
+
+
+class RequestGateMiddleware:
+    """Refuses, before any view, what none can take, in the path's envelope (error_renderer_for) or
+    on Django's 400 page: a URL over URL_MAX_BYTES (414), headers past HEADERS_MAX_FIELDS or
+    HEADER_MAX_BYTES (431), a NUL in the URL (400: no column holds one, and PostgreSQL refuses it in
+    a query), and an admin action's selection that is not ids (400; Django's admin fails on it)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        error = _head_refusal(request) or _selection_refusal(request)
+        if error is None:
+            return self.get_response(request)
+        render = error_renderer_for(request.path)
+        return render(request, error) if render is not None else bad_request(request, BadRequest(error.message))
+
+
+def _head_refusal(request):
+    url = request.META.get("RAW_URI") or request.get_full_path()  # RAW_URI: as gunicorn read it
+    if len(url) > URL_MAX_BYTES:
+        return UriTooLong(f"The URL is longer than the {URL_MAX_BYTES} bytes Kirim takes.")
+    header_lines = [  # the line "X-Name: value" became "HTTP_X_NAME": "value"
+        len(name) - len("HTTP_") + len(": ") + len(value)
+        for name, value in request.META.items()
+        if name.startswith("HTTP_")
+    ]
+    if len(header_lines) > HEADERS_MAX_FIELDS or max(header_lines, default=0) > HEADER_MAX_BYTES:
+        return HeadersTooLarge(f"Send at most {HEADERS_MAX_FIELDS} headers of at most {HEADER_MAX_BYTES} bytes each.")
+    if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+        return InvalidRequest("The URL holds a NUL character.")
+    return None
+
+
+def _selection_refusal(request):
+    if request.method != "POST" or not request.path.startswith(reverse("admin:index")):
+        return None
+    if not all(pk.isdigit() for pk in request.POST.getlist(ACTION_CHECKBOX_NAME)):
+        return InvalidRequest("Select rows by their ids.")
+    return None
 
 
 # The paths whose bodies pass the gate (the first that matches) and the setting that holds their size

@@ -123,6 +123,9 @@ class GraphApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "inbox.auth.GraphApiKeyAuthentication"
     name = ("graphBearer", "graphAccessToken")  # type: ignore[assignment]  # drf-spectacular takes any sequence
 
+    def get_security_requirement(self, auto_schema):
+        return [{name: []} for name in self.name]  # either one: OpenAPI's list of alternatives
+
     def get_security_definition(self, auto_schema):
         return [
             {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer kirim_live_...`"},

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kirim.middleware.RequestIdMiddleware",
     "kirim.middleware.RequestLogMiddleware",
+    "kirim.middleware.RequestGateMiddleware",
     "kirim.middleware.BodyGateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -248,6 +249,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kirim.schema.overlapping_variants_are_any_of",
+        "inbox.serializers.messages_request_in_documents",
+        "outbox.serializers.subscription_request_in_documents",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "inbox.models.Status",

@@ -13,7 +13,7 @@ from inbox.graph_api import (
 )
 from inbox.webhooks import WEBHOOK_ROUTE, whatsapp_webhook
 from kirim.api import SchemaView, bad_request, health, server_error, unknown_endpoint, unknown_graph_path
-from kirim.meta_errors import GRAPH_VERSION
+from kirim.meta_errors import GRAPH_VERSION, VERSION_LIKE
 from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 
 router = SimpleRouter(trailing_slash=False)
@@ -95,6 +95,7 @@ urlpatterns = [
     re_path(r"^v1/", unknown_endpoint),  # anything else under /v1/ is a JSON 404, never HTML
     *graph_urls,
     *unversioned_graph_urls,
+    re_path(rf"^{VERSION_LIKE}/", unknown_graph_path),  # a version that is not one: Meta's error, never HTML
 ]
 
 handler400 = bad_request

@@ -74,6 +74,24 @@ class WebhookSubscriptionAdmin(OrgScopedAdmin):
                                                description=obj.description, enabled=obj.enabled)  # fmt: skip
         obj.pk, obj.external_id, obj.secret = created.pk, created.external_id, created.secret
 
+    def get_deleted_objects(self, objs, request):
+        """What a delete takes: the subscriptions, and their deliveries counted, not listed (a busy
+        subscription has thousands). Those go with their subscription, by the service, so a manager
+        needs no permission on deliveries, which the role only views."""
+        subscriptions = list(objs)
+        counts = {
+            WebhookSubscription._meta.verbose_name_plural: len(subscriptions),
+            Delivery._meta.verbose_name_plural: Delivery.objects.filter(subscription__in=subscriptions).count(),
+        }
+        return [str(s) for s in subscriptions], counts, set(), []
+
+    def delete_model(self, request, obj):
+        services.subscription_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for subscription in queryset.order_by("pk"):
+            services.subscription_delete(subscription)
+
     def response_add(self, request, obj, post_url_continue=None):
         return self._secrets_page(request, [obj], rotated=False)
 

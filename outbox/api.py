@@ -188,8 +188,12 @@ class WebhookDeliveryViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def replay(self, request, pk):
         original = _owned(Delivery.objects, request.user, pk, "wbd", "webhook delivery")
-        (replayed,) = services.deliveries_replay([original])
-        return envelope(request, DeliverySerializer(_rendered(Delivery.objects).get(pk=replayed.pk)).data, status=201)
+        replayed = services.deliveries_replay([original])
+        if not replayed:  # its subscription was deleted meanwhile, and the delivery with it
+            raise NotFound("No webhook delivery with this id.", param="id")
+        return envelope(
+            request, DeliverySerializer(_rendered(Delivery.objects).get(pk=replayed[0].pk)).data, status=201
+        )
 
     @extend_schema(
         summary="Send again the events of every delivery the filters select, oldest first, at most 1000",

@@ -256,6 +256,7 @@ def _settle(claim, answer, *, final=None, error=""):
     else:
         changes.update(status=final, finished_at=now, next_attempt_at=None)
     with transaction.atomic():
+        WebhookSubscription.objects.filter(pk=delivery.subscription_id).lock_to_work()  # before the delivery's
         if answer is not None:
             DeliveryAttempt.objects.filter(pk=attempt.pk).update(
                 duration_ms=answer.duration_ms,

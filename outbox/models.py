@@ -4,8 +4,10 @@ row per (event, subscription), the source of truth for attempts, retries, replay
 import base64
 import secrets
 from datetime import timedelta
+from typing import Any
 
-from django.db import models
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -53,6 +55,39 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+class SubscriptionQuerySet(models.QuerySet):
+    """Row locks on subscriptions. A transaction that writes a subscription's deliveries (or adds
+    some) locks the subscription first, in primary-key order when it takes several, and only then
+    their rows: one order for all, so none waits on another in a circle (a delete's cascade once took
+    the deliveries first and the workers the subscription first, and they deadlocked; a claim, which
+    locks its one delivery alone, waits on nothing while holding it). Three
+    strengths, each conflicting only where it must (SQLite, which locks the whole database for a
+    transaction, needs none of them):
+    - `lock_to_add()`: ingestion and replays adding deliveries, FOR KEY SHARE: they hold off a
+      delete, or wait for it and then find the row gone, and never wait on each other or a worker;
+    - `lock_to_work()`: settles and a delete's batches, FOR NO KEY UPDATE: one at a time;
+    - `lock_to_delete()`: removing the row itself, FOR UPDATE: after every transaction above."""
+
+    def lock_to_add(self) -> list[Any]:
+        """The rows, locked FOR KEY SHARE (which Django's ORM cannot say); rows deleted meanwhile are left out."""
+        rows = self.order_by("pk")
+        if connection.vendor != "postgresql":
+            return list(rows)
+        try:
+            sql, params = rows.query.sql_with_params()
+        except EmptyResultSet:  # `pk__in` an empty list: no query to make
+            return []
+        return list(self.raw(f"{sql} FOR KEY SHARE", params))
+
+    def lock_to_work(self) -> list[int]:
+        """The rows' primary keys, locked FOR NO KEY UPDATE."""
+        return list(self.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
+
+    def lock_to_delete(self) -> list[int]:
+        """The rows' primary keys, locked FOR UPDATE."""
+        return list(self.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
 class WebhookSubscription(models.Model):
     """Where an org wants its events. The secrets sign deliveries, so they are kept as they are
     (like Meta tokens); they are shown once, when made, and never in a response or page after.
@@ -76,6 +111,8 @@ class WebhookSubscription(models.Model):
     disabled_events = models.JSONField(default=dict, editable=False, help_text="Event types Kirim stopped, and why")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
         verbose_name = "webhook subscription"

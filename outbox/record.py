@@ -14,8 +14,9 @@ from outbox.models import SOURCE_OF, Delivery, Event, EventSource, WebhookSubscr
 
 def subscriptions_of(org_ids):
     """The enabled subscriptions of these orgs, in one query, so a caller can skip building events
-    that no one would receive."""
-    return list(WebhookSubscription.objects.filter(org_id__in=set(org_ids), enabled=True))
+    that no one would receive; locked until the caller's transaction ends, so none is deleted under
+    the deliveries it adds."""
+    return WebhookSubscription.objects.filter(org_id__in=set(org_ids), enabled=True).lock_to_add()
 
 
 def wanting(subscriptions, event_type):

@@ -1,13 +1,13 @@
 """Managing events out: subscriptions (create, change, delete, rotate the secret) and replays. The API
 and the admin both call these; the URL guard runs here, whoever asks."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inbox.models import Org
@@ -27,6 +27,7 @@ from outbox.models import (
 )
 
 BULK_REPLAY_MAX = 1000
+DELETE_BATCH = 1000  # deliveries deleted per transaction: locks held for milliseconds, not for the whole job
 
 
 def url_check(url: str) -> str:
@@ -118,22 +119,65 @@ def subscription_rotate_secret(subscription: WebhookSubscription) -> WebhookSubs
 
 
 def subscription_delete(subscription: WebhookSubscription) -> None:
-    subscription.delete()  # its deliveries go with it: there is nowhere left to send them
+    """Delete a subscription and its deliveries: there is nowhere left to send them. Disabled first, so
+    workers stop sending and ingestion stops adding; then its deliveries in batches, each locking the
+    subscription before them as the workers do (the lock order of SubscriptionQuerySet), so neither
+    waits on the other in a circle; last the row, with any delivery added meanwhile. Called again
+    after it stopped midway, it finishes the job."""
+    subscriptions = WebhookSubscription.objects.filter(pk=subscription.pk)
+    reason = f"Disabled at {timezone.now():%Y-%m-%d %H:%M} UTC: being deleted."
+    subscriptions.update(enabled=False, disabled_reason=reason)
+    deliveries = Delivery.objects.filter(subscription_id=subscription.pk)
+    _deliveries_delete_in_batches(deliveries, first=subscriptions.lock_to_work)
+    with transaction.atomic():
+        subscriptions.lock_to_delete()
+        _deliveries_delete(deliveries)
+        subscriptions.delete()
+
+
+def _deliveries_delete_in_batches(deliveries: QuerySet[Delivery], *, first: Callable[[], object] | None = None) -> int:
+    """Delete these deliveries DELETE_BATCH at a time, each batch a short transaction that calls
+    `first` (a lock to take before the deliveries') at its start. Returns how many."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            if first is not None:
+                first()
+            deleted = _deliveries_delete(deliveries, DELETE_BATCH)
+        total += deleted
+        if deleted < DELETE_BATCH:
+            return total
+
+
+def _deliveries_delete(deliveries: QuerySet[Delivery], limit: int | None = None) -> int:
+    """Delete these deliveries (at most `limit`) and their attempts, inside the caller's transaction:
+    the deliveries locked first, in primary-key order, the one order every deleter of them shares.
+    Returns how many."""
+    pks = deliveries.select_for_update().order_by("pk").values_list("pk", flat=True)
+    locked = list(pks[:limit] if limit else pks)
+    Delivery.objects.filter(pk__in=locked).delete()
+    return len(locked)
 
 
 def deliveries_replay(deliveries: Iterable[Delivery]) -> list[Delivery]:
     """Send these deliveries' events again: a new delivery each (a new `webhook-id`, so receivers that
-    drop duplicates take it), to the same subscription. Returns the new deliveries."""
+    drop duplicates take it), to the same subscription, unless it has been deleted meanwhile. Returns
+    the new deliveries."""
     with transaction.atomic():
-        rows = [(d.org_id, d.event_id, d.event_type, d.subscription_id) for d in deliveries]
+        subscription_ids = {d.subscription_id for d in deliveries}
+        alive = {s.pk for s in WebhookSubscription.objects.filter(pk__in=subscription_ids).lock_to_add()}
+        rows = [
+            (d.org_id, d.event_id, d.event_type, d.subscription_id) for d in deliveries if d.subscription_id in alive
+        ]
         created: list[Delivery] = record.deliveries_create(rows, timezone.now())  # typed once outbox.record is
         return created
 
 
 def deliveries_purge(now: datetime | None = None) -> tuple[int, int]:
-    """Delete finished deliveries (dead letters included) past WEBHOOK_DELIVERIES_KEEP_DAYS, and the
-    events no delivery needs any more. Returns (deliveries, events) deleted."""
+    """Delete finished deliveries (dead letters included) past WEBHOOK_DELIVERIES_KEEP_DAYS, DELETE_BATCH
+    at a time, and the events no delivery needs any more. Returns (deliveries, events) deleted."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_DELIVERIES_KEEP_DAYS)
-    deliveries = Delivery.objects.exclude(status=DeliveryStatus.PENDING).filter(finished_at__lt=cutoff).delete()[0]
+    finished = Delivery.objects.exclude(status=DeliveryStatus.PENDING).filter(finished_at__lt=cutoff)
+    deliveries = _deliveries_delete_in_batches(finished)
     events = Event.objects.filter(created_at__lt=cutoff, deliveries__isnull=True).delete()[0]
     return deliveries, events

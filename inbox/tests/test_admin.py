@@ -156,3 +156,18 @@ def test_operators_give_staff_an_org_and_a_role_in_the_admin(staff, org):
 
     assert not Membership.objects.exists()
     assert not siti.groups.exists()  # no org, no role: the user's role groups go with the membership
+
+
+@pytest.mark.parametrize("query", ["status=%00", "direction__exact=in%00bound", "q=%00"])
+def test_a_nul_in_a_filter_or_the_search_is_a_400_not_a_500(staff, phone_number, make_message, query):
+    """PostgreSQL refuses a NUL in a query: Django's admin answered its 500 page."""
+    make_message(phone_number)
+
+    assert staff.get(f"{reverse('admin:inbox_message_changelist')}?{query}").status_code == 400
+
+
+def test_an_action_on_rows_that_are_not_ids_is_a_400_not_a_500(staff, phone_number, make_message):
+    make_message(phone_number)
+    selection = {"action": "mark_read", "_selected_action": ["abc"]}
+
+    assert staff.post(reverse("admin:inbox_message_changelist"), selection).status_code == 400

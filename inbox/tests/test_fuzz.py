@@ -1,6 +1,7 @@
 """Property-based fuzzing of the two doors where Meta's and clients' bodies come in: signed webhooks
 mixing good items with items Kirim cannot store, and the messages endpoint. Whatever comes in: no
-5xx, every good item of a webhook is stored, and no conversation is left without a message.
+5xx, every good item of a webhook is stored and every other recorded as failed, and no conversation is
+left without a message.
 
 CI runs each test with a fixed seed (derandomize): one round of at most FUZZ_EXAMPLES examples (default
 150) inside a time budget of FUZZ_SECONDS (default 20). With fresh randomness (FUZZ_RANDOM=1) rounds
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from conftest import graph_messages_url
 from fakemeta import payloads
 from fakemeta.server import new_wamid
-from inbox.models import Conversation, Message
+from inbox.models import Conversation, Message, WebhookEvent
 
 BUDGET_SECONDS = float(os.environ.get("FUZZ_SECONDS", "20"))
 RANDOM = bool(os.environ.get("FUZZ_RANDOM"))
@@ -63,6 +64,15 @@ def no_conversation_without_a_message():
         )
     )
     assert not empty.exists(), list(empty.values("phone_number_id", "contact_wa_id"))
+
+
+def every_item_stored_or_failed(items):
+    """The webhook's messages are each stored or on its event's failed items: none dropped in silence."""
+    failed = [f["item"] for f in WebhookEvent.objects.latest("pk").failed_items]
+    with_id = [str(m["id"]).replace("\x00", "\ufffd") for m in items if isinstance(m, dict) and m.get("id")]
+    stored = set(Message.objects.filter(wamid__in=with_id).values_list("wamid", flat=True))
+    assert [wamid for wamid in with_id if wamid not in stored and f"message {wamid}" not in failed] == []
+    assert failed.count("message") == len(items) - len(with_id)
 
 
 serial = itertools.count()
@@ -173,6 +183,7 @@ def test_webhooks_store_every_good_item_and_never_5xx(numbers, deliver):
         stored = dict(Message.objects.filter(wamid__in=[m["id"] for m in good]).values_list("wamid", "phone_number"))
         assert stored == {m["id"]: number.pk for m in good}
         replayable.extend(stored)
+        every_item_stored_or_failed(items)
         no_conversation_without_a_message()
 
     budget.run(one_payload)

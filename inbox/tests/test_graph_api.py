@@ -276,6 +276,13 @@ def test_kirims_own_routes_are_not_taken_for_metas(client, db):
     assert client.get("/no-such-page")["Content-Type"].startswith("text/html")  # a page for people
 
 
+@pytest.mark.parametrize("version", ["v23", "v23.0.1", "v1234.0", "vX.0", "V23.0"])
+def test_a_version_that_is_not_one_answers_metas_error_as_json(api, phone_number, version):
+    response = api.post(f"/{version}/{phone_number.phone_number_id}/messages", {}, format="json")
+
+    assert_meta_error(response, 400, 100, subcode=33)
+
+
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
 def test_every_unknown_url_under_v1_is_the_json_404(method, db):
     client = APIClient(enforce_csrf_checks=True)  # as a real client: no CSRF cookie, no token

@@ -77,6 +77,47 @@ def test_one_item_that_cannot_be_stored_fails_alone(phone_number, deliver, kind,
     assert list(WebhookEvent.objects.failed()) == [event]
 
 
+def without_sender(wamid, sender):
+    message = payloads.text_message(wamid, "0", "who?")
+    message.pop("from")
+    return message if sender is None else {**message, "from": sender}
+
+
+UNUSABLE_ITEMS = [
+    without_sender("wamid.NOFROM", None),
+    without_sender("wamid.EMPTY", ""),
+    without_sender("wamid.BLANK", "  "),
+    without_sender("wamid.INT", 6281234),
+    without_sender("wamid.ZERO", 0),
+    "a text where a message belongs",
+    {"from": "6281299", "type": "text", "text": {"body": "no id"}},
+]
+
+
+@pytest.mark.parametrize("path", ["one statement", "steps"])
+def test_items_without_a_usable_sender_or_id_are_recorded_as_failed_on_either_path(
+    phone_number, deliver, path, monkeypatch
+):
+    """Every acknowledged item is stored or recorded with its reason: none dropped in silence, by
+    PostgreSQL's one statement (a payload of messages alone) as by the steps."""
+    if path == "one statement" and not ON_POSTGRES:
+        pytest.skip("PostgreSQL's one statement")
+    if path == "steps":
+        monkeypatch.setattr("inbox.services.INBOUND_IN_ONE_STATEMENT.run", lambda *args: None)
+    unusable_status = {"id": "wamid.SENT"}  # no `status`
+    body = payloads.webhook(PHONE_NUMBER_ID, messages=[*good_messages(1), *UNUSABLE_ITEMS], statuses=[unusable_status])
+
+    assert deliver(body).status_code == 200
+
+    assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.GOOD0"]
+    failed = WebhookEvent.objects.get().failed_items
+    assert [f["item"] for f in failed] == [
+        "message wamid.NOFROM", "message wamid.EMPTY", "message wamid.BLANK", "message wamid.INT",
+        "message wamid.ZERO", "message", "message", "status",
+    ]  # fmt: skip
+    assert "no sender" in failed[0]["reason"] and "`id`" in failed[6]["reason"] and "`status`" in failed[7]["reason"]
+
+
 @pytest.mark.parametrize("kind", ["number-out-of-range", "lone-surrogate"])
 def test_an_item_the_database_refuses_unforeseen_fails_alone(phone_number, deliver, kind, monkeypatch):
     """When no check foresaw it, the database's own refusal (PostgreSQL's JSON, SQLite's encoder)

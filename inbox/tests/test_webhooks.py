@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from conftest import WEBHOOK_URL as URL
+from conftest import assert_error
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, Status, WebhookEvent
 
@@ -344,8 +345,13 @@ def test_100_failed_statuses_cost_one_update_and_each_keeps_its_errors(
         assert message.error == {"errors": [{"code": 131026, "title": f"undeliverable {n}"}]}
 
 
-def test_only_post_and_get(db):
-    assert Client().put(URL).status_code == 405
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "head"])
+def test_only_post_and_get_the_others_405_in_the_envelope(db, method):
+    response = getattr(Client(), method)(URL)
+
+    assert response["Allow"] == "GET, POST"
+    if method != "head":  # no body at all
+        assert_error(response, 405, "method_not_allowed")
 
 
 def test_nul_characters_from_meta_are_replaced_not_a_500(phone_number, deliver):

@@ -37,10 +37,11 @@ def stand_in():
 
 @pytest.fixture
 def start_gunicorn(stand_in):
-    """Start gunicorn servers on the test database, with settings given as keywords; all stopped at the end."""
+    """Start gunicorn servers on the test database, with settings given as keywords (and its log
+    written to the file `log`, when given); all stopped at the end."""
     servers = []
 
-    def start(workers=4, **settings_env):
+    def start(workers=4, log=None, **settings_env):
         port = free_port()
         env = {
             **os.environ,
@@ -56,7 +57,7 @@ def start_gunicorn(stand_in):
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"],
-            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
         )  # fmt: skip
         servers.append(process)
         url = f"http://127.0.0.1:{port}"

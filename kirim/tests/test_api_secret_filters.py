@@ -3,12 +3,14 @@ lists (its OpenAPI document says which), asked with a lookup on each path to a s
 it answers without one. A filter backend or a new list that passed query parameters on would fail."""
 
 import re
+from urllib.parse import urlencode
 
 from django.apps import apps
 from django.test import Client
 
 from conftest import SECRET_LOOKUPS, paths_to_secrets
 from inbox.models import Direction
+from kirim.middleware import URL_MAX_BYTES
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
 
@@ -21,6 +23,17 @@ def list_paths(phone_number):
     for path, operations in schema["paths"].items():
         if "get" in operations and not re.search(r"\{(?!phone_number_id\})", path):
             yield path.replace("{phone_number_id}", phone_number.phone_number_id)
+
+
+def queries_within_the_url_limit(path, asked):
+    """`asked` spread over as few query strings as keep each URL within Kirim's limit (else a 414)."""
+    queries, query = [], ""
+    for pair in (urlencode({name: value}) for name, value in asked.items()):
+        if query and len(f"{path}?{query}&{pair}") > URL_MAX_BYTES:
+            queries.append(query)
+            query = ""
+        query = f"{query}&{pair}" if query else pair
+    return [*queries, query]
 
 
 def without_request_id(response):
@@ -42,7 +55,8 @@ def test_no_api_list_filters_on_a_secret(api, org, phone_number, make_message):
     for path in lists:
         plain = api.get(path)
         assert plain.status_code == 200, path
-        assert without_request_id(api.get(path, asked)) == without_request_id(plain), path
+        for query in queries_within_the_url_limit(path, asked):
+            assert without_request_id(api.get(f"{path}?{query}")) == without_request_id(plain), path
     assert {"/v1/accounts", "/v1/webhook_subscriptions", "/v1/webhook_deliveries"} <= set(lists)
     assert f"/v1/{phone_number.phone_number_id}/messages" in lists
     assert all(api.get(path).json().get("data") for path in lists if path != "/v1/health")  # nothing empty

@@ -199,3 +199,22 @@ def test_a_signed_webhook_that_cannot_be_parsed_is_never_a_500(db, settings, raw
     )  # fmt: skip
 
     assert response.status_code == 200
+
+
+def test_a_url_or_headers_past_the_limits_are_refused_in_the_surfaces_envelope(api, phone_number):
+    """Limits gunicorn enforced with HTML pages (414, 431), answered by Kirim (gunicorn's own are set
+    above them: kirim/tests/test_production.py drives both through gunicorn)."""
+    long_query = "?contact=" + "6" * 4100
+    assert_error(api.get(send_url(phone_number) + long_query), 414, "uri_too_long")
+    many = {f"HTTP_X_EXTRA_{n}": "1" for n in range(101)}
+    assert_error(api.get(send_url(phone_number), **many), 431, "request_headers_too_large")
+    assert_error(api.get(send_url(phone_number), HTTP_X_BIG="x" * 8190), 431, "request_headers_too_large")
+    assert api.get(send_url(phone_number), HTTP_X_BIG="x" * 8000).status_code == 200
+
+    graph = api.get(f"/v23.0/{phone_number.phone_number_id}/messages{long_query}")
+    assert (graph.status_code, graph.json()["error"]["code"]) == (414, 100)
+
+
+def test_a_nul_in_the_url_is_400_in_the_envelope(api, phone_number):
+    """PostgreSQL refuses a NUL in a query, and no column holds one."""
+    assert_error(api.get(send_url(phone_number) + "?contact=62%00"), 400, "invalid_field_value")

@@ -1,8 +1,11 @@
 """Kirim as production runs it: gunicorn with 4 workers on PostgreSQL, the Meta stand-in told to
 fail in each way Meta can. The API answers 502 in the contract's body, never 500; messages stay
 unread; the server keeps serving; after recovery the same requests succeed. Rate limits hold across
-separate server processes."""
+separate server processes. What gunicorn refuses itself is answered in JSON and logged without a byte
+of the request."""
 
+import json
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -185,3 +188,73 @@ def test_health_answers_while_every_pooled_connection_is_busy_and_still_checks_t
 def wait_for_a_session_waiting_on_a_lock(observer):
     waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     assert wait_for(lambda: observer.execute(waiting).fetchone()[0]), "no session started waiting on the lock"
+
+
+def raw_request(url, request_bytes):
+    """Send bytes no HTTP library would send; (status, headers, body) of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def assert_kirims_error(status, headers, body, expected_status, code):
+    assert status == expected_status, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
+    assert error["request_id"] == headers["x-request-id"]
+
+
+def test_a_request_line_gunicorn_cannot_read_is_answered_in_json_and_logged_without_it(start_gunicorn, tmp_path):
+    """A NUL in the request line is enough for gunicorn to refuse it; it used to log the line, with
+    the API key of `?access_token=`, and answer an HTML page."""
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        url = start_gunicorn(workers=1, log=log)
+        line = b"GET /v23.0/1234567/message_templates?access_token=kirim_live_SECRET\x00 HTTP/1.1\r\nHost: k\r\n\r\n"
+
+        status, headers, body = raw_request(url, line)
+
+    logged = log_path.read_text()
+    assert "kirim_live_SECRET" not in logged and "access_token" not in logged and "message_templates" not in logged
+    assert_kirims_error(status, headers, body, 400, "malformed_request")
+    assert "InvalidRequestLine" in logged and headers["x-request-id"] in logged
+
+
+def test_urls_and_headers_past_the_limits_are_answered_in_json(start_gunicorn, api_key_secret):
+    """A little over Kirim's limits, Kirim answers in the surface's envelope; far over, past gunicorn's
+    own, gunicorn's worker answers in Kirim's (no path can be read from such a request). Never the
+    HTML pages gunicorn answers 414 and 431 with."""
+    url = start_gunicorn(workers=1)
+    v1, graph = f"{url}/v1/me", f"{url}/v23.0/1234567/message_templates"
+    key = {"Authorization": f"Bearer {api_key_secret}"}
+    long_query, longer_query = "?q=" + "x" * 5000, "?q=" + "x" * 9000
+    many_headers = {**key, **{f"X-Extra-{n}": "1" for n in range(120)}}
+
+    for response, status, code in (
+        (requests.get(v1 + long_query, headers=key, timeout=10), 414, "uri_too_long"),
+        (requests.get(v1, headers=many_headers, timeout=10), 431, "request_headers_too_large"),
+        (requests.get(v1, headers={**key, "X-Big": "x" * 9000}, timeout=10), 431, "request_headers_too_large"),
+    ):
+        assert_kirims_error(response.status_code, response.headers, response.content, status, code)
+    for response, status in (
+        (requests.get(graph + long_query, headers=key, timeout=10), 414),
+        (requests.get(graph, headers={**key, "X-Big": "x" * 9000}, timeout=10), 431),
+    ):
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == 100 and response.json()["error"]["fbtrace_id"].startswith("req_")
+
+    past_gunicorns = (
+        (f"GET /v1/me{longer_query} HTTP/1.1\r\nHost: k\r\n\r\n", 414, "uri_too_long"),
+        ("GET /v1/me HTTP/1.1\r\nHost: k\r\nX-Big: " + "x" * 20000 + "\r\n\r\n", 431, "request_headers_too_large"),
+    )
+    for request_text, status, code in past_gunicorns:
+        assert_kirims_error(*raw_request(url, request_text.encode()), status, code)

@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conftest import postgres_only
-from inbox.models import ApiKey, AuthFailureWindow, RateLimitWindow
+from conftest import assert_error, postgres_only
+from inbox.models import ApiKey, AuthFailureWindow, Org, RateLimitWindow
 
 
 def test_headers_count_down_and_the_limit_answers_429(api, org, settings):
@@ -33,6 +34,35 @@ def test_an_orgs_own_limit_wins(api, org, settings):
     org.save()
 
     assert [api.get("/v1/me").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_an_org_limited_to_zero_is_stopped_and_empty_means_the_default(api, org, settings):
+    """0 is what an operator sets to stop an org: every request is refused, whatever the default."""
+    settings.RATE_LIMIT_PER_MINUTE = 5
+    org.rate_limit_per_minute = 0
+    org.save(update_fields=["rate_limit_per_minute"])
+
+    refused = api.get("/v1/me")
+
+    assert_error(refused, 429, "rate_limit_exceeded")
+    assert (refused["X-RateLimit-Limit"], refused["X-RateLimit-Remaining"]) == ("0", "0")
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    org.rate_limit_per_minute = None
+    org.save(update_fields=["rate_limit_per_minute"])
+    assert api.get("/v1/me")["X-RateLimit-Limit"] == "5"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_orgs_that_held_zero_keep_the_default_they_were_served_at(org):
+    """Before 0 stopped an org it meant the default; the migration keeps those orgs served."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([("inbox", "0020_media")])
+    Org.objects.filter(pk=org.pk).update(rate_limit_per_minute=0)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    org.refresh_from_db()
+    assert org.rate_limit_per_minute is None
 
 
 def test_revoked_and_expired_keys_are_refused_without_counting(org):

@@ -2,11 +2,14 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 from django.conf import settings
+
+from kirim.api import NOT_ONLY_WHITESPACE
 
 FIRST_REQUESTS_AT_ONCE = """
 import json, sys, threading
@@ -44,3 +47,9 @@ def test_sixteen_concurrent_first_requests_all_get_the_schema(path):
             cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120, check=True,
         )  # fmt: skip
         assert json.loads(run.stdout.splitlines()[-1]) == [200] * 16
+
+
+def test_the_documents_not_only_whitespace_is_what_python_strips():
+    """The documents' patterns are read with ECMA-262's `\\s`; the code strips with str.strip()."""
+    kept = [c for c in map(chr, range(sys.maxunicode + 1)) if not 0xD800 <= ord(c) <= 0xDFFF]
+    assert [c for c in kept if bool(re.fullmatch(NOT_ONLY_WHITESPACE, c)) == c.isspace()] == []

@@ -83,3 +83,18 @@ def test_a_manager_replays_a_delivery(org, subscription, make_member):
                  {"action": "replay", "_selected_action": list(Delivery.objects.values_list("pk", flat=True))})  # fmt: skip
 
     assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 1
+
+
+def test_a_manager_deletes_a_subscription_with_its_deliveries(org, subscription, make_member):
+    """The deliveries go with their subscription (counted on the confirmation page, not listed), with
+    no permission on deliveries, which managers only view."""
+    events_record(EventType.MESSAGE_READ, {org.pk: {}})
+    manager = logged_in(make_member(org, Role.MANAGER))
+    url = reverse("admin:outbox_webhooksubscription_delete", args=[subscription.pk])
+
+    confirmation = manager.get(url)
+    deleted = manager.post(url, {"post": "yes"})
+
+    assert confirmation.status_code == 200 and "Deliveries: 1" in confirmation.content.decode()
+    assert deleted.status_code == 302
+    assert not WebhookSubscription.objects.exists() and not Delivery.objects.exists()

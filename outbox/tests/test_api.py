@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from conftest import assert_error
 from inbox.models import ApiKey
-from outbox.models import Delivery, DeliveryStatus, EventType, WebhookSubscription
+from outbox.models import Delivery, DeliveryAttempt, DeliveryStatus, EventType, WebhookSubscription
 from outbox.record import events_record
 from outbox.services import subscription_update
 from outbox.tests.conftest import HOOK_URL, make_subscription, run_due
@@ -206,11 +206,22 @@ def test_rotate_secret_shows_the_new_one_and_keeps_the_old_signing(api, subscrip
     assert subscription.signing_secrets() == [new, old]
 
 
-def test_delete_removes_the_subscription(api, subscription):
+def test_delete_removes_the_subscription_and_its_deliveries_batch_by_batch(
+    api, org, subscription, receiver, monkeypatch
+):
+    monkeypatch.setattr("outbox.services.DELETE_BATCH", 2)
+    receiver.post(HOOK_URL, status=200)
+    kept = make_subscription(org)
+    for _ in range(5):
+        events_record(EventType.MESSAGE_READ, {org.pk: {}})
+    run_due()  # with attempts to delete too
+
     response = api.delete(f"{SUBSCRIPTIONS}/{subscription.external_id}")
 
     assert response.status_code == 200 and response.json()["data"]["deleted"] is True
-    assert not WebhookSubscription.objects.exists()
+    assert list(WebhookSubscription.objects.all()) == [kept]
+    assert set(Delivery.objects.values_list("subscription", flat=True)) == {kept.pk}
+    assert DeliveryAttempt.objects.filter(delivery__subscription=kept).count() == DeliveryAttempt.objects.count() == 5
 
 
 def test_another_orgs_subscriptions_and_deliveries_answer_like_missing_ones(api, org, other_org):
