@@ -231,8 +231,9 @@ def _without_our_callback_data(status):
     if "biz_opaque_callback_data" not in status:
         return status
     _, callers_own = split_callback_data(status["biz_opaque_callback_data"])
-    status = {k: v for k, v in status.items() if k != "biz_opaque_callback_data"}
-    return status if callers_own is None else {**status, "biz_opaque_callback_data": callers_own}
+    if callers_own is None:
+        return {k: v for k, v in status.items() if k != "biz_opaque_callback_data"}
+    return {**status, "biz_opaque_callback_data": callers_own}  # in its place among Meta's keys
 
 
 # Where an item names the user it is from or for, and where a contact names its user: a contact
