@@ -290,7 +290,7 @@ def meta_subset(payload, kind, keep):
             for key, field_value in value.items():
                 if key == kind:
                     subset[key] = [_without_our_callback_data(i) for i in items] if kind == "statuses" else items
-                elif key == "contacts":
+                elif key == "contacts" and left_out:  # else every item is kept, and every contact with it
                     if contacts := _contacts_kept(_list(field_value), items, left_out):
                         subset[key] = contacts
                 elif key not in ("messages", "statuses"):
