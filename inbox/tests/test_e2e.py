@@ -7,7 +7,7 @@ import requests
 from conftest import wait_for
 from fakemeta import payloads
 from inbox.models import WebhookEvent
-from outbox.tests.conftest import CONTACT_NAME, MESSAGE_TEXT, pywa_handler
+from outbox.tests.conftest import CONTACT_NAME, MESSAGE_TEXT, handled_by_pywa
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +65,7 @@ def test_the_stand_in_speaks_metas_2026_shapes_which_pywas_handlers_take(kirim, 
     sent = kirim.post(kirim.base, json=send, timeout=10).json()["data"]
     assert wait_for(lambda: len(meta_stand_in.state.webhooks_posted) == 3)
 
-    handle, handled = pywa_handler(settings.META_APP_SECRET, phone_number.phone_number_id)
+    handle, handled = handled_by_pywa(settings.META_APP_SECRET, phone_number.phone_number_id)
     for event in WebhookEvent.objects.order_by("pk"):  # what the stand-in posted, as it posted it
         body = event.body.encode()
         assert handle(body, payloads.sign(body, settings.META_APP_SECRET)) == ("ok", 200)

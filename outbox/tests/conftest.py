@@ -87,7 +87,7 @@ def whatsapp_api_js_verifies(body, signature, secret):
     return hmac.compare_digest(signature, f"sha256={expected}")
 
 
-def pywa_handler(app_secret, phone_id):
+def handled_by_pywa(app_secret, phone_id):
     """pywa 4.5.0's webhook handling for number `phone_id`, as a Django app wires it: `handle(body,
     signature)` checks the signature and runs its message and status handlers, which append what they
     were given to `handled`. Returns (handle, handled)."""

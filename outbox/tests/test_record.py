@@ -14,8 +14,8 @@ from outbox.tests.conftest import (
     CONTACT_NAME,
     HOOK_URL,
     MESSAGE_TEXT,
+    handled_by_pywa,
     make_subscription,
-    pywa_handler,
     run_due,
     whatsapp_api_js_verifies,
 )
@@ -48,7 +48,7 @@ def test_meta_events_leave_in_metas_own_bytes_so_a_handler_that_re_encodes_them_
     assert request.body == metas_bytes  # all of it is this org's: Meta's payload, byte for byte
     signature = request.headers["X-Hub-Signature-256"]
     assert whatsapp_api_js_verifies(request.body, signature, subscription.secret)
-    handle, handled = pywa_handler(subscription.secret, phone_number.phone_number_id)
+    handle, handled = handled_by_pywa(subscription.secret, phone_number.phone_number_id)
     assert handle(request.body, signature) == ("ok", 200)
     assert [(m.text, m.from_user.name) for m in handled] == [(MESSAGE_TEXT, CONTACT_NAME)]
 
@@ -94,7 +94,7 @@ def test_a_status_reaches_subscribers_with_every_field_meta_sent_and_only_for_th
     assert theirs_out["entry"][0]["changes"] == [their_change]
 
     request = receiver.calls[0].request
-    handle, handled = pywa_handler(subscription.secret, phone_number.phone_number_id)
+    handle, handled = handled_by_pywa(subscription.secret, phone_number.phone_number_id)
     assert handle(request.body, request.headers["X-Hub-Signature-256"]) == ("ok", 200)
     (status,) = handled  # pywa takes the first status of a webhook
     assert (status.id, status.from_user.bsuid, status.tracker) == (
