@@ -1,5 +1,7 @@
-"""Webhook payloads shaped as Meta sends them, and their signature. Shared by the stand-in, the demo
-seed and the tests, so all three speak exactly one version of Meta's format."""
+"""Webhook payloads shaped as Meta sends them in 2026, and their signature. Shared by the stand-in,
+the demo seed and the tests, so all three speak exactly one version of Meta's format: business-scoped
+user ids beside numbers (`user_id` on contacts, `from_user_id` on messages, `recipient_user_id` on
+statuses), the recipient's `contacts` in status webhooks, and per-message `pricing` on statuses."""
 
 import hashlib
 import hmac
@@ -13,14 +15,19 @@ def sign(raw_body, app_secret):
 
 
 def encode(payload):
-    return json.dumps(payload, separators=(",", ":")).encode()
+    """Meta's bytes: compact JSON, non-ASCII as lowercase \\uXXXX escapes, `/` escaped as `\\/`."""
+    return json.dumps(payload, separators=(",", ":")).replace("/", "\\/").encode()
 
 
 def webhook(phone_number_id, *, display_phone_number="", messages=(), statuses=(), contacts=(), waba_id="0"):
+    """One change of field `messages`. A status webhook's `contacts` are its recipients unless given."""
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
     }
+    if statuses and not contacts:
+        recipients = dict.fromkeys(s["recipient_id"] for s in statuses if isinstance(s, dict) and "recipient_id" in s)
+        contacts = [recipient(wa_id) for wa_id in recipients]
     if contacts:
         value["contacts"] = list(contacts)
     if messages:
@@ -33,13 +40,34 @@ def webhook(phone_number_id, *, display_phone_number="", messages=(), statuses=(
     }
 
 
+# A few calling codes' countries, for the user ids' prefix; the stand-in's users are mostly Indonesian.
+COUNTRY_OF_CALLING_CODE = {"62": "ID", "60": "MY", "65": "SG", "44": "GB", "1": "US"}
+
+
+def user_id_of(wa_id):
+    """The business-scoped user id Meta gives the user of number `wa_id`: the number's country, a dot,
+    digits. Made up, but the same for the same number, as Meta's is for one business. A user id is
+    its own."""
+    if not wa_id.isdigit():
+        return wa_id
+    country = next((c for code, c in COUNTRY_OF_CALLING_CODE.items() if wa_id.startswith(code)), "US")
+    return f"{country}.{int.from_bytes(hashlib.sha256(wa_id.encode()).digest()[:8], 'big'):020d}"
+
+
 def contact(wa_id, name):
-    return {"profile": {"name": name}, "wa_id": wa_id}
+    """A message's sender, as Meta describes it beside the message."""
+    return {"profile": {"name": name}, "wa_id": wa_id, "user_id": user_id_of(wa_id)}
+
+
+def recipient(wa_id):
+    """A status's recipient, as Meta describes it beside the status."""
+    return {"wa_id": wa_id, "user_id": user_id_of(wa_id)}
 
 
 def text_message(wamid, from_wa_id, body, *, timestamp=None):
     return {
         "from": from_wa_id,
+        "from_user_id": user_id_of(from_wa_id),
         "id": wamid,
         "timestamp": str(int(timestamp or time.time())),
         "text": {"body": body},
@@ -47,17 +75,34 @@ def text_message(wamid, from_wa_id, body, *, timestamp=None):
     }
 
 
-def status(wamid, value, recipient_id, *, timestamp=None, errors=None, biz_opaque_callback_data=None):
+def pricing(category="service"):
+    """Meta's per-message pricing of a send: a message inside the customer service window is free
+    (`service`), a template is charged at its category's rate (`marketing`, `utility`, `authentication`)."""
+    free = category == "service"
+    return {
+        "billable": not free,
+        "pricing_model": "PMP",
+        "category": category,
+        "type": "free_customer_service" if free else "regular",
+    }
+
+
+def status(wamid, value, recipient_id, *, timestamp=None, errors=None, biz_opaque_callback_data=None,
+           category="service"):  # fmt: skip
+    """A status of a send to `recipient_id`; `sent` and `delivered` carry its pricing, as Meta's do."""
     entry = {
         "id": wamid,
         "status": value,
         "timestamp": str(int(timestamp or time.time())),
         "recipient_id": recipient_id,
+        "recipient_user_id": user_id_of(recipient_id),
     }
-    if errors:
-        entry["errors"] = errors
     if biz_opaque_callback_data:  # the send's own, echoed by Meta
         entry["biz_opaque_callback_data"] = biz_opaque_callback_data
+    if value in ("sent", "delivered"):
+        entry["pricing"] = pricing(category)
+    if errors:
+        entry["errors"] = errors
     return entry
 
 

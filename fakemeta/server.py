@@ -122,12 +122,13 @@ class StandIn:
             self.webhooks_posted.append(status)
         return status
 
-    def report_delivery(self, phone_number_id, wamid, recipient, callback_data, *, sent_after, sent_posted):
+    def report_delivery(self, phone_number_id, wamid, recipient, callback_data, category, *, sent_after, sent_posted):
         """`sent` in `sent_after` seconds (`sent_posted` is set once Kirim has answered it), then
-        `delivered` 50 ms later, echoing the send's biz_opaque_callback_data as Meta does."""
+        `delivered` 50 ms later, echoing the send's biz_opaque_callback_data as Meta does, with the
+        send's pricing `category` and the recipient's contact."""
         for value, wait in (("sent", sent_after), ("delivered", 0.05)):
             time.sleep(wait)
-            status = payloads.status(wamid, value, recipient, biz_opaque_callback_data=callback_data)
+            status = payloads.status(wamid, value, recipient, biz_opaque_callback_data=callback_data, category=category)
             self.post_webhook(payloads.webhook(phone_number_id, statuses=[status]))
             if value == "sent":
                 sent_posted.set()
@@ -294,9 +295,10 @@ class Handler(BaseHTTPRequestHandler):
             to, wamid = str(body.get("to", "")), new_wamid()
             if self.state.webhook_url:  # started first: Meta delivers even when its answer is lost on the way
                 delay, sent_posted = self.state.next_status_delay(), threading.Event()
+                category = "utility" if body["type"] == "template" else "service"  # TEMPLATES are utility ones
                 threading.Thread(
                     target=self.state.report_delivery,
-                    args=(parts[-2], wamid, to, body.get("biz_opaque_callback_data")),
+                    args=(parts[-2], wamid, to, body.get("biz_opaque_callback_data"), category),
                     kwargs={"sent_after": max(delay, 0), "sent_posted": sent_posted},
                     daemon=True,
                 ).start()

@@ -236,18 +236,47 @@ def _parse_value(value, parsed):
 
 
 def _without_our_callback_data(status):
-    """A status as the sender should see it: biz_opaque_callback_data is theirs alone (or absent)."""
+    """A status as its sender gets it from Meta: biz_opaque_callback_data is the value the sender gave
+    Kirim, and absent when it gave none (Meta leaves it out then), with Kirim's own id taken out."""
     if "biz_opaque_callback_data" not in status:
         return status
     _, callers_own = split_callback_data(status["biz_opaque_callback_data"])
-    status = {k: v for k, v in status.items() if k != "biz_opaque_callback_data"}
-    return status if callers_own is None else {**status, "biz_opaque_callback_data": callers_own}
+    if callers_own is None:
+        return {k: v for k, v in status.items() if k != "biz_opaque_callback_data"}
+    return {**status, "biz_opaque_callback_data": callers_own}  # in its place among Meta's keys
+
+
+# Where an item names the user it is from or for, and where a contact names its user: a contact
+# belongs to the items that name one of its ids (a message's sender, a status's recipient).
+ITEM_USER_FIELDS = ("from", "from_user_id", "recipient_id", "recipient_user_id", "recipient_participant_id",
+                    "recipient_participant_user_id")  # fmt: skip
+CONTACT_USER_FIELDS = ("wa_id", "user_id")
+
+
+def _ids(item, fields):
+    return {str(item[name]) for name in fields if item.get(name)}
+
+
+def _contacts_kept(contacts, kept, left_out):
+    """Meta's contacts, in Meta's order, less those that belong only to items left out (another
+    kind's, a message delivered before): a contact Kirim cannot tie to an item is kept."""
+    named_by_kept = set().union(*(_ids(item, ITEM_USER_FIELDS) for item in kept))
+    named_by_left_out = set().union(*(_ids(item, ITEM_USER_FIELDS) for item in left_out))
+    return [
+        contact
+        for contact in contacts
+        if not isinstance(contact, dict)
+        or (ids := _ids(contact, CONTACT_USER_FIELDS)) & named_by_kept
+        or not ids & named_by_left_out
+    ]
 
 
 def meta_subset(payload, kind, keep):
     """Meta's payload cut down to the `kind` items ("messages" or "statuses") for which
-    `keep(phone_number_id, item)` holds, in Meta's own shape and with Meta's values (a message keeps
-    its sender's `contacts` entry); None when no item is left. What an org's subscribers receive."""
+    `keep(phone_number_id, item)` holds: what Meta itself would have sent a subscriber of those items
+    alone. Every field Meta sent stays as Meta sent it, fields Kirim does not know included, at every
+    level; `contacts` keeps those of the items kept; a status's biz_opaque_callback_data is its
+    sender's own. None when no item is left. What an org's subscribers receive."""
     entries = []
     for entry in _list(_dict(payload).get("entry")):
         changes = []
@@ -260,19 +289,22 @@ def meta_subset(payload, kind, keep):
             items = [i for i in _list(value.get(kind)) if isinstance(i, dict) and keep(phone_number_id, i)]
             if not items:
                 continue
-            if kind == "statuses":
-                items = [_without_our_callback_data(status) for status in items]
-            subset = {k: v for k, v in value.items() if k not in ("contacts", "messages", "statuses")}
-            if kind == "messages":  # each kept message's sender, matched as Kirim stored it
-                every_contact = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
-                contacts = []
-                for item in items:
-                    contact = _sender(item, every_contact)[2]
-                    if contact and contact not in contacts:
-                        contacts.append(contact)
-                if contacts:
-                    subset["contacts"] = contacts
-            subset[kind] = items
+            kept = {id(item) for item in items}
+            left_out = [
+                item
+                for other in ("messages", "statuses")
+                for item in _list(value.get(other))
+                if isinstance(item, dict) and id(item) not in kept
+            ]
+            subset = {}  # Meta's keys in Meta's order
+            for key, field_value in value.items():
+                if key == kind:
+                    subset[key] = [_without_our_callback_data(i) for i in items] if kind == "statuses" else items
+                elif key == "contacts" and left_out:  # else every item is kept, and every contact with it
+                    if contacts := _contacts_kept(_list(field_value), items, left_out):
+                        subset[key] = contacts
+                elif key not in ("messages", "statuses"):
+                    subset[key] = field_value
             changes.append({**change, "value": subset})
         if changes:
             entries.append({**entry, "changes": changes})

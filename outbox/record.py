@@ -42,7 +42,7 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
         event = Event(org_id=org_id, type=event_type, created_at=now)
         if SOURCE_OF[event_type] == EventSource.KIRIM:
             body = {"id": event.external_id, "type": event_type, "created_at": iso(now), "data": body}
-        event.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        event.body = as_meta_writes_json(body)
         events.append(event)
     if not events:
         return []
@@ -75,6 +75,16 @@ def deliveries_create(rows, now):
     org_ids = {d.org_id for d in deliveries}
     transaction.on_commit(lambda: delivery.enqueue_new(org_ids))
     return deliveries
+
+
+def as_meta_writes_json(body):
+    """An event's body as Meta writes its webhooks: compact, every non-ASCII character as a \\uXXXX
+    escape (an emoji as its two UTF-16 halves), `/` as `\\/`. For Meta's own payloads these are Meta's
+    bytes, so a handler that checks X-Hub-Signature-256 over its own re-encoding of the parsed body,
+    as some do (whatsapp-api-js escapes non-ASCII before hashing), verifies it; Kirim's own events are
+    written the same way. json.dumps writes `/` only as itself, inside strings: escaping each one
+    changes no value."""
+    return json.dumps(body, separators=(",", ":")).replace("/", "\\/")
 
 
 def iso(moment):

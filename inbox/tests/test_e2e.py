@@ -5,6 +5,9 @@ import pytest
 import requests
 
 from conftest import wait_for
+from fakemeta import payloads
+from inbox.models import WebhookEvent
+from outbox.tests.conftest import CONTACT_NAME, MESSAGE_TEXT, handled_by_pywa
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,3 +52,29 @@ def test_a_send_is_accepted_and_its_statuses_come_back_by_webhook(kirim, meta_st
     replay = kirim.post(kirim.base, json=body, headers={"Idempotency-Key": "e2e-1"}, timeout=10)
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert len(meta_stand_in.state.requests) == 1
+
+
+def test_the_stand_in_speaks_metas_2026_shapes_which_pywas_handlers_take(kirim, meta_stand_in, phone_number, settings):
+    """Before, pywa's message handler never ran on the stand-in's messages (KeyError: 'user_id') and its
+    status handler never ran on statuses without `contacts`."""
+    customer = "6281200000042"
+    arrived = requests.post(f"{meta_stand_in.url}/_stand_in/inbound", json={
+        "phone_number_id": phone_number.phone_number_id, "from": customer, "name": CONTACT_NAME, "text": MESSAGE_TEXT,
+    }, timeout=10).json()  # fmt: skip
+    send = {"messaging_product": "whatsapp", "to": customer, "type": "text", "text": {"body": MESSAGE_TEXT}}
+    sent = kirim.post(kirim.base, json=send, timeout=10).json()["data"]
+    assert wait_for(lambda: len(meta_stand_in.state.webhooks_posted) == 3)
+
+    handle, handled = handled_by_pywa(settings.META_APP_SECRET, phone_number.phone_number_id)
+    for event in WebhookEvent.objects.order_by("pk"):  # what the stand-in posted, as it posted it
+        body = event.body.encode()
+        assert handle(body, payloads.sign(body, settings.META_APP_SECRET)) == ("ok", 200)
+
+    message, *statuses = handled
+    user_id = payloads.user_id_of(customer)
+    assert (message.id, message.text, message.from_user.name, message.from_user.bsuid, message.from_user.wa_id) == (
+        arrived["wamid"], MESSAGE_TEXT, CONTACT_NAME, user_id, customer)  # fmt: skip
+    assert [(s.id, s.status, s.from_user.bsuid, s.from_user.wa_id) for s in statuses] == [
+        (sent["message_id"], "sent", user_id, customer), (sent["message_id"], "delivered", user_id, customer)]  # fmt: skip
+    pricing = {(s.pricing.billable, s.pricing.model, s.pricing.category, s.pricing.type) for s in statuses}
+    assert pricing == {(False, "PMP", "service", "free_customer_service")}  # a reply in the service window

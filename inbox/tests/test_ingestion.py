@@ -299,9 +299,9 @@ def test_a_status_for_a_message_of_ours_is_applied_beside_a_failing_item(phone_n
 def test_one_inbound_message_costs_one_statement_on_postgresql(phone_number, deliver, django_assert_num_queries):
     if ON_POSTGRES:  # one statement in autocommit (in a savepoint here, inside the test's transaction)
         expected = ["SAVEPOINT", "WITH", "RELEASE"]
-    else:  # BEGIN, the number with whether its org has webhook subscriptions, the message, its
-        # conversation, the event, COMMIT
-        expected = ["SAVEPOINT", "SELECT", "INSERT", "INSERT", "INSERT", "RELEASE"]
+    else:  # BEGIN, the number with whether its org has webhook subscriptions, the conversation that
+        # knows the sender's user id, the message, its conversation, the event, COMMIT
+        expected = ["SAVEPOINT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT", "RELEASE"]
 
     with django_assert_num_queries(len(expected)) as queries:
         assert deliver(payloads.webhook(PHONE_NUMBER_ID, messages=good_messages(1))).status_code == 200

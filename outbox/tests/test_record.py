@@ -1,6 +1,7 @@
 """The outbox writer: events recorded in the transaction of their change, for the orgs that asked,
 with only each org's items in Meta's own JSON."""
 
+import copy
 import json
 
 import pytest
@@ -9,18 +10,113 @@ from django.db import transaction
 from fakemeta import payloads
 from inbox.models import Direction, Message, Status
 from outbox.models import Delivery, Event, EventType
-from outbox.tests.conftest import make_subscription
+from outbox.tests.conftest import (
+    CONTACT_NAME,
+    HOOK_URL,
+    MESSAGE_TEXT,
+    handled_by_pywa,
+    make_subscription,
+    run_due,
+    whatsapp_api_js_verifies,
+)
 
 CUSTOMER = "6281234567801"
+SECOND_CUSTOMER = "6281234567802"
 
 
-def inbound(phone_number_id, wamid, text="Halo", sender=CUSTOMER):
+def inbound(phone_number_id, wamid, text=MESSAGE_TEXT, sender=CUSTOMER, name=CONTACT_NAME):
     return payloads.webhook(
         phone_number_id,
         messages=[payloads.text_message(wamid, sender, text, timestamp=1749416383)],
-        contacts=[payloads.contact(sender, "Dewi")],
+        contacts=[payloads.contact(sender, name)],
         waba_id="102290129340398",
     )
+
+
+def test_meta_events_leave_in_metas_own_bytes_so_a_handler_that_re_encodes_them_verifies(
+    phone_number, subscription, receiver, deliver
+):
+    """Meta writes non-ASCII as \\uXXXX and `/` as `\\/`; whatsapp-api-js hashes the body so re-encoded.
+    Raw UTF-8 out made it refuse every event with an accent or an emoji (401: the event was lost)."""
+    receiver.post(HOOK_URL, status=200)
+    metas_bytes = payloads.encode(inbound(phone_number.phone_number_id, "wamid.ESCAPED"))
+
+    assert deliver(None, raw=metas_bytes).status_code == 200
+    run_due()
+
+    request = receiver.calls[0].request
+    assert request.body == metas_bytes  # all of it is this org's: Meta's payload, byte for byte
+    signature = request.headers["X-Hub-Signature-256"]
+    assert whatsapp_api_js_verifies(request.body, signature, subscription.secret)
+    handle, handled = handled_by_pywa(subscription.secret, phone_number.phone_number_id)
+    assert handle(request.body, signature) == ("ok", 200)
+    assert [(m.text, m.from_user.name) for m in handled] == [(MESSAGE_TEXT, CONTACT_NAME)]
+
+
+def test_a_status_reaches_subscribers_with_every_field_meta_sent_and_only_for_their_numbers(
+    phone_number, foreign_number, other_org, subscription, make_message, receiver, deliver
+):
+    """pywa reads a status's contact unconditionally: without `contacts` its status handler never ran."""
+    receiver.post(HOOK_URL, status=200)
+    theirs = make_subscription(other_org, url="https://other.example.com/hook")
+    delivered, failed = (make_message(phone_number, direction=Direction.OUTBOUND, status=Status.SENT) for _ in "ab")
+    foreign = make_message(foreign_number, direction=Direction.OUTBOUND, status=Status.SENT)
+    error = {"code": 131026, "title": "Message undeliverable", "message": f"Undeliverable to {CONTACT_NAME}",
+             "error_data": {"details": MESSAGE_TEXT},
+             "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}  # fmt: skip
+    ours = payloads.webhook(phone_number.phone_number_id, waba_id="102290129340398", statuses=[
+        payloads.status(delivered.wamid, "delivered", CUSTOMER,
+                        biz_opaque_callback_data=f"kirim:{delivered.external_id}|crm-order-4411 ✓"),
+        {**payloads.status(failed.wamid, "failed", SECOND_CUSTOMER, errors=[error]),
+         "recipient_identity_key_hash": "DF2lS5v2W6x=", "a_field_of_2027": {"nested": [1, 2.5, None]}},
+    ])  # fmt: skip
+    payload = copy.deepcopy(ours)
+    payload["a_top_field_of_2027"] = True
+    payload["entry"][0]["a_field_of_2027"] = "entry"
+    payload["entry"][0]["changes"][0]["value"]["a_field_of_2027"] = ["value"]
+    their_change = payloads.webhook(foreign_number.phone_number_id, statuses=[
+        payloads.status(foreign.wamid, "read", "6289999")])["entry"][0]["changes"][0]  # fmt: skip
+    payload["entry"][0]["changes"].append(their_change)
+
+    assert deliver(None, raw=payloads.encode(payload)).status_code == 200
+    run_due()
+
+    what_meta_would_have_sent_us = copy.deepcopy(payload)
+    what_meta_would_have_sent_us["entry"][0]["changes"].pop()  # the other org's number
+    value = what_meta_would_have_sent_us["entry"][0]["changes"][0]["value"]
+    value["statuses"][0]["biz_opaque_callback_data"] = "crm-order-4411 ✓"  # the sender's own, Kirim's id out
+    assert [c["user_id"] for c in value["contacts"]] == [payloads.user_id_of(CUSTOMER),
+                                                         payloads.user_id_of(SECOND_CUSTOMER)]  # fmt: skip
+    assert "pricing" in value["statuses"][0] and "errors" in value["statuses"][1]
+    ours_out = Delivery.objects.get(subscription=subscription).event.body
+    assert json.loads(ours_out) == what_meta_would_have_sent_us
+    theirs_out = json.loads(Delivery.objects.get(subscription=theirs).event.body)
+    assert theirs_out["entry"][0]["changes"] == [their_change]
+
+    request = receiver.calls[0].request
+    handle, handled = handled_by_pywa(subscription.secret, phone_number.phone_number_id)
+    assert handle(request.body, request.headers["X-Hub-Signature-256"]) == ("ok", 200)
+    (status,) = handled  # pywa takes the first status of a webhook
+    assert (status.id, status.from_user.bsuid, status.tracker) == (
+        delivered.wamid, payloads.user_id_of(CUSTOMER), "crm-order-4411 ✓")  # fmt: skip
+    assert (status.pricing.model, status.pricing.category) == ("PMP", "service")
+
+
+def test_a_message_meta_delivers_again_beside_a_new_one_takes_its_contact_out_with_it(
+    phone_number, subscription, deliver
+):
+    first = inbound(phone_number.phone_number_id, "wamid.FIRST")
+    deliver(first)
+    again = copy.deepcopy(first)
+    value = again["entry"][0]["changes"][0]["value"]
+    value["contacts"].append(payloads.contact(SECOND_CUSTOMER, "مريم 🌙"))
+    value["messages"].append(payloads.text_message("wamid.SECOND", SECOND_CUSTOMER, "שלום 👋", timestamp=1749416390))
+
+    deliver(again)
+
+    announced = json.loads(Event.objects.order_by("pk").last().body)["entry"][0]["changes"][0]["value"]
+    assert announced["contacts"] == [value["contacts"][1]]
+    assert announced["messages"] == [value["messages"][1]]
 
 
 def test_an_inbound_message_records_message_received_with_metas_own_json(phone_number, subscription, deliver):
