@@ -354,18 +354,9 @@ class StandInServer(QuietServer):
         self.state = state
 
 
-def make_server(
-    host="127.0.0.1",
-    port=8081,
-    latency_ms=0,
-    webhook_url=None,
-    app_secret=None,
-    fail_rate=0.0,
-    latency_p99_ms=None,
-    status_delays_ms=(50,),
-):
-    state = StandIn(latency_ms, webhook_url, app_secret, fail_rate, latency_p99_ms, status_delays_ms)
-    return StandInServer((host, port), state)
+def make_server(host="127.0.0.1", port=8081, **options):
+    """The stand-in listening at (host, port); `options` are StandIn's."""
+    return StandInServer((host, port), StandIn(**options))
 
 
 def main(argv=None):
@@ -390,12 +381,12 @@ def main(argv=None):
         server = make_server(
             args.host,
             args.port,
-            args.latency_ms,
-            args.webhook_url,
-            os.environ.get("META_APP_SECRET"),
-            args.fail_rate,
-            args.latency_p99_ms,
-            args.status_delay_ms,
+            latency_ms=args.latency_ms,
+            webhook_url=args.webhook_url,
+            app_secret=os.environ.get("META_APP_SECRET"),
+            fail_rate=args.fail_rate,
+            latency_p99_ms=args.latency_p99_ms,
+            status_delays_ms=args.status_delay_ms,
         )
     except OSError as error:
         sys.exit(f"Meta stand-in: cannot listen on {args.host}:{args.port}: {error.strerror}")
