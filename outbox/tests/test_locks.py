@@ -132,29 +132,24 @@ def assert_gone(subscription):
     assert not Delivery.objects.exists() and not DeliveryAttempt.objects.exists()
 
 
-def test_a_delete_while_a_worker_claims_a_delivery(subscription, pending, receiver, delete):
-    """The claim locks the subscription, then takes the delivery; the delete once took the deliveries
-    first and then waited for the subscription: PostgreSQL broke the circle with a deadlock error."""
-    receiver.post(HOOK_URL, status=200)
+@pytest.mark.parametrize(
+    ("receiver_status", "held_statement"),
+    [
+        # The claim locks the subscription, then takes the delivery; the delete once took the deliveries
+        # first and then waited for the subscription: PostgreSQL broke the circle with a deadlock error.
+        pytest.param(200, 'UPDATE "outbox_delivery"', id="claim"),
+        # Settling a final answer counts it on the subscription's row, after writing the delivery's: it
+        # locks the subscription first, as the delete's batches do.
+        pytest.param(400, 'UPDATE "outbox_webhooksubscription"', id="settle"),
+    ],
+)
+def test_a_delete_while_a_worker_attempts_a_delivery(
+    subscription, pending, receiver, delete, receiver_status, held_statement
+):
+    receiver.post(HOOK_URL, status=receiver_status)
     delete, answer = delete
 
-    _, status = side_by_side(
-        lambda: attempt_delivery(pending[0].pk), delete, hold_first_before='UPDATE "outbox_delivery"'
-    )
-
-    assert status == answer
-    assert_gone(subscription)
-
-
-def test_a_delete_while_a_worker_settles_a_failed_delivery(subscription, pending, receiver, delete):
-    """Settling a final answer counts it on the subscription's row, after writing the delivery's: it
-    locks the subscription first, as the delete's batches do."""
-    receiver.post(HOOK_URL, status=400)
-    delete, answer = delete
-
-    _, status = side_by_side(
-        lambda: attempt_delivery(pending[0].pk), delete, hold_first_before='UPDATE "outbox_webhooksubscription"'
-    )
+    _, status = side_by_side(lambda: attempt_delivery(pending[0].pk), delete, hold_first_before=held_statement)
 
     assert status == answer
     assert_gone(subscription)
