@@ -3,6 +3,7 @@
 import threading
 from typing import ClassVar
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import connection
 from django.views import defaults
@@ -22,6 +23,7 @@ HEALTH_EVIDENCE_SECONDS = 1.0
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok"])
+    version = serializers.CharField(help_text="The release serving this answer (CHANGELOG.md).")
 
 
 def envelope(request, data, *, status=200, headers=None):
@@ -68,7 +70,7 @@ def health(request):
     if answered_within is None or not answered_within(HEALTH_EVIDENCE_SECONDS):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    return envelope(request, {"status": "ok"})
+    return envelope(request, {"status": "ok", "version": settings.KIRIM_VERSION})
 
 
 class SchemaView(SpectacularJSONAPIView):
