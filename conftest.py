@@ -29,12 +29,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fakemeta import payloads
-from inbox.events import split_callback_data
-from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
-from inbox.ratelimit import auth_failures
-from inbox.services import conversations_touch
+from inbox.services.inbound_rows import conversations_touch
 from kirim.wsgi import application  # imported now: django.setup() configures logging anew (caplog's handler)
+from meta.payloads import split_callback_data
+from orgs.members import member_add
+from orgs.ratelimit import auth_failures
 
 STAFF_PASSWORD = "correct horse battery"
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -101,12 +101,12 @@ def fresh_auth_failure_counts():
 @pytest.fixture(autouse=True)
 def quick_meta_retries(monkeypatch):
     """Retries keep their count and order in tests, without the real backoff's waiting."""
-    monkeypatch.setattr("kirim.meta_graph.BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr("meta.graph.BACKOFF_FIRST", 0.001)
 
 
 @pytest.fixture(autouse=True)
 def no_meta_call_in_a_transaction(settings):
-    """A call to Meta inside a database transaction fails the test (kirim/waiting.py)."""
+    """A call to Meta inside a database transaction fails the test (core/db/waiting.py)."""
     settings.META_FORBID_IN_TRANSACTION = True
 
 
@@ -256,7 +256,7 @@ WEBHOOK_URL = "/webhooks/whatsapp"
 def connections_kept_open(monkeypatch):
     """For requests through the WSGI application (`wsgi_call`), as Django's test client does: a
     request must not close the connection the test's transaction lives on as it starts or finishes
-    (Django's request signals; Meta's deliveries, inbox.webhooks.MetaDeliveries, close it themselves)."""
+    (Django's request signals; Meta's deliveries, inbox.api.meta_webhooks.MetaDeliveries, close it themselves)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     handed_back = []  # each time a delivery would have closed it: what the test sees
@@ -338,8 +338,8 @@ def break_inbound_storing(monkeypatch):
             raise error
 
         with monkeypatch.context() as patch:
-            patch.setattr("inbox.services._store_inbound", fail)
-            patch.setattr("inbox.services.INBOUND_IN_ONE_STATEMENT.run", fail)
+            patch.setattr("inbox.services.ingest._store_inbound", fail)
+            patch.setattr("inbox.services.ingest_one_statement.INBOUND_IN_ONE_STATEMENT.run", fail)
             yield
 
     return broken

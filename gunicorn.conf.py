@@ -13,8 +13,8 @@ bind = os.environ.get("BIND", "0.0.0.0:8000")
 # read retries from queueing behind them. Sizing rule: docs/operations/deploy-and-sizing.md.
 workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 # gunicorn's gthread worker, answering what gunicorn refuses itself in JSON and logging none of the
-# request with it (kirim/serving.py).
-worker_class = "kirim.serving.Worker"
+# request with it (core/serving.py).
+worker_class = "core.serving.Worker"
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 # A worker takes no more connections than it has threads. Kept-alive connections spread unevenly
 # over the workers: one holding more than its threads queued requests (/v1/health among them, 86-171
@@ -32,7 +32,7 @@ max_requests_jitter = 1_000
 # The workers' heartbeat touches a file on every loop; on a disk-backed /tmp that costs each request
 # ~0.3 ms of the thread that hands requests out (measured with py-spy). Memory-backed where there is one.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# Above Kirim's own limits (kirim/middleware.py: a 4094-byte URL, 100 headers of 8190 bytes), so a
+# Above Kirim's own limits (core/middleware.py: a 4094-byte URL, 100 headers of 8190 bytes), so a
 # request a little over those is answered by Kirim in its surface's envelope; past these, by the worker.
 limit_request_line = 8190  # gunicorn's largest
 limit_request_fields = 200

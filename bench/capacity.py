@@ -101,7 +101,7 @@ def main():
     from django.conf import settings
     from django.db import connection
 
-    from kirim.dburl import database_url
+    from dev.dburl import database_url
 
     stand_in_port, kirim_port = free_port(), free_port()
     stand_in_url = f"http://127.0.0.1:{stand_in_port}"

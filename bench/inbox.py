@@ -20,8 +20,6 @@ NUMBERS = 5
 OTHER_MESSAGES = 200_000
 OTHER_CONVERSATIONS = 2_000
 GOAL_MS = 200
-
-
 ORGS = (  # slug, first digits of its numbers, messages, conversations, seconds between messages
     ("bench", "90000000000", MESSAGES, CONVERSATIONS, 1),
     ("bench-other", "90000000001", OTHER_MESSAGES, OTHER_CONVERSATIONS, 5),
@@ -88,9 +86,9 @@ def main():
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from inbox.admin import live_cursor
-    from inbox.members import member_add
+    from inbox.admin.live import live_cursor
     from inbox.models import Conversation, Message, Org, Role
+    from orgs.members import member_add
 
     if args.refill or any(Message.objects.filter(org__slug=slug).count() != n for slug, _, n, _, _ in ORGS):
         print(f"filling {MESSAGES:,} + {OTHER_MESSAGES:,} messages ...", flush=True)

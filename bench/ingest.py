@@ -65,7 +65,7 @@ def main():
     from django.conf import settings
     from django.db import connection
 
-    from kirim.dburl import database_url
+    from dev.dburl import database_url
 
     fresh_org("bench-ingest", [PHONE_NUMBER_ID])
     url = database_url(connection.settings_dict)

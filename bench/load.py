@@ -75,7 +75,7 @@ def seed(unread_count, outbound_count):
     from django.db import connection
 
     from inbox.models import ApiKey, Conversation, Direction, Message, Status
-    from inbox.services import conversations_touch
+    from inbox.services.inbound_rows import conversations_touch
 
     org, (number,) = fresh_org("bench-load", [PHONE_NUMBER_ID], rate_limit_per_minute=10**9)
     _, key = ApiKey.issue(org=org, name="bench")
@@ -279,7 +279,7 @@ def gunicorn_env():
     """Kirim as production runs it, on this benchmark's database, with the stand-in as Meta."""
     from django.db import connection
 
-    from kirim.dburl import database_url
+    from dev.dburl import database_url
 
     return {
         "DATABASE_URL": database_url(connection.settings_dict),

@@ -21,6 +21,8 @@ def required(name):
 
 SECRET_KEY = required("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
+# The development-only app (dev/: the demo's seed_demo): installed where DEBUG is on, unless told.
+DEV_TOOLS = env.bool("DEV_TOOLS", default=DEBUG)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com/v23.0").rstrip("/")
@@ -115,16 +117,17 @@ INSTALLED_APPS = [
     # After outbox: its `db_worker`, which outlives a database restart, stands in for django-tasks-db's.
     "django_tasks",
     "django_tasks_db",
+    *(["dev"] if DEV_TOOLS else []),
 ]
 
 MIDDLEWARE = [
-    "kirim.middleware.RequestIdMiddleware",
-    "kirim.middleware.RequestLogMiddleware",
-    "kirim.middleware.RequestGateMiddleware",
-    "kirim.middleware.BodyGateMiddleware",
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.RequestLogMiddleware",
+    "core.middleware.RequestGateMiddleware",
+    "core.middleware.BodyGateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "inbox.ratelimit.RateLimitHeadersMiddleware",
+    "orgs.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,16 +156,17 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "kirim.postgresql"  # Django's, with a health check that costs no query
+    DATABASES["default"]["ENGINE"] = "core.db.postgresql"  # Django's, with a health check that costs no query
     DATABASES["default"]["OPTIONS"] = {}
     # Parameters bound by the server let psycopg prepare a statement after its second run on a
     # connection: the hot path's statements skip planning, ~0.2 ms each (docs/benchmarks.md). A pooler
     # that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode) needs it off.
     # Pooled connections keep theirs from request to request.
+    # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
     # Connections per worker process, shared by its threads: a thread takes one for its queries and
-    # gives it back while it waits on Meta (kirim/waiting.py), so far fewer are needed than threads.
+    # gives it back while it waits on Meta (core/db/waiting.py), so far fewer are needed than threads.
     # 0: no pool, a connection per thread kept CONN_MAX_AGE seconds.
     DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=3)
     if DB_POOL_SIZE:
@@ -214,13 +218,13 @@ if not DEBUG:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["inbox.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["inbox.auth.HasApiKey"],
-    "DEFAULT_THROTTLE_CLASSES": ["inbox.ratelimit.OrgRateLimit"],
-    "DEFAULT_PARSER_CLASSES": ["kirim.parsers.StrictJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.auth.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["orgs.ratelimit.OrgRateLimit"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "kirim.errors.exception_handler",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kirim.negotiation.JsonOnlyNegotiation",
+    "EXCEPTION_HANDLER": "core.envelopes.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.JsonOnlyNegotiation",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 like any other method the API lacks
@@ -245,12 +249,12 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["kirim.schema.metas_paths_once"],
+    "PREPROCESSING_HOOKS": ["core.schema.metas_paths_once"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "kirim.schema.overlapping_variants_are_any_of",
-        "inbox.serializers.messages_request_in_documents",
-        "outbox.serializers.subscription_request_in_documents",
+        "core.schema.overlapping_variants_are_any_of",
+        "inbox.api.serializers.messages_request_in_documents",
+        "outbox.api.serializers.subscription_request_in_documents",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "inbox.models.Status",
@@ -260,7 +264,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGGING_CONFIG = "kirim.logs.configure"  # every record redacted: no body in any message or traceback
+LOGGING_CONFIG = "core.logs.configure"  # every record redacted: no body in any message or traceback
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -269,7 +273,7 @@ LOGGING = {
         "json_line": {"format": "%(message)s"},  # kirim.requests logs ready-made JSON
         "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
     },
-    "filters": {"redact_access_token": {"()": "kirim.middleware.RedactAccessToken"}},
+    "filters": {"redact_access_token": {"()": "core.middleware.RedactAccessToken"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "requests": {"class": "logging.StreamHandler", "formatter": "json_line"},

@@ -3,31 +3,32 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularRedocView
 from rest_framework.routers import SimpleRouter
 
-from inbox.api import AccountsView, MessageViewSet, MeView
-from inbox.graph_api import (
+from core.api import SchemaView, bad_request, health, server_error, unknown_endpoint
+from inbox.api.graph import (
     GraphMediaContentView,
     GraphMediaUploadView,
     GraphMediaView,
-    GraphMessagesView,
     GraphTemplatesView,
+    unknown_graph_path,
 )
-from inbox.webhooks import WEBHOOK_ROUTE, whatsapp_webhook
-from kirim.api import SchemaView, bad_request, health, server_error, unknown_endpoint, unknown_graph_path
-from kirim.meta_errors import GRAPH_VERSION, VERSION_LIKE
-from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
+from inbox.api.meta_webhooks import WEBHOOK_ROUTE, whatsapp_webhook
+from inbox.api.v1 import AccountsView, MeView
+from meta.errors import GRAPH_VERSION, VERSION_LIKE
+from outbox.api.views import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
+from receipts.api import ReadingGraphMessagesView, ReadingMessageViewSet
 
 router = SimpleRouter(trailing_slash=False)
-router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", MessageViewSet, basename="message")
+router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", ReadingMessageViewSet, basename="message")
 router.register("webhook_subscriptions", WebhookSubscriptionViewSet, basename="webhook-subscription")
 router.register("webhook_deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
-# Meta's own API (inbox/graph_api.py): any Graph version, /v13.0/ to /v27.0/ and on.
+# Meta's own API (inbox/api/graph.py): any Graph version, /v13.0/ to /v27.0/ and on.
 GRAPH = rf"^(?P<version>{GRAPH_VERSION})/"
 
 
 def graph_routes(prefix):
     return [
-        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/messages$", GraphMessagesView.as_view()),
+        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/messages$", ReadingGraphMessagesView.as_view()),
         re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
         re_path(prefix + r"(?P<waba_id>[0-9]{6,32})/message_templates$", GraphTemplatesView.as_view()),
         re_path(prefix + r"(?P<media_id>[0-9]{6,32})$", GraphMediaView.as_view()),

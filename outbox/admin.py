@@ -1,4 +1,4 @@
-"""Events out in the admin, scoped to the member's orgs (inbox/admin_scope.py): subscriptions for the
+"""Events out in the admin, scoped to the member's orgs (orgs/scope.py): subscriptions for the
 org's managers (the secret shown once, on the page that answers a create or a rotation), and the
 deliveries with every attempt, read-only, with a replay action."""
 
@@ -6,8 +6,8 @@ from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
-from inbox.admin_scope import MANAGERS, OrgScopedAdmin
-from kirim.errors import ApiError
+from core.errors import ApiError
+from orgs.scope import MANAGERS, OrgScopedAdmin
 from outbox import services
 from outbox.models import Delivery, DeliveryAttempt, EventType, WebhookSubscription
 

@@ -36,9 +36,9 @@ from django_tasks.exceptions import TaskResultDoesNotExist
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
-from inbox.models import Org
-from kirim import subscriber_http
-from kirim.webhook_signing import kirim_signature, meta_signature, standard_webhooks_signature
+from meta.signing import kirim_signature, meta_signature, standard_webhooks_signature
+from orgs.models import Org
+from outbox import subscriber_http
 from outbox.models import (
     Delivery,
     DeliveryAttempt,

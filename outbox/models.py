@@ -11,8 +11,8 @@ from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
-from inbox.models import Org
-from kirim.ids import PublicIdField
+from core.ids import PublicIdField
+from orgs.models import Org
 
 SECRET_PREFIX = "whsec_"
 OLD_SECRET_SIGNS_FOR = timedelta(hours=24)
@@ -94,7 +94,7 @@ class WebhookSubscription(models.Model):
     Failures count per event type, so a type the receiver refuses (Kirim's envelope at a handler
     written for Meta's webhooks) is stopped alone and never stops the types it accepts."""
 
-    secret_fields = ("secret", "previous_secret")  # never a lookup either (inbox/admin_scope.py)
+    secret_fields = ("secret", "previous_secret")  # never a lookup either (orgs/scope.py)
 
     external_id = PublicIdField("wbs")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="webhook_subscriptions")

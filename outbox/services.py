@@ -10,9 +10,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from inbox.models import Org
-from kirim.errors import InvalidField
-from kirim.subscriber_http import UnsafeUrl, check_url
+from core.errors import InvalidField
+from orgs.models import Org
 from outbox import record
 from outbox.models import (
     OLD_SECRET_SIGNS_FOR,
@@ -25,6 +24,7 @@ from outbox.models import (
     WebhookSubscription,
     new_secret,
 )
+from outbox.subscriber_http import UnsafeUrl, check_url
 
 BULK_REPLAY_MAX = 1000
 DELETE_BATCH = 1000  # deliveries deleted per transaction: locks held for milliseconds, not for the whole job

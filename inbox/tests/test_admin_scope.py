@@ -15,8 +15,6 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conftest import logged_in, meta_confirms_number
-from inbox.admin_scope import OrgScopedAdmin, org_path_of
-from inbox.members import member_add, memberships_remove
 from inbox.models import (
     ApiKey,
     Conversation,
@@ -29,6 +27,8 @@ from inbox.models import (
     Role,
     WebhookEvent,
 )
+from orgs.members import member_add, memberships_remove
+from orgs.scope import OrgScopedAdmin, org_path_of
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
 

@@ -9,8 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from conftest import SECRET_LOOKUPS, logged_in, meta_confirms_number, paths_to_secrets
-from inbox.admin_scope import OrgScopedAdmin
 from inbox.models import ApiKey, Direction, PhoneNumber, Role
+from orgs.scope import OrgScopedAdmin
 from outbox.models import WebhookSubscription
 
 MARKER = "EAAGRECOGNISABLE"  # every token below contains it

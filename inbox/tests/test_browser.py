@@ -12,9 +12,9 @@ from conftest import as_the_client_sent_it
 from conftest import wait_for as conftest_wait_for
 from fakemeta import payloads
 from fakemeta.server import new_wamid
-from inbox.admin import POLL_SECONDS
+from inbox.admin.conversations import POLL_SECONDS
 from inbox.models import Conversation, Direction, Message, Role, Status
-from inbox.replies import templates_store
+from inbox.services.replies import templates_store
 from receipts.tests.test_browser import log_in, save_screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)

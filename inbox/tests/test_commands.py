@@ -12,8 +12,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from conftest import meta_confirms_number
+from dev.management.commands.seed_demo import DEMO_WABA_ID, OTHER_PHONE_NUMBER_ID, SPARE_PHONE_NUMBER_ID
 from fakemeta.server import make_server
-from inbox.management.commands.seed_demo import DEMO_WABA_ID, OTHER_PHONE_NUMBER_ID, SPARE_PHONE_NUMBER_ID
 from inbox.models import ApiKey, Membership, Message, Org, PhoneNumber, Status
 
 
@@ -191,7 +191,7 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     from django.utils import timezone
 
     from inbox.models import AuthFailureWindow, IdempotencyRecord, RateLimitWindow, WebhookEvent
-    from inbox.ratelimit import WINDOW_SECONDS
+    from orgs.ratelimit import WINDOW_SECONDS
 
     now = timezone.now()
     minute = int(now.timestamp() // WINDOW_SECONDS)

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox.admin import LIVE_OVERLAP, live_cursor
+from inbox.admin.live import LIVE_OVERLAP, live_cursor
 from inbox.models import Conversation, Direction, Message, Status
 
 

@@ -13,8 +13,8 @@ import requests
 from django.conf import settings
 
 from conftest import free_port
+from dev.dburl import database_url
 from fakemeta.server import make_server
-from kirim.dburl import database_url
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from django.apps import apps
 from django.test import Client
 
 from conftest import SECRET_LOOKUPS, paths_to_secrets
+from core.middleware import URL_MAX_BYTES
 from inbox.models import Direction
-from kirim.middleware import URL_MAX_BYTES
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
 

@@ -66,7 +66,7 @@ def test_bad_subscriptions_are_400_in_the_envelope(api, org, fields, code, param
 
 def test_a_host_resolving_to_a_private_address_is_refused_at_create(api, org, monkeypatch):
     monkeypatch.setattr(
-        "kirim.subscriber_http.resolve",
+        "outbox.subscriber_http.resolve",
         lambda host, port: {"192.168.1.20"},
     )
     error = assert_error(create(api), 400, "invalid_field_value", "url")

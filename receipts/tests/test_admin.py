@@ -157,7 +157,7 @@ def test_the_button_needs_post_and_csrf(reader, two_conversations, meta):
 def test_the_action_costs_the_same_queries_at_10_and_200_messages(
     reader, phone_number, make_message, meta_accepts_reads, monkeypatch
 ):
-    monkeypatch.setattr("inbox.admin.ADMIN_READ_CONCURRENCY", 1)  # every query on this connection
+    monkeypatch.setattr("receipts.admin.ADMIN_READ_CONCURRENCY", 1)  # every query on this connection
     counted = []
     for per_conversation in (5, 100):
         Message.objects.all().delete()

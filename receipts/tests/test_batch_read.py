@@ -23,12 +23,12 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conftest import graph_messages_url, postgres_only
+from dev.dburl import database_url
 from inbox.models import Message, ReadVia, Status
-from kirim.dburl import database_url
 from outbox import record as outbox_record
 from outbox.models import Event
 from outbox.tests.conftest import make_subscription
-from receipts.services import SKIP_EXPIRED
+from receipts.services.reads import SKIP_EXPIRED
 
 pytestmark = pytest.mark.django_db(transaction=True)  # worker threads read what the test wrote
 

@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from inbox.management.orgs import org_by_slug
-from inbox.members import member_add
 from inbox.models import Membership, Role
+from orgs.members import member_add
 
 
 class Command(BaseCommand):

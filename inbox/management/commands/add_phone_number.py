@@ -3,9 +3,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApiError
 from inbox.management.orgs import org_by_slug
-from inbox.numbers import phone_number_confirm, phone_number_connect
-from kirim.errors import ApiError
+from inbox.services.numbers import phone_number_confirm, phone_number_connect
 
 
 class Command(BaseCommand):

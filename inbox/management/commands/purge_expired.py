@@ -13,8 +13,9 @@ from inbox.models import (
     UploadedMedia,
     WebhookEvent,
 )
-from inbox.ratelimit import WINDOW_SECONDS
-from inbox.services import cut_off_sends_unconfirm, early_statuses_apply
+from inbox.services.send import cut_off_sends_unconfirm
+from inbox.services.statuses import early_statuses_apply
+from orgs.ratelimit import WINDOW_SECONDS
 from outbox.delivery import ensure_sweeper
 from outbox.services import deliveries_purge
 

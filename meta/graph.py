@@ -1,0 +1,372 @@
+"""The one module that talks to Meta's Graph API. Everything else calls the functions here."""
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+import urllib3
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from core.db.waiting import hold_nothing
+from core.errors import UpstreamError
+from core.upstream import calls_made, never_sent
+
+# Meta's JSON objects, as it answers them.
+Json = dict[str, Any]
+# One HTTP call to Meta, given its timeout in seconds.
+Call = Callable[[float], requests.Response]
+
+
+class PhoneNumber(Protocol):
+    """What this module reads of a business number (inbox.models.PhoneNumber)."""
+
+    phone_number_id: str
+    waba_id: str
+    access_token: str
+
+
+logger = logging.getLogger("kirim.meta")
+
+# One pooled session per process: keep-alive connections to Meta are reused across requests.
+_session = requests.Session()
+_session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
+_session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
+
+
+def _upstream_error(message: str, *, http_status: int | None = None, error: object = None) -> UpstreamError:
+    """UpstreamError carrying what Meta said (code, message, fbtrace_id, HTTP status) in `upstream`."""
+    meta_error = _object(error)
+    error_data = _object(meta_error.get("error_data"))
+    upstream = {
+        "http_status": http_status,
+        "code": meta_error.get("code"),
+        "message": meta_error.get("message") or message,
+        "fbtrace_id": meta_error.get("fbtrace_id"),
+    }
+    if error_data.get("details"):
+        upstream["details"] = error_data["details"]
+    failure = UpstreamError(f"WhatsApp's Cloud API: {upstream['message']}", upstream=upstream)
+    failure.meta_error = meta_error or None
+    return failure
+
+
+# Meta's codes for "try again": 1 unknown error, 2 service temporarily unavailable, 131000 something
+# went wrong. 130429 (throughput limit) is not retried: waiting inside a request would not help.
+RETRYABLE_CODES = {1, 2, 131000}
+BACKOFF_FIRST, BACKOFF_CAP = 0.25, 2.0
+
+
+class _Failed(Exception):
+    """One attempt's failure: the UpstreamError to give, whether Meta answered it, and whether Meta may
+    have received the call when it did not answer."""
+
+    def __init__(
+        self, error: UpstreamError, *, retryable: bool, answered: bool = True, maybe_received: bool = True
+    ) -> None:
+        self.error, self.retryable, self.maybe_received = error, retryable, maybe_received
+        # What a caller may conclude (UpstreamError.meta_received): Meta received it, may have, or did not.
+        error.meta_received = True if answered else (None if maybe_received else False)
+
+
+def _attempt(call: Call, timeout: float) -> Json:
+    """One HTTP call to Meta, `call(timeout)`; Meta's JSON object, or _Failed."""
+    started = time.monotonic()
+    try:
+        response = call(timeout)
+    except (requests.ConnectTimeout, requests.ConnectionError) as error:
+        received = not never_sent(error)
+        message = (
+            "Meta did not answer in time." if isinstance(error, requests.Timeout) else "Meta could not be reached."
+        )
+        raise _Failed(_upstream_error(message), retryable=True, answered=False, maybe_received=received) from None
+    except requests.Timeout:
+        raise _Failed(_upstream_error("Meta did not answer in time."), retryable=True, answered=False) from None
+    except requests.RequestException:
+        raise _Failed(_upstream_error("Meta could not be reached."), retryable=True, answered=False) from None
+    finally:
+        calls_made.record(time.monotonic() - started)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _Failed(
+            _upstream_error("Meta's answer was not JSON.", http_status=response.status_code),
+            retryable=response.status_code >= 500,
+        )
+    if response.status_code >= 400 or "error" in body:
+        meta_error = _object(body.get("error"))
+        raise _Failed(
+            _upstream_error(
+                f"Meta answered HTTP {response.status_code}.", http_status=response.status_code, error=meta_error
+            ),
+            retryable=response.status_code >= 500 or meta_error.get("code") in RETRYABLE_CODES,
+        )
+    return body
+
+
+def _headers(phone_number: PhoneNumber) -> dict[str, str]:
+    return {"Authorization": f"Bearer {phone_number.access_token}"}
+
+
+def post_messages(phone_number: PhoneNumber, payload: Json, *, idempotent: bool) -> Json:
+    """POST /{phone_number_id}/messages with the number's token; Meta's JSON answer, or UpstreamError."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
+    return _call(
+        lambda timeout: _session.post(url, json=payload, headers=_headers(phone_number), timeout=timeout),
+        idempotent=idempotent,
+    )
+
+
+def _call(call: Call, *, idempotent: bool) -> Json:
+    """`call(timeout)` made to Meta until it answers; Meta's JSON object, or UpstreamError.
+
+    Transient failures are retried with capped, jittered backoff, within META_MAX_ATTEMPTS and a total
+    of META_RETRY_BUDGET seconds. A call that is not idempotent (a send) is retried only when Meta
+    cannot have received it, so a message is never sent twice.
+
+    Never inside a transaction: the caller's pooled connection goes back to the pool for the call."""
+    hold_nothing()
+    deadline = time.monotonic() + settings.META_RETRY_BUDGET
+    attempt = 0
+    while True:
+        attempt += 1
+        remaining = deadline - time.monotonic()
+        try:
+            return _attempt(call, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
+        except _Failed as failure:
+            delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            may_retry = failure.retryable and (idempotent or not failure.maybe_received)
+            if not may_retry or attempt >= settings.META_MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+                raise failure.error from None
+            logger.warning(
+                "Meta call failed (%s), retry %d in %.2fs",
+                (failure.error.upstream or {}).get("message"),
+                attempt,
+                delay,
+            )
+            time.sleep(delay)
+
+
+def mark_read(phone_number: PhoneNumber, wamid: str, *, typing: bool = False) -> None:
+    """Send a read receipt (and optionally a typing bubble) for an inbound message."""
+    payload: Json = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+    if typing:
+        payload["typing_indicator"] = {"type": "text"}
+    body = post_messages(phone_number, payload, idempotent=True)  # reading twice changes nothing
+    if body.get("success") is not True:
+        raise _upstream_error("Meta did not confirm the read receipt.", http_status=200)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    wamid: str
+    wa_id: str | None  # Meta's normalized form of `to`, which inbound webhooks use as `from`
+    message_status: str | None = None  # template pacing (`accepted`, `held_for_quality_assessment`), when given
+
+
+def send_message(phone_number: PhoneNumber, body: Json) -> Accepted:
+    """Send a message (the body is the client's, passed through); what Meta answered for it."""
+    answer = post_messages(phone_number, body, idempotent=False)
+    sent = _first(answer.get("messages"))
+    wamid = sent.get("id")
+    if not isinstance(wamid, str) or not wamid:
+        raise _upstream_error("Meta's answer had no message id.", http_status=200)
+    wa_id = _first(answer.get("contacts")).get("wa_id")
+    message_status = sent.get("message_status")
+    return Accepted(
+        wamid=wamid[:255],
+        wa_id=str(wa_id)[:32] if wa_id else None,
+        # Meta's values are short words: anything else is not Meta's pacing status, and is not passed on.
+        message_status=message_status if isinstance(message_status, str) and len(message_status) <= 64 else None,
+    )
+
+
+def _object(value: object) -> Json:
+    """`value` if Meta gave an object there, else {}."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    """`value` if Meta gave a list there, else []."""
+    return value if isinstance(value, list) else []
+
+
+def _first(items: object) -> Json:
+    """The first object of a list in Meta's answer, or {}."""
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+
+
+# What Kirim reads of a business number. Meta answers only with a token that can act for the number
+# (else code 100, subcode 33: "does not exist, cannot be loaded due to missing permissions").
+NUMBER_FIELDS = "id,display_phone_number,verified_name"
+WABA_NUMBERS_PAGE, WABA_NUMBERS_PAGES = 100, 10  # a WABA has a few numbers: ten pages is far beyond any
+
+
+def phone_number_fields(phone_number: PhoneNumber) -> Json:
+    """Meta's description of a number (id, display_phone_number, verified_name), read with its token;
+    `phone_number` need not be saved (connecting one asks this first)."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}"
+    return _call(
+        lambda timeout: _session.get(
+            url, params={"fields": NUMBER_FIELDS}, headers=_headers(phone_number), timeout=timeout
+        ),
+        idempotent=True,
+    )
+
+
+def waba_lists_phone_number(phone_number: PhoneNumber) -> bool:
+    """Whether GET /{waba_id}/phone_numbers, read with the number's token, lists the number."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.waba_id}/phone_numbers"
+    params: dict[str, str | int] = {"fields": "id", "limit": WABA_NUMBERS_PAGE}
+    for _ in range(WABA_NUMBERS_PAGES):
+        answer = _call(
+            lambda timeout, params=params: _session.get(  # type: ignore[misc]  # params bound per page
+                url, params=params, headers=_headers(phone_number), timeout=timeout
+            ),
+            idempotent=True,
+        )
+        data = _list(answer.get("data"))
+        if any(isinstance(number, dict) and number.get("id") == phone_number.phone_number_id for number in data):
+            return True
+        paging = _object(answer.get("paging"))
+        cursors = _object(paging.get("cursors"))
+        if not (paging.get("next") and cursors.get("after")):
+            return False
+        params = {**params, "after": cursors["after"]}
+    return False
+
+
+# Meta's own filters of GET /{waba_id}/message_templates (and `summary`, the counts to add), passed on.
+TEMPLATE_FILTERS = (
+    "fields", "status", "name", "category", "language", "content", "name_or_content", "quality_score", "summary",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TemplatePage:
+    templates: list[Json]  # Meta's template objects, untouched
+    after: str | None  # cursor of the next page; None on the last one
+    before: str | None  # cursor of the previous page; None on the first one
+    summary: Json | None = None  # Meta's counts, when asked for with `summary`
+
+
+def message_templates(
+    phone_number: PhoneNumber,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 25,
+    filters: dict[str, str] | None = None,
+) -> TemplatePage:
+    """One page of the message templates of the WABA that owns `phone_number`, read with its token,
+    in Meta's order; page on with `after` (or back with `before`). `filters`: TEMPLATE_FILTERS."""
+    if not phone_number.waba_id:
+        raise _upstream_error("This number has no WABA id: set it to list its templates.")
+    params: dict[str, str | int | None] = {
+        name: value for name, value in (filters or {}).items() if name in TEMPLATE_FILTERS and value
+    }
+    params.update({"limit": limit, "after": after, "before": before})
+    url = f"{settings.META_GRAPH_URL}/{phone_number.waba_id}/message_templates"
+    answer = _call(
+        lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
+        idempotent=True,
+    )
+    data = answer.get("data")
+    paging = _object(answer.get("paging"))
+    cursors = _object(paging.get("cursors"))
+    return TemplatePage(
+        templates=[template for template in data if isinstance(template, dict)] if isinstance(data, list) else [],
+        after=cursors.get("after") if paging.get("next") else None,
+        before=cursors.get("before") if paging.get("previous") else None,
+        summary=answer.get("summary") if isinstance(answer.get("summary"), dict) else None,
+    )
+
+
+def media_upload(phone_number: PhoneNumber, *, content: bytes, filename: str, mime_type: str) -> str:
+    """Upload a file for later sends (POST /{phone_number_id}/media); Meta's media id. Not retried once
+    Meta may have received it: each upload makes a new media object."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/media"
+    files: dict[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]] = {
+        "file": (filename, content, mime_type),
+        "messaging_product": (None, "whatsapp"),
+        "type": (None, mime_type),
+    }
+    answer = _call(
+        lambda timeout: _session.post(url, files=files, headers=_headers(phone_number), timeout=timeout),
+        idempotent=False,
+    )
+    if not isinstance(answer.get("id"), str) or not answer["id"]:
+        raise _upstream_error("Meta's answer had no media id.", http_status=200)
+    media_id: str = answer["id"]
+    return media_id
+
+
+def media_info(phone_number: PhoneNumber, media_id: str) -> Json:
+    """Meta's description of a media object (url, mime_type, sha256, file_size, id), read with the
+    number's token: Meta answers only for media of that number's WABA. (Not with `phone_number_id`:
+    Meta then answers only for media uploaded by that number, and received media was not.)"""
+    url = f"{settings.META_GRAPH_URL}/{media_id}"
+    return _call(
+        lambda timeout: _session.get(url, headers=_headers(phone_number), timeout=timeout),
+        idempotent=True,
+    )
+
+
+# Where Meta's media descriptions point (developers.facebook.com, WhatsApp Cloud API, "Download media"):
+# a media `url` is fetched with the number's token only there, or at the origin of META_GRAPH_URL.
+META_MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _origin(url: str) -> tuple[str | None, str, int | None] | None:
+    """(scheme, host, port) that requests would connect to for `url`, parsed as requests parses it
+    (a decimal, hex or IPv4-mapped host is no name of Meta's); None for a URL it would refuse, or one
+    that carries a user name or password."""
+    try:
+        prepared = requests.Request("GET", url).prepare().url
+    except (requests.RequestException, ValueError):
+        return None
+    parts = urllib3.util.parse_url(prepared or "")
+    if parts.auth or not parts.host:
+        return None
+    return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme or "")
+
+
+def _is_meta_media_url(url: object) -> bool:
+    """Whether Kirim may fetch `url` with a number's token: Meta's media host over https, or the origin
+    of META_GRAPH_URL as configured (a stand-in for Meta is there)."""
+    origin = _origin(url) if isinstance(url, str) else None
+    if origin is None:
+        return False
+    return origin == _origin(settings.META_GRAPH_URL) or (
+        origin[0] == "https" and origin[1] in META_MEDIA_HOSTS and origin[2] == DEFAULT_PORTS["https"]
+    )
+
+
+def media_download(phone_number: PhoneNumber, url: str) -> tuple[str, Iterator[bytes]]:
+    """The bytes at a media `url` that media_info gave, read with the number's token: (content type,
+    an iterator of chunks). Streamed: a large video is never held whole. Only from Meta's media host
+    (_is_meta_media_url), and no redirect is followed: the token goes nowhere else."""
+    if not _is_meta_media_url(url):
+        raise _upstream_error("Meta's description of this media gave no download URL on Meta's media host.")
+    hold_nothing()
+    started = time.monotonic()
+    try:
+        response = _session.get(
+            url, headers=_headers(phone_number), stream=True, timeout=settings.META_TIMEOUT, allow_redirects=False
+        )
+    except requests.RequestException:
+        raise _upstream_error("Meta could not be reached.") from None
+    finally:
+        calls_made.record(time.monotonic() - started)
+    if response.status_code >= 300:
+        response.close()
+        followed = " (a redirect: Kirim follows none)" if response.status_code < 400 else ""
+        raise _upstream_error(f"Meta answered HTTP {response.status_code}{followed}.", http_status=response.status_code)
+    return response.headers.get("Content-Type", "application/octet-stream"), response.iter_content(64 * 1024)
