@@ -142,5 +142,16 @@ class UpstreamError(ApiError):
     message = "WhatsApp's Cloud API did not accept the request."
     # True: Meta answered (it refused); None: it may have received the call, no answer came; False: it
     # certainly did not (the connection was never made), so sending again cannot duplicate anything.
-    meta_received: bool | None = True
-    meta_error: dict[str, Any] | None = None  # Meta's error object whole, for the door that answers in Meta's shape
+    meta_received: bool | None
+    meta_error: dict[str, Any] | None  # Meta's error object whole, for the door that answers in Meta's shape
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        meta_received: bool | None = True,
+        meta_error: dict[str, Any] | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.meta_received, self.meta_error = meta_received, meta_error

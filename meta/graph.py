@@ -38,8 +38,11 @@ _session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 _session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 
 
-def _upstream_error(message: str, *, http_status: int | None = None, error: object = None) -> UpstreamError:
-    """UpstreamError carrying what Meta said (code, message, fbtrace_id, HTTP status) in `upstream`."""
+def _upstream_error(
+    message: str, *, http_status: int | None = None, error: object = None, meta_received: bool | None = True
+) -> UpstreamError:
+    """UpstreamError carrying what Meta said (code, message, fbtrace_id, HTTP status) in `upstream`, and
+    what a caller may conclude: Meta received the call (it answered), may have, or did not."""
     meta_error = _object(error)
     error_data = _object(meta_error.get("error_data"))
     upstream = {
@@ -50,9 +53,12 @@ def _upstream_error(message: str, *, http_status: int | None = None, error: obje
     }
     if error_data.get("details"):
         upstream["details"] = error_data["details"]
-    failure = UpstreamError(f"WhatsApp's Cloud API: {upstream['message']}", upstream=upstream)
-    failure.meta_error = meta_error or None
-    return failure
+    return UpstreamError(
+        f"WhatsApp's Cloud API: {upstream['message']}",
+        upstream=upstream,
+        meta_error=meta_error or None,
+        meta_received=meta_received,
+    )
 
 
 # Meta's codes for "try again": 1 unknown error, 2 service temporarily unavailable, 131000 something
@@ -62,15 +68,11 @@ BACKOFF_FIRST, BACKOFF_CAP = 0.25, 2.0
 
 
 class _Failed(Exception):
-    """One attempt's failure: the UpstreamError to give, whether Meta answered it, and whether Meta may
-    have received the call when it did not answer."""
+    """One attempt's failure: the UpstreamError to give (its `meta_received` says whether Meta may have
+    received the call), and whether another attempt may succeed."""
 
-    def __init__(
-        self, error: UpstreamError, *, retryable: bool, answered: bool = True, maybe_received: bool = True
-    ) -> None:
-        self.error, self.retryable, self.maybe_received = error, retryable, maybe_received
-        # What a caller may conclude (UpstreamError.meta_received): Meta received it, may have, or did not.
-        error.meta_received = True if answered else (None if maybe_received else False)
+    def __init__(self, error: UpstreamError, *, retryable: bool) -> None:
+        self.error, self.retryable = error, retryable
 
 
 def _attempt(call: Call, timeout: float) -> Json:
@@ -83,11 +85,12 @@ def _attempt(call: Call, timeout: float) -> Json:
         message = (
             "Meta did not answer in time." if isinstance(error, requests.Timeout) else "Meta could not be reached."
         )
-        raise _Failed(_upstream_error(message), retryable=True, answered=False, maybe_received=received) from None
+        unanswered = _upstream_error(message, meta_received=None if received else False)
+        raise _Failed(unanswered, retryable=True) from None
     except requests.Timeout:
-        raise _Failed(_upstream_error("Meta did not answer in time."), retryable=True, answered=False) from None
+        raise _Failed(_upstream_error("Meta did not answer in time.", meta_received=None), retryable=True) from None
     except requests.RequestException:
-        raise _Failed(_upstream_error("Meta could not be reached."), retryable=True, answered=False) from None
+        raise _Failed(_upstream_error("Meta could not be reached.", meta_received=None), retryable=True) from None
     finally:
         calls_made.record(time.monotonic() - started)
     try:
@@ -141,7 +144,7 @@ def _call(call: Call, *, idempotent: bool) -> Json:
             return _attempt(call, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
         except _Failed as failure:
             delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            may_retry = failure.retryable and (idempotent or not failure.maybe_received)
+            may_retry = failure.retryable and (idempotent or failure.error.meta_received is False)
             if not may_retry or attempt >= settings.META_MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
                 raise failure.error from None
             logger.warning(

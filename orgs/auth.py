@@ -11,15 +11,15 @@ from rest_framework.permissions import BasePermission
 
 from core.errors import ExpiredApiKey, InvalidApiKey, RateLimited
 from orgs.models import API_KEY_PREFIX, ApiKey, Org
-from orgs.ratelimit import WINDOW_SECONDS, auth_failures, count_request, key_counting_request
+from orgs.ratelimit import WINDOW_SECONDS, KeyCheck, auth_failures, count_request, key_counting_request
 
 # last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """Sets request.user to the key's org and request.auth to the key, this request counted against the
-    org's rate limit in the same round trip (orgs.ratelimit decides)."""
+    """Sets request.user to the key's org and request.auth to its KeyCheck: the key, this request
+    counted against the org's rate limit in the same round trip (orgs.ratelimit decides)."""
 
     def secret_of(self, request):
         scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -35,27 +35,28 @@ class ApiKeyAuthentication(BaseAuthentication):
                 headers={"Retry-After": str(retry_after)},
             )
         try:
-            key = self.key_for(secret, now)
+            check = self.key_for(secret, now)
         except InvalidApiKey:
             auth_failures.failed(request, now.timestamp())
             raise
+        key = check.key
         auth_failures.succeeded(key)
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return key.org, key
+        return key.org, check
 
     @staticmethod
     def key_for(secret, now):
-        """The active key with this secret, its request counted (orgs.ratelimit); else InvalidApiKey
-        or ExpiredApiKey, having written nothing."""
+        """The KeyCheck of the active key with this secret, its request counted (orgs.ratelimit); else
+        InvalidApiKey or ExpiredApiKey, having written nothing."""
         if not secret.startswith(API_KEY_PREFIX):
             raise InvalidApiKey()
-        key = key_counting_request(secret, now)
-        if key is None or key.revoked_at is not None:
+        check = key_counting_request(secret, now)
+        if check is None or check.key.revoked_at is not None:
             raise InvalidApiKey()
-        if key.is_expired(now):
+        if check.key.is_expired(now):
             raise ExpiredApiKey()
-        return key
+        return check
 
     def authenticate_header(self, request):
         return 'Bearer realm="kirim"'
@@ -72,7 +73,7 @@ class GraphApiKeyAuthentication(ApiKeyAuthentication):
 
 class HasApiKey(BasePermission):
     def has_permission(self, request, view):
-        return isinstance(request.auth, ApiKey)
+        return isinstance(request.auth, KeyCheck)
 
 
 # Signed media links: the `url` Kirim gives for media downloads it for a few minutes without a key, as

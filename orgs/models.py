@@ -39,8 +39,6 @@ class ApiKey(models.Model):
     nothing, and a digest lookup stays one indexed query per request."""
 
     secret_fields = ("digest",)  # a lookup on it would tell a key's digest, letter by letter
-    # Set by orgs.ratelimit when the key authenticates: (minute, the org's count after this request).
-    window: tuple[int, int] | None = None
 
     external_id = PublicIdField("key")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="api_keys")

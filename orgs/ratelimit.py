@@ -5,6 +5,7 @@ authentications per client address (AuthFailures), which costs the database no w
 import ipaddress
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
@@ -30,18 +31,27 @@ def count_request(org_id, minute):
         return cursor.fetchone()[0]
 
 
+@dataclass(frozen=True)
+class KeyCheck:
+    """request.auth for a request with an API key: the key (with its org), and this request counted in
+    the org's rate-limit window, (minute, count after it); None for a revoked or expired key's."""
+
+    key: ApiKey
+    window: tuple[int, int] | None
+
+
 def key_counting_request(secret, now):
-    """The API key with this secret and its org, or None. An active key's request is counted in its
-    org's window, `key.window` = (minute, count after it); a revoked or expired key's is not.
+    """The KeyCheck of the API key with this secret, or None. An active key's request is counted in
+    its org's window; a revoked or expired key's is not.
 
     On PostgreSQL the count rides in the lookup's statement (a data-modifying WITH): one round trip
     for every API request instead of two, about 0.4 ms. SQLite has no such WITH: two statements."""
     minute = int(now.timestamp() // WINDOW_SECONDS)
     if connection.vendor != "postgresql":
         key = ApiKey.for_secret(secret)
-        if key is not None and key.is_active(now):
-            key.window = (minute, count_request(key.org_id, minute))
-        return key
+        if key is None:
+            return None
+        return KeyCheck(key, (minute, count_request(key.org_id, minute)) if key.is_active(now) else None)
     digest = ApiKey.digest_of(secret)
     keys = connection.ops.quote_name(ApiKey._meta.db_table)
     active_key_org = (
@@ -56,10 +66,7 @@ def key_counting_request(secret, now):
         row = cursor.fetchone()
     if row is None:
         return None
-    key = KEY_WITH_ORG_BY_DIGEST.instance(row)
-    if row[-1] is not None:
-        key.window = (minute, row[-1])
-    return key
+    return KeyCheck(KEY_WITH_ORG_BY_DIGEST.instance(row), None if row[-1] is None else (minute, row[-1]))
 
 
 class OrgRateLimit(BaseThrottle):

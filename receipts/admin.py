@@ -2,8 +2,11 @@
 receipt policy (on open, on reply) and the typing bubble, added to the inbox's conversation and
 message pages. Every receipt goes through receipts.services.reads, as the API's do."""
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 
@@ -13,7 +16,7 @@ from inbox.admin.conversations import ConversationAdmin
 from inbox.admin.messages import MessageAdmin
 from inbox.models import Conversation, Message, ReadReceiptPolicy, ReadVia
 from receipts.services import policies
-from receipts.services.reads import messages_mark_read
+from receipts.services.bulk import messages_mark_read
 
 MARK_READ_PERMISSION = "inbox.mark_read"
 ADMIN_READ_CONCURRENCY = 8
@@ -25,6 +28,7 @@ class MarkReadMixin(admin.ModelAdmin):
     admin it extends says which messages a selection holds (`messages_of`)."""
 
     actions = ("mark_read",)
+    messages_of: Callable[[QuerySet], QuerySet]  # the extended admin's: the messages a selection holds
 
     def has_mark_read_permission(self, request):
         return request.user.has_perm(MARK_READ_PERMISSION)

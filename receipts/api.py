@@ -52,7 +52,7 @@ def mark_read_from_body(request, phone_number_id, body):
         wamid=receipt.validated_data["message_id"],
         typing=receipt.validated_data.get("typing_indicator") is not None,
         via=ReadVia.API,
-        api_key=request.auth,
+        api_key=request.auth.key,
     )
 
 

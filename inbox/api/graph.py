@@ -59,12 +59,11 @@ def sent_answer(body, message):
 
 def send_unconfirmed(message):
     """The error for a send whose answer from Meta was lost (the message is `unconfirmed`)."""
-    error = UpstreamError(
+    return UpstreamError(
         f"Meta may have received this message ({message.external_id}) but its answer was lost. Its status "
-        "webhook will settle it; a retry with the same Idempotency-Key answers its outcome and never sends twice."
+        "webhook will settle it; a retry with the same Idempotency-Key answers its outcome and never sends twice.",
+        meta_received=None,
     )
-    error.meta_received = None
-    return error
 
 
 class SuccessSerializer(serializers.Serializer):
@@ -122,8 +121,8 @@ class GraphMessagesView(GraphView):
         SendSerializer(data=body).is_valid(raise_exception=True)
         phone_number = phone_number_of(request.user, phone_number_id)
 
-        def respond(idempotency_record):
-            message = message_send(phone_number=phone_number, body=body, idempotency_record=idempotency_record)
+        def respond(claim):
+            message = message_send(phone_number=phone_number, body=body, claim=claim)
             if message.status == Status.UNCONFIRMED:  # Meta's shape has no "maybe": an error that says so
                 raise send_unconfirmed(message)
             return Response(sent_answer(body, message))

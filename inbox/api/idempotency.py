@@ -13,8 +13,8 @@ HEADER = "Idempotency-Key"
 
 
 def run_once(request, *, org, scope, body, respond, render_error=error_response, restamp=True):
-    """Answer with `respond(record)` once per Idempotency-Key (`record` is the key's, None without
-    the header; `record.taken_over` when an earlier request holding it died).
+    """Answer with `respond(claim)` once per Idempotency-Key (`claim` is the key's, None without
+    the header; a Claim, `taken_over` when an earlier request holding it died).
 
     `render_error` answers a refusal in the door's shape; `restamp`: a replay carries this request's
     id in its body (Kirim's envelope), or is the stored body exactly (Meta's shapes have no id)."""
@@ -25,10 +25,10 @@ def run_once(request, *, org, scope, body, respond, render_error=error_response,
         raise InvalidField(HEADER, "The Idempotency-Key header takes 1 to 255 characters.")
     first = []
 
-    def act(record):
+    def act(claim):
         outcome = STORE
         try:
-            response = respond(record)
+            response = respond(claim)
         except UpstreamError as error:
             response, outcome = render_error(request, error), outcome_of(error)
         except ApiError as error:

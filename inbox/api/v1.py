@@ -83,8 +83,8 @@ class MessageViewSet(PhoneNumberScopedMixin, viewsets.GenericViewSet):
         body = request.data
         SendSerializer(data=body).is_valid(raise_exception=True)
 
-        def respond(idempotency_record):
-            message = message_send(phone_number=self.phone_number, body=body, idempotency_record=idempotency_record)
+        def respond(claim):
+            message = message_send(phone_number=self.phone_number, body=body, claim=claim)
             # 202: Meta's answer was lost; the message is `unconfirmed` until its status webhook comes.
             status = 202 if message.status == Status.UNCONFIRMED else 200
             return envelope(request, MessageSerializer(message).data, status=status)
@@ -151,4 +151,4 @@ class MeView(APIView):
         responses={200: data_envelope_schema("MeResponse", MeSerializer()), **errors(401, 429)},
     )
     def get(self, request):
-        return envelope(request, MeSerializer({"org": request.user, "api_key": request.auth}).data)
+        return envelope(request, MeSerializer({"org": request.user, "api_key": request.auth.key}).data)

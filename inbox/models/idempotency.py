@@ -9,8 +9,6 @@ class IdempotencyRecord(models.Model):
     """The first response to a send with an `Idempotency-Key`, per org, kept 24 hours. The unique
     constraint is what makes a key claimable once across processes and hosts."""
 
-    taken_over = False  # set by inbox.services.idempotency's claim: this request took over one that died
-
     class State(models.TextChoices):
         IN_PROGRESS = "in_progress"
         DONE = "done"

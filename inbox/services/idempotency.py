@@ -11,6 +11,7 @@ known yet (202, or a Meta-shaped "unconfirmed" error) leaves it open, so a retry
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -32,19 +33,29 @@ def outcome_of(error):
     return {False: RELEASE, None: KEEP_OPEN}.get(error.meta_received, STORE)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A request's hold on an idempotency key: the key's record, and whether this request took the key
+    over from an earlier one that died holding it."""
+
+    record: IdempotencyRecord
+    taken_over: bool = False
+
+
 def once(*, org, key, scope, body, act):
     """Run `act(record)` once per (org, key), whatever the doors, processes or hosts: it returns
     (status, JSON body, outcome); with STORE the answer is kept and answered to every later call with
     the same key and body, as (status, body, replayed). Another body under the key is
     IdempotencyKeyReuse; a key still in flight is IdempotencyInProgress, until its lease runs out and
-    `act` runs again with `record.taken_over`. The API's Idempotency-Key and the admin's reply form
+    `act` runs again with a Claim `taken_over`. The API's Idempotency-Key and the admin's reply form
     use this."""
     digest = hashlib.sha256(json.dumps([scope, body], sort_keys=True).encode()).hexdigest()
-    record = _claim(org, key, digest)
+    claim = _claim(org, key, digest)
+    record = claim.record
     if record.state == IdempotencyRecord.State.DONE:
         return record.response_status, record.response_body, True
     try:
-        status, stored_body, outcome = act(record)
+        status, stored_body, outcome = act(claim)
     except BaseException:
         record.delete()  # a bug, or the worker stopping: nothing was answered, so the key is free again
         raise
@@ -61,7 +72,8 @@ def once(*, org, key, scope, body, act):
 
 
 def _claim(org, key, digest):
-    """Our new in-progress record, or the finished one of an identical earlier request."""
+    """The Claim of our new in-progress record, of one taken over, or of the finished one of an
+    identical earlier request."""
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.META_CLAIM_LEASE)
     for _ in range(2):
@@ -70,8 +82,7 @@ def _claim(org, key, digest):
                 record = IdempotencyRecord.objects.create(
                     org=org, key=key, request_digest=digest, expires_at=now + KEEP_FOR, lease_expires_at=lease_until
                 )
-            record.taken_over = False
-            return record
+            return Claim(record)
         except IntegrityError:
             existing = IdempotencyRecord.objects.filter(org=org, key=key).first()
         if existing is None:
@@ -88,6 +99,7 @@ def _claim(org, key, digest):
                 pk=existing.pk, state=existing.state, lease_expires_at=existing.lease_expires_at
             ).update(lease_expires_at=lease_until):
                 raise IdempotencyInProgress()
-            existing.lease_expires_at, existing.taken_over = lease_until, True
-        return existing
+            existing.lease_expires_at = lease_until
+            return Claim(existing, taken_over=True)
+        return Claim(existing)
     raise IdempotencyInProgress()

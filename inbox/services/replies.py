@@ -183,11 +183,11 @@ def conversation_reply(*, conversation, token, text=None, template_id=None, valu
         body = template.send_body(conversation.contact_wa_id, values)
         shown_text = template.render(values)
 
-    def act(record):
+    def act(claim):
         if before_send is not None:
             before_send()
         try:
-            message = message_send(phone_number=number, body=body, text=shown_text, idempotency_record=record)
+            message = message_send(phone_number=number, body=body, text=shown_text, claim=claim)
         except UpstreamError as error:
             return 502, {"error": (error.upstream or {}).get("message") or error.message}, idempotency.outcome_of(error)
         unconfirmed = message.status == Status.UNCONFIRMED  # shown as such; a resubmit answers its outcome

@@ -23,7 +23,7 @@ from meta import graph as meta_graph
 from meta import payloads
 
 
-def message_send(*, phone_number, body, text=None, idempotency_record=None):
+def message_send(*, phone_number, body, text=None, claim=None):
     """Store the outbound message, then hand it to Meta with no transaction open. The row is kept
     whatever happens: `accepted` with Meta's wamid; `failed` with Meta's error when Meta refused it,
     or could not be reached at all (UpstreamError raised, `meta_received` says which); `unconfirmed`
@@ -31,9 +31,10 @@ def message_send(*, phone_number, body, text=None, idempotency_record=None):
     in biz_opaque_callback_data, settles it). `text` is the inbox's short text when the caller knows
     better than the body (a template, filled in).
 
-    `idempotency_record` is the send's Idempotency-Key: taken over from a request that died, it
-    answers that request's message as it stands instead of sending again."""
-    if idempotency_record is not None and idempotency_record.taken_over:
+    `claim` is the send's hold on its idempotency key (inbox.services.idempotency.Claim): taken over
+    from a request that died, it answers that request's message as it stands instead of sending again."""
+    idempotency_record = claim.record if claim is not None else None
+    if claim is not None and claim.taken_over:
         earlier = Message.objects.filter(idempotency_record=idempotency_record).first()
         if earlier is not None:
             return _outcome_of_earlier_send(earlier)

@@ -19,7 +19,7 @@ from meta.errors import BY_KIRIM_CODE
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOCS = BASE_DIR / "docs"
-PRODUCTION_PACKAGES = ("kirim", "inbox", "receipts", "outbox")
+PRODUCTION_PACKAGES = ("kirim", "core", "meta", "orgs", "outbox", "inbox", "receipts")
 ENVIRONMENT_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 

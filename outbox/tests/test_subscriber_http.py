@@ -21,6 +21,12 @@ from outbox.subscriber_http import UnsafeUrl, check_url
 PUBLIC = "93.184.215.14"  # a documentation host's public address; nothing here ever connects to it
 
 
+@pytest.fixture(autouse=True)
+def public_dns():
+    """These tests are of the resolver itself: the stand-in for it that every other test of the outbox
+    has (outbox/tests/conftest.py) stays out."""
+
+
 class Answers(dict):
     """Answers by name, and the names asked, in order."""
 

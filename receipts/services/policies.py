@@ -5,7 +5,8 @@ from django.utils import timezone
 
 from inbox.models import Direction, ReadReceiptPolicy, ReadVia
 from inbox.services.replies import ReplyWindow
-from receipts.services.reads import messages_mark_read, typing_indicator_show
+from receipts.services.bulk import messages_mark_read
+from receipts.services.reads import typing_indicator_show
 
 
 def conversation_read(*, conversation, user):

@@ -28,7 +28,7 @@ from inbox.models import Message, ReadVia, Status
 from outbox import record as outbox_record
 from outbox.models import Event
 from outbox.tests.conftest import make_subscription
-from receipts.services.reads import SKIP_EXPIRED
+from receipts.services.bulk import SKIP_EXPIRED
 
 pytestmark = pytest.mark.django_db(transaction=True)  # worker threads read what the test wrote
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from inbox.models import Message, Org, PhoneNumber, ReadVia
-from receipts.services.reads import messages_mark_read
+from receipts.services.bulk import messages_mark_read
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
