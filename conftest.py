@@ -162,6 +162,7 @@ def role_groups(db):
     importlib.import_module("inbox.migrations.0009_memberships").create_role_groups(django_apps, None)
     importlib.import_module("inbox.migrations.0012_inbox_replies").grant_roles(django_apps, None)
     importlib.import_module("outbox.migrations.0003_grant_managers").grant_managers(django_apps, None)
+    importlib.import_module("inbox.migrations.0025_audit_log").grant_managers(django_apps, None)
 
 
 @pytest.fixture

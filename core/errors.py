@@ -68,6 +68,13 @@ class Forbidden(ApiError):
     message = "This API key may not do that."
 
 
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"This API key lacks the `{scope}` scope. Create a key with it.")
+
+
 class NotFound(ApiError):
     status = 404
     type = "not_found"

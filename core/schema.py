@@ -39,6 +39,7 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
 ERROR_DESCRIPTIONS = {
     400: "invalid_json, missing_required_field or invalid_field_value",
     401: "invalid_api_key or expired_api_key",
+    403: "insufficient_scope: the API key lacks the scope this request needs",
     404: "resource_not_found",
     405: "method_not_allowed",
     409: "idempotency_in_progress",

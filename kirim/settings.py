@@ -1,5 +1,7 @@
 """Every setting Kirim reads, read here once from the environment (and `.env` when present)."""
 
+import base64
+import hashlib
 import ipaddress
 from pathlib import Path
 
@@ -24,6 +26,17 @@ DEBUG = env.bool("DEBUG", default=False)
 # The development-only app (dev/: the demo's seed_demo): installed where DEBUG is on, unless told.
 DEV_TOOLS = env.bool("DEV_TOOLS", default=DEBUG)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Earlier SECRET_KEYs, still accepted for sessions, signed cursors and media links while they age out.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# Fernet keys (core/encryption.py) for Meta tokens and subscription secrets at rest: the first encrypts,
+# all decrypt. Unset, keys derived from SECRET_KEY and its fallbacks stand in (`check --deploy` warns).
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+ENCRYPTION_KEYS_DERIVED = not ENCRYPTION_KEYS
+if ENCRYPTION_KEYS_DERIVED:
+    ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(f"kirim-encryption:{key}".encode()).digest()).decode()
+        for key in (SECRET_KEY, *SECRET_KEY_FALLBACKS)
+    ]
 
 META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com/v23.0").rstrip("/")
 META_TIMEOUT = env.float("META_TIMEOUT", default=10.0)  # seconds, one attempt
@@ -37,12 +50,19 @@ if META_CLAIM_LEASE <= META_RETRY_BUDGET:
 # Tests turn this on: a call to Meta (or a wait for one) inside a database transaction raises.
 META_FORBID_IN_TRANSACTION = env.bool("META_FORBID_IN_TRANSACTION", default=False)
 META_APP_SECRET = required("META_APP_SECRET")
+# The app secret being replaced: webhooks signed with it are accepted too until it is unset.
+META_APP_SECRET_PREVIOUS = env.str("META_APP_SECRET_PREVIOUS", default="")
 META_WEBHOOK_VERIFY_TOKEN = required("META_WEBHOOK_VERIFY_TOKEN")
+# Days message content is kept (orgs may set their own); unset: kept until erased.
+MESSAGE_CONTENT_RETENTION_DAYS = env.int("MESSAGE_CONTENT_RETENTION_DAYS", default=None)
+AUDIT_LOG_KEEP_DAYS = env.int("AUDIT_LOG_KEEP_DAYS", default=365)  # purge_expired deletes older entries
 READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)
 WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # raw bodies, once applied
 # Events with something not applied wait this long for an operator's `reprocess_webhooks`.
 WEBHOOK_FAILED_EVENTS_KEEP_DAYS = env.int("WEBHOOK_FAILED_EVENTS_KEEP_DAYS", default=90)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
+# How long an API key rotated (API, admin, rotate_api_key) keeps working beside its successor.
+API_KEY_ROTATION_GRACE_HOURS = env.int("API_KEY_ROTATION_GRACE_HOURS", default=24)
 AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=60)  # per client address
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)  # proxies appending to X-Forwarded-For
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)  # Meta's sends are a few kB
@@ -110,6 +130,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     *(["django_rq"] if TASKS_BACKEND == "rq" else []),
     "inbox",
     "receipts",
@@ -132,6 +155,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "inbox.admin.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -215,6 +240,10 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# Managers and operators give a TOTP code (or a recovery code) after their password to reach the admin
+# (inbox/admin/second_factor.py). On unless DEBUG: development and the tests' own server may go without.
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=not DEBUG)
+OTP_TOTP_ISSUER = "Kirim"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 REST_FRAMEWORK = {

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularRedocView
 from rest_framework.routers import SimpleRouter
 
 from core.api import SchemaView, bad_request, health, server_error, unknown_endpoint
+from inbox.admin import second_factor
 from inbox.api.graph import (
     GraphMediaContentView,
     GraphMediaUploadView,
@@ -12,7 +13,7 @@ from inbox.api.graph import (
     unknown_graph_path,
 )
 from inbox.api.meta_webhooks import WEBHOOK_ROUTE, whatsapp_webhook
-from inbox.api.v1 import AccountsView, MeView
+from inbox.api.v1 import AccountsView, ContactView, MeView, RotateKeyView
 from meta.errors import GRAPH_VERSION, VERSION_LIKE
 from outbox.api.views import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 from receipts.api import ReadingGraphMessagesView, ReadingMessageViewSet
@@ -48,6 +49,8 @@ v1_api = [
     path("v1/health", health),
     path("v1/accounts", AccountsView.as_view()),
     path("v1/me", MeView.as_view()),
+    path("v1/me/rotate_key", RotateKeyView.as_view()),
+    re_path(r"^v1/(?P<phone_number_id>[0-9]{6,20})/contacts/(?P<contact>[^/]{1,128})$", ContactView.as_view()),
     path("v1/", include(router.urls)),
 ]
 
@@ -82,6 +85,7 @@ def docs_page(schema_url_name, title):
 
 
 urlpatterns = [
+    *second_factor.urls,  # before the admin's, whose own catch-all would take it
     path("admin/", admin.site.urls),
     path(WEBHOOK_ROUTE, whatsapp_webhook, name="whatsapp-webhook"),
     path("v1/openapi.json", SchemaView.as_view(patterns=v1_api), name="openapi"),

@@ -44,6 +44,7 @@ NO_SUCH_OBJECT = MetaCode(
     subcode=33,
     type="GraphMethodException",
 )
+NO_PERMISSION = MetaCode(10, "(#10) Application does not have permission for this action", 403)
 TEMPORARILY_UNAVAILABLE = MetaCode(2, "Service temporarily unavailable", http_status=503)
 
 # Kirim's error code (and, where the case needs it, the field) -> what Meta answers for that case.
@@ -65,7 +66,8 @@ BY_KIRIM_CODE: dict[str | tuple[str, str | None], MetaCode] = {
     "expired_api_key": MetaCode(
         190, "Error validating access token: Session has expired", http_status=401, subcode=463
     ),
-    "permission_denied": MetaCode(10, "(#10) Application does not have permission for this action", 403),
+    "permission_denied": NO_PERMISSION,
+    "insufficient_scope": NO_PERMISSION,
     "rate_limit_exceeded": MetaCode(80007, "(#80007) Rate limit hit for this account", http_status=429),
     "idempotency_in_progress": MetaCode(2, "Service temporarily unavailable", http_status=409),
     "idempotency_key_reuse": MetaCode(100, "(#100) Idempotency-Key was used with a different request", 422),

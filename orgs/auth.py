@@ -1,5 +1,6 @@
 """API key authentication: `Authorization: Bearer kirim_live_...` resolves to a key and its org."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from core.errors import ExpiredApiKey, InvalidApiKey, RateLimited
+from core.errors import ExpiredApiKey, InsufficientScope, InvalidApiKey, RateLimited
 from orgs.models import API_KEY_PREFIX, ApiKey, Org
 from orgs.ratelimit import WINDOW_SECONDS, KeyCheck, auth_failures, count_request, key_counting_request
 
@@ -71,9 +72,26 @@ class GraphApiKeyAuthentication(ApiKeyAuthentication):
         return super().secret_of(request) or request.GET.get("access_token", "").strip()
 
 
+def require_scope(request, scope):
+    """InsufficientScope unless the request's key has `scope`. Checked before any lookup, so a key
+    without it learns nothing of what exists."""
+    if not request.auth.key.has_scope(scope):
+        raise InsufficientScope(scope)
+
+
 class HasApiKey(BasePermission):
+    """A key, with the scope the view's `required_scope` names: one for the view, or one per action
+    of a viewset ({action: scope}; actions left out, and views without it, need none)."""
+
     def has_permission(self, request, view):
-        return isinstance(request.auth, KeyCheck)
+        if not isinstance(request.auth, KeyCheck):
+            return False
+        scope = getattr(view, "required_scope", None)
+        if isinstance(scope, Mapping):
+            scope = scope.get(view.action)
+        if scope:
+            require_scope(request, scope)
+        return True
 
 
 # Signed media links: the `url` Kirim gives for media downloads it for a few minutes without a key, as
@@ -121,5 +139,7 @@ class MediaLinkAuthentication(GraphApiKeyAuthentication):
 
 
 class HasApiKeyOrMediaLink(HasApiKey):
+    """A link was made for a key with the media scope; it needs no scope of its own."""
+
     def has_permission(self, request, view):
-        return super().has_permission(request, view) or isinstance(request.auth, MediaLink)
+        return isinstance(request.auth, MediaLink) or super().has_permission(request, view)

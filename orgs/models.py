@@ -25,6 +25,12 @@ class Org(models.Model):
         blank=True,
         help_text="API requests a minute; empty: the RATE_LIMIT_PER_MINUTE setting; 0: none (every request is refused)",
     )
+    message_content_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days message content (text, media references) is kept; empty: the MESSAGE_CONTENT_RETENTION_DAYS "
+        "setting. Counts, ids and statuses stay.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,6 +38,21 @@ class Org(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Scope(models.TextChoices):
+    """What an API key may do (docs/guides/api-keys.md). Any key may read its org and numbers
+    (/v1/me, /v1/accounts) and rotate itself."""
+
+    MESSAGES_READ = "messages:read", "messages:read: list and get messages"
+    MESSAGES_SEND = "messages:send", "messages:send: send messages, list templates"
+    MESSAGES_MARK_READ = "messages:mark_read", "messages:mark_read: read receipts and typing"
+    SUBSCRIPTIONS_MANAGE = "subscriptions:manage", "subscriptions:manage: events out, their deliveries"
+    CONVERSATIONS_MANAGE = "conversations:manage", "conversations:manage: erase a contact"
+    MEDIA = "media", "media: upload and download media"
+
+
+ALL_SCOPES = " ".join(Scope.values)
 
 
 class ApiKey(models.Model):
@@ -49,6 +70,9 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Space-separated, as OAuth writes scopes. Every scope by default, the database's too: keys made
+    # before scopes existed, or by the previous release during an upgrade, keep the access they had.
+    scopes = models.CharField(max_length=200, default=ALL_SCOPES, db_default=ALL_SCOPES)
 
     class Meta:
         app_label = "inbox"
@@ -67,17 +91,21 @@ class ApiKey(models.Model):
         return KEY_WITH_ORG_BY_DIGEST.get(cls.digest_of(secret))
 
     @classmethod
-    def issue(cls, *, org, name="", expires_at=None):
+    def issue(cls, *, org, name="", expires_at=None, scopes=ALL_SCOPES):
         """Create a key; the secret is returned here once and never stored."""
         secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(
             org=org,
             name=name,
             expires_at=expires_at,
+            scopes=scopes,
             display_prefix=secret[: len(API_KEY_PREFIX) + 4],
             digest=cls.digest_of(secret),
         )
         return key, secret
+
+    def has_scope(self, scope):
+        return scope in self.scopes.split()
 
     def is_expired(self, now=None):
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
@@ -143,3 +171,50 @@ class AuthFailureWindow(models.Model):
     class Meta:
         app_label = "inbox"
         constraints = (models.UniqueConstraint(fields=("address", "minute"), name="auth_failure_window_unique"),)
+
+
+class AuditAction(models.TextChoices):
+    MARK_READ = "mark_read", "Marked read"
+    REPLY = "reply", "Replied"
+    NOTE = "note", "Added a note"
+    ASSIGNMENT = "assignment", "Assigned a conversation"
+    KEY_CREATED = "key_created", "Created an API key"
+    KEY_ROTATED = "key_rotated", "Rotated an API key"
+    KEY_REVOKED = "key_revoked", "Revoked an API key"
+    TOKEN_CHANGED = "token_changed", "Set a number's Meta token"
+    SUBSCRIPTION_CHANGED = "subscription_changed", "Changed a webhook subscription"
+    MEMBER_ADDED = "member_added", "Added a member"
+    CONTACT_ERASED = "contact_erased", "Erased a contact"
+    CONTACT_BLOCKED = "contact_blocked", "Blocked or unblocked a contact"
+
+
+class AuditEntry(models.Model):
+    """Who did what to an org, when, from where: a staff user or an API key (`actor` keeps its name as
+    it was, for when the user or key is gone), or an operator's command. Written by orgs.audit; kept
+    AUDIT_LOG_KEEP_DAYS (purge_expired)."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    actor = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    actor_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    target = models.CharField(max_length=200, help_text="What it was done to: a public id, a number, a contact")
+    detail = models.CharField(max_length=300, blank=True)
+    address = models.CharField(max_length=64, blank=True, help_text="The client's address (IPv6: its /64)")
+
+    class Meta:
+        app_label = "inbox"
+        verbose_name_plural = "audit log"
+        ordering = ("-at", "-pk")
+        indexes = (
+            models.Index(fields=["org", "-at"], name="audit_org_recent"),
+            models.Index(fields=["at"], name="audit_at"),  # the retention purge, and operators' list
+        )
+
+    def __str__(self):
+        return f"{self.actor} {self.get_action_display().lower()} {self.target}"

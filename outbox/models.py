@@ -11,6 +11,7 @@ from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.encryption import EncryptedTextField
 from core.ids import PublicIdField
 from orgs.models import Org
 
@@ -89,8 +90,8 @@ class SubscriptionQuerySet(models.QuerySet):
 
 
 class WebhookSubscription(models.Model):
-    """Where an org wants its events. The secrets sign deliveries, so they are kept as they are
-    (like Meta tokens); they are shown once, when made, and never in a response or page after.
+    """Where an org wants its events. The secrets sign deliveries, so they are kept, encrypted (like
+    Meta tokens); they are shown once, when made, and never in a response or page after.
     Failures count per event type, so a type the receiver refuses (Kirim's envelope at a handler
     written for Meta's webhooks) is stopped alone and never stops the types it accepts."""
 
@@ -104,8 +105,9 @@ class WebhookSubscription(models.Model):
     description = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, help_text="Why Kirim disabled it, if it did")
-    secret = models.CharField(max_length=100, default=new_secret, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    # Encrypted at rest (core/encryption.py).
+    secret = EncryptedTextField(default=new_secret, editable=False)
+    previous_secret = EncryptedTextField(blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     failure_streaks = models.JSONField(default=dict, editable=False, help_text="Failed deliveries in a row, by type")
     disabled_events = models.JSONField(default=dict, editable=False, help_text="Event types Kirim stopped, and why")

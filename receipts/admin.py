@@ -14,7 +14,8 @@ from core.envelopes import error_response
 from core.errors import ApiError
 from inbox.admin.conversations import ConversationAdmin
 from inbox.admin.messages import MessageAdmin
-from inbox.models import Conversation, Message, ReadReceiptPolicy, ReadVia
+from inbox.models import AuditAction, Conversation, Message, ReadReceiptPolicy, ReadVia
+from orgs.audit import audit_record
 from receipts.services import policies
 from receipts.services.bulk import messages_mark_read
 
@@ -38,9 +39,15 @@ class MarkReadMixin(admin.ModelAdmin):
         self.report(request, self.read(request, self.messages_of(queryset)))
 
     def read(self, request, selection):
-        return messages_mark_read(
+        orgs = list(selection.order_by().values_list("org_id", flat=True).distinct())
+        result = messages_mark_read(
             messages=selection, via=ReadVia.ADMIN, user=request.user, concurrency=ADMIN_READ_CONCURRENCY
         )
+        if result.read:
+            for org in orgs:  # an operator's selection may span orgs: each org's log has the action
+                audit_record(request, AuditAction.MARK_READ, org=org, target=f"{result.conversations} conversation(s)",
+                             detail=f"{result.read} message(s) from the admin")  # fmt: skip
+        return result
 
     def report(self, request, result):
         self.message_user(request, result.summary(), messages.WARNING if result.failures else messages.SUCCESS)
@@ -115,6 +122,9 @@ class ReadingConversationAdmin(MarkReadMixin, ConversationAdmin):
         result = policies.conversation_opened(conversation=conversation, user=request.user)
         if result is None:
             return JsonResponse({"read": 0})
+        if result.read:
+            audit_record(request, AuditAction.MARK_READ, org=conversation.org_id, target=conversation,
+                         detail=f"{result.read} message(s), on opening the thread")  # fmt: skip
         return JsonResponse({"read": result.read, "failures": [message for _, message in result.failures]})
 
     def typing_view(self, request, object_id):

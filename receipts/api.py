@@ -9,7 +9,9 @@ from core.api import StrictCharField, envelope
 from inbox.api.graph import GraphMessagesView, SentSerializer, SuccessSerializer, graph_messages_post_schema
 from inbox.api.serializers import READ, MessageSerializer, SendSerializer, messages_request_kind
 from inbox.api.v1 import MessageViewSet, messages_post_schema
-from inbox.models import ReadVia
+from inbox.models import AuditAction, ReadVia, Scope
+from orgs.audit import audit_record
+from orgs.auth import require_scope
 from receipts.services.reads import message_mark_read
 
 
@@ -46,7 +48,7 @@ def mark_read_from_body(request, phone_number_id, body):
     doors (/v1/ and Meta's shapes) call this."""
     receipt = ReadReceiptSerializer(data=body)
     receipt.is_valid(raise_exception=True)
-    return message_mark_read(
+    outcome = message_mark_read(
         org=request.user,
         phone_number_id=phone_number_id,
         wamid=receipt.validated_data["message_id"],
@@ -54,6 +56,10 @@ def mark_read_from_body(request, phone_number_id, body):
         via=ReadVia.API,
         api_key=request.auth.key,
     )
+    if outcome.rows_read:  # a repeat read nothing: nothing to record
+        audit_record(request, AuditAction.MARK_READ, org=request.user, target=outcome.message,
+                     detail=f"{outcome.rows_read} message(s)")  # fmt: skip
+    return outcome
 
 
 def read_receipt(request, phone_number_id, body):
@@ -71,6 +77,7 @@ class ReadingMessageViewSet(MessageViewSet):
     )
     def create(self, request, phone_number_id):
         if messages_request_kind(request.data) == READ:
+            require_scope(request, Scope.MESSAGES_MARK_READ)
             return read_receipt(request, phone_number_id, request.data)
         return super().create(request, phone_number_id)
 
@@ -83,6 +90,7 @@ class ReadingGraphMessagesView(GraphMessagesView):
     )
     def post(self, request, phone_number_id, version=None):
         if messages_request_kind(request.data) == READ:
+            require_scope(request, Scope.MESSAGES_MARK_READ)
             mark_read_from_body(request, phone_number_id, request.data)
             return Response({"success": True})
         return super().post(request, phone_number_id, version)

@@ -18,12 +18,14 @@ from core.errors import ApiError
 from inbox.admin.display import CappedCountPaginator, ticks, unread_badge
 from inbox.admin.live import LIVE_MAX_CONVERSATIONS, LIVE_OVERLAP, live_cursor, live_message, parse_cursor
 from inbox.models import (
+    AuditAction,
     Conversation,
     Direction,
     Message,
     of_conversations,
 )
 from inbox.services import replies
+from orgs.audit import audit_record
 from orgs.scope import OrgScopedAdmin
 
 REPLY_PERMISSION = "inbox.reply"
@@ -190,6 +192,8 @@ class ConversationAdmin(OrgScopedAdmin):
         except ApiError as error:  # refused before anything was sent: say why
             self.message_user(request, f"Not sent: {error.message}", messages.ERROR)
             return HttpResponseRedirect(thread_url)
+        if outcome.message is not None and not outcome.replayed:
+            audit_record(request, AuditAction.REPLY, org=conversation.org_id, target=outcome.message)
         if outcome.message is None:
             self.message_user(request, f"Not sent. WhatsApp said: {outcome.error}", messages.ERROR)
         elif outcome.replayed:

@@ -6,11 +6,13 @@ from django.contrib.admin.utils import unquote
 
 from core.errors import ApiError
 from inbox.models import (
+    AuditAction,
     MessageTemplate,
     PhoneNumber,
 )
 from inbox.services import replies
 from inbox.services.numbers import phone_number_confirm
+from orgs.audit import audit_record
 from orgs.scope import MANAGERS, OrgScopedAdmin
 
 CONNECTING_FIELDS = ("phone_number_id", "waba_id", "access_token")  # a change of any: Meta confirms again
@@ -91,6 +93,12 @@ class PhoneNumberAdmin(OrgScopedAdmin):
                 self.message_user(request, outcome.summary())
         if not outcomes:
             self.message_user(request, "None of the selected numbers has a WABA id.", messages.WARNING)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change or "access_token" in form.changed_data:
+            audit_record(request, AuditAction.TOKEN_CHANGED, org=obj.org_id, target=obj.phone_number_id,
+                         detail="connected" if not change else "replaced in the admin")  # fmt: skip
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Django validates and saves the form in one transaction: Meta is asked before it opens.

@@ -29,13 +29,19 @@ from core.schema import meta_error_responses
 from inbox.api import idempotency
 from inbox.api.serializers import SendSerializer
 from inbox.api.v1 import PHONE_NUMBER_ID
-from inbox.models import Status
+from inbox.models import Scope, Status
 from inbox.selectors import phone_number_of, waba_number_of
 from inbox.services.media import media_describe, media_upload
 from inbox.services.send import message_send
 from meta import errors as meta_errors
 from meta import graph as meta_graph
-from orgs.auth import GraphApiKeyAuthentication, HasApiKeyOrMediaLink, MediaLinkAuthentication, media_link_signature
+from orgs.auth import (
+    GraphApiKeyAuthentication,
+    HasApiKeyOrMediaLink,
+    MediaLinkAuthentication,
+    media_link_signature,
+    require_scope,
+)
 
 
 class GraphView(APIView):
@@ -117,6 +123,7 @@ class GraphMessagesView(GraphView):
         [SendSerializer], [SentSerializer], summary="Send a message (Meta's POST /{phone_number_id}/messages)"
     )
     def post(self, request, phone_number_id, version=None):
+        require_scope(request, Scope.MESSAGES_SEND)
         body = request.data
         SendSerializer(data=body).is_valid(raise_exception=True)
         phone_number = phone_number_of(request.user, phone_number_id)
@@ -146,6 +153,8 @@ class TemplatesQuerySerializer(serializers.Serializer):
 
 
 class GraphTemplatesView(GraphView):
+    required_scope = Scope.MESSAGES_SEND
+
     @extend_schema(
         operation_id="graph_message_templates",
         summary="The WhatsApp Business Account's message templates, from Meta, with Meta's paging",
@@ -202,6 +211,7 @@ class UploadedFileField(serializers.FileField):
 
 
 class GraphMediaUploadView(GraphView):
+    required_scope = Scope.MEDIA
     parser_classes = (MediaUploadParser,)
 
     @extend_schema(
@@ -242,6 +252,8 @@ MEDIA_ID = OpenApiParameter("media_id", str, OpenApiParameter.PATH, pattern=r"^[
 
 
 class GraphMediaView(GraphView):
+    required_scope = Scope.MEDIA
+
     @extend_schema(
         operation_id="graph_media",
         summary="Describe media (Meta's GET /{media_id}); `url` downloads it through Kirim",
@@ -259,6 +271,7 @@ class GraphMediaView(GraphView):
 
 
 class GraphMediaContentView(GraphView):
+    required_scope = Scope.MEDIA
     authentication_classes = (MediaLinkAuthentication,)
     permission_classes = (HasApiKeyOrMediaLink,)
 

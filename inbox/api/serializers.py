@@ -236,10 +236,39 @@ class OrgSerializer(serializers.ModelSerializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="external_id")
+    scopes = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "display_prefix", "created_at", "expires_at")
+        fields = ("id", "name", "display_prefix", "created_at", "expires_at", "scopes")
+
+    def get_scopes(self, key) -> list[str]:
+        return key.scopes.split()
+
+
+class ContactErasedSerializer(serializers.Serializer):
+    object = serializers.CharField(default="contact_erasure")
+    phone_number_id = serializers.CharField()
+    contact = serializers.CharField()
+    messages_erased = serializers.IntegerField(help_text="messages whose content was emptied now")
+    webhook_payloads_deleted = serializers.IntegerField(help_text="raw webhook bodies from Meta that named the contact")
+    events_deleted = serializers.IntegerField(help_text="events out about the contact, with their deliveries")
+
+
+class RotateKeySerializer(serializers.Serializer):
+    grace_period_hours = serializers.IntegerField(
+        required=False, help_text="how long the key rotated keeps working: API_KEY_ROTATION_GRACE_HOURS unless given"
+    )
+
+
+class RotatedKeySerializer(ApiKeySerializer):
+    """The new key, with its secret: shown here once."""
+
+    key = serializers.CharField(source="secret")
+    replaces = ApiKeySerializer(help_text="the key rotated, with the end of its grace period as `expires_at`")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = (*ApiKeySerializer.Meta.fields, "key", "replaces")
 
 
 class MeSerializer(serializers.Serializer):

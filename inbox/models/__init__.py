@@ -26,18 +26,23 @@ from inbox.models.messages import (
 from inbox.models.numbers import PLACEHOLDER, MessageTemplate, PhoneNumber, ReadReceiptPolicy
 from inbox.models.webhooks import WEBHOOK_IN_FLIGHT, WebhookEvent, WebhookEventQuerySet
 from orgs.models import (
+    ALL_SCOPES,
     API_KEY_PREFIX,
     KEY_WITH_ORG_BY_DIGEST,
     ROLE_GROUPS,
     ApiKey,
+    AuditAction,
+    AuditEntry,
     AuthFailureWindow,
     Membership,
     Org,
     RateLimitWindow,
     Role,
+    Scope,
 )
 
 __all__ = [
+    "ALL_SCOPES",
     "API_KEY_PREFIX",
     "CONTACT_KEY_HELP",
     "CONTACT_KEY_LENGTH",
@@ -53,6 +58,8 @@ __all__ = [
     "UPLOADED_MEDIA_LIFETIME",
     "WEBHOOK_IN_FLIGHT",
     "ApiKey",
+    "AuditAction",
+    "AuditEntry",
     "AuthFailureWindow",
     "Conversation",
     "Direction",
@@ -68,6 +75,7 @@ __all__ = [
     "ReadReceiptPolicy",
     "ReadVia",
     "Role",
+    "Scope",
     "Status",
     "UploadedMedia",
     "WebhookEvent",

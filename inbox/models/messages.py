@@ -186,6 +186,8 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # When its content was erased (the contact's erasure, or retention): text, payload, error and name emptied.
+    content_erased_at = models.DateTimeField(null=True, blank=True, editable=False)
     read_via = models.CharField(max_length=16, choices=ReadVia.choices, blank=True)
     read_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False

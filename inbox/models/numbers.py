@@ -4,6 +4,7 @@ import re
 
 from django.db import models
 
+from core.encryption import EncryptedTextField
 from orgs.models import Org
 
 
@@ -24,7 +25,7 @@ class PhoneNumber(models.Model):
     phone_number_id = models.CharField(max_length=20, unique=True, help_text="Meta's id, digits only")
     display_phone_number = models.CharField(max_length=32)
     waba_id = models.CharField("WABA id", max_length=32, blank=True)
-    access_token = models.TextField()
+    access_token = EncryptedTextField()  # encrypted at rest (core/encryption.py)
     read_receipt_policy = models.CharField(
         max_length=16, choices=ReadReceiptPolicy.choices, default=ReadReceiptPolicy.MANUAL
     )

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 
-from core.errors import ApiError, Conflict, InvalidField, UpstreamError
+from core.errors import ApiError, Conflict, InvalidField, NotFound, UpstreamError
 from inbox.models import Org, PhoneNumber
 from meta import graph as meta_graph
 
@@ -98,3 +98,19 @@ def phone_number_connect(*, org: Org, confirmation: Confirmation, display_phone_
             )
     except IntegrityError:  # phone_number_id is unique: the one constraint a new row can break
         raise NumberConnected(param="phone_number_id") from None
+
+
+def phone_number_replace_token(*, org: Org, confirmation: Confirmation) -> PhoneNumber:
+    """Give the number Meta confirmed, connected to `org`, the confirmed token in place of its own: the
+    next call to Meta uses it. NotFound when it is not a number of `org` (another org's included)."""
+    with transaction.atomic():
+        found = (
+            PhoneNumber.objects.select_for_update()
+            .filter(org=org, phone_number_id=confirmation.phone_number_id)
+            .first()
+        )
+        if found is None:
+            raise NotFound(f"No phone number {confirmation.phone_number_id} in this org.", param="phone_number_id")
+        found.access_token = confirmation.access_token
+        found.save(update_fields=["access_token"])
+    return found

@@ -124,11 +124,14 @@ def test_the_access_token_is_write_only(staff, phone_number, meta):
 
 
 def test_an_api_key_is_shown_once_and_its_digest_never(staff, org, phone_number):
-    created = staff.post(reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": ""})
+    created = staff.post(
+        reverse("admin:inbox_apikey_add"),
+        {"org": org.pk, "name": "crm", "expires_at": "", "scopes": ["media", "messages:read"]},
+    )
 
     secret = created.context["secret"]
     key = ApiKey.for_secret(secret)
-    assert key.name == "crm" and key.org == org
+    assert (key.name, key.org, key.scopes) == ("crm", org, "messages:read media")
     assert created.content.decode().count(secret) == 1
     for url in (reverse("admin:inbox_apikey_change", args=[key.pk]), reverse("admin:inbox_apikey_changelist")):
         html = staff.get(url).content.decode()

@@ -61,7 +61,9 @@ def edit_numbers_and_keys(superuser, manager, numbers, org, meta):
     ]
     assert [p.status_code for p in pages] == [302, 302, 200, 302, 302, 200]
     assert PhoneNumber.objects.get(pk=mine.pk).access_token == token("rotated-by-manager")
-    issued = manager.post(reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": ""})
+    issued = manager.post(
+        reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": "", "scopes": ["media"]}
+    )
     secret = issued.context["secret"]
     assert issued.content.decode().count(secret) == 1  # shown once, on the answer to its creation
     return pages, secret

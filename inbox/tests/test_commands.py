@@ -210,7 +210,8 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     assert (
         "Deleted 1 idempotency records, 1 rate-limit windows, 1 failed-authentication windows, 1 webhook events, "
         "0 failed webhook events, 0 early statuses, 0 finished webhook deliveries (dead letters included), "
-        "0 events out, 0 uploaded media ids. 1 failed webhook event(s) kept" in run("purge_expired")
+        "0 events out, 0 uploaded media ids, 0 audit log entries. 1 failed webhook event(s) kept"
+        in run("purge_expired")
     )
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
     assert list(RateLimitWindow.objects.values_list("minute", flat=True)) == [minute]

@@ -11,6 +11,8 @@ from core.errors import InvalidRequest, NotFound
 from core.ids import is_public_id
 from core.pagination import keyset_page
 from core.schema import data_envelope_schema, errors, list_envelope_schema
+from orgs.audit import audit_record
+from orgs.models import AuditAction, Scope
 from outbox import services
 from outbox.api.serializers import (
     BulkReplayResultSerializer,
@@ -43,6 +45,8 @@ def _owned(queryset, org, public_id, prefix, what):
 
 
 class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
+    required_scope = Scope.SUBSCRIPTIONS_MANAGE
+
     def _subscription(self, request, pk):
         return _owned(WebhookSubscription.objects, request.user, pk, "wbs", "webhook subscription")
 
@@ -51,20 +55,21 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         request=SubscriptionInSerializer,
         responses={
             201: data_envelope_schema("SubscriptionCreated", SubscriptionWithSecretSerializer()),
-            **errors(400, 401, 413, 415, 429),
+            **errors(400, 401, 403, 413, 415, 429),
         },
     )
     def create(self, request):
         fields = SubscriptionInSerializer(data=_body(request))
         fields.is_valid(raise_exception=True)
         subscription = services.subscription_create(org=request.user, **fields.validated_data)
+        audit_record(request, AuditAction.SUBSCRIPTION_CHANGED, org=request.user, target=subscription, detail="created")
         return envelope(request, SubscriptionWithSecretSerializer(subscription).data, status=201)
 
     @extend_schema(
         summary="The org's webhook subscriptions",
         responses={
             200: list_envelope_schema("SubscriptionList", SubscriptionSerializer(many=True)),
-            **errors(401, 429),
+            **errors(401, 403, 429),
         },
     )
     def list(self, request):
@@ -76,7 +81,7 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         parameters=[SUBSCRIPTION_ID],
         responses={
             200: data_envelope_schema("SubscriptionResponse", SubscriptionSerializer()),
-            **errors(401, 404, 429),
+            **errors(401, 403, 404, 429),
         },
     )
     def retrieve(self, request, pk):
@@ -88,7 +93,7 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         request=SubscriptionPatchSerializer,
         responses={
             200: data_envelope_schema("SubscriptionUpdated", SubscriptionSerializer()),
-            **errors(400, 401, 404, 413, 415, 429),
+            **errors(400, 401, 403, 404, 413, 415, 429),
         },
     )
     def partial_update(self, request, pk):
@@ -96,16 +101,19 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         fields = SubscriptionPatchSerializer(data=_body(request))
         fields.is_valid(raise_exception=True)
         services.subscription_update(subscription, **fields.validated_data)
+        audit_record(request, AuditAction.SUBSCRIPTION_CHANGED, org=request.user, target=subscription,
+                     detail="changed: " + ", ".join(sorted(fields.validated_data)))  # fmt: skip
         return envelope(request, SubscriptionSerializer(subscription).data)
 
     @extend_schema(
         summary="Delete a subscription and its deliveries",
         parameters=[SUBSCRIPTION_ID],
-        responses={200: data_envelope_schema("SubscriptionDeleted", DeletedSerializer()), **errors(401, 404, 429)},
+        responses={200: data_envelope_schema("SubscriptionDeleted", DeletedSerializer()), **errors(401, 403, 404, 429)},
     )
     def destroy(self, request, pk):
         subscription = self._subscription(request, pk)
         services.subscription_delete(subscription)
+        audit_record(request, AuditAction.SUBSCRIPTION_CHANGED, org=request.user, target=pk, detail="deleted")
         return envelope(request, {"id": pk, "object": "webhook_subscription", "deleted": True})
 
     @extend_schema(
@@ -114,12 +122,14 @@ class WebhookSubscriptionViewSet(viewsets.GenericViewSet):
         request=None,
         responses={
             200: data_envelope_schema("SubscriptionRotated", SubscriptionWithSecretSerializer()),
-            **errors(401, 404, 429),
+            **errors(401, 403, 404, 429),
         },
     )
     @action(detail=True, methods=["post"])
     def rotate_secret(self, request, pk):
         subscription = services.subscription_rotate_secret(self._subscription(request, pk))
+        audit_record(request, AuditAction.SUBSCRIPTION_CHANGED, org=request.user, target=subscription,
+                     detail="secret rotated")  # fmt: skip
         return envelope(request, SubscriptionWithSecretSerializer(subscription).data)
 
 
@@ -147,12 +157,14 @@ def _rendered(deliveries):
 
 
 class WebhookDeliveryViewSet(viewsets.GenericViewSet):
+    required_scope = Scope.SUBSCRIPTIONS_MANAGE
+
     @extend_schema(
         summary="Deliveries, newest first, with each attempt",
         parameters=[DeliveryListQuerySerializer],
         responses={
             200: list_envelope_schema("DeliveryList", DeliverySerializer(many=True)),
-            **errors(400, 401, 429),
+            **errors(400, 401, 403, 429),
         },
     )
     def list(self, request):
@@ -173,7 +185,7 @@ class WebhookDeliveryViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="One delivery, with each attempt",
         parameters=[DELIVERY_ID],
-        responses={200: data_envelope_schema("DeliveryResponse", DeliverySerializer()), **errors(401, 404, 429)},
+        responses={200: data_envelope_schema("DeliveryResponse", DeliverySerializer()), **errors(401, 403, 404, 429)},
     )
     def retrieve(self, request, pk):
         return envelope(request, DeliverySerializer(_owned(_rendered(Delivery.objects), request.user, pk, "wbd",
@@ -183,7 +195,7 @@ class WebhookDeliveryViewSet(viewsets.GenericViewSet):
         summary="Send a delivery's event again (a new delivery)",
         parameters=[DELIVERY_ID],
         request=None,
-        responses={201: data_envelope_schema("DeliveryReplayed", DeliverySerializer()), **errors(401, 404, 429)},
+        responses={201: data_envelope_schema("DeliveryReplayed", DeliverySerializer()), **errors(401, 403, 404, 429)},
     )
     @action(detail=True, methods=["post"])
     def replay(self, request, pk):
@@ -201,7 +213,7 @@ class WebhookDeliveryViewSet(viewsets.GenericViewSet):
         request=BulkReplaySerializer,
         responses={
             201: data_envelope_schema("DeliveriesReplayed", BulkReplayResultSerializer()),
-            **errors(400, 401, 413, 415, 429),
+            **errors(400, 401, 403, 413, 415, 429),
         },
     )
     @action(detail=False, methods=["post"], url_path="replay")
