@@ -101,6 +101,7 @@ def reencrypt(model: type[models.Model], fields: Iterable[str], *, decrypted: bo
             )
             for row in batch:
                 values = {name: row[f"stored_{name}"] for name in stored}
+                stale: dict[str, str | Value]
                 if decrypted:
                     stale = {name: Value(decrypt(value)) for name, value in values.items() if value.startswith(PREFIX)}
                 else:

@@ -61,29 +61,32 @@ class CodeForm(forms.Form):
 @never_cache
 @login_required(login_url="admin:login")
 def second_factor(request):
-    """Set up a TOTP device (first time), or verify a code from it or a recovery code."""
+    """Set up a TOTP device (the first time), else verify a code from it or a recovery code."""
     user = request.user
-    setting_up = not user_has_device(user, confirmed=True)
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first() if setting_up else None
-    if setting_up and device is None:
-        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
     form = CodeForm(request.POST or None)
-    if form.is_valid():
-        code = form.cleaned_data["code"].strip().replace(" ", "")
-        # Setting up: the new device's code only. Then: the app's code, or a recovery code (used up by this).
-        verified = (device if device.verify_token(code) else None) if setting_up else match_token(user, code)
+    code = form.cleaned_data["code"].strip().replace(" ", "") if form.is_valid() else None
+    if user_has_device(user, confirmed=True):
+        verified = match_token(user, code) if code else None  # a recovery code is used up by this
         if verified is not None:
             otp_login(request, verified)
-            if setting_up:
-                return TemplateResponse(request, "admin/second_factor/recovery_codes.html", {
-                    **admin_context(request), "codes": confirm_with_recovery_codes(device),
-                    "next": safe_next(request),
-                })  # fmt: skip
             return redirect(safe_next(request))
+        return code_page(request, form, refused=code is not None)
+    device, _ = TOTPDevice.objects.get_or_create(user=user, confirmed=False, defaults={"name": "authenticator"})
+    if code and device.verify_token(code):
+        otp_login(request, device)
+        return TemplateResponse(request, "admin/second_factor/recovery_codes.html", {
+            **admin_context(request), "codes": confirm_with_recovery_codes(device), "next": safe_next(request),
+        })  # fmt: skip
+    return code_page(request, form, refused=code is not None, device=device)
+
+
+def code_page(request, form, *, refused, device=None):
+    """The page asking for a code; with `device`, the key to set up first."""
+    if refused:
         form.add_error("code", "That code is not valid (a recovery code works once).")
     return TemplateResponse(request, "admin/second_factor/code.html", {
-        **admin_context(request), "form": form, "setting_up": setting_up, "device": device,
-        "secret": b32encode(device.bin_key).decode() if setting_up else "",
+        **admin_context(request), "form": form, "setting_up": device is not None, "device": device,
+        "secret": b32encode(device.bin_key).decode() if device is not None else "",
     })  # fmt: skip
 
 

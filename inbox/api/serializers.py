@@ -267,8 +267,9 @@ class RotatedKeySerializer(ApiKeySerializer):
     key = serializers.CharField(source="secret")
     replaces = ApiKeySerializer(help_text="the key rotated, with the end of its grace period as `expires_at`")
 
-    class Meta(ApiKeySerializer.Meta):
-        fields = (*ApiKeySerializer.Meta.fields, "key", "replaces")
+    class Meta:
+        model = ApiKey
+        fields = ("id", "name", "display_prefix", "created_at", "expires_at", "scopes", "key", "replaces")
 
 
 class MeSerializer(serializers.Serializer):

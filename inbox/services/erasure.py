@@ -59,6 +59,7 @@ def contact_erase(*, phone_number, contact):
         for record in IdempotencyRecord.objects.filter(
             org_id=phone_number.org_id, response_body__data__contact=contact
         ):
+            assert record.response_body is not None  # it names the contact
             record.response_body["data"].update(text="", content={}, error=None, contact_name="")
             record.save(update_fields=["response_body"])
     return Erased(messages=messages, webhook_payloads=payloads, events=events.get(Event._meta.label, 0))
