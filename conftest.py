@@ -163,6 +163,7 @@ def role_groups(db):
     importlib.import_module("inbox.migrations.0012_inbox_replies").grant_roles(django_apps, None)
     importlib.import_module("outbox.migrations.0003_grant_managers").grant_managers(django_apps, None)
     importlib.import_module("inbox.migrations.0025_audit_log").grant_managers(django_apps, None)
+    importlib.import_module("inbox.migrations.0022_team_inbox").grant_roles(django_apps, None)
 
 
 @pytest.fixture
@@ -392,9 +393,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless Chromium through Selenium; skipped, saying why, where it is missing."""
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium of its own (a second staff member's, say); skipped where it is missing."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does)")
     from selenium import webdriver
@@ -414,9 +415,18 @@ def browser():
     except WebDriverException as error:
         pytest.skip(f"headless Chromium did not start: {error.msg}")
     driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Selenium; skipped, saying why, where it is missing."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,16 @@ def text_message(wamid, from_wa_id, body, *, timestamp=None):
     }
 
 
+def media_message(wamid, from_wa_id, kind, media_id, *, mime_type, timestamp=None, **extra):
+    """An inbound image, sticker, audio (`voice: True` for a voice note), video or document, as Meta
+    sends it: the media's id to fetch it by, its type and hash, and `caption`/`filename` as given."""
+    message = text_message(wamid, from_wa_id, "", timestamp=timestamp)
+    del message["text"]
+    message["type"] = kind
+    message[kind] = {"id": media_id, "mime_type": mime_type, "sha256": "0" * 44, **extra}
+    return message
+
+
 def pricing(category="service"):
     """Meta's per-message pricing of a send: a message inside the customer service window is free
     (`service`), a template is charged at its category's rate (`marketing`, `utility`, `authentication`)."""

@@ -104,6 +104,7 @@ class StandIn:
         self.requests = []
         self.fault = None
         self.webhooks_posted = []  # HTTP status of each webhook Kirim answered
+        self.media = {}  # media id: (mime type, bytes); any other id is a JPEG of MEDIA_BYTES
 
     def post_webhook(self, payload):
         """POST a signed webhook to Kirim, as Meta does; returns Kirim's HTTP status."""
@@ -208,13 +209,19 @@ class Handler(BaseHTTPRequestHandler):
             numbers = [number_fields(id) for id, (waba_id, *_) in NUMBERS.items() if waba_id == parts[1]]
             return self._answer(200, {"data": numbers, "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}})
         if parts[:2] == ["_stand_in", "media"] and self.headers.get("Authorization", "").startswith("Bearer "):
-            return self._raw(200, MEDIA_BYTES, "image/jpeg")
+            mime_type, content = self._media(parts[-1])
+            return self._raw(200, content, mime_type)
         if len(parts) == 2 and parts[-1].isdigit():
             host = f"http://{self.headers.get('Host')}"
+            mime_type, content = self._media(parts[-1])
             return self._answer(200, {"messaging_product": "whatsapp", "url": f"{host}/_stand_in/media/{parts[-1]}",
-                                      "mime_type": "image/jpeg", "sha256": "0" * 64, "file_size": len(MEDIA_BYTES),
+                                      "mime_type": mime_type, "sha256": "0" * 64, "file_size": len(content),
                                       "id": parts[-1]})  # fmt: skip
         self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
+
+    def _media(self, media_id):
+        with self.state.lock:
+            return self.state.media.get(media_id, ("image/jpeg", MEDIA_BYTES))
 
     def _templates(self, parts, query):
         """Meta's paging: `limit` per page, opaque `after` cursors, `next` only when there is more."""

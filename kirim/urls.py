@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from core.api import SchemaView, bad_request, health, server_error, unknown_endpoint
 from inbox.admin import second_factor
+from inbox.api.conversations import ConversationListView, ConversationNotesView, ConversationView
 from inbox.api.graph import (
     GraphMediaContentView,
     GraphMediaUploadView,
@@ -51,6 +52,9 @@ v1_api = [
     path("v1/me", MeView.as_view()),
     path("v1/me/rotate_key", RotateKeyView.as_view()),
     re_path(r"^v1/(?P<phone_number_id>[0-9]{6,20})/contacts/(?P<contact>[^/]{1,128})$", ContactView.as_view()),
+    path("v1/conversations", ConversationListView.as_view()),
+    path("v1/conversations/<str:conversation_id>", ConversationView.as_view()),
+    path("v1/conversations/<str:conversation_id>/notes", ConversationNotesView.as_view()),
     path("v1/", include(router.urls)),
 ]
 

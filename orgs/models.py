@@ -48,7 +48,10 @@ class Scope(models.TextChoices):
     MESSAGES_SEND = "messages:send", "messages:send: send messages, list templates"
     MESSAGES_MARK_READ = "messages:mark_read", "messages:mark_read: read receipts and typing"
     SUBSCRIPTIONS_MANAGE = "subscriptions:manage", "subscriptions:manage: events out, their deliveries"
-    CONVERSATIONS_MANAGE = "conversations:manage", "conversations:manage: erase a contact"
+    CONVERSATIONS_MANAGE = (
+        "conversations:manage",
+        "conversations:manage: change conversations, add notes, erase a contact",
+    )
     MEDIA = "media", "media: upload and download media"
 
 

@@ -23,6 +23,9 @@ class EventType(models.TextChoices):
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_STATUS = "message.status"
     MESSAGE_READ = "message.read"
+    CONVERSATION_ASSIGNED = "conversation.assigned"
+    CONVERSATION_STATE_CHANGED = "conversation.state_changed"
+    CONVERSATION_NOTE_ADDED = "conversation.note_added"
 
 
 class EventSource(models.TextChoices):
@@ -34,6 +37,9 @@ SOURCE_OF: dict[str, EventSource] = {
     EventType.MESSAGE_RECEIVED: EventSource.META,
     EventType.MESSAGE_STATUS: EventSource.META,
     EventType.MESSAGE_READ: EventSource.KIRIM,
+    EventType.CONVERSATION_ASSIGNED: EventSource.KIRIM,
+    EventType.CONVERSATION_STATE_CHANGED: EventSource.KIRIM,
+    EventType.CONVERSATION_NOTE_ADDED: EventSource.KIRIM,
 }
 
 

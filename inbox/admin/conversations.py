@@ -4,7 +4,7 @@ import secrets
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, Max, OuterRef, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
@@ -16,15 +16,25 @@ from django.utils.html import format_html
 from core.envelopes import error_response
 from core.errors import ApiError
 from inbox.admin.display import CappedCountPaginator, ticks, unread_badge
-from inbox.admin.live import LIVE_MAX_CONVERSATIONS, LIVE_OVERLAP, live_cursor, live_message, parse_cursor
+from inbox.admin.live import (
+    LIVE_MAX_CONVERSATIONS,
+    LIVE_OVERLAP,
+    label_filter,
+    live_cursor,
+    live_message,
+    live_note,
+    parse_cursor,
+)
+from inbox.admin.team import REPORTS_PERMISSION, TeamInbox, ViewFilter, media_url, view_q
 from inbox.models import (
     AuditAction,
     Conversation,
     Direction,
     Message,
+    SavedReply,
     of_conversations,
 )
-from inbox.services import replies
+from inbox.services import replies, teaminbox
 from orgs.audit import audit_record
 from orgs.scope import OrgScopedAdmin
 
@@ -52,14 +62,19 @@ class UnreadFilter(admin.SimpleListFilter):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(OrgScopedAdmin):
-    list_display = ("contact", "phone_number", "preview", "last_message_at", "unread_badge")
+class ConversationAdmin(TeamInbox, OrgScopedAdmin):
+    list_display = (
+        "contact", "phone_number", "preview", "last_message_at", "unread_badge", "state_shown", "assignee_name",
+        "label_chips",
+    )  # fmt: skip
     list_display_links = ("contact",)
-    list_filter = (("org", admin.RelatedOnlyFieldListFilter), "phone_number", "last_direction", UnreadFilter)
+    list_filter = (
+        ViewFilter, "labels", ("org", admin.RelatedOnlyFieldListFilter), "phone_number", "last_direction", UnreadFilter
+    )  # fmt: skip
     search_fields = ("=contact_wa_id", "contact_name")  # and every message's text: get_search_results
     search_help_text = "A contact's number or name, or words from any of their messages."
     ordering = ("-last_message_at", "-id")  # newest activity first: the conversation_recent index
-    list_select_related = ("phone_number",)
+    list_select_related = ("phone_number", "assignee")
     list_per_page = 50
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -77,7 +92,7 @@ class ConversationAdmin(OrgScopedAdmin):
             .annotate(n=Count("pk"))
             .values("n")
         )
-        return super().get_queryset(request).annotate(unread=Coalesce(Subquery(unread), 0))
+        return super().get_queryset(request).annotate(unread=Coalesce(Subquery(unread), 0)).prefetch_related("labels")
 
     def get_search_results(self, request, queryset, search_term):
         """The number and name as search_fields say, or the text of any message of the conversation.
@@ -128,12 +143,15 @@ class ConversationAdmin(OrgScopedAdmin):
             path("live/", view(self.inbox_live_view), name="inbox_conversation_live"),
             path("<int:object_id>/live/", view(self.thread_live_view), name="inbox_conversation_thread_live"),
             path("<int:object_id>/reply/", view(self.reply_view), name="inbox_conversation_reply"),
+            *self.team_urls(),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
         live = {"live_url": reverse("admin:inbox_conversation_live"), "live_cursor": live_cursor(timezone.now()),
-                "poll_seconds": POLL_SECONDS}  # fmt: skip
+                "poll_seconds": POLL_SECONDS,
+                "reports_url": reverse("admin:inbox_conversation_reports") if request.user.has_perm(REPORTS_PERMISSION)
+                else ""}  # fmt: skip
         return super().changelist_view(request, {**(extra_context or {}), **live})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -152,7 +170,7 @@ class ConversationAdmin(OrgScopedAdmin):
             "opts": self.opts,
             "title": str(conversation.contact_name or conversation.contact_wa_id),
             "conversation": conversation,
-            "thread": [(m, ticks(m.status)) for m in thread],
+            "thread": thread_items(conversation, thread),
             "has_unread": conversation.unread > 0,
             "live_url": reverse("admin:inbox_conversation_thread_live", args=[conversation.pk]),
             "live_cursor": cursor,
@@ -164,6 +182,7 @@ class ConversationAdmin(OrgScopedAdmin):
             # A fresh token per rendered form: submitting the same form twice sends once.
             "reply_token": secrets.token_urlsafe(18),
             "max_text": replies.MAX_TEXT,
+            **self.team_context(request, conversation),
             **self.thread_extras(request, conversation),
         }
         return TemplateResponse(request, "admin/inbox/conversation/thread.html", context)
@@ -187,13 +206,15 @@ class ConversationAdmin(OrgScopedAdmin):
         try:
             outcome = replies.conversation_reply(
                 conversation=conversation, token=request.POST.get("token", ""),
-                before_send=self.before_reply(request, conversation), **reply_of(request),
+                before_send=self.before_reply(request, conversation), **reply_of(request, conversation),
             )  # fmt: skip
         except ApiError as error:  # refused before anything was sent: say why
             self.message_user(request, f"Not sent: {error.message}", messages.ERROR)
             return HttpResponseRedirect(thread_url)
         if outcome.message is not None and not outcome.replayed:
             audit_record(request, AuditAction.REPLY, org=conversation.org_id, target=outcome.message)
+        if outcome.message is not None:  # the agent's answer: the first of the cycle is its first response
+            teaminbox.first_response_record(conversation=conversation, user=request.user, at=outcome.message.created_at)
         if outcome.message is None:
             self.message_user(request, f"Not sent. WhatsApp said: {outcome.error}", messages.ERROR)
         elif outcome.replayed:
@@ -225,14 +246,24 @@ class ConversationAdmin(OrgScopedAdmin):
             .annotate(changed=Max("updated_at"))
             .order_by("-changed")[: LIVE_MAX_CONVERSATIONS + 1]
         )
-        cursor = max([since, *(t["changed"] for t in touched)])
+        # And the conversations the team changed (assigned, resolved, labelled, noted), from their index.
+        team_changed = list(
+            self.get_queryset(request).filter(team_changed_at__gte=since - LIVE_OVERLAP)
+            .order_by("-team_changed_at").values_list("pk", "team_changed_at")[: LIVE_MAX_CONVERSATIONS + 1]
+        )  # fmt: skip
+        cursor = max([since, *(t["changed"] for t in touched), *(changed_at for _, changed_at in team_changed)])
         keys = [(t["phone_number_id"], t["contact_wa_id"]) for t in touched]
-        rows = self.get_queryset(request).filter(of_conversations(keys)).select_related("phone_number")
-        rows = rows.order_by(*self.ordering)
+        rows = self.get_queryset(request).filter(of_conversations(keys) | Q(pk__in=[pk for pk, _ in team_changed]))
+        rows = list(rows.select_related("phone_number", "assignee").order_by(*self.ordering))
+        # Whether each still belongs in the page's view (and label), which the page asks with its own query.
+        in_view = set(
+            self.get_queryset(request).filter(pk__in=[c.pk for c in rows]).filter(view_q(request.GET.get("view")
+            or ViewFilter.DEFAULT, request.user)).filter(**label_filter(request)).values_list("pk", flat=True)
+        )  # fmt: skip
         return JsonResponse({
             "cursor": live_cursor(cursor),
-            "reload": len(touched) > LIVE_MAX_CONVERSATIONS,
-            "conversations": [self.live_row(c) for c in rows],
+            "reload": max(len(touched), len(team_changed)) > LIVE_MAX_CONVERSATIONS,
+            "conversations": [self.live_row(c) | {"in_view": c.pk in in_view} for c in rows],
         })  # fmt: skip
 
     def live_row(self, conversation):
@@ -246,6 +277,9 @@ class ConversationAdmin(OrgScopedAdmin):
             "last_message_ts": conversation.last_message_at.isoformat(),
             "unread": conversation.unread,
             "unread_badge": unread_badge(conversation.unread),
+            "state": self.state_shown(conversation),
+            "assignee": self.assignee_name(conversation),
+            "labels": self.label_chips(conversation),
         }
 
     def thread_live_view(self, request, object_id):
@@ -263,15 +297,20 @@ class ConversationAdmin(OrgScopedAdmin):
             "window_open": window.is_open,
             "window_reason": window.reason(),
             "unread": conversation.unread,
-            "messages": [live_message(m) for m in changed],
+            "messages": [live_message(m, media_url(conversation, m)) for m in changed],
+            "notes": [live_note(n) for n in conversation.notes.filter(created_at__gte=since - LIVE_OVERLAP)
+                      .select_related("author").order_by("created_at")],
+            "state": self.state_shown(conversation),
+            "assignee": self.assignee_name(conversation),
         })  # fmt: skip
 
 
-def reply_of(request):
-    """The reply form's fields as conversation_reply takes them: a text, or a template and its values."""
+def reply_of(request, conversation):
+    """The reply form's fields as conversation_reply takes them: a text (with a file, the agent's or
+    the saved reply's they inserted), or a template and its values."""
     template_id = request.POST.get("template")
     if not template_id:
-        return {"text": request.POST.get("text", "")}
+        return {"text": request.POST.get("text", ""), "attachment": attachment_of(request, conversation)}
     prefix = f"param-{template_id}-"  # param-<template>-<component>-<placeholder>
     values = {
         tuple(field.removeprefix(prefix).split("-", 1)): value
@@ -279,3 +318,27 @@ def reply_of(request):
         if field.startswith(prefix)
     }
     return {"template_id": template_id, "values": values}
+
+
+def attachment_of(request, conversation):
+    """The file sent with a reply: one the agent chose, else the attachment of the saved reply they
+    inserted (of the conversation's org only), else None."""
+    upload = request.FILES.get("file")
+    if upload is not None:
+        return replies.Attachment(upload.read(), upload.name, upload.content_type or "application/octet-stream")
+    saved_id = request.POST.get("saved_reply", "")
+    saved = SavedReply.objects.filter(org_id=conversation.org_id, pk=saved_id).first() if saved_id.isdigit() else None
+    if saved is None or not saved.attachment:
+        return None
+    return replies.Attachment(bytes(saved.attachment), saved.attachment_name, saved.attachment_type)
+
+
+def thread_items(conversation, messages):
+    """The thread as shown: its messages and the team's notes, in time order."""
+    notes = conversation.notes.select_related("author")
+    if messages:
+        notes = notes.filter(created_at__gte=messages[0].timestamp)
+    items = [{"kind": "message", "message": m, "tick": ticks(m.status), "media_url": media_url(conversation, m),
+              "at": m.timestamp} for m in messages]  # fmt: skip
+    items += [{"kind": "note", "note": n, "at": n.created_at} for n in notes]
+    return sorted(items, key=lambda item: item["at"])

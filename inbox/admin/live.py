@@ -28,13 +28,29 @@ def parse_cursor(value):
     return moment
 
 
-def live_message(message):
+def live_message(message, media_url=""):
     return {
         "id": message.external_id,
         "direction": message.direction,
         "status": message.status,
         "type": message.type,
+        "media_url": media_url,
         "text": message.text,
         "time": date_format(timezone.localtime(message.timestamp), "d M H:i"),
         "tick": ticks(message.status),
     }
+
+
+def live_note(note):
+    return {
+        "id": note.external_id,
+        "author": note.author.username if note.author_id else "",
+        "body": note.body,
+        "time": date_format(timezone.localtime(note.created_at), "d M H:i"),
+    }
+
+
+def label_filter(request):
+    """The label the live page's list is filtered by, as its list filter names it."""
+    label = request.GET.get("labels__id__exact", "")
+    return {"labels__id": label} if label.isdigit() else {}

@@ -13,6 +13,7 @@ from inbox.models.messages import (
     OUTBOUND_RANK,
     UPLOADED_MEDIA_LIFETIME,
     Conversation,
+    ConversationState,
     Direction,
     EarlyStatus,
     Message,
@@ -24,6 +25,7 @@ from inbox.models.messages import (
     statuses_below,
 )
 from inbox.models.numbers import PLACEHOLDER, MessageTemplate, PhoneNumber, ReadReceiptPolicy
+from inbox.models.team import ConversationCycle, ConversationLabel, Label, Note, SavedReply
 from inbox.models.webhooks import WEBHOOK_IN_FLIGHT, WebhookEvent, WebhookEventQuerySet
 from orgs.models import (
     ALL_SCOPES,
@@ -62,19 +64,25 @@ __all__ = [
     "AuditEntry",
     "AuthFailureWindow",
     "Conversation",
+    "ConversationCycle",
+    "ConversationLabel",
+    "ConversationState",
     "Direction",
     "EarlyStatus",
     "IdempotencyRecord",
+    "Label",
     "Membership",
     "Message",
     "MessageQuerySet",
     "MessageTemplate",
+    "Note",
     "Org",
     "PhoneNumber",
     "RateLimitWindow",
     "ReadReceiptPolicy",
     "ReadVia",
     "Role",
+    "SavedReply",
     "Scope",
     "Status",
     "UploadedMedia",

@@ -94,10 +94,24 @@ CONTACT_KEY_LENGTH = 128
 CONTACT_KEY_HELP = "Phone number (wa_id) or business-scoped user id of the contact, or the group's id"
 
 
+class ConversationState(models.TextChoices):
+    """Where the team is with a conversation. A new inbound message reopens a resolved or snoozed one
+    (inbox.services.inbound_rows' upsert); a snooze past its time counts as open (inbox.services.teaminbox)."""
+
+    OPEN = "open"
+    PENDING = "pending"  # waiting on the contact or on someone else
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
 class Conversation(models.Model):
     """One contact's thread on one number: the inbox's rows. Keeps only what changes when a message
-    arrives or is sent (last activity, preview, name), so reads never write here; unread counts come
-    from the partial index on messages, for the conversations on screen only."""
+    arrives or is sent (last activity, preview, name) and the team's work on it (state, assignee,
+    labels), so reads never write here; unread counts come from the partial index on messages, for
+    the conversations on screen only."""
+
+    # Null only for rows a release before this one inserted; migration 0022 fills the ones it finds.
+    external_id = PublicIdField("cnv", null=True)
 
     # Their own indexes would repeat the leading column of conversation_org_recent and of the unique
     # contact constraint: every new message updates its conversation's row, and with it each index.
@@ -113,6 +127,26 @@ class Conversation(models.Model):
     last_message_at = models.DateTimeField("last activity")
     last_message_text = models.CharField("last message", max_length=200, blank=True)
     last_direction = models.CharField(max_length=8, choices=Direction.choices)
+    # The team's work. Database defaults: the webhooks' upsert inserts conversations in raw SQL.
+    state = models.CharField(
+        max_length=16, choices=ConversationState.choices, default=ConversationState.OPEN,
+        db_default=ConversationState.OPEN,
+    )  # fmt: skip
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    labels = models.ManyToManyField("Label", through="ConversationLabel", related_name="conversations", blank=True)
+    # The current cycle, from the inbound message that opened it (or reopened it, once resolved) to its
+    # resolution, which ConversationCycle then keeps: the reports' first response and resolution times.
+    opened_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    first_responder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    # When the team last changed it (state, assignee, labels, a note): what live inbox pages ask for
+    # beside new messages. Messages never write it.
+    team_changed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         constraints = (
@@ -128,10 +162,20 @@ class Conversation(models.Model):
                 condition=~Q(contact_user_id=""),
                 name="conversation_user_id",
             ),
+            # "Mine" and an agent's workload: only assigned rows pay for it.
+            models.Index(
+                fields=["assignee", "-last_message_at"],
+                condition=Q(assignee__isnull=False),
+                name="conversation_assignee",
+            ),
+            # The contact page: a contact's conversations on every number of the org.
+            models.Index(fields=["org", "contact_wa_id"], name="conversation_org_contact"),
         )
         permissions = (
             ("mark_read", "Can mark inbound messages read on WhatsApp"),
             ("reply", "Can reply to contacts on WhatsApp"),
+            ("manage", "Can assign conversations, change their state and labels, and write notes"),
+            ("view_reports", "Can see the inbox's reports"),
         )
 
     def __str__(self):

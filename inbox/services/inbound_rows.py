@@ -8,6 +8,7 @@ from typing import NamedTuple
 from django.db import connection
 
 from core.db.bulk import insert_new
+from core.ids import new_public_id
 from inbox.models import (
     Conversation,
     Direction,
@@ -113,10 +114,16 @@ def _conversation_keys(inbound, numbers):
 
 
 # The ON CONFLICT clause of a conversation's upsert, the table named `c`: activity and preview move
-# forward only; the contact's user id and name come from the newest message that has them.
+# forward only; the contact's user id and name come from the newest message that has them. The
+# contact writing again (`excluded.opened_at`: the time of an inbound row, NULL for an outbound one)
+# reopens a resolved or snoozed conversation and starts a cycle for the reports when none is open; a
+# late-delivered older message does neither. Resolving ends the cycle (inbox.services.teaminbox).
 _NEWER = "excluded.last_message_at >= c.last_message_at"
 CONVERSATION_UPSERT = f"""
     ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
+        state = CASE WHEN excluded.opened_at IS NOT NULL AND {_NEWER} AND c.state IN ('resolved', 'snoozed')
+                     THEN 'open' ELSE c.state END,
+        opened_at = COALESCE(c.opened_at, CASE WHEN {_NEWER} THEN excluded.opened_at END),
         contact_user_id = CASE WHEN excluded.contact_user_id <> '' AND ({_NEWER} OR c.contact_user_id = '')
                                THEN excluded.contact_user_id ELSE c.contact_user_id END,
         contact_name = CASE WHEN excluded.contact_name <> '' AND {_NEWER}
@@ -142,13 +149,14 @@ def conversations_touch(messages):
     table = connection.ops.quote_name(Conversation._meta.db_table)
     sql = f"""
         INSERT INTO {table} AS c (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
-                                  last_message_at, last_message_text, last_direction)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                                  last_message_at, last_message_text, last_direction, external_id, opened_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         {CONVERSATION_UPSERT}
     """
     params = []
     for m in newest.values():
         user_id, name = getattr(m, "conversation_identity", ("", m.contact_name))
+        at = connection.ops.adapt_datetimefield_value(m.timestamp)
         params.append(
             (
                 m.org_id,
@@ -156,9 +164,11 @@ def conversations_touch(messages):
                 m.contact_wa_id,
                 user_id,
                 name,
-                connection.ops.adapt_datetimefield_value(m.timestamp),
+                at,
                 m.text[:200],
                 m.direction,
+                new_public_id("cnv"),  # kept only when the row is new
+                at if m.direction == Direction.INBOUND else None,
             )
         )
     with connection.cursor() as cursor:

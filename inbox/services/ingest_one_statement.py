@@ -3,6 +3,7 @@
 
 import json
 import logging
+import re
 from contextlib import nullcontext
 from functools import cached_property
 
@@ -10,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import JSONField
 from django.utils import timezone
 
+from core.ids import new_public_id
 from inbox.models import (
     Conversation,
     Direction,
@@ -31,6 +33,9 @@ logger = logging.getLogger("kirim.inbox")
 
 
 # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
+SPACE_BY_PUNCTUATION = re.compile(r" ?([,=()<>]) ?")
+
+
 class _InboundInOneStatement:
     """PostgreSQL, Meta's common case (a webhook of inbound messages): the numbers looked up, each
     message's conversation found by its contact's user id, the messages inserted (a wamid stored
@@ -40,7 +45,7 @@ class _InboundInOneStatement:
     rows and the same rules as `_store_inbound`, `_conversation_keys` and `conversations_touch`; the
     tests run both paths (this one on PostgreSQL, the steps on SQLite and for statuses)."""
 
-    EXTRA = ("meta_number", "lookup_user_id", "conversation_user_id", "conversation_name")
+    EXTRA = ("meta_number", "lookup_user_id", "conversation_user_id", "conversation_name", "conversation_id")
 
     @cached_property
     def _columns(self):
@@ -61,7 +66,8 @@ class _InboundInOneStatement:
         given = {"contact_wa_id": "contact_key", "org_id": "number_org", "phone_number_id": "number_pk"}
         inserted_columns = [f.column for f in Message._meta.concrete_fields if not f.primary_key]
         values = ", ".join(given.get(column, quote(column)) for column in inserted_columns)
-        return " ".join(
+        # Spaces are only needed between words: none around punctuation (no literal here holds any).
+        return SPACE_BY_PUNCTUATION.sub(r"\1", " ".join(
             f"""
             WITH incoming AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS i({typed})),
             subscribed AS (
@@ -85,10 +91,11 @@ class _InboundInOneStatement:
             ),
             touched AS (
                 INSERT INTO {conversation} AS c (org_id, phone_number_id, contact_wa_id, contact_user_id,
-                                                 contact_name, last_message_at, last_message_text, last_direction)
+                                                 contact_name, last_message_at, last_message_text, last_direction,
+                                                 external_id, opened_at)
                 SELECT DISTINCT ON (m.phone_number_id, m.contact_wa_id)
                        m.org_id, m.phone_number_id, m.contact_wa_id, n.conversation_user_id, n.conversation_name,
-                       m.timestamp, left(m.text, 200), %s
+                       m.timestamp, left(m.text, 200), %s, n.conversation_id, m.timestamp
                 FROM inserted m JOIN numbered n ON n.wamid = m.wamid
                 ORDER BY m.phone_number_id, m.contact_wa_id, m.timestamp DESC
                 {CONVERSATION_UPSERT}
@@ -100,7 +107,7 @@ class _InboundInOneStatement:
             SELECT (SELECT yes FROM subscribed), (SELECT id FROM kept), (SELECT count(*) FROM inserted),
                    (SELECT count(*) FROM numbered)
         """.split()
-        )
+        ))  # fmt: skip
 
     def run(self, inbound, body, failed):
         """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
@@ -109,7 +116,8 @@ class _InboundInOneStatement:
         now, summary = timezone.now(), _failures_told(failed)
         stamp, rows = now.isoformat(), []
         for m in unique:
-            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *_conversation_identity(m))
+            extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *_conversation_identity(m),
+                     new_public_id("cnv"))  # fmt: skip
             rows.append(self._row(_inbound_values(m, _fallback_key(m, unique)), stamp)
                         | dict(zip(self.EXTRA, extra, strict=True)))  # fmt: skip
         # All rows as one JSON document: one parameter to adapt, where an array per column took 26.

@@ -2,6 +2,7 @@
 window or with an approved template outside it, and the number's templates kept in step with Meta.
 Sends go through inbox.services.send as the API's do; a reply form's token is its idempotency key, so a double submit sends once."""
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from django.utils import timezone
 from core.errors import ApiError, InvalidField, UpstreamError
 from inbox.models import Direction, Message, MessageTemplate, Status
 from inbox.services import idempotency
+from inbox.services.media import media_upload
 from inbox.services.send import message_send
 from meta import graph as meta_graph
 
@@ -20,6 +22,7 @@ logger = logging.getLogger("kirim.inbox")
 SERVICE_WINDOW = timedelta(hours=24)
 TEMPLATE_FIELDS = "id,name,language,status,category,components,parameter_format"
 MAX_TEXT = 4096  # Meta's limit for a text body
+MAX_CAPTION = 1024  # and for a media caption
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,37 @@ def text_body(conversation, text):
     return {"messaging_product": "whatsapp", "to": conversation.contact_wa_id, "type": "text", "text": {"body": text}}
 
 
-def conversation_reply(*, conversation, token, text=None, template_id=None, values=None, before_send=None):
-    """Send an agent's reply: `text` inside the service window, else the number's approved template
-    `template_id` with `values` ({(component, placeholder): text}) for its parameters. `token` (the reply form's) makes a double submit send once.
+@dataclass(frozen=True)
+class Attachment:
+    """A file an agent sends from the reply box (or a saved reply's): an image or a document."""
+
+    content: bytes
+    filename: str
+    mime_type: str
+
+    @property
+    def kind(self):
+        return "image" if self.mime_type in IMAGE_TYPES else "document"
+
+    def checked(self):
+        if not self.content:
+            raise InvalidField("file", "The file is empty.")
+        if len(self.content) > MAX_ATTACHMENT[self.kind]:
+            raise InvalidField("file", f"WhatsApp takes {self.kind}s up to {MAX_ATTACHMENT[self.kind] // 2**20} MB.")
+        return self
+
+
+# Meta's limits for media sent by a business: images JPEG or PNG up to 5 MB, documents up to 100 MB.
+IMAGE_TYPES = ("image/jpeg", "image/png")
+MAX_ATTACHMENT = {"image": 5 * 2**20, "document": 100 * 2**20}
+
+
+def conversation_reply(
+    *, conversation, token, text=None, template_id=None, values=None, attachment=None, before_send=None
+):
+    """Send an agent's reply: `text` inside the service window (or an `attachment`, with `text` as
+    its caption), else the number's approved template `template_id` with `values` ({(component,
+    placeholder): text}) for its parameters. `token` (the reply form's) makes a double submit send once.
     `before_send()` runs first, once (not on a double submit): the on_reply policy's receipt. InvalidField for a reply that
     cannot be sent; a failed send is the outcome's `error`, with its row kept `failed` in the thread."""
     number = conversation.phone_number
@@ -170,8 +201,11 @@ def conversation_reply(*, conversation, token, text=None, template_id=None, valu
         window = reply_window(conversation)
         if not window.is_open:
             raise InvalidField("text", window.reason())
-        body = text_body(conversation, text or "")
-        shown_text = body["text"]["body"]
+        if attachment is None:
+            body = text_body(conversation, text or "")
+            shown_text = body["text"]["body"]
+        else:
+            body, shown_text = attachment_body(conversation, attachment.checked(), text or "")
     else:
         template = next((t for t in approved_templates(number) if str(t.pk) == str(template_id)), None)
         if template is None:
@@ -186,8 +220,14 @@ def conversation_reply(*, conversation, token, text=None, template_id=None, valu
     def act(claim):
         if before_send is not None:
             before_send()
+        sent = body
+        if attachment is not None:  # uploaded once per reply token: a resubmit answers the first send
+            media_id = media_upload(phone_number=number, content=attachment.content, filename=attachment.filename,
+                                    mime_type=attachment.mime_type)  # fmt: skip
+            media = {name: value for name, value in body[attachment.kind].items() if name != "sha256"}
+            sent = {**body, attachment.kind: {"id": media_id, **media}}
         try:
-            message = message_send(phone_number=number, body=body, text=shown_text, claim=claim)
+            message = message_send(phone_number=number, body=sent, text=shown_text, claim=claim)
         except UpstreamError as error:
             return 502, {"error": (error.upstream or {}).get("message") or error.message}, idempotency.outcome_of(error)
         unconfirmed = message.status == Status.UNCONFIRMED  # shown as such; a resubmit answers its outcome
@@ -200,3 +240,19 @@ def conversation_reply(*, conversation, token, text=None, template_id=None, valu
     if status != 200:
         return ReplyOutcome(None, error=answer["error"], replayed=replayed)
     return ReplyOutcome(Message.objects.get(pk=answer["message"]), replayed=replayed)
+
+
+def attachment_body(conversation, attachment, caption):
+    """Meta's send body for an attachment (its media id filled in once uploaded), and the thread's
+    text for it. The idempotency digest covers the file through its hash."""
+    caption = caption.strip()
+    if len(caption) > MAX_CAPTION:
+        raise InvalidField("text", f"A caption takes at most {MAX_CAPTION} characters.")
+    media = {"sha256": hashlib.sha256(attachment.content).hexdigest()}
+    if caption:
+        media["caption"] = caption
+    if attachment.kind == "document":
+        media["filename"] = attachment.filename
+    body = {"messaging_product": "whatsapp", "to": conversation.contact_wa_id, "type": attachment.kind,
+            attachment.kind: media}  # fmt: skip
+    return body, caption or attachment.filename

@@ -99,8 +99,10 @@ def test_inbox_and_thread_queries_do_not_grow_with_messages(
     # thread: session, user, conversation with its unread count, its messages, its number, the
     # contact's last inbound message (the reply window; no WABA id, so no templates); message list:
     # session, user, count, page, number filter choices. Staff other than superusers add their
-    # permissions (2 queries) and their memberships (1).
-    assert counts[0] == {"superuser": (6, 6, 5), "agent": (9, 9, 8)}[who]
+    # permissions (2 queries) and their memberships (1). The team inbox adds to the inbox the page's
+    # labels (prefetched) and the label filter's choices; to the thread the conversation's notes and
+    # labels, the org's labels, saved replies and agents, and the conversation's assignee.
+    assert counts[0] == {"superuser": (8, 12, 5), "agent": (11, 15, 8)}[who]
 
 
 def test_the_access_token_is_write_only(staff, phone_number, meta):

@@ -22,12 +22,14 @@ from inbox.models import (
     AuditAction,
     Conversation,
     Direction,
+    Label,
     Membership,
     Message,
     MessageTemplate,
     Org,
     PhoneNumber,
     Role,
+    SavedReply,
     WebhookEvent,
 )
 from orgs.audit import audit_record
@@ -60,6 +62,8 @@ def world(db, make_message):
         MessageTemplate.objects.create(org=org, waba_id=f"{prefix}-waba", meta_id=digits, name=f"{prefix.lower()}_hi",
                                        language="en", status="APPROVED", synced_at=timezone.now())  # fmt: skip
         member_add(org=org, username=f"{prefix}-member", role=Role.AGENT)
+        Label.objects.create(org=org, name=f"{prefix}-label")
+        SavedReply.objects.create(org=org, name=f"{prefix}-saved", body=f"{prefix} thanks {{{{contact_name}}}}")
         subscription = WebhookSubscription.objects.create(
             org=org, url=f"https://{prefix.lower()}.example.com/{prefix}-hook", events=["message.read"],
             description=f"{prefix} CRM",
@@ -175,7 +179,7 @@ def test_every_admin_hides_and_protects_another_orgs_rows(world, role, make_memb
 
     assert snapshot(bravo) == before
     assert len(meta.calls) == 0  # nothing of BRAVO's was marked read on WhatsApp
-    expected = {"inbox.Conversation", "inbox.Message"} | (
+    expected = {"inbox.Conversation", "inbox.Message", "inbox.Label", "inbox.SavedReply"} | (
         {
             "inbox.Org",
             "inbox.PhoneNumber",

@@ -1,0 +1,183 @@
+"""The managers' inbox report: conversations opened and resolved, first response and resolution
+times per agent and per day, messages in and out per day, and the charts of them as inline SVG (drawn
+here, nothing loaded from another host). Reads only: cycles come from ConversationCycle (resolved)
+and Conversation (the open ones), messages from the index message_number_timeline."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from inbox.models import Conversation, ConversationCycle, Message, PhoneNumber
+
+DAYS = {"7": 7, "14": 14, "30": 30}
+DEFAULT_DAYS = 7
+
+
+@dataclass
+class Series:
+    """Per day: counts, or durations in seconds to average."""
+
+    values: dict = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, day, value):
+        self.values[day].append(value)
+
+    def average(self, day):
+        found = self.values.get(day)
+        return sum(found) / len(found) if found else None
+
+
+@dataclass
+class InboxReport:
+    days: list
+    opened: dict
+    resolved: dict
+    messages_in: dict
+    messages_out: dict
+    first_response: dict  # {agent username: Series}
+    resolution: dict  # {agent username: Series}
+
+    def rows(self):
+        """One row per day for the table."""
+        return [
+            {
+                "day": day,
+                "opened": self.opened.get(day, 0),
+                "resolved": self.resolved.get(day, 0),
+                "in": self.messages_in.get(day, 0),
+                "out": self.messages_out.get(day, 0),
+                "first_response": duration(average_of(self.first_response, day)),
+                "resolution": duration(average_of(self.resolution, day)),
+            }
+            for day in self.days
+        ]
+
+    def agents(self):
+        """Per agent over the period: first responses and resolutions, and their average times."""
+        names = sorted(set(self.first_response) | set(self.resolution))
+        return [
+            {
+                "agent": name,
+                "responses": sum(len(v) for v in self.first_response.get(name, Series()).values.values()),
+                "first_response": duration(overall(self.first_response.get(name))),
+                "resolved": sum(len(v) for v in self.resolution.get(name, Series()).values.values()),
+                "resolution": duration(overall(self.resolution.get(name))),
+            }
+            for name in names
+        ]
+
+    def conversations_chart(self):
+        return bar_chart(self.days, [("opened", self.opened, "#0671b8"), ("resolved", self.resolved, "#0f8a4a")])
+
+    def messages_chart(self):
+        return bar_chart(self.days, [("in", self.messages_in, "#54656f"), ("out", self.messages_out, "#d9822b")])
+
+
+def average_of(by_agent, day):
+    values = [v for series in by_agent.values() for v in series.values.get(day, [])]
+    return sum(values) / len(values) if values else None
+
+
+def overall(series):
+    values = [v for found in series.values.values() for v in found] if series else []
+    return sum(values) / len(values) if values else None
+
+
+def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
+    """The report of the last `days` days (today included) over `orgs`, in the current time zone."""
+    now = timezone.localtime(now or timezone.now())
+    first_day = now.date() - timedelta(days=days - 1)
+    start = timezone.make_aware(timezone.datetime.combine(first_day, timezone.datetime.min.time()))
+    org_ids = list(orgs.values_list("pk", flat=True))
+
+    def day_of(moment):
+        return timezone.localtime(moment).date()
+
+    opened, resolved = defaultdict(int), defaultdict(int)
+    first_response, resolution = defaultdict(Series), defaultdict(Series)
+    users = {}
+
+    def name_of(user_id):
+        if user_id not in users:
+            user = get_user_model().objects.filter(pk=user_id).only("username").first()
+            users[user_id] = user.username if user else "(removed)"
+        return users[user_id]
+
+    cycles = ConversationCycle.objects.filter(org_id__in=org_ids)
+    for opened_at, resolved_at, resolver in cycles.filter(resolved_at__gte=start).values_list(
+        "opened_at", "resolved_at", "resolver"
+    ):
+        resolved[day_of(resolved_at)] += 1
+        if resolver is not None:
+            resolution[name_of(resolver)].add(day_of(resolved_at), (resolved_at - opened_at).total_seconds())
+    open_cycles = Conversation.objects.filter(org_id__in=org_ids, opened_at__isnull=False)
+    for source in (cycles, open_cycles):
+        for opened_at, responded_at, responder in source.filter(opened_at__gte=start).values_list(
+            "opened_at", "first_response_at", "first_responder"
+        ):
+            opened[day_of(opened_at)] += 1
+            if responded_at is not None and responder is not None:
+                first_response[name_of(responder)].add(day_of(responded_at), (responded_at - opened_at).total_seconds())
+    messages_in, messages_out = defaultdict(int), defaultdict(int)
+    numbers = PhoneNumber.objects.filter(org_id__in=org_ids).values("pk")
+    per_day = (
+        Message.objects.filter(phone_number__in=numbers, timestamp__gte=start)
+        .annotate(day=TruncDate("timestamp"))
+        .values("day", "direction")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in per_day:
+        (messages_in if row["direction"] == "inbound" else messages_out)[row["day"]] += row["n"]
+    return InboxReport(
+        days=[first_day + timedelta(days=n) for n in range(days)],
+        opened=dict(opened),
+        resolved=dict(resolved),
+        messages_in=dict(messages_in),
+        messages_out=dict(messages_out),
+        first_response=dict(first_response),
+        resolution=dict(resolution),
+    )
+
+
+def duration(seconds):
+    """A time for people: 45 s, 12 min, 3 h 05 min."""
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+CHART_HEIGHT = 120
+BAR_WIDTH = 10
+
+
+def bar_chart(days, series):
+    """Grouped bars per day as inline SVG, one colour per series, with a title per bar for its value."""
+    tallest = max([1, *(counts.get(day, 0) for _, counts, _ in series for day in days)])
+    group = BAR_WIDTH * len(series) + 8
+    bars = []
+    for index, day in enumerate(days):
+        for offset, (name, counts, colour) in enumerate(series):
+            value = counts.get(day, 0)
+            height = round(value / tallest * CHART_HEIGHT)
+            bars.append((index * group + offset * BAR_WIDTH, CHART_HEIGHT - height, BAR_WIDTH - 1, height, colour,
+                         f"{day:%d %b} {name}: {value}"))  # fmt: skip
+    legend = format_html_join(" ", '<tspan fill="{}">■ {}</tspan>', ((colour, name) for name, _, colour in series))
+    return format_html(
+        '<svg class="chart" role="img" width="{}" height="{}" viewBox="0 0 {} {}">{}'
+        '<text x="0" y="{}" font-size="12">{}</text></svg>',
+        len(days) * group, CHART_HEIGHT + 18, len(days) * group, CHART_HEIGHT + 18,
+        format_html_join("", '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>', bars),
+        CHART_HEIGHT + 14, legend,
+    )  # fmt: skip
