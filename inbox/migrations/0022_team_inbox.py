@@ -41,6 +41,24 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name="DailyMessageCount",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("day", models.DateField()),
+                ("inbound", models.PositiveIntegerField()),
+                ("outbound", models.PositiveIntegerField()),
+                (
+                    "org",
+                    models.ForeignKey(
+                        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="inbox.org"
+                    ),
+                ),
+            ],
+            options={
+                "constraints": [models.UniqueConstraint(fields=("org", "day"), name="daily_message_count_unique")],
+            },
+        ),
+        migrations.CreateModel(
             name="Note",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),

@@ -93,3 +93,17 @@ class ConversationCycle(models.Model):
             models.Index(fields=["org", "resolved_at"], name="cycle_org_resolved"),
             models.Index(fields=["org", "opened_at"], name="cycle_org_opened"),
         )
+
+
+class DailyMessageCount(models.Model):
+    """An org's messages in and out on one past day (in the site's time zone): the reports' rollup, so
+    a report never counts a million messages again. Written by inbox.services.reports once the day is
+    over, and then not changed."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    inbound = models.PositiveIntegerField()
+    outbound = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("org", "day"), name="daily_message_count_unique"),)

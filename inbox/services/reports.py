@@ -13,10 +13,11 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from inbox.models import Conversation, ConversationCycle, Message, PhoneNumber
+from inbox.models import Conversation, ConversationCycle, DailyMessageCount, Message, PhoneNumber
 
 DAYS = {"7": 7, "14": 14, "30": 30}
 DEFAULT_DAYS = 7
+ROLLUP_AFTER = timedelta(hours=2)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
     """The report of the last `days` days (today included) over `orgs`, in the current time zone."""
     now = timezone.localtime(now or timezone.now())
     first_day = now.date() - timedelta(days=days - 1)
-    start = timezone.make_aware(timezone.datetime.combine(first_day, timezone.datetime.min.time()))
+    start = start_of(first_day)
     org_ids = list(orgs.values_list("pk", flat=True))
 
     def day_of(moment):
@@ -125,15 +126,11 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
             if responded_at is not None and responder is not None:
                 first_response[name_of(responder)].add(day_of(responded_at), (responded_at - opened_at).total_seconds())
     messages_in, messages_out = defaultdict(int), defaultdict(int)
-    numbers = PhoneNumber.objects.filter(org_id__in=org_ids).values("pk")
-    per_day = (
-        Message.objects.filter(phone_number__in=numbers, timestamp__gte=start)
-        .annotate(day=TruncDate("timestamp"))
-        .values("day", "direction")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for row in per_day:
+    kept, live_from = daily_counts(org_ids, first_day, now)
+    for day, inbound, outbound in kept.values_list("day", "inbound", "outbound"):
+        messages_in[day] += inbound
+        messages_out[day] += outbound
+    for row in message_counts(org_ids, live_from, None):  # the days not kept yet: still changing
         (messages_in if row["direction"] == "inbound" else messages_out)[row["day"]] += row["n"]
     return InboxReport(
         days=[first_day + timedelta(days=n) for n in range(days)],
@@ -144,6 +141,49 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
         first_response=dict(first_response),
         resolution=dict(resolution),
     )
+
+
+def message_counts(org_ids, start, end):
+    """Messages of the orgs per (day, direction) from `start` to `end` (None: now), through the index
+    message_number_timeline."""
+    numbers = PhoneNumber.objects.filter(org_id__in=org_ids).values("pk")
+    messages = Message.objects.filter(phone_number__in=numbers, timestamp__gte=start)
+    if end is not None:
+        messages = messages.filter(timestamp__lt=end)
+    return messages.annotate(day=TruncDate("timestamp")).values("day", "direction").annotate(n=Count("pk")).order_by()
+
+
+def daily_counts(org_ids, first_day, now):
+    """The orgs' DailyMessageCount rows from `first_day` on, the missing ones counted and kept first,
+    and when the days not kept begin. A day is kept once it ended ROLLUP_AFTER ago, so that messages
+    Meta delivers late (its retries) are in; until then it is counted live. Two reports filling the
+    same day write it once."""
+    last_day = (now - ROLLUP_AFTER).date() - timedelta(days=1)
+    kept = DailyMessageCount.objects.filter(org_id__in=org_ids, day__gte=first_day, day__lte=last_day)
+    have = set(kept.values_list("org_id", "day"))
+    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    missing = sorted({day for day in days for org_id in org_ids if (org_id, day) not in have})
+    if missing:
+        start, end = start_of(missing[0]), start_of(last_day + timedelta(days=1))
+        counted = defaultdict(lambda: [0, 0])
+        numbers = dict(PhoneNumber.objects.filter(org_id__in=org_ids).values_list("pk", "org_id"))
+        for row in (
+            message_counts(org_ids, start, end).values("day", "direction", "phone_number").annotate(n=Count("pk"))
+        ):
+            counted[numbers[row["phone_number"]], row["day"]][row["direction"] != "inbound"] += row["n"]
+        DailyMessageCount.objects.bulk_create(
+            [
+                DailyMessageCount(org_id=org_id, day=day, inbound=counted[org_id, day][0],
+                                  outbound=counted[org_id, day][1])
+                for org_id in org_ids for day in missing if (org_id, day) not in have
+            ],
+            ignore_conflicts=True,
+        )  # fmt: skip
+    return kept, start_of(max(first_day, last_day + timedelta(days=1)))
+
+
+def start_of(day):
+    return timezone.make_aware(timezone.datetime.combine(day, timezone.datetime.min.time()))
 
 
 def duration(seconds):

@@ -225,3 +225,21 @@ def test_resolved_then_new_inbound_reopens_with_a_new_cycle(nadia, chats, make_m
     make_message(phone_number, contact="6282", contact_name="Budi", timestamp=timezone.now())
     chats["budi"].refresh_from_db()
     assert chats["budi"].state == ConversationState.OPEN and chats["budi"].opened_at is not None
+
+
+def test_past_days_are_counted_once_and_kept(maya, org, phone_number, make_message):
+    from inbox.models import DailyMessageCount
+
+    two_days_ago = timezone.localtime() - timedelta(days=2)
+    for direction in (Direction.INBOUND, Direction.INBOUND, Direction.OUTBOUND):
+        make_message(phone_number, contact="6283", direction=direction, timestamp=two_days_ago)
+    make_message(phone_number, contact="6283", timestamp=timezone.now())
+    url = reverse("admin:inbox_conversation_reports")
+    counts = {r["day"]: (r["in"], r["out"]) for r in maya.get(url).context["report"].rows()}
+    assert counts[two_days_ago.date()] == (2, 1) and counts[timezone.localdate()] == (1, 0)
+    kept = DailyMessageCount.objects.get(org=org, day=two_days_ago.date())
+    assert (kept.inbound, kept.outbound) == (2, 1)
+    kept_days = DailyMessageCount.objects.filter(org=org).count()
+    assert kept_days in (5, 6)  # the week's past days (yesterday's only two hours after midnight)
+    again = {r["day"]: (r["in"], r["out"]) for r in maya.get(url).context["report"].rows()}
+    assert again == counts and DailyMessageCount.objects.filter(org=org).count() == kept_days
