@@ -3,7 +3,7 @@ change one (state, assignee, labels), add a private note. Every query is cut to 
 another org's conversation answers exactly like a missing one; changes go through
 inbox.services.teaminbox, which passes them to subscribers as events."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
@@ -42,32 +42,34 @@ class NoteIn(serializers.Serializer):
     body = StrictCharField(max_length=teaminbox.NOTE_MAX)
 
 
-CONVERSATION_OUT = inline_serializer(
-    "Conversation",
-    {
-        "id": serializers.CharField(),
-        "object": serializers.CharField(),
-        "phone_number_id": serializers.CharField(),
-        "contact": serializers.DictField(),
-        "state": serializers.CharField(),
-        "snoozed_until": serializers.DateTimeField(allow_null=True),
-        "assignee": serializers.CharField(allow_null=True),
-        "labels": serializers.ListField(child=serializers.CharField()),
-        "last_message_at": serializers.DateTimeField(),
-        "last_message_text": serializers.CharField(),
-        "last_direction": serializers.CharField(),
-    },
-)
-NOTE_OUT = inline_serializer(
-    "Note",
-    {
-        "id": serializers.CharField(),
-        "object": serializers.CharField(),
-        "body": serializers.CharField(),
-        "author": serializers.CharField(allow_null=True),
-        "created_at": serializers.DateTimeField(),
-    },
-)
+class ContactOut(serializers.Serializer):
+    wa_id = serializers.CharField()
+    user_id = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+
+
+class ConversationOut(serializers.Serializer):
+    """What inbox.services.teaminbox.as_data renders (the API answers and the events carry it)."""
+
+    id = serializers.CharField(help_text="`cnv_...`")
+    object = serializers.CharField()
+    phone_number_id = serializers.CharField()
+    contact = ContactOut()
+    state = serializers.ChoiceField(choices=ConversationState.choices)
+    snoozed_until = serializers.DateTimeField(allow_null=True)
+    assignee = serializers.CharField(allow_null=True, help_text="a staff username")
+    labels = serializers.ListField(child=serializers.CharField())
+    last_message_at = serializers.DateTimeField()
+    last_message_text = serializers.CharField()
+    last_direction = serializers.CharField()
+
+
+class NoteOut(serializers.Serializer):
+    id = serializers.CharField(help_text="`note_...`")
+    object = serializers.CharField()
+    body = serializers.CharField()
+    author = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
 
 
 def conversations_of(org):
@@ -102,7 +104,7 @@ class ConversationListView(APIView):
     @extend_schema(
         summary="List conversations, newest activity first",
         parameters=[ConversationListQuery],
-        responses={200: list_envelope_schema("ConversationList", CONVERSATION_OUT), **errors(400, 401, 429)},
+        responses={200: list_envelope_schema("ConversationList", ConversationOut(many=True)), **errors(400, 401, 429)},
     )
     def get(self, request):
         query = validated(ConversationListQuery, request.query_params.dict())
@@ -132,7 +134,7 @@ class ConversationView(APIView):
     @extend_schema(
         summary="Get one conversation",
         parameters=[CONVERSATION_ID],
-        responses={200: data_envelope_schema("ConversationResponse", CONVERSATION_OUT), **errors(401, 404, 429)},
+        responses={200: data_envelope_schema("ConversationResponse", ConversationOut()), **errors(401, 404, 429)},
     )
     def get(self, request, conversation_id):
         return envelope(request, teaminbox.as_data(conversation_of(request.user, conversation_id)))
@@ -144,8 +146,8 @@ class ConversationView(APIView):
         parameters=[CONVERSATION_ID],
         request=ConversationChange,
         responses={
-            200: data_envelope_schema("ConversationChanged", CONVERSATION_OUT),
-            **errors(400, 401, 403, 404, 415, 429),
+            200: data_envelope_schema("ConversationChanged", ConversationOut()),
+            **errors(400, 401, 403, 404, 413, 415, 429),
         },
     )
     def patch(self, request, conversation_id):
@@ -180,7 +182,7 @@ class ConversationNotesView(APIView):
         summary="Add a private note (never sent to WhatsApp)",
         parameters=[CONVERSATION_ID],
         request=NoteIn,
-        responses={201: data_envelope_schema("NoteResponse", NOTE_OUT), **errors(400, 401, 403, 404, 415, 429)},
+        responses={201: data_envelope_schema("NoteResponse", NoteOut()), **errors(400, 401, 403, 404, 413, 415, 429)},
     )
     def post(self, request, conversation_id):
         require_scope(request, Scope.CONVERSATIONS_MANAGE)
