@@ -182,3 +182,33 @@ def test_resolving_keeps_the_cycle_and_a_new_inbound_message_reopens(api, conver
     assert again["state"] == "open"
     siti.refresh_from_db()
     assert siti.opened_at is not None and siti.opened_at > cycle.opened_at  # a new cycle began
+
+
+@pytest.mark.parametrize("path", ["one statement", "steps"])
+def test_metas_webhook_reopens_a_resolved_conversation_on_either_path(api, phone_number, deliver, path, monkeypatch):
+    """PostgreSQL's one statement and the steps upsert conversations alike: a new message from the
+    contact reopens a resolved conversation and starts its next cycle; an older one delivered late
+    does neither."""
+    from conftest import ON_POSTGRES
+    from fakemeta import payloads
+
+    if path == "one statement" and not ON_POSTGRES:
+        pytest.skip("PostgreSQL's one statement")
+    if path == "steps":
+        monkeypatch.setattr("inbox.services.ingest_one_statement.INBOUND_IN_ONE_STATEMENT.run", lambda *args: None)
+    now = timezone.now().timestamp()
+
+    def write(wamid, seconds_ago):
+        message = payloads.text_message(wamid, "6281200000001", "Halo", timestamp=now - seconds_ago)
+        body = payloads.webhook(phone_number.phone_number_id, messages=[message],
+                                contacts=[payloads.contact("6281200000001", "Siti")])  # fmt: skip
+        assert deliver(body).status_code == 200
+        return Conversation.objects.get()
+
+    first = write("wamid.FIRST", 600)
+    assert first.external_id.startswith("cnv_") and first.opened_at is not None
+    api.patch(f"/v1/conversations/{first.external_id}", {"state": "resolved"}, format="json")
+    assert write("wamid.LATE", 900).state == "resolved"  # older than the last activity: no reopening
+    again = write("wamid.AGAIN", 10)
+    assert (again.state, again.external_id) == ("open", first.external_id)
+    assert again.opened_at > first.opened_at
