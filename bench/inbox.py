@@ -89,11 +89,11 @@ def team_fill(org, agents):
         cursor.execute(
             """
             UPDATE inbox_conversation SET
-                assignee_id = CASE id % 4 WHEN 0 THEN %s WHEN 1 THEN %s END,
-                state = CASE WHEN id % 5 = 0 THEN 'resolved' ELSE 'open' END,
-                opened_at = CASE WHEN id % 5 = 0 THEN NULL ELSE last_message_at - interval '20 minutes' END,
-                first_response_at = CASE WHEN id % 5 <> 0 AND id % 2 = 0 THEN last_message_at - interval '12 minutes' END,
-                first_responder_id = CASE WHEN id % 5 <> 0 AND id % 2 = 0 THEN %s END,
+                assignee_id = CASE id %% 4 WHEN 0 THEN %s WHEN 1 THEN %s END,
+                state = CASE WHEN id %% 5 = 0 THEN 'resolved' ELSE 'open' END,
+                opened_at = CASE WHEN id %% 5 = 0 THEN NULL ELSE last_message_at - interval '20 minutes' END,
+                first_response_at = CASE WHEN id %% 5 <> 0 AND id %% 2 = 0 THEN last_message_at - interval '12 minutes' END,
+                first_responder_id = CASE WHEN id %% 5 <> 0 AND id %% 2 = 0 THEN %s END,
                 external_id = COALESCE(external_id, 'cnv_' || upper(substr(md5(id::text), 1, 26)))
             WHERE org_id = %s
             """,
@@ -107,8 +107,8 @@ def team_fill(org, agents):
             """
             INSERT INTO inbox_conversationlabel (conversation_id, label_id)
             SELECT c.id, l.id FROM inbox_conversation c JOIN inbox_label l
-              ON l.org_id = c.org_id AND l.name = 'label ' || (c.id / 7 % 10)
-            WHERE c.org_id = %s AND c.id % 7 = 0
+              ON l.org_id = c.org_id AND l.name = 'label ' || (c.id / 7 %% 10)
+            WHERE c.org_id = %s AND c.id %% 7 = 0
             """,
             [org.pk],
         )
@@ -120,7 +120,7 @@ def team_fill(org, agents):
                    now() - g * interval '1 minute' - interval '170 minutes', %s,
                    now() - g * interval '1 minute', %s
             FROM generate_series(1, 20000) g
-            JOIN inbox_conversation c ON c.id = (SELECT min(id) FROM inbox_conversation WHERE org_id = %s) + g % 10000
+            JOIN inbox_conversation c ON c.id = (SELECT min(id) FROM inbox_conversation WHERE org_id = %s) + g %% 10000
             """,
             [agent.pk, colleague.pk, org.pk],
         )

@@ -7,8 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
-from django.db.models import Count
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -21,17 +20,28 @@ ROLLUP_AFTER = timedelta(hours=2)
 
 
 @dataclass
-class Series:
-    """Per day: counts, or durations in seconds to average."""
+class Times:
+    """Durations summed per (agent, day): {(username, day): (count, seconds)}, averaged on demand."""
 
-    values: dict = field(default_factory=lambda: defaultdict(list))
+    sums: dict = field(default_factory=dict)
 
-    def add(self, day, value):
-        self.values[day].append(value)
+    def add(self, agent, day, count, seconds):
+        had = self.sums.get((agent, day), (0, 0.0))
+        self.sums[agent, day] = (had[0] + count, had[1] + seconds)
 
-    def average(self, day):
-        found = self.values.get(day)
-        return sum(found) / len(found) if found else None
+    def agents(self):
+        return {agent for agent, _ in self.sums}
+
+    def count(self, agent=None, day=None):
+        return self._total(agent, day)[0]
+
+    def average(self, agent=None, day=None):
+        count, seconds = self._total(agent, day)
+        return seconds / count if count else None
+
+    def _total(self, agent, day):
+        picked = [v for (a, d), v in self.sums.items() if agent in (None, a) and day in (None, d)]
+        return sum(c for c, _ in picked), sum(s for _, s in picked)
 
 
 @dataclass
@@ -41,8 +51,8 @@ class InboxReport:
     resolved: dict
     messages_in: dict
     messages_out: dict
-    first_response: dict  # {agent username: Series}
-    resolution: dict  # {agent username: Series}
+    first_response: Times
+    resolution: Times
 
     def rows(self):
         """One row per day for the table."""
@@ -53,24 +63,23 @@ class InboxReport:
                 "resolved": self.resolved.get(day, 0),
                 "in": self.messages_in.get(day, 0),
                 "out": self.messages_out.get(day, 0),
-                "first_response": duration(average_of(self.first_response, day)),
-                "resolution": duration(average_of(self.resolution, day)),
+                "first_response": duration(self.first_response.average(day=day)),
+                "resolution": duration(self.resolution.average(day=day)),
             }
             for day in self.days
         ]
 
     def agents(self):
         """Per agent over the period: first responses and resolutions, and their average times."""
-        names = sorted(set(self.first_response) | set(self.resolution))
         return [
             {
                 "agent": name,
-                "responses": sum(len(v) for v in self.first_response.get(name, Series()).values.values()),
-                "first_response": duration(overall(self.first_response.get(name))),
-                "resolved": sum(len(v) for v in self.resolution.get(name, Series()).values.values()),
-                "resolution": duration(overall(self.resolution.get(name))),
+                "responses": self.first_response.count(agent=name),
+                "first_response": duration(self.first_response.average(agent=name)),
+                "resolved": self.resolution.count(agent=name),
+                "resolution": duration(self.resolution.average(agent=name)),
             }
-            for name in names
+            for name in sorted(self.first_response.agents() | self.resolution.agents())
         ]
 
     def conversations_chart(self):
@@ -80,51 +89,38 @@ class InboxReport:
         return bar_chart(self.days, [("in", self.messages_in, "#54656f"), ("out", self.messages_out, "#d9822b")])
 
 
-def average_of(by_agent, day):
-    values = [v for series in by_agent.values() for v in series.values.get(day, [])]
-    return sum(values) / len(values) if values else None
-
-
-def overall(series):
-    values = [v for found in series.values.values() for v in found] if series else []
-    return sum(values) / len(values) if values else None
+def per_day(rows, moment, agent, since, times):
+    """Rows grouped in the database by the day of `moment` and the `agent` (a user lookup): their count
+    and, into `times`, their summed time since `since`. Returns {day: count}."""
+    took = ExpressionWrapper(F(moment) - F(since), output_field=DurationField())
+    counted = defaultdict(int)
+    keys = ("day", agent) if agent else ("day",)
+    grouped = rows.annotate(day=TruncDate(moment)).values(*keys).annotate(n=Count("pk"), took=Sum(took))
+    for row in grouped.order_by():
+        counted[row["day"]] += row["n"]
+        if agent and row[agent] is not None and row["took"] is not None:
+            times.add(row[agent], row["day"], row["n"], row["took"].total_seconds())
+    return counted
 
 
 def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
-    """The report of the last `days` days (today included) over `orgs`, in the current time zone."""
+    """The report of the last `days` days (today included) over `orgs`, in the current time zone.
+    Everything is grouped by the database: a few dozen rows come back, however many cycles."""
     now = timezone.localtime(now or timezone.now())
     first_day = now.date() - timedelta(days=days - 1)
     start = start_of(first_day)
     org_ids = list(orgs.values_list("pk", flat=True))
-
-    def day_of(moment):
-        return timezone.localtime(moment).date()
-
-    opened, resolved = defaultdict(int), defaultdict(int)
-    first_response, resolution = defaultdict(Series), defaultdict(Series)
-    users = {}
-
-    def name_of(user_id):
-        if user_id not in users:
-            user = get_user_model().objects.filter(pk=user_id).only("username").first()
-            users[user_id] = user.username if user else "(removed)"
-        return users[user_id]
-
+    first_response, resolution = Times(), Times()
     cycles = ConversationCycle.objects.filter(org_id__in=org_ids)
-    for opened_at, resolved_at, resolver in cycles.filter(resolved_at__gte=start).values_list(
-        "opened_at", "resolved_at", "resolver"
-    ):
-        resolved[day_of(resolved_at)] += 1
-        if resolver is not None:
-            resolution[name_of(resolver)].add(day_of(resolved_at), (resolved_at - opened_at).total_seconds())
+    resolved = per_day(cycles.filter(resolved_at__gte=start), "resolved_at", "resolver__username", "opened_at",
+                       resolution)  # fmt: skip
+    opened = defaultdict(int)
     open_cycles = Conversation.objects.filter(org_id__in=org_ids, opened_at__isnull=False)
     for source in (cycles, open_cycles):
-        for opened_at, responded_at, responder in source.filter(opened_at__gte=start).values_list(
-            "opened_at", "first_response_at", "first_responder"
-        ):
-            opened[day_of(opened_at)] += 1
-            if responded_at is not None and responder is not None:
-                first_response[name_of(responder)].add(day_of(responded_at), (responded_at - opened_at).total_seconds())
+        for day, n in per_day(source.filter(opened_at__gte=start), "opened_at", None, "opened_at", Times()).items():
+            opened[day] += n
+        answered = source.filter(opened_at__gte=start, first_response_at__isnull=False)
+        per_day(answered, "first_response_at", "first_responder__username", "opened_at", first_response)
     messages_in, messages_out = defaultdict(int), defaultdict(int)
     kept, live_from = daily_counts(org_ids, first_day, now)
     for day, inbound, outbound in kept.values_list("day", "inbound", "outbound"):
@@ -138,8 +134,8 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
         resolved=dict(resolved),
         messages_in=dict(messages_in),
         messages_out=dict(messages_out),
-        first_response=dict(first_response),
-        resolution=dict(resolution),
+        first_response=first_response,
+        resolution=resolution,
     )
 
 
