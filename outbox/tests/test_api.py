@@ -93,7 +93,17 @@ def test_a_receiver_built_for_metas_webhooks_gets_only_what_it_parses_unless_it_
                                                                                   asked_for_reads)]  # fmt: skip
     assert shown == [
         ("meta", ["message.received", "message.status"]),
-        ("kirim", ["message.read", "message.received", "message.status"]),
+        (
+            "kirim",
+            [
+                "conversation.assigned",
+                "conversation.note_added",
+                "conversation.state_changed",
+                "message.read",
+                "message.received",
+                "message.status",
+            ],
+        ),  # every event, the team inbox's included
         ("kirim", ["message.read", "message.received"]),
     ]
     assert meta_handler.json()["data"]["disabled_events"] == {}
