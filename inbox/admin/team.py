@@ -330,21 +330,17 @@ def contact_of(conversations, conversation):
         phone_number=conversation.phone_number_id, contact_wa_id=conversation.contact_wa_id
     )
     groups = sorted(set(messages_of.exclude(group_id="").values_list("group_id", flat=True)[:20]))
-    newest = messages_of.filter(direction="inbound").order_by("-timestamp").only("payload").first()
     return {
         "conversation": conversation,
         "contact_conversations": [(c, teaminbox.shown_state(c)) for c in theirs],
         "names": sorted({c.contact_name for c in theirs if c.contact_name}),
-        "username": username_in(newest.payload) if newest else "",
         "groups": groups,
-        # Blocking comes with Meta's Block Users API (issue #28): shown here once the contact has the flag.
+        # A username (Meta's webhooks give it beside the contact, not in the message Kirim keeps) and
+        # the blocked flag (Meta's Block Users API) come with the contact's own record (issue #28);
+        # the page shows them from there once it exists, and says "not known yet" until then.
+        "username": getattr(conversation, "contact_username", None),
         "blocked": getattr(conversation, "contact_blocked", None),
     }
-
-
-def username_in(payload):
-    """The contact's WhatsApp username as Meta's 2026 payloads carry it with a message, if any."""
-    return str(payload.get("from_username") or payload.get("username") or "") if isinstance(payload, dict) else ""
 
 
 # --- The org's labels and saved replies ---------------------------------------------------------
