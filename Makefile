@@ -71,7 +71,7 @@ docs: install
 
 # Refresh the admin guide's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
 screenshots: install .env
-	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py
+	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py inbox/tests/test_browser_team.py
 
 # Load, fault and scale benchmarks against PostgreSQL (a database they may fill: BENCH_DATABASE_URL).
 # Results and the machine they ran on: docs/benchmarks.md.
