@@ -85,7 +85,7 @@ def team_fill(org, agents):
                        [org.pk])  # fmt: skip
         cursor.execute("DELETE FROM inbox_label WHERE org_id = %s", [org.pk])
         cursor.execute("DELETE FROM inbox_conversationcycle WHERE org_id = %s", [org.pk])
-        cursor.execute("DELETE FROM inbox_dailymessagecount WHERE org_id = %s", [org.pk])
+        cursor.execute("DELETE FROM inbox_hourlymessagecount WHERE org_id = %s", [org.pk])
         cursor.execute(
             """
             UPDATE inbox_conversation SET

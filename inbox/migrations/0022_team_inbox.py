@@ -41,10 +41,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="DailyMessageCount",
+            name="HourlyMessageCount",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("day", models.DateField()),
+                ("hour", models.DateTimeField()),
                 ("inbound", models.PositiveIntegerField()),
                 ("outbound", models.PositiveIntegerField()),
                 (
@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("org", "day"), name="daily_message_count_unique")],
+                "constraints": [models.UniqueConstraint(fields=("org", "hour"), name="hourly_message_count_unique")],
             },
         ),
         migrations.CreateModel(

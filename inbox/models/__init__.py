@@ -25,7 +25,7 @@ from inbox.models.messages import (
     statuses_below,
 )
 from inbox.models.numbers import PLACEHOLDER, MessageTemplate, PhoneNumber, ReadReceiptPolicy
-from inbox.models.team import ConversationCycle, ConversationLabel, DailyMessageCount, Label, Note, SavedReply
+from inbox.models.team import ConversationCycle, ConversationLabel, HourlyMessageCount, Label, Note, SavedReply
 from inbox.models.webhooks import WEBHOOK_IN_FLIGHT, WebhookEvent, WebhookEventQuerySet
 from orgs.models import (
     ALL_SCOPES,
@@ -67,9 +67,9 @@ __all__ = [
     "ConversationCycle",
     "ConversationLabel",
     "ConversationState",
-    "DailyMessageCount",
     "Direction",
     "EarlyStatus",
+    "HourlyMessageCount",
     "IdempotencyRecord",
     "Label",
     "Membership",

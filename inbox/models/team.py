@@ -95,15 +95,15 @@ class ConversationCycle(models.Model):
         )
 
 
-class DailyMessageCount(models.Model):
-    """An org's messages in and out on one past day (in the site's time zone): the reports' rollup, so
-    a report never counts a million messages again. Written by inbox.services.reports once the day is
-    over, and then not changed."""
+class HourlyMessageCount(models.Model):
+    """An org's messages in and out in one past hour: the reports' rollup, so that a report never
+    counts a million messages again. Written by inbox.services.reports once the hour is over, and
+    then not changed."""
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
-    day = models.DateField()
+    hour = models.DateTimeField()
     inbound = models.PositiveIntegerField()
     outbound = models.PositiveIntegerField()
 
     class Meta:
-        constraints = (models.UniqueConstraint(fields=("org", "day"), name="daily_message_count_unique"),)
+        constraints = (models.UniqueConstraint(fields=("org", "hour"), name="hourly_message_count_unique"),)

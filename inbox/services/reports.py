@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
-from django.db.models.functions import TruncDate
+from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from inbox.models import Conversation, ConversationCycle, DailyMessageCount, Message, PhoneNumber
+from inbox.models import Conversation, ConversationCycle, HourlyMessageCount, Message, PhoneNumber
 
 DAYS = {"7": 7, "14": 14, "30": 30}
 DEFAULT_DAYS = 7
@@ -122,12 +122,12 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
         answered = source.filter(opened_at__gte=start, first_response_at__isnull=False)
         per_day(answered, "first_response_at", "first_responder__username", "opened_at", first_response)
     messages_in, messages_out = defaultdict(int), defaultdict(int)
-    kept, live_from = daily_counts(org_ids, first_day, now)
-    for day, inbound, outbound in kept.values_list("day", "inbound", "outbound"):
-        messages_in[day] += inbound
-        messages_out[day] += outbound
-    for row in message_counts(org_ids, live_from, None):  # the days not kept yet: still changing
-        (messages_in if row["direction"] == "inbound" else messages_out)[row["day"]] += row["n"]
+    kept, live_from = kept_counts(org_ids, start, now)
+    for hour, inbound, outbound in kept.values_list("hour", "inbound", "outbound"):
+        messages_in[timezone.localtime(hour).date()] += inbound
+        messages_out[timezone.localtime(hour).date()] += outbound
+    for row in message_counts(org_ids, live_from, None):  # the hours not kept yet: still changing
+        (messages_in if row["direction"] == "inbound" else messages_out)[row["at"]] += row["n"]
     return InboxReport(
         days=[first_day + timedelta(days=n) for n in range(days)],
         opened=dict(opened),
@@ -139,43 +139,41 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
     )
 
 
-def message_counts(org_ids, start, end):
-    """Messages of the orgs per (day, direction) from `start` to `end` (None: now), through the index
-    message_number_timeline."""
+def message_counts(org_ids, start, end, bucket=TruncDate):
+    """Messages of the orgs per (`bucket` of their time, direction) from `start` to `end` (None: now),
+    through the index message_number_timeline."""
     numbers = PhoneNumber.objects.filter(org_id__in=org_ids).values("pk")
     messages = Message.objects.filter(phone_number__in=numbers, timestamp__gte=start)
     if end is not None:
         messages = messages.filter(timestamp__lt=end)
-    return messages.annotate(day=TruncDate("timestamp")).values("day", "direction").annotate(n=Count("pk")).order_by()
+    return messages.annotate(at=bucket("timestamp")).values("at", "direction").annotate(n=Count("pk")).order_by()
 
 
-def daily_counts(org_ids, first_day, now):
-    """The orgs' DailyMessageCount rows from `first_day` on, the missing ones counted and kept first,
-    and when the days not kept begin. A day is kept once it ended ROLLUP_AFTER ago, so that messages
+def kept_counts(org_ids, start, now):
+    """The orgs' HourlyMessageCount rows from `start` on, the missing ones counted and kept first, and
+    when the hours not kept begin. An hour is kept once it ended ROLLUP_AFTER ago, so that messages
     Meta delivers late (its retries) are in; until then it is counted live. Two reports filling the
-    same day write it once."""
-    last_day = (now - ROLLUP_AFTER).date() - timedelta(days=1)
-    kept = DailyMessageCount.objects.filter(org_id__in=org_ids, day__gte=first_day, day__lte=last_day)
-    have = set(kept.values_list("org_id", "day"))
-    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-    missing = sorted({day for day in days for org_id in org_ids if (org_id, day) not in have})
+    same hour write it once."""
+    live_from = (now - ROLLUP_AFTER).replace(minute=0, second=0, microsecond=0)
+    kept = HourlyMessageCount.objects.filter(org_id__in=org_ids, hour__gte=start, hour__lt=live_from)
+    have = set(kept.values_list("org_id", "hour"))
+    hours = [start + timedelta(hours=n) for n in range(int((live_from - start).total_seconds() // 3600))]
+    missing = sorted({hour for hour in hours for org_id in org_ids if (org_id, hour) not in have})
     if missing:
-        start, end = start_of(missing[0]), start_of(last_day + timedelta(days=1))
         counted = defaultdict(lambda: [0, 0])
         numbers = dict(PhoneNumber.objects.filter(org_id__in=org_ids).values_list("pk", "org_id"))
-        for row in (
-            message_counts(org_ids, start, end).values("day", "direction", "phone_number").annotate(n=Count("pk"))
-        ):
-            counted[numbers[row["phone_number"]], row["day"]][row["direction"] != "inbound"] += row["n"]
-        DailyMessageCount.objects.bulk_create(
+        rows = message_counts(org_ids, missing[0], live_from, TruncHour).values("at", "direction", "phone_number")
+        for row in rows.annotate(n=Count("pk")):
+            counted[numbers[row["phone_number"]], row["at"]][row["direction"] != "inbound"] += row["n"]
+        HourlyMessageCount.objects.bulk_create(
             [
-                DailyMessageCount(org_id=org_id, day=day, inbound=counted[org_id, day][0],
-                                  outbound=counted[org_id, day][1])
-                for org_id in org_ids for day in missing if (org_id, day) not in have
+                HourlyMessageCount(org_id=org_id, hour=hour, inbound=counted[org_id, hour][0],
+                                   outbound=counted[org_id, hour][1])
+                for org_id in org_ids for hour in missing if (org_id, hour) not in have
             ],
             ignore_conflicts=True,
         )  # fmt: skip
-    return kept, start_of(max(first_day, last_day + timedelta(days=1)))
+    return kept, max(start, live_from)
 
 
 def start_of(day):

@@ -227,8 +227,8 @@ def test_resolved_then_new_inbound_reopens_with_a_new_cycle(nadia, chats, make_m
     assert chats["budi"].state == ConversationState.OPEN and chats["budi"].opened_at is not None
 
 
-def test_past_days_are_counted_once_and_kept(maya, org, phone_number, make_message):
-    from inbox.models import DailyMessageCount
+def test_past_hours_are_counted_once_and_kept(maya, org, phone_number, make_message):
+    from inbox.models import HourlyMessageCount
 
     two_days_ago = timezone.localtime() - timedelta(days=2)
     for direction in (Direction.INBOUND, Direction.INBOUND, Direction.OUTBOUND):
@@ -237,9 +237,10 @@ def test_past_days_are_counted_once_and_kept(maya, org, phone_number, make_messa
     url = reverse("admin:inbox_conversation_reports")
     counts = {r["day"]: (r["in"], r["out"]) for r in maya.get(url).context["report"].rows()}
     assert counts[two_days_ago.date()] == (2, 1) and counts[timezone.localdate()] == (1, 0)
-    kept = DailyMessageCount.objects.get(org=org, day=two_days_ago.date())
+    kept = HourlyMessageCount.objects.get(org=org, hour=two_days_ago.replace(minute=0, second=0, microsecond=0))
     assert (kept.inbound, kept.outbound) == (2, 1)
-    kept_days = DailyMessageCount.objects.filter(org=org).count()
-    assert kept_days in (5, 6)  # the week's past days (yesterday's only two hours after midnight)
+    kept_hours = HourlyMessageCount.objects.filter(org=org).count()
+    assert kept_hours >= 24 * 6  # every past hour of the week but the last two, kept (empty ones too)
+    make_message(phone_number, contact="6283", timestamp=two_days_ago)  # late, into a kept hour: not recounted
     again = {r["day"]: (r["in"], r["out"]) for r in maya.get(url).context["report"].rows()}
-    assert again == counts and DailyMessageCount.objects.filter(org=org).count() == kept_days
+    assert again == counts and HourlyMessageCount.objects.filter(org=org).count() == kept_hours
