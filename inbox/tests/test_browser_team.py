@@ -43,9 +43,10 @@ def text_in(stand_in, number, wa_id, name, text):
 
 
 def contacts_listed(driver):
-    from selenium.webdriver.common.by import By
-
-    return [e.text.splitlines()[0] for e in driver.find_elements(By.CSS_SELECTOR, "#result_list .field-contact")]
+    """The names in the list, read in one go in the page: rows the live updates replace go stale."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#result_list .field-contact')].map(e => e.innerText.split('\\n')[0])"
+    )
 
 
 def png(width=48, height=32):
