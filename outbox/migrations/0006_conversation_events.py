@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("outbox", "0005_delivery_tasks_queued_once"),
+        ("outbox", "0006_encrypted_secrets"),
     ]
 
     operations = [
