@@ -119,11 +119,12 @@ def _conversation_keys(inbound, numbers):
 # reopens a resolved or snoozed conversation and starts a cycle for the reports when none is open; a
 # late-delivered older message does neither. Resolving ends the cycle (inbox.services.teaminbox).
 _NEWER = "excluded.last_message_at >= c.last_message_at"
+# An inbound row newer than the conversation's activity (`opened_at` is its time; NULL never compares).
+_CONTACT_WROTE = "excluded.opened_at >= c.last_message_at"
 CONVERSATION_UPSERT = f"""
     ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
-        state = CASE WHEN excluded.opened_at IS NOT NULL AND {_NEWER} AND c.state IN ('resolved', 'snoozed')
-                     THEN 'open' ELSE c.state END,
-        opened_at = COALESCE(c.opened_at, CASE WHEN {_NEWER} THEN excluded.opened_at END),
+        state = CASE WHEN {_CONTACT_WROTE} AND c.state IN ('resolved', 'snoozed') THEN 'open' ELSE c.state END,
+        opened_at = COALESCE(c.opened_at, CASE WHEN {_CONTACT_WROTE} THEN excluded.opened_at END),
         contact_user_id = CASE WHEN excluded.contact_user_id <> '' AND ({_NEWER} OR c.contact_user_id = '')
                                THEN excluded.contact_user_id ELSE c.contact_user_id END,
         contact_name = CASE WHEN excluded.contact_name <> '' AND {_NEWER}
