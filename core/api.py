@@ -1,36 +1,41 @@
 """API plumbing shared by every /v1/ view: envelopes, strict fields, health and JSON error handlers."""
 
 import threading
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from django.core.validators import RegexValidator
 from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.envelopes import error_response
-from core.errors import InternalError, InvalidRequest, NotFound
+from core.errors import ApiError, InternalError, InvalidRequest, NotFound
 from core.schema import data_envelope_schema
 from core.surfaces import error_renderer_for
 
 HEALTH_EVIDENCE_SECONDS = 1.0
 
 
-class HealthSerializer(serializers.Serializer):
+class HealthSerializer(serializers.Serializer[dict[str, object]]):
     status = serializers.ChoiceField(choices=["ok"])
 
 
-def envelope(request, data, *, status=200, headers=None):
-    return Response({"data": data, "request_id": request.request_id}, status=status, headers=headers)
+def envelope(request: Request, data: object, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response({"data": data, "request_id": request.request_id}, status=status, headers=headers)  # type: ignore[attr-defined]  # RequestIdMiddleware
 
 
-def list_envelope(request, data, *, has_more=False, next_cursor=None):
-    return Response({"data": data, "has_more": has_more, "next_cursor": next_cursor, "request_id": request.request_id})
+def list_envelope(
+    request: Request, data: object, *, has_more: bool = False, next_cursor: str | None = None
+) -> Response:
+    return Response({"data": data, "has_more": has_more, "next_cursor": next_cursor, "request_id": request.request_id})  # type: ignore[attr-defined]  # RequestIdMiddleware
 
 
 # Some character that str.strip() keeps, as the OpenAPI documents say it: their `\S` (ECMA-262's) would
@@ -43,12 +48,12 @@ class StrictCharField(serializers.CharField):
     trims whitespace and refuses a blank, its pattern tells the OpenAPI documents so (the refusal
     itself is the trimming's)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.trim_whitespace and not self.allow_blank:
             self.validators.append(RegexValidator(NOT_ONLY_WHITESPACE))
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -62,7 +67,7 @@ class StrictCharField(serializers.CharField):
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
-def health(request):
+def health(request: Request) -> Response:
     # Under load every pooled connection is busy and a query here would wait its turn behind them; a
     # connection that came back in good order a moment ago shows the database answering just as well.
     answered_within = getattr(connection, "answered_within", None)  # core.db.postgresql's pool keeps it
@@ -78,27 +83,29 @@ class SchemaView(SpectacularJSONAPIView):
     500. A document depends on the code alone, so one build under a lock serves every later request."""
 
     build_lock = threading.Lock()
-    built: ClassVar[dict] = {}  # request path -> (schema, Content-Disposition)
+    built: ClassVar[dict[str, tuple[dict[str, Any], str]]] = {}  # request path -> (schema, Content-Disposition)
 
-    def _get_schema_response(self, request):
+    def _get_schema_response(self, request: Request) -> Response:
         if request.path not in SchemaView.built:  # built already: no lock to wait on
             with SchemaView.build_lock:
                 if request.path not in SchemaView.built:
-                    response = super()._get_schema_response(request)
+                    response = super()._get_schema_response(request)  # type: ignore[no-untyped-call]  # drf-spectacular's
                     SchemaView.built[request.path] = (response.data, response["Content-Disposition"])
         schema, disposition = SchemaView.built[request.path]
         return Response(schema, headers={"Content-Disposition": disposition})
 
 
 @csrf_exempt  # no session, no cookie: a POST to an unknown URL is a JSON 404 like any other method
-def unknown_endpoint(request, *args, **kwargs):
+def unknown_endpoint(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     return error_response(request, NotFound("No such endpoint. See /v1/openapi.json."))
 
 
-def _json_for_api_paths(django_handler, error_class):
+def _json_for_api_paths(
+    django_handler: Callable[..., HttpResponseBase], error_class: Callable[[], ApiError]
+) -> Callable[..., HttpResponseBase]:
     """Django's error handler for the site's pages; JSON where the path's callers read JSON (error_renderer_for)."""
 
-    def handler(request, *args, **kwargs):
+    def handler(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
         render = error_renderer_for(request.path)
         if render is None:
             return django_handler(request, *args, **kwargs)

@@ -58,7 +58,7 @@ def decrypt(stored: str) -> str:
         ) from None
 
 
-class EncryptedTextField(models.TextField):
+class EncryptedTextField(models.TextField):  # type: ignore[type-arg]  # generic only in the stubs; Django cannot subscript it
     """Text stored encrypted. Never a lookup: each encryption of a value differs (a random IV), so an
     equality could not match, and a prefix or range on ciphertext means nothing. The empty string
     stays empty: it is "none", not a secret."""

@@ -9,6 +9,8 @@ loses its message; an exception passed as a log argument is reduced to its type'
 import logging
 import logging.config
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 WITHHELD = "(message withheld from logs)"
 
@@ -16,14 +18,14 @@ WITHHELD = "(message withheld from logs)"
 class RedactingFactory:
     """The record factory it wraps, each record redacted; installed once however often logging is set up."""
 
-    def __init__(self, factory):
+    def __init__(self, factory: Callable[..., logging.LogRecord]) -> None:
         self.factory = factory
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         return redact(self.factory(*args, **kwargs))
 
 
-def configure(config):
+def configure(config: dict[str, Any]) -> None:
     """Django's LOGGING_CONFIG: the redacting record factory, then the LOGGING dict as usual."""
     factory = logging.getLogRecordFactory()
     if not isinstance(factory, RedactingFactory):
@@ -31,7 +33,7 @@ def configure(config):
     logging.config.dictConfig(config)
 
 
-def redact(record):
+def redact(record: logging.LogRecord) -> logging.LogRecord:
     if record.exc_info and record.exc_info[1] is not None:
         record.exc_text = redacted_traceback(record.exc_info[1])
         record.exc_info = None  # no handler may format the original
@@ -44,7 +46,7 @@ def redact(record):
     return record
 
 
-def redacted_traceback(error, seen=None):
+def redacted_traceback(error: BaseException, seen: set[int] | None = None) -> str:
     """Python's traceback of `error`, its causes and contexts included, without their messages."""
     seen = seen if seen is not None else set()
     seen.add(id(error))
@@ -58,6 +60,6 @@ def redacted_traceback(error, seen=None):
     return "\n".join(parts)
 
 
-def _name(error):
+def _name(error: BaseException) -> str:
     kind = type(error)
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"

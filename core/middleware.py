@@ -7,30 +7,34 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import BadRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 from django.views.defaults import bad_request
 
-from core.errors import HeadersTooLarge, InvalidRequest, RequestTooLarge, UnsupportedMediaType, UriTooLong
+from core.errors import ApiError, HeadersTooLarge, InvalidRequest, RequestTooLarge, UnsupportedMediaType, UriTooLong
 from core.ids import new_public_id
 from core.surfaces import body_limit_for, error_renderer_for
 from core.upstream import calls_made
 
 request_log = logging.getLogger("kirim.requests")
 
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
+
 
 class RequestIdMiddleware:
     """Every request gets a `req_` id; every response carries it in X-Request-Id."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
-        request.request_id = new_public_id("req")
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        request.request_id = new_public_id("req")  # type: ignore[attr-defined]  # read by envelopes and logs
         response = self.get_response(request)
-        response["X-Request-Id"] = request.request_id
+        response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]  # set just above
         return response
 
 
@@ -38,10 +42,10 @@ class RequestLogMiddleware:
     """One JSON line per request: id, org, route (the URL pattern, never the query string, which may
     hold a verify token), status, duration, and the Meta calls it made. No header, body or secret."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.monotonic()
         calls_made.start()
         response = self.get_response(request)
@@ -49,7 +53,7 @@ class RequestLogMiddleware:
         return response
 
 
-def log_request(request, status, started, route=None):
+def log_request(request: HttpRequest, status: int, started: float, route: str | None = None) -> None:
     """The request log's line for `request`, answered `status`, begun at time.monotonic() `started`
     (with calls_made started then). `route` is its URL pattern's, when Django did not resolve it."""
     if not request_log.isEnabledFor(logging.INFO):
@@ -76,7 +80,7 @@ def log_request(request, status, started, route=None):
 CREDENTIAL_IN_QUERY = re.compile(r"((?:access_token|signature)=)[^&\s\"]+")
 
 
-def _redacted(value):
+def _redacted(value: object) -> object:
     return CREDENTIAL_IN_QUERY.sub(r"\1[redacted]", value) if isinstance(value, str) else value
 
 
@@ -85,7 +89,7 @@ class RedactAccessToken(logging.Filter):
     Kirim takes the API key as `?access_token=` (and a media link's as `?signature=`): neither reaches
     the log."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         record.msg = _redacted(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(_redacted(arg) for arg in record.args)
@@ -105,10 +109,10 @@ class RequestGateMiddleware:
     HEADER_MAX_BYTES (431), a NUL in the URL (400: no column holds one, and PostgreSQL refuses it in
     a query), and an admin action's selection that is not ids (400; Django's admin fails on it)."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         error = _head_refusal(request) or _selection_refusal(request)
         if error is None:
             return self.get_response(request)
@@ -116,7 +120,7 @@ class RequestGateMiddleware:
         return render(request, error) if render is not None else bad_request(request, BadRequest(error.message))
 
 
-def _head_refusal(request):
+def _head_refusal(request: HttpRequest) -> ApiError | None:
     url = request.META.get("RAW_URI") or request.get_full_path()  # RAW_URI: as gunicorn read it
     if len(url) > URL_MAX_BYTES:
         return UriTooLong(f"The URL is longer than the {URL_MAX_BYTES} bytes Kirim takes.")
@@ -132,7 +136,7 @@ def _head_refusal(request):
     return None
 
 
-def _selection_refusal(request):
+def _selection_refusal(request: HttpRequest) -> ApiError | None:
     if request.method != "POST" or not request.path.startswith(reverse("admin:index")):
         return None
     if not all(pk.isdigit() for pk in request.POST.getlist(ACTION_CHECKBOX_NAME)):
@@ -148,18 +152,19 @@ class BodyGateMiddleware:
     DATA_UPLOAD_MAX_MEMORY_SIZE answers a bare 400. A chunked body that the server has de-chunked
     (`wsgi.input_terminated`, as gunicorn does) is read here up to the limit and handed on whole."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         limit = body_limit_for(request.path)
         error = None if limit is None else body_refusal(request, limit)
         if error is not None:
-            return error_renderer_for(request.path)(request, error)  # only a refusal needs its shape
+            # only a refusal needs its shape; a path with a body limit is on a surface, so has a renderer
+            return error_renderer_for(request.path)(request, error)  # type: ignore[misc]
         return self.get_response(request)
 
 
-def body_refusal(request, limit):
+def body_refusal(request: HttpRequest, limit: int) -> ApiError | None:
     """The ApiError that refuses `request`'s body under a size `limit`, or None."""
     declared = request.META.get("CONTENT_LENGTH")
     if declared:
@@ -170,13 +175,13 @@ def body_refusal(request, limit):
         size = 0  # no body, as Django reads it
     if size > limit:
         return RequestTooLarge(f"The body is larger than the {limit} bytes this endpoint takes.")
-    charset = request.content_params.get("charset")
+    charset = request.content_params.get("charset")  # type: ignore[union-attr]  # a WSGIRequest always has them
     if size and charset is not None and not _is_utf8(charset):
         return UnsupportedMediaType(f"Send the body in UTF-8; charset={charset[:40]} is not supported.")
     return None
 
 
-def _read_dechunked(request, limit):
+def _read_dechunked(request: HttpRequest, limit: int) -> int:
     """Read a body that came without Content-Length, up to one byte past `limit`; hand on one within
     it as if it had come with a Content-Length, which Django needs to read it at all. Its size."""
     body = request.META["wsgi.input"].read(limit + 1)
@@ -186,14 +191,14 @@ def _read_dechunked(request, limit):
     return len(body)
 
 
-def _is_utf8(charset):
+def _is_utf8(charset: str) -> bool:
     try:
         return codecs.lookup(charset).name == "utf-8"
     except LookupError:
         return False
 
 
-def _as_int(value):
+def _as_int(value: str) -> int:
     try:
         return int(value)
     except ValueError:

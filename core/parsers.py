@@ -10,8 +10,9 @@ checked earlier, before anything is read (core.middleware.BodyGateMiddleware).""
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import IO, Any
 
 from rest_framework.parsers import BaseParser
 
@@ -32,7 +33,7 @@ class Unstorable:
     too_deep: bool = False
 
 
-def _string_problem(text):
+def _string_problem(text: str) -> str | None:
     if NUL in text:
         return "contains a NUL character"
     if LONE_SURROGATE.search(text):
@@ -44,20 +45,20 @@ def _string_problem(text):
 _NUL_OR_SURROGATE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
-def loads_noting_unstorable(text):
+def loads_noting_unstorable(text: str) -> tuple[Any, bool]:
     """JSON `text` parsed, and whether a value in it may be unstorable. When not, `find_unstorable`
     need not walk the values (on Meta's common webhook the walk and a pattern standing in for it cost
     more than parsing): the parser reports non-finite numbers itself, and the text shows any NUL or
     surrogate escape, and any depth past MAX_DEPTH in its count of brackets. True is only a maybe."""
-    nonfinite = []
+    nonfinite: list[str] = []
 
-    def number(literal):
+    def number(literal: str) -> float:
         value = float(literal)
         if not math.isfinite(value):
             nonfinite.append(literal)
         return value
 
-    def constant(name):  # NaN, Infinity, -Infinity: Python's json takes them
+    def constant(name: str) -> float:  # NaN, Infinity, -Infinity: Python's json takes them
         nonfinite.append(name)
         return float(name)
 
@@ -70,7 +71,7 @@ def loads_noting_unstorable(text):
     return value, suspect
 
 
-def find_unstorable(value, path="", depth=0):
+def find_unstorable(value: object, path: str = "", depth: int = 0) -> Unstorable | None:
     """The first part of `value` (parsed JSON) that cannot be stored, or None."""
     if isinstance(value, str):
         problem = _string_problem(value)
@@ -97,7 +98,7 @@ def find_unstorable(value, path="", depth=0):
     return None
 
 
-def parse_json(raw):
+def parse_json(raw: bytes) -> Any:
     """`raw` bytes as JSON that Kirim can store, or an ApiError for the contract's envelope."""
     try:
         data, suspect = loads_noting_unstorable(raw.decode("utf-8"))
@@ -118,5 +119,7 @@ def parse_json(raw):
 class StrictJSONParser(BaseParser):
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         return parse_json(stream.read())

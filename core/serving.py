@@ -7,6 +7,7 @@ went wrong, never what the client sent. Kirim's own limits, below gunicorn's, an
 gunicorn can read (core.middleware.RequestGateMiddleware)."""
 
 import json
+import socket
 from http import HTTPStatus
 
 from gunicorn import util
@@ -14,8 +15,10 @@ from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine, ParseExc
 from gunicorn.workers.gthread import ThreadWorker
 
 
-class Worker(ThreadWorker):
-    def handle_error(self, req, client, addr, exc):
+class Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
+    def handle_error(
+        self, req: object, client: socket.socket, addr: tuple[str, int] | None, exc: BaseException
+    ) -> None:
         # Imported here: gunicorn loads its worker class before the application sets Django up.
         from core.envelopes import error_body
         from core.errors import ApiError, HeadersTooLarge, InternalError, InvalidRequest, UriTooLong

@@ -12,16 +12,18 @@ every busy request."""
 
 import select
 import time
+from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base
 from psycopg import pq
 
 
-def _in_good_order(pgconn):
+def _in_good_order(pgconn: pq.abc.PGconn) -> bool:
     return pgconn.status == pq.ConnStatus.OK and pgconn.transaction_status == pq.TransactionStatus.IDLE
 
 
-def _quiet_and_idle(pgconn):
+def _quiet_and_idle(pgconn: pq.abc.PGconn) -> bool:
     if not _in_good_order(pgconn):
         return False
     poll = select.poll()
@@ -31,27 +33,27 @@ def _quiet_and_idle(pgconn):
 
 # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
 class DatabaseWrapper(base.DatabaseWrapper):
-    answered_at = None  # time.monotonic() of the last connection back in good order, in this process
+    answered_at: float | None = None  # time.monotonic() of the last connection back in good order, in this process
 
-    def answered_within(self, seconds):
+    def answered_within(self, seconds: float) -> bool:
         return DatabaseWrapper.answered_at is not None and time.monotonic() - DatabaseWrapper.answered_at < seconds
 
-    def _close(self):
+    def _close(self) -> None:
         if self.pool and self.connection is not None and _in_good_order(self.connection.pgconn):
             DatabaseWrapper.answered_at = time.monotonic()
         super()._close()  # type: ignore[misc]  # private in Django, so absent from its stubs
 
-    def _set_autocommit(self, autocommit):
+    def _set_autocommit(self, autocommit: bool) -> None:
         # Django sets it on every checkout from the pool, where it is already set; psycopg takes the
         # connection's lock and runs a wait loop even to set what is set.
         if self.connection.autocommit != autocommit:
             super()._set_autocommit(autocommit)  # type: ignore[misc]  # private in Django, so absent from its stubs
 
-    def is_usable(self):
+    def is_usable(self) -> bool:
         return _quiet_and_idle(self.connection.pgconn)
 
-    def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
+    def get_new_connection(self, conn_params: dict[str, Any]) -> psycopg.Connection[Any]:
+        connection: psycopg.Connection[Any] = super().get_new_connection(conn_params)
         while self.pool and not _quiet_and_idle(connection.pgconn):
             connection.close()  # the pool drops a closed connection and opens another in its place
             self.pool.putconn(connection)
