@@ -36,7 +36,6 @@ from inbox.models import (
 )
 from inbox.services import replies, teaminbox
 from orgs.audit import audit_record
-from orgs.scope import OrgScopedAdmin
 
 REPLY_PERMISSION = "inbox.reply"
 THREAD_LENGTH = 200  # newest messages shown on a conversation page
@@ -62,7 +61,7 @@ class UnreadFilter(admin.SimpleListFilter):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(TeamInbox, OrgScopedAdmin):
+class ConversationAdmin(TeamInbox):
     list_display = (
         "contact", "phone_number", "preview", "last_message_at", "unread_badge", "state_shown", "assignee_name",
         "label_chips",

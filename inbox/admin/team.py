@@ -3,11 +3,13 @@ labels, private notes, saved replies, media in the thread, the contact page and 
 ConversationAdmin (inbox/admin/conversations.py) takes its pages from TeamInbox; every change goes
 through inbox.services.teaminbox, as the API's do."""
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -79,8 +81,10 @@ def actor_of(request):
     return Actor(user=request.user)
 
 
-class TeamInbox(admin.ModelAdmin):
+class TeamInbox(OrgScopedAdmin):
     """ConversationAdmin's team pages and actions; needs the inbox.manage permission to change."""
+
+    has_reply_permission: Callable[[HttpRequest], bool]  # ConversationAdmin's
 
     def has_manage_permission(self, request):
         return request.user.has_perm(MANAGE_PERMISSION)
@@ -117,8 +121,9 @@ class TeamInbox(admin.ModelAdmin):
         actions = super().get_actions(request)
         if self.has_manage_permission(request):
             for name in TEAM_ACTIONS:
-                function, name, description = self.get_action(name)
-                actions[name] = (function, name, description)
+                action = self.get_action(name)  # (function, name, description), every one defined below
+                if action is not None:
+                    actions[name] = action
         return actions
 
     @admin.action(description="Assign to me", permissions=("manage",))

@@ -24,7 +24,8 @@ CONVERSATION_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description
 class ConversationListQuery(serializers.Serializer):
     state = serializers.ChoiceField(choices=ConversationState.choices, required=False)
     assignee = StrictCharField(max_length=150, required=False, help_text="a username, or `none` for unassigned")
-    label = StrictCharField(max_length=64, required=False)
+    # DRF takes declared fields off the class, so this query parameter does not replace Field.label.
+    label = StrictCharField(max_length=64, required=False)  # type: ignore[assignment]
     phone_number_id = serializers.RegexField(r"^[0-9]{6,20}$", required=False)
     contact = StrictCharField(max_length=128, required=False, help_text="the contact's wa_id")
     limit = serializers.IntegerField(min_value=1, max_value=100, default=25)

@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 from functools import reduce
 from operator import or_
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,9 @@ from core.db.lookups import JoinedRowLookup
 from core.ids import PublicIdField
 from inbox.models.numbers import PhoneNumber
 from orgs.models import ApiKey, Org
+
+if TYPE_CHECKING:  # the team's models import these: only the type checker follows them back
+    from inbox.models.team import ConversationLabel, Label
 
 
 class Direction(models.TextChoices):
@@ -136,7 +140,9 @@ class Conversation(models.Model):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    labels = models.ManyToManyField("Label", through="ConversationLabel", related_name="conversations", blank=True)
+    labels: "models.ManyToManyField[Label, ConversationLabel]" = models.ManyToManyField(
+        "Label", through="ConversationLabel", related_name="conversations", blank=True
+    )
     # The current cycle, from the inbound message that opened it (or reopened it, once resolved) to its
     # resolution, which ConversationCycle then keeps: the reports' first response and resolution times.
     opened_at = models.DateTimeField(null=True, blank=True)
