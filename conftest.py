@@ -32,6 +32,7 @@ from fakemeta import payloads
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
 from inbox.services.inbound_rows import conversations_touch
 from kirim.wsgi import application  # imported now: django.setup() configures logging anew (caplog's handler)
+from meta import graph as meta_graph
 from meta.payloads import split_callback_data
 from orgs.members import member_add
 from orgs.ratelimit import auth_failures
@@ -102,6 +103,7 @@ def fresh_auth_failure_counts():
 def quick_meta_retries(monkeypatch):
     """Retries keep their count and order in tests, without the real backoff's waiting."""
     monkeypatch.setattr("meta.graph.BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr("meta.graph.RETRY_AFTER", dict.fromkeys(meta_graph.RETRY_AFTER, 0.001))
 
 
 @pytest.fixture(autouse=True)
@@ -164,6 +166,7 @@ def role_groups(db):
     importlib.import_module("outbox.migrations.0003_grant_managers").grant_managers(django_apps, None)
     importlib.import_module("inbox.migrations.0025_audit_log").grant_managers(django_apps, None)
     importlib.import_module("inbox.migrations.0022_team_inbox").grant_roles(django_apps, None)
+    importlib.import_module("inbox.migrations.0026_meta2026").grant_roles(django_apps, None)
 
 
 @pytest.fixture

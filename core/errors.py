@@ -148,9 +148,11 @@ class UpstreamError(ApiError):
     code = "whatsapp_upstream_error"
     message = "WhatsApp's Cloud API did not accept the request."
     # True: Meta answered (it refused); None: it may have received the call, no answer came; False: it
-    # certainly did not (the connection was never made), so sending again cannot duplicate anything.
+    # certainly did not take it (the connection was never made, or Meta refused it for throughput without
+    # taking it), so sending again cannot duplicate anything.
     meta_received: bool | None
     meta_error: dict[str, Any] | None  # Meta's error object whole, for the door that answers in Meta's shape
+    meta_answer: dict[str, Any] | None  # Meta's whole answer: one of mixed outcomes (block_users) says more
 
     def __init__(
         self,
@@ -158,7 +160,8 @@ class UpstreamError(ApiError):
         *,
         meta_received: bool | None = True,
         meta_error: dict[str, Any] | None = None,
+        meta_answer: dict[str, Any] | None = None,
         **details: Any,
     ) -> None:
         super().__init__(message, **details)
-        self.meta_received, self.meta_error = meta_received, meta_error
+        self.meta_received, self.meta_error, self.meta_answer = meta_received, meta_error, meta_answer

@@ -284,6 +284,7 @@ SPECTACULAR_SETTINGS = {
         "core.schema.overlapping_variants_are_any_of",
         "inbox.api.serializers.messages_request_in_documents",
         "outbox.api.serializers.subscription_request_in_documents",
+        "inbox.api.business.unblock_body_in_documents",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "inbox.models.Status",

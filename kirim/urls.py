@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from core.api import SchemaView, bad_request, health, server_error, unknown_endpoint
 from inbox.admin import second_factor
+from inbox.api.business import BlockUsersView, GraphBlockUsersView, PriceReportView
 from inbox.api.conversations import ConversationListView, ConversationNotesView, ConversationView
 from inbox.api.graph import (
     GraphMediaContentView,
@@ -32,6 +33,7 @@ def graph_routes(prefix):
     return [
         re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/messages$", ReadingGraphMessagesView.as_view()),
         re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
+        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/block_users$", GraphBlockUsersView.as_view()),
         re_path(prefix + r"(?P<waba_id>[0-9]{6,32})/message_templates$", GraphTemplatesView.as_view()),
         re_path(prefix + r"(?P<media_id>[0-9]{6,32})$", GraphMediaView.as_view()),
         re_path(prefix + r"(?P<media_id>[0-9]{6,32})/content$", GraphMediaContentView.as_view()),
@@ -55,6 +57,8 @@ v1_api = [
     path("v1/conversations", ConversationListView.as_view()),
     path("v1/conversations/<str:conversation_id>", ConversationView.as_view()),
     path("v1/conversations/<str:conversation_id>/notes", ConversationNotesView.as_view()),
+    path("v1/pricing", PriceReportView.as_view()),
+    re_path(r"^v1/(?P<phone_number_id>[0-9]{6,20})/block_users$", BlockUsersView.as_view()),
     path("v1/", include(router.urls)),
 ]
 

@@ -39,7 +39,12 @@ _session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 
 
 def _upstream_error(
-    message: str, *, http_status: int | None = None, error: object = None, meta_received: bool | None = True
+    message: str,
+    *,
+    http_status: int | None = None,
+    error: object = None,
+    meta_received: bool | None = True,
+    answer: Json | None = None,
 ) -> UpstreamError:
     """UpstreamError carrying what Meta said (code, message, fbtrace_id, HTTP status) in `upstream`, and
     what a caller may conclude: Meta received the call (it answered), may have, or did not."""
@@ -53,26 +58,53 @@ def _upstream_error(
     }
     if error_data.get("details"):
         upstream["details"] = error_data["details"]
+    explained = EXPLAINED.get(upstream["code"]) if isinstance(upstream["code"], int) else None
     return UpstreamError(
-        f"WhatsApp's Cloud API: {upstream['message']}",
+        f"WhatsApp's Cloud API: {explained or upstream['message']}",
         upstream=upstream,
         meta_error=meta_error or None,
         meta_received=meta_received,
+        meta_answer=answer,
     )
 
 
 # Meta's codes for "try again": 1 unknown error, 2 service temporarily unavailable, 131000 something
-# went wrong. 130429 (throughput limit) is not retried: waiting inside a request would not help.
+# went wrong.
 RETRYABLE_CODES = {1, 2, 131000}
 BACKOFF_FIRST, BACKOFF_CAP = 0.25, 2.0
+
+# Meta's throughput refusals. Meta did not take the message, so sending it again duplicates nothing,
+# but whether a retry can succeed differs: these two are retried after the wait Meta's limit implies
+# (within META_RETRY_BUDGET), the others never.
+RETRY_AFTER = {
+    130429: 1.0,  # the number's throughput (messages a second) was reached: a second later there is room
+    131056: 6.0,  # the pair rate limit: Meta takes about one message every 6 seconds to the same user
+}
+# 131048 (spam rate limit: too many of the number's messages were blocked or reported) and 131049 (the
+# user's marketing cap) are never retried: more sends lower the number's quality, or meet the same cap.
+
+# What Kirim's own surface (/v1/) says for these codes, in place of Meta's short message (kept in
+# `upstream.message`); /{version}/ answers Meta's error as Meta gave it.
+EXPLAINED = {
+    130429: "the number's throughput limit was reached (Meta code 130429). Kirim retried after a second "
+    "within its retry budget; send more slowly, or ask Meta for a higher throughput.",
+    131056: "too many messages to this user in a short time (Meta's pair rate limit, code 131056). Wait "
+    "a few seconds before the next message to the same user; messages to others are not affected.",
+    131048: "Meta's spam rate limit (code 131048): too many of this number's messages were blocked or "
+    "reported. Not retried: sending more lowers the number's quality; check its quality rating.",
+    131049: "Meta held this marketing message back to keep the user's engagement healthy (per-user "
+    "marketing cap, code 131049). Not retried: the same message would be refused again; try another day.",
+    131062: "this message cannot go to a business-scoped user id (Meta code 131062): name the user by "
+    "phone number in `to`, or send a kind of message Meta delivers to user ids.",
+}
 
 
 class _Failed(Exception):
     """One attempt's failure: the UpstreamError to give (its `meta_received` says whether Meta may have
     received the call), and whether another attempt may succeed."""
 
-    def __init__(self, error: UpstreamError, *, retryable: bool) -> None:
-        self.error, self.retryable = error, retryable
+    def __init__(self, error: UpstreamError, *, retryable: bool, wait: float | None = None) -> None:
+        self.error, self.retryable, self.wait = error, retryable, wait  # `wait`: Meta's limit's, before a retry
 
 
 def _attempt(call: Call, timeout: float) -> Json:
@@ -104,11 +136,17 @@ def _attempt(call: Call, timeout: float) -> Json:
         )
     if response.status_code >= 400 or "error" in body:
         meta_error = _object(body.get("error"))
+        code = meta_error.get("code")
+        wait = RETRY_AFTER.get(code)  # refused for throughput: not taken, so a send may go again after the wait
+        failure = _upstream_error(
+            f"Meta answered HTTP {response.status_code}.",
+            http_status=response.status_code,
+            error=meta_error,
+            meta_received=wait is None,
+            answer=body,
+        )
         raise _Failed(
-            _upstream_error(
-                f"Meta answered HTTP {response.status_code}.", http_status=response.status_code, error=meta_error
-            ),
-            retryable=response.status_code >= 500 or meta_error.get("code") in RETRYABLE_CODES,
+            failure, retryable=bool(wait) or response.status_code >= 500 or code in RETRYABLE_CODES, wait=wait
         )
     return body
 
@@ -143,7 +181,7 @@ def _call(call: Call, *, idempotent: bool) -> Json:
         try:
             return _attempt(call, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
         except _Failed as failure:
-            delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            delay = failure.wait or min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             may_retry = failure.retryable and (idempotent or failure.error.meta_received is False)
             if not may_retry or attempt >= settings.META_MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
                 raise failure.error from None
@@ -171,6 +209,7 @@ class Accepted:
     wamid: str
     wa_id: str | None  # Meta's normalized form of `to`, which inbound webhooks use as `from`
     message_status: str | None = None  # template pacing (`accepted`, `held_for_quality_assessment`), when given
+    user_id: str | None = None  # the recipient's business-scoped user id, when Meta answers one
 
 
 def send_message(phone_number: PhoneNumber, body: Json) -> Accepted:
@@ -180,9 +219,11 @@ def send_message(phone_number: PhoneNumber, body: Json) -> Accepted:
     wamid = sent.get("id")
     if not isinstance(wamid, str) or not wamid:
         raise _upstream_error("Meta's answer had no message id.", http_status=200)
-    wa_id = _first(answer.get("contacts")).get("wa_id")
+    contact = _first(answer.get("contacts"))
+    wa_id, user_id = contact.get("wa_id"), contact.get("user_id")
     message_status = sent.get("message_status")
     return Accepted(
+        user_id=str(user_id)[:64] if user_id else None,
         wamid=wamid[:255],
         wa_id=str(wa_id)[:32] if wa_id else None,
         # Meta's values are short words: anything else is not Meta's pacing status, and is not passed on.
@@ -373,3 +414,39 @@ def media_download(phone_number: PhoneNumber, url: str) -> tuple[str, Iterator[b
         followed = " (a redirect: Kirim follows none)" if response.status_code < 400 else ""
         raise _upstream_error(f"Meta answered HTTP {response.status_code}{followed}.", http_status=response.status_code)
     return response.headers.get("Content-Type", "application/octet-stream"), response.iter_content(64 * 1024)
+
+
+# Meta's code for a Block Users call where some users were not blocked or unblocked: its answer is 400
+# and still says, user by user, who was and why the others were not.
+SOME_USERS_FAILED = 139100
+
+
+def block_users(phone_number: PhoneNumber, users: list[Json], *, block: bool) -> tuple[int, Json]:
+    """Block (POST) or unblock (DELETE) users on the number (/{phone_number_id}/block_users), `users`
+    Meta's list of {"user": number or wa_id} or {"user_id": business-scoped user id}: (HTTP status,
+    Meta's answer). An answer where some users failed (400, code 139100) is returned, not raised: its
+    `block_users` names each. Repeating a block or an unblock changes nothing, so it is retried."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/block_users"
+    body = {"messaging_product": "whatsapp", "block_users": users}
+    method = _session.post if block else _session.delete
+    try:
+        return 200, _call(
+            lambda timeout: method(url, json=body, headers=_headers(phone_number), timeout=timeout), idempotent=True
+        )
+    except UpstreamError as error:
+        answer = error.meta_answer or {}
+        if (error.meta_error or {}).get("code") == SOME_USERS_FAILED and isinstance(answer.get("block_users"), dict):
+            return int((error.upstream or {}).get("http_status") or 400), answer
+        raise
+
+
+def blocked_users(
+    phone_number: PhoneNumber, *, limit: int, after: str | None = None, before: str | None = None
+) -> Json:
+    """One page of the users blocked on the number, Meta's answer as it gives it ({data, paging})."""
+    url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/block_users"
+    params = {"limit": limit, "after": after, "before": before}
+    return _call(
+        lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
+        idempotent=True,
+    )

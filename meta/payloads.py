@@ -37,6 +37,46 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class PastMessage(InboundMessage):
+    """A message of the WhatsApp Business app on the same number (coexistence): one staff sent from the
+    phone (`smb_message_echoes`), or one of the app's past chats (`history`), either way."""
+
+    direction: str = "outbound"
+    status: str = "sent"
+    field: str = "smb_message_echoes"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A message's edit or deletion (`edit`, `revoke`) by the user (`messages`) or by the business from
+    the app (`smb_message_echoes`): it names the message it changes."""
+
+    phone_number_id: str
+    wamid: str  # the edit's or revoke's own id
+    original_wamid: str
+    kind: str  # "edit" or "revoke"
+    timestamp: datetime.datetime
+    message: dict  # an edit's new message object ({"type": ..., type: {...}}); {} for a revoke
+    by_business: bool
+
+    @property
+    def label(self):
+        return f"{self.kind} {self.wamid} of {self.original_wamid}"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """A change of a field other than `messages` and `smb_message_echoes` (history, smb_app_state_sync,
+    the templates', the number's and the account's): its WABA (the entry's id) and Meta's value."""
+
+    field: str
+    waba_id: str
+    phone_number_id: str  # from `metadata`, where Meta gives one
+    value: dict
+    time: datetime.datetime
+
+
+@dataclass(frozen=True)
 class StatusUpdate:
     phone_number_id: str
     wamid: str
@@ -45,6 +85,7 @@ class StatusUpdate:
     errors: list | None = None
     message_id: str | None = None  # Kirim's id of the send, from biz_opaque_callback_data
     callback_data: str | None = None  # the sender's own biz_opaque_callback_data, ours taken out
+    pricing: dict | None = None  # Meta's {billable, pricing_model, category, type}
 
     @property
     def label(self):
@@ -84,6 +125,9 @@ class ParsedWebhook:
     statuses: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # human-readable reasons, for the log
     failed: list = field(default_factory=list)  # {"item", "reason"} of items that cannot be used
+    past: list = field(default_factory=list)  # PastMessage: echoes and history
+    changes: list = field(default_factory=list)  # Change: edits and deletions
+    fields: list = field(default_factory=list)  # FieldChange: every other field Kirim follows
     suspect: bool = True  # the body may hold an unstorable value: each item's values are walked
 
 
@@ -154,11 +198,111 @@ def parse(payload, suspect=True):
     for entry in _list(payload.get("entry")):
         for change in _list(_dict(entry).get("changes")):
             change = _dict(change)
-            if change.get("field") != "messages":
+            value = _dict(change.get("value"))
+            if change.get("field") == "messages":
+                _parse_value(value, parsed)
+            elif change.get("field") == "smb_message_echoes":
+                _parse_echoes(value, parsed)
+            elif change.get("field") == "history":
+                _parse_history(value, parsed)
+                parsed.fields.append(_field_change(entry, change, value))
+            elif change.get("field") in FOLLOWED_FIELDS:
+                parsed.fields.append(_field_change(entry, change, value))
+            else:
                 parsed.skipped.append(f"field {change.get('field')!r}")
-                continue
-            _parse_value(_dict(change.get("value")), parsed)
     return parsed
+
+
+# Fields other than messages that Kirim applies (inbox.services.business) and passes on.
+FOLLOWED_FIELDS = (
+    "history", "smb_app_state_sync", "message_template_status_update", "template_category_update",
+    "message_template_quality_update", "phone_number_quality_update", "account_update",
+)  # fmt: skip
+
+
+def _field_change(entry, change, value):
+    return FieldChange(
+        field=str(change["field"]),
+        waba_id=str(_dict(entry).get("id") or ""),
+        phone_number_id=str(_dict(value.get("metadata")).get("phone_number_id", "")),
+        value=value,
+        time=_timestamp(_dict(entry).get("time")),
+    )
+
+
+def _change_of(message, phone_number_id, *, by_business):
+    """The Change a message of type `edit` or `revoke` is, or None for any other message."""
+    kind = message.get("type")
+    if kind not in ("edit", "revoke"):
+        return None
+    content = _dict(message.get(kind))
+    return Change(
+        phone_number_id=phone_number_id,
+        wamid=str(message["id"]),
+        original_wamid=str(content.get("original_message_id") or ""),
+        kind=kind,
+        timestamp=_timestamp(message.get("timestamp")),
+        message=_dict(content.get("message")) if kind == "edit" else {},
+        by_business=by_business,
+    )
+
+
+def _parse_echoes(value, parsed):
+    """`smb_message_echoes`: what staff sent from the WhatsApp Business app, to `to` (the user), whom
+    `contacts` describes as for a message the user sent."""
+    phone_number_id = str(_dict(value.get("metadata")).get("phone_number_id", ""))
+    contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
+    for echo in _list(value.get("message_echoes")):
+        if not isinstance(echo, dict) or not echo.get("id"):
+            parsed.failed.append({"item": "echo", "reason": "not an object with an `id`"})
+            continue
+        if change := _change_of(echo, phone_number_id, by_business=True):
+            parsed.changes.append(change)
+            continue
+        to, to_user_id = _text(echo.get("to")), _text(echo.get("to_user_id"))
+        contact = next((c for c in contacts if (to and c.get("wa_id") == to) or (to_user_id and c.get("user_id") ==
+                        to_user_id)), contacts[0] if len(contacts) == 1 else {})  # fmt: skip
+        parsed.past.append(_past(echo, phone_number_id, to or _text(contact.get("wa_id")),
+                                 to_user_id or _text(contact.get("user_id")), direction="outbound", status="sent",
+                                 field="smb_message_echoes"))  # fmt: skip
+
+
+# A history message's `history_context.status` as a Kirim status: the app's past chats are read.
+HISTORY_STATUS = {"PENDING": "sent", "SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PLAYED": "played",
+                  "ERROR": "failed"}  # fmt: skip
+
+
+def _parse_history(value, parsed):
+    """`history`: the app's past chats, in chunks, each thread a user's (its `id`); a message is the
+    business's when it is not from that user."""
+    phone_number_id = str(_dict(value.get("metadata")).get("phone_number_id", ""))
+    for chunk in _list(value.get("history")):
+        for thread in _list(_dict(chunk).get("threads")):
+            user = _text(_dict(thread).get("id"))
+            for message in _list(_dict(thread).get("messages")):
+                if not isinstance(message, dict) or not message.get("id") or not user:
+                    parsed.failed.append({"item": "history message", "reason": "not an object with an `id`"})
+                    continue
+                inbound = _text(message.get("from")) == user
+                status = "read" if inbound else HISTORY_STATUS.get(
+                    str(_dict(message.get("history_context")).get("status", "")).upper(), "sent")  # fmt: skip
+                parsed.past.append(_past(message, phone_number_id, user, "", direction="inbound" if inbound
+                                         else "outbound", status=status, field="history"))  # fmt: skip
+
+
+def _past(message, phone_number_id, wa_id, user_id, **how):
+    return PastMessage(
+        phone_number_id=phone_number_id,
+        wamid=str(message["id"]),
+        contact_wa_id=wa_id,
+        contact_user_id=user_id,
+        contact_name="",
+        type=str(message.get("type") or "unknown")[:32],
+        text=summarize(message),
+        timestamp=_timestamp(message.get("timestamp")),
+        payload=message,
+        **how,
+    )
 
 
 # Longest values the tables hold; longer ones cannot be Meta's and fail their item alone.
@@ -197,6 +341,9 @@ def _parse_value(value, parsed):
         if not isinstance(message, dict) or not message.get("id"):
             parsed.failed.append({"item": "message", "reason": "not an object with an `id`"})
             continue
+        if change := _change_of(message, phone_number_id, by_business=False):
+            parsed.changes.append(change)
+            continue
         wa_id, user_id, contact = _sender(message, contacts)
         if not (wa_id or user_id):
             parsed.failed.append({"item": f"message {message['id']}", "reason": NO_SENDER})
@@ -231,6 +378,7 @@ def _parse_value(value, parsed):
                 errors=status.get("errors"),
                 message_id=message_id,
                 callback_data=callback_data,
+                pricing=status["pricing"] if isinstance(status.get("pricing"), dict) else None,
             )
         )
 
@@ -320,13 +468,15 @@ def unstorable_reason(item, suspect=True):
         return f"id longer than {WAMID_LENGTH} characters"
     if len(item.phone_number_id) > PHONE_NUMBER_ID_LENGTH:
         return f"metadata.phone_number_id longer than {PHONE_NUMBER_ID_LENGTH} characters"
+    if isinstance(item, Change):
+        return _unstorable(item.message, "edit.message") if suspect else None
     if isinstance(item, InboundMessage):
         for name, attribute, limit in SENDER_ID_LIMITS:
             if len(getattr(item, attribute)) > limit:
                 return f"{name} longer than {limit} characters"
         values = [(item.payload, "")]
     else:
-        values = [(item.errors, "errors"), (item.status, "status")]
+        values = [(item.errors, "errors"), (item.status, "status"), (item.pricing, "pricing")]
     return next(filter(None, (_unstorable(value, path) for value, path in values)), None) if suspect else None
 
 
@@ -341,3 +491,70 @@ SENDER_ID_LIMITS = (
     ("system.user_id", "new_user_id", USER_ID_LENGTH),
     ("group_id", "group_id", GROUP_ID_LENGTH),
 )
+
+
+# Where a payload carries message objects: `messages` and `message_echoes` in a change's value, and
+# `messages` of each history thread.
+def without_message(payload, wamid):
+    """Meta's payload with message `wamid` and the edits of it taken out, wherever it is: what a
+    deletion leaves of a kept webhook or an event not yet delivered. Whether anything was taken out."""
+    taken = False
+
+    def kept(items):
+        nonlocal taken
+        left = [
+            item for item in items
+            if not (isinstance(item, dict) and (item.get("id") == wamid
+                    or _dict(item.get("edit")).get("original_message_id") == wamid))
+        ]  # fmt: skip
+        taken = taken or len(left) < len(items)
+        return left
+
+    for entry in _list(_dict(payload).get("entry")):
+        for change in _list(_dict(entry).get("changes")):
+            value = _dict(_dict(change).get("value"))
+            for key in ("messages", "message_echoes"):
+                if isinstance(value.get(key), list):
+                    value[key] = kept(value[key])
+            for chunk in _list(value.get("history")):
+                for thread in _list(_dict(chunk).get("threads")):
+                    if isinstance(_dict(thread).get("messages"), list):
+                        thread["messages"] = kept(thread["messages"])
+    return taken
+
+
+def has_items(payload):
+    """Whether a payload still carries a message, a status or another field's change."""
+    for entry in _list(_dict(payload).get("entry")):
+        for change in _list(_dict(entry).get("changes")):
+            value = _dict(_dict(change).get("value"))
+            if _dict(change).get("field") not in ("messages", "smb_message_echoes"):
+                return True
+            if any(_list(value.get(key)) for key in ("messages", "statuses", "message_echoes")):
+                return True
+    return False
+
+
+def field_subset(payload, field, keep_change, keep_echo):
+    """Meta's payload cut down to its changes of `field` for which `keep_change(WABA id, the value's
+    phone_number_id or "")` holds, each as Meta sent it; of `smb_message_echoes`, only the echoes for
+    which `keep_echo(echo)` holds (Meta delivers at least once: those not passed on before). None when
+    nothing is left. What an org's subscribers to that field's event type receive."""
+    entries = []
+    for entry in _list(_dict(payload).get("entry")):
+        changes = []
+        for change in _list(_dict(entry).get("changes")):
+            change = _dict(change)
+            value = _dict(change.get("value"))
+            number_id = str(_dict(value.get("metadata")).get("phone_number_id", ""))
+            if change.get("field") != field or not keep_change(str(_dict(entry).get("id") or ""), number_id):
+                continue
+            if field == "smb_message_echoes":
+                echoes = [e for e in _list(value.get("message_echoes")) if isinstance(e, dict) and keep_echo(e)]
+                if not echoes:
+                    continue
+                value = {**value, "message_echoes": echoes}
+            changes.append({**change, "value": value})
+        if changes:
+            entries.append({**entry, "changes": changes})
+    return {**payload, "entry": entries} if entries else None

@@ -26,6 +26,15 @@ class EventType(models.TextChoices):
     CONVERSATION_ASSIGNED = "conversation.assigned"
     CONVERSATION_STATE_CHANGED = "conversation.state_changed"
     CONVERSATION_NOTE_ADDED = "conversation.note_added"
+    # Meta's other webhook fields, each passed on as Meta sent it (inbox.services.ingest.FIELD_EVENTS).
+    MESSAGE_ECHO = "message.echo"  # smb_message_echoes: sent from the WhatsApp Business app
+    MESSAGE_HISTORY = "message.history"  # history: the app's past chats
+    CONTACT_SYNC = "contact.sync"  # smb_app_state_sync: the app's contacts
+    TEMPLATE_STATUS = "template.status"  # message_template_status_update
+    TEMPLATE_CATEGORY = "template.category"  # template_category_update
+    TEMPLATE_QUALITY = "template.quality"  # message_template_quality_update
+    NUMBER_QUALITY = "number.quality"  # phone_number_quality_update
+    ACCOUNT_UPDATE = "account.update"  # account_update
 
 
 class EventSource(models.TextChoices):
@@ -34,8 +43,7 @@ class EventSource(models.TextChoices):
 
 
 SOURCE_OF: dict[str, EventSource] = {
-    EventType.MESSAGE_RECEIVED: EventSource.META,
-    EventType.MESSAGE_STATUS: EventSource.META,
+    **{t: EventSource.META for t in EventType},
     EventType.MESSAGE_READ: EventSource.KIRIM,
     EventType.CONVERSATION_ASSIGNED: EventSource.KIRIM,
     EventType.CONVERSATION_STATE_CHANGED: EventSource.KIRIM,
@@ -50,7 +58,11 @@ class Receiver(models.TextChoices):
     KIRIM = "kirim", "Reads Kirim's envelope too"
 
 
-# The event types each kind of receiver can parse, which are also what it gets when it lists none.
+# What a subscription that lists no event types gets (of those its receiver parses): the messages'
+# events. Meta's other fields are asked for by name, so no existing handler meets a field it never saw.
+BY_DEFAULT = (EventType.MESSAGE_RECEIVED, EventType.MESSAGE_STATUS, EventType.MESSAGE_READ)
+
+# The event types each kind of receiver can parse.
 RECEIVES: dict[str, list[str]] = {
     Receiver.META: sorted(t.value for t in EventType if SOURCE_OF[t] == EventSource.META),
     Receiver.KIRIM: sorted(EventType.values),

@@ -9,7 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from outbox import delivery
-from outbox.models import SOURCE_OF, Delivery, Event, EventSource, WebhookSubscription
+from outbox.models import SOURCE_OF, Delivery, DeliveryStatus, Event, EventSource, WebhookSubscription
+
+WITHDRAWN = "withdrawn: all it carried was deleted by its sender"
 
 
 def subscriptions_of(org_ids):
@@ -90,3 +92,19 @@ def as_meta_writes_json(body):
 def iso(moment):
     """A time as Kirim's events write it: ISO 8601 in UTC with a Z."""
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def pending_events_scrub(org_id, matching, scrub):
+    """Rewrite the org's events `matching` (a Q on the event) that a delivery still waits to send:
+    `scrub(body)` takes out of the body what must not be sent (in place) and says whether anything is
+    left to send; when nothing is, the waiting deliveries are withdrawn. Delivered ones are the
+    subscriber's. Call inside the transaction of the change."""
+    waiting = Event.objects.filter(matching, org_id=org_id, deliveries__status=DeliveryStatus.PENDING).distinct()
+    for event in waiting.only("pk", "body"):
+        body = json.loads(event.body)
+        left = scrub(body)
+        Event.objects.filter(pk=event.pk).update(body=as_meta_writes_json(body))
+        if not left:
+            Delivery.objects.filter(event_id=event.pk, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.FAILED, last_error=WITHDRAWN, finished_at=timezone.now(), next_attempt_at=None
+            )

@@ -28,6 +28,7 @@ from inbox.admin.live import (
 from inbox.admin.team import REPORTS_PERMISSION, TeamInbox, ViewFilter, media_url, view_q
 from inbox.models import (
     AuditAction,
+    Contact,
     Conversation,
     Direction,
     Message,
@@ -35,9 +36,11 @@ from inbox.models import (
     of_conversations,
 )
 from inbox.services import replies, teaminbox
+from inbox.services.blocking import users_block
 from orgs.audit import audit_record
 
 REPLY_PERMISSION = "inbox.reply"
+BLOCK_PERMISSION = "inbox.block"
 THREAD_LENGTH = 200  # newest messages shown on a conversation page
 POLL_SECONDS = 3  # how often an open inbox or thread asks what changed
 
@@ -143,6 +146,7 @@ class ConversationAdmin(TeamInbox):
             path("<int:object_id>/live/", view(self.thread_live_view), name="inbox_conversation_thread_live"),
             path("<int:object_id>/reply/", view(self.reply_view), name="inbox_conversation_reply"),
             *self.team_urls(),
+            path("<int:object_id>/block/", view(self.block_view), name="inbox_conversation_block"),
             *super().get_urls(),
         ]
 
@@ -182,6 +186,9 @@ class ConversationAdmin(TeamInbox):
             "reply_token": secrets.token_urlsafe(18),
             "max_text": replies.MAX_TEXT,
             **self.team_context(request, conversation),
+            "contact": Contact.objects.filter(phone_number=number, contact_wa_id=conversation.contact_wa_id).first(),
+            "can_block": request.user.has_perm(BLOCK_PERMISSION),
+            "block_url": reverse("admin:inbox_conversation_block", args=[conversation.pk]),
             **self.thread_extras(request, conversation),
         }
         return TemplateResponse(request, "admin/inbox/conversation/thread.html", context)
@@ -219,6 +226,30 @@ class ConversationAdmin(TeamInbox):
         elif outcome.replayed:
             self.message_user(request, "That reply was already sent; it was not sent again.", messages.WARNING)
         return HttpResponseRedirect(thread_url)
+
+    def block_view(self, request, object_id):
+        """Block or unblock the conversation's contact through Meta (only one who wrote in the last 24
+        hours can be blocked: Meta says so, user by user)."""
+        conversation = self.get_object(request, object_id)  # another org's: 404, as a missing one
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm(BLOCK_PERMISSION):
+            raise PermissionDenied
+        block = request.POST.get("action") != "unblock"
+        try:
+            _, answer = users_block(conversation.phone_number, [{"user": conversation.contact_wa_id}], block=block)
+        except ApiError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            failures = (answer.get("block_users") or {}).get("failed_users") or []
+            for failure in failures:
+                told = "; ".join(str(e.get("message", "")) for e in failure.get("errors") or [])
+                self.message_user(request, f"Meta did not {'block' if block else 'unblock'}: {told}", messages.ERROR)
+            if not failures:
+                audit_record(request, AuditAction.CONTACT_BLOCKED, org=conversation.org_id,
+                             target=conversation.contact_wa_id, detail="blocked" if block else "unblocked")  # fmt: skip
+                self.message_user(request, f"{conversation.contact_shown} {'blocked' if block else 'unblocked'}.")
+        return HttpResponseRedirect(reverse("admin:inbox_conversation_change", args=[conversation.pk]))
 
     # --- Live: what changed since the page's cursor, as small JSON answers ------------------------
 

@@ -77,8 +77,10 @@ class PhoneNumberAdmin(OrgScopedAdmin):
     roles = MANAGERS
     form = PhoneNumberForm
 
-    list_display = ("display_phone_number", "phone_number_id", "org", "waba_id", "read_receipt_policy", "created_at")
+    list_display = ("display_phone_number", "phone_number_id", "org", "waba_id", "read_receipt_policy",
+                    "quality_event", "messaging_limit", "created_at")  # fmt: skip
     list_filter = ("org", "read_receipt_policy")
+    readonly_fields = ("quality_event", "messaging_limit", "quality_updated_at")  # Meta's, by its webhooks
     list_select_related = ("org",)
     search_fields = ("=phone_number_id", "display_phone_number")
     actions = ("sync_templates",)
@@ -131,8 +133,8 @@ class MessageTemplateAdmin(OrgScopedAdmin):
     """Templates as last synced from Meta (the number list's "Sync message templates" action, or
     `manage.py sync_templates`): read-only here, since Meta owns them."""
 
-    list_display = ("name", "language", "status", "category", "waba_id", "org", "synced_at")
-    list_filter = ("status", "category", "org")
+    list_display = ("name", "language", "status", "category", "quality_score", "waba_id", "org", "synced_at")
+    list_filter = ("status", "category", "quality_score", "org")
     search_fields = ("name",)
 
     def has_add_permission(self, request):

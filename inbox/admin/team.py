@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from core.errors import ApiError, InvalidField
-from inbox.models import MEDIA_TYPES, ConversationState, Label, Message, SavedReply
+from inbox.models import MEDIA_TYPES, Contact, ConversationState, Label, Message, SavedReply
 from inbox.services import reports, teaminbox
 from inbox.services.media import media_describe
 from inbox.services.teaminbox import Actor
@@ -340,11 +340,13 @@ def contact_of(conversations, conversation):
         "contact_conversations": [(c, teaminbox.shown_state(c)) for c in theirs],
         "names": sorted({c.contact_name for c in theirs if c.contact_name}),
         "groups": groups,
-        # A username (Meta's webhooks give it beside the contact, not in the message Kirim keeps) and
-        # the blocked flag (Meta's Block Users API) come with the contact's own record (issue #28);
-        # the page shows them from there once it exists, and says "not known yet" until then.
+        # A username (Meta's webhooks give it beside the contact, not in the message Kirim keeps) comes
+        # with the contact's own record; until then the page says "not known yet". Blocked: what Meta's
+        # Block Users API did through Kirim, kept on the Contact (none: never blocked through Kirim).
         "username": getattr(conversation, "contact_username", None),
-        "blocked": getattr(conversation, "contact_blocked", None),
+        "blocked": Contact.objects.filter(
+            phone_number_id=conversation.phone_number_id, contact_wa_id=conversation.contact_wa_id, blocked=True
+        ).exists(),
     }
 
 

@@ -32,7 +32,7 @@ from inbox.api.v1 import PHONE_NUMBER_ID
 from inbox.models import Scope, Status
 from inbox.selectors import phone_number_of, waba_number_of
 from inbox.services.media import media_describe, media_upload
-from inbox.services.send import message_send
+from inbox.services.send import addressee, message_send
 from meta import errors as meta_errors
 from meta import graph as meta_graph
 from orgs.auth import (
@@ -56,11 +56,12 @@ def sent_answer(body, message):
     sent = {"id": message.wamid}
     if message.message_status is not None:
         sent["message_status"] = message.message_status
-    return {
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": body["to"], "wa_id": message.contact_wa_id}],
-        "messages": [sent],
-    }
+    contact = {"input": addressee(body)}
+    if body.get("to") or message.contact_wa_id.isdigit():  # a send by user id alone has Meta's wa_id only if given
+        contact["wa_id"] = message.contact_wa_id
+    if message.contact_user_id:
+        contact["user_id"] = message.contact_user_id
+    return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
 
 
 def send_unconfirmed(message):
@@ -78,7 +79,10 @@ class SuccessSerializer(serializers.Serializer):
 
 class SentContactSerializer(serializers.Serializer):
     input = serializers.CharField()
-    wa_id = serializers.CharField()
+    wa_id = serializers.CharField(required=False, help_text="absent for a send by `recipient` Meta gave none for")
+    user_id = serializers.CharField(
+        required=False, help_text="the recipient's business-scoped user id, as Meta answers it"
+    )
 
 
 class SentIdSerializer(serializers.Serializer):

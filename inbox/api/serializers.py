@@ -23,7 +23,10 @@ class SendSerializer(serializers.Serializer):
 
     messaging_product = serializers.ChoiceField(choices=["whatsapp"])
     recipient_type = serializers.ChoiceField(choices=["individual"], required=False, allow_null=True)
-    to = StrictCharField(max_length=32)
+    to = StrictCharField(max_length=32, required=False, help_text="a phone number (or a group's id); or `recipient`")
+    recipient = StrictCharField(
+        max_length=64, required=False, help_text="a business-scoped user id, in place of `to` (Meta reads `to` first)"
+    )
     type = serializers.ChoiceField(choices=SEND_TYPES)
     context = ContextSerializer(required=False, allow_null=True)  # type: ignore[assignment]  # Meta's name; DRF takes declared fields off the class
     # The object named by `type` travels to Meta as the client sent it; its shape is Meta's.
@@ -55,6 +58,8 @@ class SendSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
+        if not (attrs.get("to") or attrs.get("recipient")):
+            raise MissingField("to", "A send names its recipient: `to` (a phone number) or `recipient` (a user id).")
         check_send_object(self.initial_data, attrs["type"])
         return attrs
 
@@ -117,13 +122,14 @@ def messages_request_in_documents(result, generator, request, public):
     """drf-spectacular postprocessing hook: a POST to {phone_number_id}/messages, in both documents,
     as messages_request_kind and check_send_object take it, which a serializer cannot say. A read
     receipt has no `type` and a send no `status`; a send is one variant per `type`, each with the
-    object it names."""
+    object it names; and it names its recipient by `to` or `recipient`."""
     schemas = result.get("components", {}).get("schemas", {})
     if "SendRequest" not in schemas:
         return result
     ref = "#/components/schemas/SendRequest"
     schemas["ReadReceiptRequest"]["not"] = {"required": ["type"]}
     schemas["SendRequest"]["not"] = {"required": ["status"]}
+    schemas["SendRequest"]["anyOf"] = [{"required": ["to"]}, {"required": ["recipient"]}]
     variants = [
         {"allOf": [{"$ref": ref}, {"properties": {"type": {"enum": [kind]}, kind: content}, "required": [kind]}]}
         for kind, content in SEND_OBJECT_SCHEMAS.items()
@@ -172,14 +178,24 @@ class MessageSerializer(serializers.ModelSerializer):
         source="contact_wa_id",
         help_text="the conversation: the contact's wa_id or business-scoped user id, or the group's id",
     )
-    content = serializers.JSONField(source="payload", help_text="The message as Meta sent or received it")
+    content = serializers.JSONField(
+        source="payload",
+        help_text="The message as Meta sent or received it (an edit's content in place); {} once deleted",
+    )
+    sent_from_app = serializers.BooleanField(
+        help_text="sent by staff from the WhatsApp Business app on the same number (an echo, or its history)"
+    )
+    edits = serializers.JSONField(help_text="[{text, until}]: its earlier texts, oldest first; null if never edited")
+    pricing = serializers.JSONField(
+        help_text="Meta's `pricing` {billable, pricing_model, category, type} from its status webhook; null until then"
+    )
 
     class Meta:
         model = Message
         fields = (
             "id", "object", "direction", "status", "message_id", "message_status", "sender", "to", "contact",
             "contact_user_id", "group_id", "contact_name", "type", "text", "content", "error", "timestamp",
-            "created_at", "read_at",
+            "created_at", "read_at", "sent_from_app", "edited_at", "edits", "deleted_at", "pricing",
         )  # fmt: skip
 
     def get_fields(self):

@@ -1,6 +1,7 @@
 """The inbox's data, one module per concern; every model is importable from `inbox.models`, as Django
 finds them. Orgs, keys and members live in `orgs.models` with this app's label and tables."""
 
+from inbox.models.business import AccountEvent, Contact, ConversationPriceTally, PriceTally
 from inbox.models.idempotency import IdempotencyRecord
 from inbox.models.messages import (
     CONTACT_KEY_HELP,
@@ -59,13 +60,16 @@ __all__ = [
     "ROLE_GROUPS",
     "UPLOADED_MEDIA_LIFETIME",
     "WEBHOOK_IN_FLIGHT",
+    "AccountEvent",
     "ApiKey",
     "AuditAction",
     "AuditEntry",
     "AuthFailureWindow",
+    "Contact",
     "Conversation",
     "ConversationCycle",
     "ConversationLabel",
+    "ConversationPriceTally",
     "ConversationState",
     "Direction",
     "EarlyStatus",
@@ -79,6 +83,7 @@ __all__ = [
     "Note",
     "Org",
     "PhoneNumber",
+    "PriceTally",
     "RateLimitWindow",
     "ReadReceiptPolicy",
     "ReadVia",

@@ -182,6 +182,7 @@ class Conversation(models.Model):
             ("reply", "Can reply to contacts on WhatsApp"),
             ("manage", "Can assign conversations, change their state and labels, and write notes"),
             ("view_reports", "Can see the inbox's reports"),
+            ("block", "Can block and unblock contacts on WhatsApp"),
         )
 
     def __str__(self):
@@ -235,6 +236,14 @@ class Message(models.Model):
     timestamp = models.DateTimeField(default=timezone.now, help_text="When the sender sent it")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The WhatsApp Business app on the same number (coexistence): staff sent it from the phone.
+    sent_from_app = models.BooleanField(default=False, db_default=False)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edits = models.JSONField(null=True, blank=True, help_text="[{text, until}]: the earlier texts of an edited message")
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted by its sender: its content is gone from everywhere Kirim kept it"
+    )
+    pricing = models.JSONField(null=True, blank=True, help_text="Meta's `pricing` from the message's status webhook")
     read_at = models.DateTimeField(null=True, blank=True)
     # When its content was erased (the contact's erasure, or retention): text, payload, error and name emptied.
     content_erased_at = models.DateTimeField(null=True, blank=True, editable=False)

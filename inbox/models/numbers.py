@@ -35,6 +35,14 @@ class PhoneNumber(models.Model):
         "with a read receipt, so it also marks the conversation read; show it only when a reply follows.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The number's health as Meta's phone_number_quality_update webhook last told it (inbox.services.business).
+    quality_event = models.CharField(
+        max_length=32, blank=True, db_default="", help_text="Meta's last quality event: FLAGGED, UNFLAGGED, ..."
+    )
+    messaging_limit = models.CharField(
+        max_length=32, blank=True, db_default="", help_text="Meta's messaging limit tier, e.g. TIER_1K"
+    )
+    quality_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("display_phone_number",)
@@ -56,6 +64,7 @@ class MessageTemplate(models.Model):
     language = models.CharField(max_length=16)
     status = models.CharField(max_length=32)
     category = models.CharField(max_length=32, blank=True)
+    quality_score = models.CharField(max_length=16, blank=True, db_default="", help_text="GREEN, YELLOW, RED")
     parameter_format = models.CharField(max_length=16, default="POSITIONAL")
     components = models.JSONField(default=list)
     synced_at = models.DateTimeField()

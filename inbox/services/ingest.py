@@ -3,6 +3,7 @@
 
 import logging
 from collections import defaultdict
+from typing import NamedTuple
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
@@ -13,6 +14,7 @@ from core.parsers import loads_noting_unstorable
 from inbox.models import (
     WebhookEvent,
 )
+from inbox.services import business, coexistence
 from inbox.services.inbound_rows import _failures_told, _numbers, _store_inbound
 from inbox.services.ingest_one_statement import INBOUND_IN_ONE_STATEMENT
 from inbox.services.statuses import _apply_statuses
@@ -82,7 +84,9 @@ def _process(body, event):
     failed = list(parsed.failed)
     messages = _storable(parsed.messages, failed, parsed.suspect)
     statuses = _storable(parsed.statuses, failed, parsed.suspect)
-    if event is None and messages and not parsed.statuses and connection.vendor == "postgresql":
+    more = _More(_storable(parsed.past, failed, parsed.suspect), _storable(parsed.changes, failed, parsed.suspect),
+                 parsed.fields)  # fmt: skip
+    if event is None and messages and not parsed.statuses and not more and connection.vendor == "postgresql":
         try:
             done = INBOUND_IN_ONE_STATEMENT.run(messages, body, failed)
         except DATABASE_DOWN:
@@ -96,13 +100,13 @@ def _process(body, event):
                 return failed
     try:
         with transaction.atomic():
-            inserted, moved, event_id = _in_steps(payload, messages, statuses, body, event, failed, alone=False)
+            inserted, moved, event_id = _in_steps(payload, messages, statuses, more, body, event, failed, alone=False)
     except DATABASE_DOWN:
         raise
     except (DatabaseError, ValueError):  # ValueError: an adapter refusing a value (SQLite's encoder)
         logger.warning("webhook: the database refused the payload; applying it item by item")
         with transaction.atomic():
-            inserted, moved, event_id = _in_steps(payload, messages, statuses, body, event, failed, alone=True)
+            inserted, moved, event_id = _in_steps(payload, messages, statuses, more, body, event, failed, alone=True)
     logger.info(
         "webhook %s: %d/%d inbound stored, %d/%d statuses applied, failed=%s skipped=%s",
         event_id, len(inserted), len(parsed.messages), moved, len(parsed.statuses), failed, parsed.skipped,
@@ -110,24 +114,49 @@ def _process(body, event):
     return failed
 
 
-def _in_steps(payload, messages, statuses, body, event, failed, *, alone):
+class _More(NamedTuple):
+    """A webhook's items beyond inbound messages and statuses (inbox.services.coexistence, .business)."""
+
+    past: list  # echoes and history messages
+    changes: list  # edits and deletions
+    fields: list  # the other followed fields' changes
+
+    def __bool__(self):
+        return bool(self.past or self.changes or self.fields)
+
+
+def _in_steps(payload, messages, statuses, more, body, event, failed, *, alone):
     """The payload's work inside the caller's transaction; with `alone`, each item in its savepoint."""
-    numbers = _numbers({item.phone_number_id for item in (*messages, *statuses)})
+    numbers = _numbers({item.phone_number_id for item in (*messages, *statuses, *more.past, *more.changes,
+                                                          *more.fields)} - {""})  # fmt: skip
     subscribed_orgs = {n.org_id for n in numbers.values() if n.subscribed}
     subscriptions = outbox.subscriptions_of(subscribed_orgs) if subscribed_orgs else []
     store = lambda items: _store_inbound(items, numbers)
+    store_past = lambda items: coexistence.past_store(items, numbers)
     if alone:
         inserted = [row for rows in _each_alone(messages, store, failed) for row in rows]
-        moved = sum(_each_alone(statuses, _apply_statuses, failed))
+        past = [row for rows in _each_alone(more.past, store_past, failed) for row in rows]
+        moved = sum(_each_alone(statuses, _statuses_apply, failed))
     else:
-        inserted = store(messages)
-        moved = _apply_statuses(statuses)
+        inserted, past, moved = store(messages), store_past(more.past), _statuses_apply(statuses)
+    coexistence.changes_apply(more.changes, numbers, failed)
+    told = business.fields_apply(more.fields, numbers)  # their orgs need not be among the numbers'
+    if told_orgs := {org_id for _, orgs in told for org_id in orgs} - subscribed_orgs:
+        subscriptions += outbox.subscriptions_of(told_orgs)
     if subscriptions:
-        _events_out(payload, numbers, subscriptions, {m.wamid for m in inserted}, {s.wamid for s in statuses})
+        new_wamids = {m.wamid for m in (*inserted, *past)} | {c.wamid for c in more.changes}
+        _events_out(payload, numbers, subscriptions, new_wamids, {s.wamid for s in statuses}, told)
     return inserted, moved, _record(body, event, failed)
 
 
-def _events_out(payload, numbers, subscriptions, new_wamids, stored_statuses):
+def _statuses_apply(updates):
+    """Move outbound messages up the status ladder, and keep the prices their statuses carry."""
+    moved = _apply_statuses(updates)
+    business.prices_record(updates)
+    return moved
+
+
+def _events_out(payload, numbers, subscriptions, new_wamids, stored_statuses, told):
     """Record `message.received` and `message.status` for the orgs that subscribed: each org gets
     Meta's payload holding only its own numbers' items, and only messages this webhook inserted (Meta
     delivers at least once) and statuses it could store. Called inside the ingestion's transaction:
@@ -148,6 +177,38 @@ def _events_out(payload, numbers, subscriptions, new_wamids, stored_statuses):
                 bodies[org_id] = body
         if bodies:
             outbox.events_record(event_type, bodies, wanted)
+    wabas_of_org = defaultdict(set)
+    for change, orgs in told:
+        for org_id in orgs:
+            wabas_of_org[org_id].add(change.waba_id)
+    for field, event_type in FIELD_EVENTS.items():
+        wanted = outbox.wanting(subscriptions, event_type)
+        bodies = {}
+        for org_id in wanted:
+            own, wabas = numbers_of_org[org_id], wabas_of_org[org_id]
+            body = payloads.field_subset(
+                payload,
+                field,
+                lambda waba_id, number_id: number_id in own if number_id else waba_id in wabas,  # noqa: B023
+                lambda item: str(item.get("id")) in new_wamids,
+            )
+            if body is not None:
+                bodies[org_id] = body
+        if bodies:
+            outbox.events_record(event_type, bodies, wanted)
+
+
+# Meta's webhook fields beyond `messages`, each passed on whole as its own event type.
+FIELD_EVENTS = {
+    "smb_message_echoes": EventType.MESSAGE_ECHO,
+    "history": EventType.MESSAGE_HISTORY,
+    "smb_app_state_sync": EventType.CONTACT_SYNC,
+    "message_template_status_update": EventType.TEMPLATE_STATUS,
+    "template_category_update": EventType.TEMPLATE_CATEGORY,
+    "message_template_quality_update": EventType.TEMPLATE_QUALITY,
+    "phone_number_quality_update": EventType.NUMBER_QUALITY,
+    "account_update": EventType.ACCOUNT_UPDATE,
+}
 
 
 def _storable(items, failed, suspect):

@@ -46,11 +46,21 @@ class _InboundInOneStatement:
     tests run both paths (this one on PostgreSQL, the steps on SQLite and for statuses)."""
 
     EXTRA = ("meta_number", "lookup_user_id", "conversation_user_id", "conversation_name", "conversation_id")
+    # Columns no inbound message sets: the database's default (NULL, or its db_default) fills them,
+    # and the statement stays under psycopg's length for caching (below).
+    LEFT_TO_THE_DATABASE = ("sent_from_app", "edited_at", "edits", "deleted_at", "pricing")
 
     @cached_property
     def _columns(self):
-        """Message's columns given per row: all but the primary key and the two the number gives."""
-        return [f for f in Message._meta.concrete_fields if not f.primary_key and f.name not in ("org", "phone_number")]
+        """Message's columns given per row: all but the primary key, the two the number gives, and
+        those left to the database."""
+        return [f for f in self._inserted if f.name not in ("org", "phone_number")]
+
+    @cached_property
+    def _inserted(self):
+        return [
+            f for f in Message._meta.concrete_fields if not f.primary_key and f.name not in self.LEFT_TO_THE_DATABASE
+        ]
 
     @cached_property
     def _sql(self):
@@ -64,7 +74,7 @@ class _InboundInOneStatement:
         typed = ", ".join([f"{quote(f.column)} {f.db_type(connection)}" for f in self._columns]
                           + [f"{name} text" for name in self.EXTRA])  # fmt: skip
         given = {"contact_wa_id": "contact_key", "org_id": "number_org", "phone_number_id": "number_pk"}
-        inserted_columns = [f.column for f in Message._meta.concrete_fields if not f.primary_key]
+        inserted_columns = [f.column for f in self._inserted]
         values = ", ".join(given.get(column, quote(column)) for column in inserted_columns)
         # Spaces are only needed between words: none around punctuation (no literal here holds any).
         return SPACE_BY_PUNCTUATION.sub(r"\1", " ".join(

@@ -48,7 +48,8 @@ def message_send(*, phone_number, body, text=None, claim=None):
         phone_number=phone_number,
         direction=Direction.OUTBOUND,
         status=Status.PENDING,
-        contact_wa_id=str(body["to"])[:CONTACT_KEY_LENGTH],
+        contact_wa_id=str(addressee(body))[:CONTACT_KEY_LENGTH],
+        contact_user_id=str(body.get("recipient") or "")[:64],
         group_id=str(body["to"])[:CONTACT_KEY_LENGTH] if body.get("recipient_type") == "group" else "",
         type=body["type"],
         text=payloads.summarize(body) if text is None else text,
@@ -71,6 +72,7 @@ def message_send(*, phone_number, body, text=None, claim=None):
         {"status": Status.ACCEPTED},
         wamid=answer.wamid,
         contact_wa_id=answer.wa_id or message.contact_wa_id,
+        contact_user_id=answer.user_id or message.contact_user_id,
         message_status=answer.message_status,
     )
     conversations_touch([message])
@@ -88,9 +90,16 @@ def cut_off_sends_unconfirm():
     ).update(status=Status.UNCONFIRMED, claim_token=None, claim_expires_at=None, updated_at=now)
 
 
+def addressee(body):
+    """Whom a send names: `to` (a number, or a group's id), else `recipient` (a business-scoped user
+    id), as Meta reads them: `to` first when both are given."""
+    return body.get("to") or body["recipient"]
+
+
 # A send's fields that settling it, or a status webhook that came first, may have changed.
 SETTLED_FIELDS = (
-    "status", "error", "wamid", "contact_wa_id", "message_status", "claim_token", "claim_expires_at", "updated_at",
+    "status", "error", "wamid", "contact_wa_id", "contact_user_id", "message_status", "claim_token",
+    "claim_expires_at", "updated_at",
 )  # fmt: skip
 
 

@@ -97,12 +97,14 @@ def test_inbox_and_thread_queries_do_not_grow_with_messages(
     assert counts[0] == counts[1]
     # inbox: session, user, count (capped), page with unread counts, org and number filter choices;
     # thread: session, user, conversation with its unread count, its messages, its number, the
-    # contact's last inbound message (the reply window; no WABA id, so no templates); message list:
+    # contact's last inbound message (the reply window; no WABA id, so no templates), the contact
+    # (saved name, blocked); message list:
     # session, user, count, page, number filter choices. Staff other than superusers add their
     # permissions (2 queries) and their memberships (1). The team inbox adds to the inbox the page's
     # labels (prefetched) and the label filter's choices; to the thread the conversation's notes and
-    # labels, the org's labels, saved replies and agents, and the conversation's assignee.
-    assert counts[0] == {"superuser": (8, 12, 5), "agent": (11, 15, 8)}[who]
+    # labels, the org's labels, saved replies and agents, and the conversation's assignee; Kirim's
+    # contact record (saved name, blocked).
+    assert counts[0] == {"superuser": (8, 13, 5), "agent": (11, 16, 8)}[who]
 
 
 def test_the_access_token_is_write_only(staff, phone_number, meta):

@@ -18,8 +18,10 @@ from django_tasks_db.models import DBTaskResult
 
 from conftest import logged_in, meta_confirms_number
 from inbox.models import (
+    AccountEvent,
     ApiKey,
     AuditAction,
+    Contact,
     Conversation,
     Direction,
     Label,
@@ -28,6 +30,7 @@ from inbox.models import (
     MessageTemplate,
     Org,
     PhoneNumber,
+    PriceTally,
     Role,
     SavedReply,
     WebhookEvent,
@@ -64,6 +67,12 @@ def world(db, make_message):
         member_add(org=org, username=f"{prefix}-member", role=Role.AGENT)
         Label.objects.create(org=org, name=f"{prefix}-label")
         SavedReply.objects.create(org=org, name=f"{prefix}-saved", body=f"{prefix} thanks {{{{contact_name}}}}")
+        Contact.objects.create(org=org, phone_number=number, contact_wa_id=f"62{digits}1", saved_name=f"{prefix} Siti",
+                               blocked=True)  # fmt: skip
+        AccountEvent.objects.create(org=org, waba_id=f"{prefix}-waba", field="account_update", event="VERIFIED_ACCOUNT",
+                                    value={"event": "VERIFIED_ACCOUNT"})  # fmt: skip
+        PriceTally.objects.create(org=org, phone_number=number, day=timezone.now().date(),
+                                  template_name=f"{prefix.lower()}_hi", category="utility", billable=True, messages=3)  # fmt: skip
         subscription = WebhookSubscription.objects.create(
             org=org, url=f"https://{prefix.lower()}.example.com/{prefix}-hook", events=["message.read"],
             description=f"{prefix} CRM",
@@ -179,13 +188,15 @@ def test_every_admin_hides_and_protects_another_orgs_rows(world, role, make_memb
 
     assert snapshot(bravo) == before
     assert len(meta.calls) == 0  # nothing of BRAVO's was marked read on WhatsApp
-    expected = {"inbox.Conversation", "inbox.Message", "inbox.Label", "inbox.SavedReply"} | (
+    expected = {"inbox.Conversation", "inbox.Message", "inbox.Label", "inbox.SavedReply", "inbox.Contact"} | (
         {
             "inbox.Org",
             "inbox.PhoneNumber",
             "inbox.ApiKey",
             "inbox.AuditEntry",
             "inbox.MessageTemplate",
+            "inbox.AccountEvent",
+            "inbox.PriceTally",
             "outbox.WebhookSubscription",
             "outbox.Delivery",
         }

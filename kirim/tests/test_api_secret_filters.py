@@ -5,6 +5,7 @@ it answers without one. A filter backend or a new list that passed query paramet
 import re
 from urllib.parse import urlencode
 
+import responses
 from django.apps import apps
 from django.test import Client
 
@@ -40,7 +41,10 @@ def without_request_id(response):
     return {name: value for name, value in response.json().items() if name != "request_id"}
 
 
-def test_no_api_list_filters_on_a_secret(api, org, phone_number, make_message):
+@responses.activate
+def test_no_api_list_filters_on_a_secret(api, org, phone_number, make_message, settings):
+    blocked = {"data": [{"messaging_product": "whatsapp", "wa_id": "6281"}], "paging": {"cursors": {"after": "A"}}}
+    responses.get(f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/block_users", json=blocked)
     make_message(phone_number, contact="6281")
     make_message(phone_number, contact="6281", direction=Direction.OUTBOUND)
     subscription = WebhookSubscription.objects.create(

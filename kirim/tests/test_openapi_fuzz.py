@@ -87,6 +87,11 @@ def inbox(api_key_secret, phone_number, make_message, meta, settings, monkeypatc
     # 429 (orgs/tests/test_auth_failures.py tests that).
     settings.AUTH_FAILURES_PER_MINUTE = 1_000_000
     meta.add_callback("POST", graph_messages_url(phone_number), callback=meta_answer)
+    block_users = f"{django_settings.META_GRAPH_URL}/{phone_number.phone_number_id}/block_users"
+    done = {"input": "6281", "wa_id": "6281"}
+    meta.post(block_users, json={"messaging_product": "whatsapp", "block_users": {"added_users": [done]}})
+    meta.delete(block_users, json={"messaging_product": "whatsapp", "block_users": {"removed_users": [done]}})
+    meta.get(block_users, json={"data": [{"messaging_product": "whatsapp", "wa_id": "6281"}], "paging": {}})
     monkeypatch.setattr("outbox.subscriber_http.resolve", lambda host, port: {"93.184.215.14"})
     messages = [make_message(phone_number) for _ in range(3)]
     return {"Authorization": f"Bearer {api_key_secret}"}, phone_number, messages[-1].wamid

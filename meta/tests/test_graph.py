@@ -65,15 +65,42 @@ def test_retries_stop_when_the_time_budget_is_spent(number, meta, settings, monk
     assert len(meta.calls) < 10
 
 
-def test_rate_limit_130429_is_not_retried_and_keeps_metas_code(number, meta):
-    meta.post(
-        graph_messages_url(number), status=400, json={"error": {"message": "(#130429) Rate limit hit", "code": 130429}}
-    )
+def throughput_refusal(code):
+    return {"status": 400, "json": {"error": {"message": f"(#{code}) Rate limit", "code": code, "type": "OAuthException",
+                                              "fbtrace_id": "AThroughput"}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("code", "wait"), [(130429, 0.011), (131056, 0.066)])
+def test_a_send_refused_for_throughput_is_sent_again_after_metas_wait(number, meta, monkeypatch, code, wait):
+    """Meta did not take it, so sending again duplicates nothing; the wait is the limit's."""
+    monkeypatch.setattr(meta_graph, "RETRY_AFTER", {130429: 0.011, 131056: 0.066})
+    waits = []
+    monkeypatch.setattr(meta_graph.time, "sleep", waits.append)
+    meta.post(graph_messages_url(number), **throughput_refusal(code))
+    meta.post(graph_messages_url(number), **OK_SEND)
+
+    assert meta_graph.send_message(number, {"type": "text"}).wamid
+    assert len(meta.calls) == 2 and waits == [wait]
+
+
+@pytest.mark.parametrize(("code", "told"), [(131048, "spam rate limit"), (131049, "marketing cap")])
+def test_a_send_refused_for_spam_or_the_marketing_cap_is_never_retried_and_says_why(number, meta, code, told):
+    meta.post(graph_messages_url(number), **throughput_refusal(code))
+
+    with pytest.raises(UpstreamError) as error:
+        meta_graph.send_message(number, {"type": "text"})
+    assert len(meta.calls) == 1
+    assert error.value.upstream["code"] == code and told in error.value.message and "Not retried" in error.value.message
+    assert error.value.meta_error["message"] == f"(#{code}) Rate limit"  # Meta's own, for /{version}/
+
+
+def test_throughput_that_stays_refused_gives_up_within_the_attempts(number, meta):
+    meta.post(graph_messages_url(number), **throughput_refusal(130429))
 
     with pytest.raises(UpstreamError) as error:
         meta_graph.mark_read(number, "wamid.X")
-    assert error.value.upstream["code"] == 130429
-    assert len(meta.calls) == 1
+    assert error.value.upstream["code"] == 130429 and "throughput" in error.value.message
+    assert len(meta.calls) == settings.META_MAX_ATTEMPTS
 
 
 @pytest.mark.parametrize("failure", ["http-500", "code-131000", "read-timeout", "not-json"])

@@ -159,7 +159,7 @@ def test_meta_error_is_502_with_metas_code_and_the_message_stays_unread(
 def test_after_an_upstream_failure_a_retry_calls_meta_again(api, phone_number, make_message, meta):
     message = make_message(phone_number)
     url = graph_messages_url(phone_number)
-    meta.post(url, status=400, json={"error": {"message": "(#130429) Rate limit hit", "code": 130429}})
+    meta.post(url, status=400, json={"error": {"message": "(#131026) Message undeliverable", "code": 131026}})
     meta.post(url, json={"success": True})
 
     assert post(api, phone_number, receipt(message.wamid)).status_code == 502

@@ -38,6 +38,7 @@ OTHER_PHONE_NUMBER_ID = "106540352242933"
 OTHER_WABA_ID, OTHER_DISPLAY_NUMBER = NUMBERS[OTHER_PHONE_NUMBER_ID][:2]
 OTHER_CONVERSATIONS = [("6281234567811", "Rina Wijaya", ["Do you have the new Pramoedya edition?"])]
 AGENT_USERNAME = "agent"
+DISABLED_TEMPLATE = "follow_up"  # Meta disables it in the demo: the reply box no longer offers it
 
 BANNER = """
 Demo org "Demo Coffee" is ready; its API key, number and an unread wamid are in {env_file}.
@@ -67,6 +68,12 @@ A contact writes in (the stand-in posts a signed webhook to Kirim):
   curl -X POST {meta_url}/_stand_in/inbound -d '{{"phone_number_id": "'$PHONE_ID'", "from": "6281234567809", "name": "Dewi", "text": "Halo!"}}'
 
 What the Meta stand-in received:  curl {meta_url}/_stand_in/requests
+
+Meta in 2026: Budi's conversation has a reply staff sent from the WhatsApp Business app (an echo), Ayu's
+reply shows its price, and Meta disabled the template follow_up (the reply box no longer offers it) and
+flagged the number (Phone numbers); Admin, Price report sums the prices. Staff send from the phone:
+
+  curl -X POST {meta_url}/_stand_in/echo -d '{{"phone_number_id": "'$PHONE_ID'", "to": "6281234567801", "text": "On my way"}}'
 
 Connect another number (Admin, Phone numbers, Add): the stand-in confirms phone number id {spare_id}
 of WABA {waba_id} to any access token; Kirim connects no number Meta does not confirm.
@@ -153,7 +160,27 @@ class Command(BaseCommand):
         )
         conversations_touch([reply])
         self._webhook(number, statuses=[payloads.status(reply.wamid, s, to) for s in ("sent", "delivered", "read")])
+        self._from_the_business_app(number)
         return wamid
+
+    def _from_the_business_app(self, number):
+        """What Meta sends beyond messages, as it would: staff answering Budi from the WhatsApp Business
+        app on the same number (an echo), and Meta disabling a template and flagging the number."""
+        to = CONVERSATIONS[1][0]
+        echo = payloads.echo(new_wamid(), to, "We are checking order #4411 with the courier.",
+                             business_number=number.display_phone_number)  # fmt: skip
+        self._field(number, "smb_message_echoes", payloads.echoes(echo, name=CONVERSATIONS[1][1]),
+                    phone_number_id=number.phone_number_id)  # fmt: skip
+        follow_up = next(t for t in payloads.DEMO_TEMPLATES if t["name"] == DISABLED_TEMPLATE)
+        self._field(number, "message_template_status_update",
+                    payloads.template_status(follow_up, "DISABLED", reason="INCORRECT_CATEGORY"))  # fmt: skip
+        self._field(number, "phone_number_quality_update",
+                    payloads.number_quality(number.display_phone_number, "FLAGGED", "TIER_1K"))  # fmt: skip
+
+    def _field(self, number, field, value, **where):
+        change = payloads.field_change(field, value, waba_id=number.waba_id,
+                                       display_phone_number=number.display_phone_number, **where)  # fmt: skip
+        webhook_receive(payloads.encode(change))
 
     def _inbound(self, number, conversations, start):
         """Each contact's texts, ten minutes apart; returns the newest wamid."""
