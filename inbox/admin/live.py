@@ -36,6 +36,8 @@ def live_message(message, media_url=""):
         "type": message.type,
         "media_url": media_url,
         "text": message.text,
+        "sent_from_app": message.sent_from_app,
+        "deleted": message.deleted_at is not None,  # its content is gone: the open page drops it too
         "time": date_format(timezone.localtime(message.timestamp), "d M H:i"),
         "tick": ticks(message.status),
     }

@@ -254,3 +254,13 @@ def test_an_echo_does_not_open_the_reply_window_and_a_disabled_template_leaves_t
         ".then(r => r.json()).then(done);"
     )
     assert live["window_open"] is False and "closed" in live["window_reason"]
+
+    # Budi deletes his message for everyone: the open page drops its text without a reload.
+    first = Message.objects.get(contact_wa_id=budi.contact_wa_id, direction=Direction.INBOUND)
+    revoke = payloads.revoke(new_wamid(), first.wamid, **{"from": budi.contact_wa_id})
+    deleted = payloads.webhook(number.phone_number_id, messages=[revoke],
+                               contacts=[payloads.contact(budi.contact_wa_id, "Budi Santoso")])  # fmt: skip
+    assert meta_stand_in.state.post_webhook(deleted) == 200
+    bubble = f'.bubble[data-id="{first.external_id}"] .text'
+    assert wait_for(lambda: browser.find_element(By.CSS_SELECTOR, bubble).text == "This message was deleted")
+    assert "#4411" not in browser.find_element(By.ID, "thread").text and same_page(browser)

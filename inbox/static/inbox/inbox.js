@@ -39,6 +39,12 @@
     const bubble = document.createElement("div");
     bubble.className = "bubble " + message.direction;
     bubble.dataset.id = message.id;
+    if (message.sent_from_app) {
+      const fromApp = document.createElement("span");
+      fromApp.className = "kind from-app";
+      fromApp.textContent = "sent from the WhatsApp Business app";
+      bubble.append(fromApp, document.createElement("br"));
+    }
     if (message.type !== "text") {
       const kind = document.createElement("span");
       kind.className = "kind";
@@ -109,6 +115,12 @@
       }
       bubble.dataset.status = message.status;
       bubble.querySelector(".meta").innerHTML = message.time + " " + message.tick; // server-escaped HTML
+      // An edit or a deletion changes the text of a bubble on screen; a deletion leaves only its marker.
+      bubble.querySelector(".text").textContent = message.deleted ? "This message was deleted" : message.text || "…";
+      if (message.deleted) {
+        bubble.classList.add("deleted");
+        for (const gone of bubble.querySelectorAll(".earlier, .kind:not(.from-app)")) gone.remove();
+      }
     }
     for (const note of answer.notes || []) {
       if (!thread.querySelector('.bubble[data-note="' + note.id + '"]')) thread.insertBefore(noteBubble(note), end);
