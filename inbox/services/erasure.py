@@ -17,10 +17,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from inbox.models import Conversation, IdempotencyRecord, Message, Org, WebhookEvent
+from inbox.models import Contact, Conversation, IdempotencyRecord, Message, Org, WebhookEvent
 from outbox.models import Event
 
-ERASED_CONTENT = {"text": "", "payload": {}, "error": None, "contact_name": ""}
+ERASED_CONTENT = {"text": "", "payload": {}, "error": None, "contact_name": "", "edits": None}  # edits: earlier texts
 RETENTION_BATCH = 1000
 
 
@@ -48,6 +48,7 @@ def contact_erase(*, phone_number, contact):
         Conversation.objects.filter(phone_number=phone_number).filter(
             Q(contact_wa_id=contact) | Q(contact_user_id=contact)
         ).update(last_message_text="", contact_name="")
+        Contact.objects.filter(phone_number=phone_number, contact_wa_id=contact).update(saved_name="")
         # Raw bodies of Meta's webhooks: found by their text, which names the number and the contact.
         payloads = (
             WebhookEvent.objects.filter(body__contains=quoted)

@@ -191,3 +191,16 @@ def test_the_apps_contacts_name_the_contact(phone_number, deliver, make_message,
     assert Contact.objects.get(contact_wa_id="6289999999999").saved_name == ""
     assert Conversation.objects.get(contact_wa_id=USER).contact_name == "Ayu Lestari"
     assert bodies_of(EventType.CONTACT_SYNC) == [synced]
+
+
+def test_erasing_a_contact_also_empties_earlier_texts_and_the_saved_name(api, phone_number, deliver):
+    deliver(from_user(payloads.text_message("wamid.E1", USER, SECRET, timestamp=ago(3))))
+    deliver(from_user(payloads.edit("wamid.E1EDIT", "wamid.E1", "changed my mind", timestamp=ago(2), **{"from": USER})))
+    synced = [payloads.state_sync_contact(USER, "Ayu Lestari")]
+    deliver(payloads.field_change("smb_app_state_sync", {"state_sync": synced}, phone_number_id=NUMBER))
+    assert Message.objects.get(wamid="wamid.E1").edits[0]["text"] == SECRET
+
+    assert api.delete(f"/v1/{NUMBER}/contacts/{USER}").status_code == 200
+
+    assert Message.objects.get(wamid="wamid.E1").edits is None
+    assert Contact.objects.get(contact_wa_id=USER).saved_name == ""
