@@ -137,7 +137,8 @@ def _attempt(call: Call, timeout: float) -> Json:
     if response.status_code >= 400 or "error" in body:
         meta_error = _object(body.get("error"))
         code = meta_error.get("code")
-        wait = RETRY_AFTER.get(code)  # refused for throughput: not taken, so a send may go again after the wait
+        # Refused for throughput: not taken, so a send may go again after the wait.
+        wait = RETRY_AFTER.get(code) if isinstance(code, int) else None
         failure = _upstream_error(
             f"Meta answered HTTP {response.status_code}.",
             http_status=response.status_code,
@@ -427,7 +428,7 @@ def block_users(phone_number: PhoneNumber, users: list[Json], *, block: bool) ->
     Meta's answer). An answer where some users failed (400, code 139100) is returned, not raised: its
     `block_users` names each. Repeating a block or an unblock changes nothing, so it is retried."""
     url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/block_users"
-    body = {"messaging_product": "whatsapp", "block_users": users}
+    body: Json = {"messaging_product": "whatsapp", "block_users": users}
     method = _session.post if block else _session.delete
     try:
         return 200, _call(

@@ -52,13 +52,14 @@ class PriceReportAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
+        context = getattr(response, "context_data", None) or {}  # a redirect (a bad filter) has none
+        changelist = context.get("cl")
         if changelist is not None:  # the conversations of the same orgs, numbers and days as the rows listed
             rows = changelist.queryset.order_by()
             conversations = ConversationPriceTally.objects.filter(
                 org__in=rows.values("org"), phone_number__in=rows.values("phone_number"), day__in=rows.values("day")
             )
-            response.context_data["report"] = _with_bars(price_summary(rows, conversations))
+            context["report"] = _with_bars(price_summary(rows, conversations))
         return response
 
 

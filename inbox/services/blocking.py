@@ -16,7 +16,8 @@ def users_block(phone_number, users, *, block=True):
     Meta's answer). The contacts Meta blocked or unblocked are marked so; the others are left as
     they were. The call to Meta is made with no transaction open."""
     status, answer = meta_graph.block_users(phone_number, users, block=block)
-    results = answer.get("block_users") if isinstance(answer.get("block_users"), dict) else {}
+    results = answer.get("block_users")
+    results = results if isinstance(results, dict) else {}
     done = [user for user in results.get("added_users" if block else "removed_users") or [] if isinstance(user, dict)]
     with transaction.atomic():
         for key in _contact_keys(phone_number, done):
