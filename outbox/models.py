@@ -58,9 +58,18 @@ class Receiver(models.TextChoices):
     KIRIM = "kirim", "Reads Kirim's envelope too"
 
 
-# What a subscription that lists no event types gets (of those its receiver parses): the messages'
-# events. Meta's other fields are asked for by name, so no existing handler meets a field it never saw.
-BY_DEFAULT = (EventType.MESSAGE_RECEIVED, EventType.MESSAGE_STATUS, EventType.MESSAGE_READ)
+# Meta's fields beyond `messages`: a subscription gets them only when it lists them, so no existing
+# handler meets a field it never saw; one that lists no event types gets every other type it parses.
+ASKED_FOR_BY_NAME = (
+    EventType.MESSAGE_ECHO,
+    EventType.MESSAGE_HISTORY,
+    EventType.CONTACT_SYNC,
+    EventType.TEMPLATE_STATUS,
+    EventType.TEMPLATE_CATEGORY,
+    EventType.TEMPLATE_QUALITY,
+    EventType.NUMBER_QUALITY,
+    EventType.ACCOUNT_UPDATE,
+)
 
 # The event types each kind of receiver can parse.
 RECEIVES: dict[str, list[str]] = {

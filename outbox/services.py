@@ -14,7 +14,7 @@ from core.errors import InvalidField
 from orgs.models import Org
 from outbox import record
 from outbox.models import (
-    BY_DEFAULT,
+    ASKED_FOR_BY_NAME,
     OLD_SECRET_SIGNS_FOR,
     RECEIVES,
     Delivery,
@@ -51,12 +51,12 @@ def receiver_check(receiver: str | None, events: list[str] | None) -> tuple[str,
     """(receiver, events) as they will be kept. A `meta` receiver, a handler written for Meta's
     webhooks, gets only the events in Meta's JSON; it is what a subscription is unless it names a
     `kirim` receiver or lists one of Kirim's own events (asking for more). Listing no events
-    subscribes to the messages' events its receiver parses (BY_DEFAULT)."""
+    subscribes to all its receiver parses but Meta's fields asked for by name (ASKED_FOR_BY_NAME)."""
     if receiver is None:
         kirims_own = events and set(events) - set(RECEIVES[Receiver.META])
         receiver = Receiver.KIRIM if kirims_own else Receiver.META
     if events is None:
-        return receiver, [t for t in RECEIVES[receiver] if t in BY_DEFAULT]
+        return receiver, [t for t in RECEIVES[receiver] if t not in ASKED_FOR_BY_NAME]
     events = events_check(events)
     unparsed = sorted(set(events) - set(RECEIVES[receiver]))
     if unparsed:
