@@ -103,6 +103,7 @@ def validated(serializer_class, data):
 
 class ConversationListView(APIView):
     @extend_schema(
+        operation_id="conversations_list",  # an APIView's GET is a "retrieve" to drf-spectacular, as the one below
         summary="List conversations, newest activity first",
         parameters=[ConversationListQuery],
         responses={200: list_envelope_schema("ConversationList", ConversationOut(many=True)), **errors(400, 401, 429)},
