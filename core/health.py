@@ -7,12 +7,15 @@ not make it fail: a web host serves as well while the task workers (maybe on oth
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.schema import data_envelope_schema
@@ -20,10 +23,10 @@ from core.schema import data_envelope_schema
 logger = logging.getLogger("kirim.health")
 
 # Details an app reports in readiness: name -> a callable answering a JSON-able dict from the database.
-_details: dict[str, Callable[[], dict]] = {}
+_details: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
-def register_detail(name, read):
+def register_detail(name: str, read: Callable[[], dict[str, Any]]) -> None:
     """Report `read()` under `name` in readiness's details (an app's AppConfig.ready registers its own)."""
     _details[name] = read
 
@@ -34,7 +37,7 @@ class _Migrations:
 
     applied = False
 
-    def check(self, connection):
+    def check(self, connection: BaseDatabaseWrapper) -> bool:
         if not self.applied:
             executor = MigrationExecutor(connection)
             self.applied = not executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -44,21 +47,21 @@ class _Migrations:
 migrations = _Migrations()
 
 
-class LivenessSerializer(serializers.Serializer):
+class LivenessSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["alive"])
 
 
-class ReadinessSerializer(serializers.Serializer):
+class ReadinessSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["ready", "not_ready"])
     checks = serializers.DictField(child=serializers.CharField(), help_text="database, migrations: ok or why not")
     details = serializers.DictField(help_text="What the apps report: workers' heartbeats, events-out backlog")
 
 
-def _envelope(request, data, status=200):
-    return Response({"data": data, "request_id": request.request_id}, status=status)
+def _envelope(request: Request, data: dict[str, Any], status: int = 200) -> Response:
+    return Response({"data": data, "request_id": request.request_id}, status=status)  # type: ignore[attr-defined]  # RequestIdMiddleware sets it
 
 
-def _bare(view):
+def _bare(view: Callable[..., Any]) -> Callable[..., Any]:
     """No key, no rate limit: an orchestrator asks without one."""
     return authentication_classes([])(permission_classes([])(throttle_classes([])(view)))
 
@@ -70,7 +73,7 @@ def _bare(view):
 )
 @api_view(["GET"])
 @_bare
-def live(request):
+def live(request: Request) -> Response:
     return _envelope(request, {"status": "alive"})
 
 
@@ -84,7 +87,7 @@ def live(request):
 )
 @api_view(["GET"])
 @_bare
-def ready(request):
+def ready(request: Request) -> Response:
     checks = {"database": "ok", "migrations": "ok"}
     details = {}
     connection = connections[DEFAULT_DB_ALIAS]
@@ -104,7 +107,7 @@ def ready(request):
     return _envelope(request, data, status=200 if is_ready else 503)
 
 
-def _detail(read):
+def _detail(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return read()
     except DatabaseError as error:  # a detail, not the verdict: the database answered the checks just now

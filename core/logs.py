@@ -100,7 +100,7 @@ class JsonFormatter(logging.Formatter):
     trace_id, and the exception's redacted traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, Any] = {
             "time": datetime.datetime.fromtimestamp(record.created, tz=datetime.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,

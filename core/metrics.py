@@ -16,11 +16,11 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -38,7 +38,7 @@ from core.errors import InvalidApiKey, MethodNotAllowed, NotFound
 
 logger = logging.getLogger("kirim.metrics")
 
-disable_created_metrics()  # `_created` series, one process's start time: none in multiprocess mode either
+disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series, one process's start time: none in multiprocess mode either
 
 # Seconds: a request or a Meta call. Meta answers in 100 to 500 ms, seconds when it is slow.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -113,7 +113,7 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 _http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
-def http_request(route: str | None, method: str, status: int, seconds: float) -> None:
+def http_request(route: str | None, method: str | None, status: int, seconds: float) -> None:
     if enabled():
         key = (route or "unmatched", method if method in HTTP_METHODS else "other", status)
         children = _http_children.get(key)
@@ -161,12 +161,12 @@ class PoolWatch:
     """A process's pools, as psycopg's pool counts them: connections out, and waits turned into
     counters (a pool's own totals only grow, so each look adds what grew since that pool's last)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         # pool -> (requests queued, ms waited) at the last look
         self.seen: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
 
-    def look(self, pool):
+    def look(self, pool: Any) -> None:
         if not enabled():
             return
         stats = pool.get_stats()
@@ -190,7 +190,7 @@ DatabaseFacts = Callable[[], Iterable[Metric]]
 _database_facts: list[DatabaseFacts] = []
 
 
-def register_database_facts(collect: DatabaseFacts):
+def register_database_facts(collect: DatabaseFacts) -> None:
     """Read `collect()` at every scrape (an app's AppConfig.ready registers its own)."""
     if collect not in _database_facts:
         _database_facts.append(collect)
@@ -199,7 +199,7 @@ def register_database_facts(collect: DatabaseFacts):
 class DatabaseFactsCollector:
     """The registered facts, and `kirim_database_up`: 0 when the database could not be read for them."""
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         up = 1
         families: list[Metric] = []
         try:
@@ -212,23 +212,23 @@ class DatabaseFactsCollector:
         yield GaugeMetricFamily("kirim_database_up", "Whether the scrape could read the database's facts", value=up)
 
 
-def _counts():
+def _counts() -> CollectorRegistry:
     """Every process's counts, summed (this process's alone without a multiprocess directory)."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return REGISTRY
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
 
 
-def scrape():
+def scrape() -> bytes:
     """The exposition text: the counts, then the database's facts."""
     facts = CollectorRegistry()
     facts.register(DatabaseFactsCollector())
     return generate_latest(_counts()) + generate_latest(facts)
 
 
-def token_accepted(request):
+def token_accepted(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if not token:
         return True
@@ -236,7 +236,7 @@ def token_accepted(request):
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def metrics_view(request):
+def metrics_view(request: HttpRequest) -> HttpResponse:
     """GET /metrics for Prometheus; with METRICS_TOKEN set, only with it as a bearer token."""
     if not enabled():
         return error_response(request, NotFound("Metrics are off here (METRICS_ENABLED=false)."))
@@ -247,7 +247,7 @@ def metrics_view(request):
     return HttpResponse(scrape(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-def serve_for_worker():
+def serve_for_worker() -> None:
     """A task worker on a host without Kirim's web server serves its counts on WORKER_METRICS_PORT
     (any path; no token: bind it to a private address, WORKER_METRICS_ADDRESS). The database's facts
     are the web server's to answer, once for all hosts."""

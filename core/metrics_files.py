@@ -9,7 +9,7 @@ from pathlib import Path
 FILE_OF_PROCESS = re.compile(r"_(\d+)\.db$")  # counter_1234.db, gauge_livesum_1234.db, ...
 
 
-def is_running(pid):
+def is_running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -19,7 +19,7 @@ def is_running(pid):
     return True
 
 
-def remove_dead_processes_files(directory):
+def remove_dead_processes_files(directory: str) -> None:
     for path in Path(directory).glob("*.db"):
         found = FILE_OF_PROCESS.search(path.name)
         if found and not is_running(int(found.group(1))):

@@ -5,6 +5,7 @@ cookies or headers (a key, a token, Meta's signature). Performance tracing is Op
 (core/tracing.py), not Sentry's."""
 
 import logging
+from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.django import DjangoIntegration
@@ -16,7 +17,7 @@ from core import logs
 KEPT_REQUEST_FIELDS = ("method", "url")
 
 
-def start(dsn, *, environment=None, transport=None):
+def start(dsn: str, *, environment: str | None = None, transport: Any = None) -> None:
     """Report unhandled errors (and ERROR log lines) to Sentry at `dsn`."""
     sentry_sdk.init(
         dsn=dsn,
@@ -40,7 +41,7 @@ class ReportErrors(logging.Handler):
     """An ERROR log line as an error report: its exception when it had one (`logger.exception`), else
     its message."""
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         error = getattr(record, "kirim_exception", None)
         if error is not None:
             sentry_sdk.capture_exception(error)
@@ -48,7 +49,7 @@ class ReportErrors(logging.Handler):
             sentry_sdk.capture_message(record.getMessage(), level="error")
 
 
-def scrubbed(event, hint):
+def scrubbed(event: Any, hint: Any) -> Any:
     for exception in (event.get("exception") or {}).get("values", []):
         exception["value"] = logs.WITHHELD
         for frame in (exception.get("stacktrace") or {}).get("frames", []):
@@ -67,7 +68,7 @@ def scrubbed(event, hint):
     return event
 
 
-def scrubbed_breadcrumb(crumb, hint):
+def scrubbed_breadcrumb(crumb: Any, hint: Any) -> Any:
     """A log line keeps its message, already clean (the logs' rule), and loses the record's other
     attributes (the exception itself, Django's request); an HTTP call's URL loses its query."""
     if crumb.get("type") == "log":

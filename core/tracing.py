@@ -7,15 +7,18 @@ there is one. An event out carries the trace that recorded it (`Event.trace_pare
 traceparent), so the delivery continues the trace of the Meta webhook or the read that caused it.
 Off, every hook is one flag test."""
 
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
+from django.http import HttpRequest
 from opentelemetry import context, trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from core import logs
 
@@ -23,11 +26,11 @@ _tracer = None  # set by start(): tracing is on
 CLIENT, SERVER = trace.SpanKind.CLIENT, trace.SpanKind.SERVER
 
 
-def on():
+def on() -> bool:
     return _tracer is not None
 
 
-def start(*, exporter=None, service_name="kirim"):
+def start(*, exporter: SpanExporter | None = None, service_name: str = "kirim") -> TracerProvider:
     """Record spans and export them: to OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), in batches, or
     to `exporter` as each span ends (tests' in-memory exporter)."""
     global _tracer
@@ -44,14 +47,14 @@ def start(*, exporter=None, service_name="kirim"):
     return provider
 
 
-def stop():
+def stop() -> None:
     """Tracing off again (tests)."""
     global _tracer
     _tracer = None
     logs.current_trace_id = logs.no_trace
 
 
-def current_trace_id():
+def current_trace_id() -> str | None:
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
@@ -67,7 +70,9 @@ def span(
 
 
 @contextmanager
-def _span(tracer, name, parent, kind, attributes):
+def _span(
+    tracer: trace.Tracer, name: str, parent: str | None, kind: trace.SpanKind, attributes: dict[str, Any]
+) -> Iterator[trace.Span]:
     parent_context = extract({"traceparent": parent}) if parent else None
     request_id = logs.request_id.get()
     if request_id:
@@ -84,7 +89,7 @@ def _span(tracer, name, parent, kind, attributes):
             raise
 
 
-def trace_parent():
+def trace_parent() -> str:
     """The current span as W3C's traceparent, to carry on a row; "" when there is none."""
     if _tracer is None:
         return ""
@@ -94,7 +99,7 @@ def trace_parent():
 
 
 @contextmanager
-def request_span(request):
+def request_span(request: HttpRequest) -> Iterator[Callable[[str | None, int], None]]:
     """The server span of a request, continuing a caller's traceparent; yields a callable that names it
     by route and status once they are known."""
     if _tracer is None:
@@ -103,9 +108,10 @@ def request_span(request):
     incoming = extract({"traceparent": request.META.get("HTTP_TRACEPARENT", "")})
     token = context.attach(incoming)
     try:
-        with _span(_tracer, request.method, None, SERVER, {"http.request.method": request.method}) as current:
+        method = request.method or ""
+        with _span(_tracer, method, None, SERVER, {"http.request.method": method}) as current:
 
-            def finish(route, status):
+            def finish(route: str | None, status: int) -> None:
                 current.update_name(f"{request.method} {route or 'unmatched'}")
                 current.set_attribute("http.route", route or "unmatched")
                 current.set_attribute("http.response.status_code", status)
@@ -117,7 +123,7 @@ def request_span(request):
         context.detach(token)
 
 
-def query_span(execute, sql, params, many, context_):
+def query_span(execute: Callable[..., Any], sql: str, params: Any, many: bool, context_: dict[str, Any]) -> Any:
     """Django's execute_wrapper: a span around each database query (its SQL, never its parameters)."""
     if _tracer is None:
         return execute(sql, params, many, context_)
@@ -126,7 +132,7 @@ def query_span(execute, sql, params, many, context_):
         return execute(sql, params, many, context_)
 
 
-def trace_queries(sender, connection, **kwargs):
+def trace_queries(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     """connection_created's receiver: the new connection's queries get spans."""
     if query_span not in connection.execute_wrappers:
         connection.execute_wrappers.append(query_span)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('outbox', '0006_encrypted_secrets'),
+        ('outbox', '0006_conversation_events'),
     ]
 
     operations = [
