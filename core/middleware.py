@@ -3,20 +3,24 @@ pass before anything parses them."""
 
 import codecs
 import io
-import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import BadRequest
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 from django.views.defaults import bad_request
 
+from core import logs, metrics, tracing
 from core.errors import ApiError, HeadersTooLarge, InvalidRequest, RequestTooLarge, UnsupportedMediaType, UriTooLong
 from core.ids import new_public_id
+from core.logs import LogFields
 from core.surfaces import body_limit_for, error_renderer_for
 from core.upstream import calls_made
 
@@ -33,9 +37,28 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         request.request_id = new_public_id("req")  # type: ignore[attr-defined]  # read by envelopes and logs
+        # Until the response is closed: Django logs a 5xx after the middleware has returned.
+        logs.request_id.set(request.request_id)  # type: ignore[attr-defined]  # set just above
         response = self.get_response(request)
         response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]  # set just above
         return response
+
+
+def _forget_request_id(**kwargs: Any) -> None:
+    logs.request_id.set(None)
+
+
+request_finished.connect(_forget_request_id)
+
+
+@contextmanager
+def logged_as(request_id: str) -> Iterator[None]:
+    """Every line logged inside carries `request_id` (kirim.logs.JsonFormatter)."""
+    token = logs.request_id.set(request_id)
+    try:
+        yield
+    finally:
+        logs.request_id.reset(token)
 
 
 class RequestLogMiddleware:
@@ -48,33 +71,37 @@ class RequestLogMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.monotonic()
         calls_made.start()
-        response = self.get_response(request)
-        log_request(request, response.status_code, started)
+        with tracing.request_span(request) as finish:
+            response = self.get_response(request)
+            finish(log_request(request, response.status_code, started), response.status_code)
         return response
 
 
-def log_request(request: HttpRequest, status: int, started: float, route: str | None = None) -> None:
+def log_request(request: HttpRequest, status: int, started: float, route: str | None = None) -> str | None:
     """The request log's line for `request`, answered `status`, begun at time.monotonic() `started`
-    (with calls_made started then). `route` is its URL pattern's, when Django did not resolve it."""
-    if not request_log.isEnabledFor(logging.INFO):
-        return
-    meta_calls, meta_ms = calls_made.summary()
+    (with calls_made started then). `route` is its URL pattern's, when Django did not resolve it.
+    Counted in the metrics too, by the same route, which it returns."""
     match = getattr(request, "resolver_match", None)
+    route = match.route if match else route
+    duration = time.monotonic() - started
+    metrics.http_request(route, request.method, status, duration)
+    if not request_log.isEnabledFor(logging.INFO):
+        return route
+    meta_calls, meta_ms = calls_made.summary()
     user = getattr(request, "user", None)
     request_log.info(
-        json.dumps(
-            {
-                "request_id": getattr(request, "request_id", None),
-                "org": getattr(user, "external_id", None),  # an API request's org; staff users have none
-                "method": request.method,
-                "route": match.route if match else route,
-                "status": status,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                "meta_calls": meta_calls,
-                "meta_ms": meta_ms,
-            }
+        LogFields(
+            request_id=getattr(request, "request_id", None),
+            org=getattr(user, "external_id", None),  # an API request's org; staff users have none
+            method=request.method,
+            route=route,
+            status=status,
+            duration_ms=round(duration * 1000, 1),
+            meta_calls=meta_calls,
+            meta_ms=meta_ms,
         )
     )
+    return route
 
 
 CREDENTIAL_IN_QUERY = re.compile(r"((?:access_token|signature)=)[^&\s\"]+")

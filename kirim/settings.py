@@ -120,6 +120,30 @@ if TASKS_BACKEND not in TASK_BACKENDS:
 TASKS = {"default": TASK_BACKENDS[TASKS_BACKEND]}
 RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
 
+# Seeing inside (docs/operations/observability.md): Prometheus metrics at /metrics, workers' heartbeats.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # when set, a scrape must send it as a bearer token
+# A task worker on a host without Kirim's web server serves its counts on this port (0: it does not).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDRESS = env.str("WORKER_METRICS_ADDRESS", default="127.0.0.1")
+# Seconds between a task worker's heartbeats; one silent for three of them counts as gone.
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
+# Error reports to Sentry (core/reporting.py), scrubbed like the logs; off unless a DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="")
+if SENTRY_DSN:
+    from core import reporting
+
+    reporting.start(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
+# Traces with OpenTelemetry (core/tracing.py), off unless an OTLP endpoint is set; the exporter reads
+# OpenTelemetry's own variables (OTEL_EXPORTER_OTLP_HEADERS, ...) itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="kirim")
+if OTEL_EXPORTER_OTLP_ENDPOINT:
+    from core import tracing
+
+    tracing.start(service_name=OTEL_SERVICE_NAME)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -133,10 +157,11 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
-    *(["django_rq"] if TASKS_BACKEND == "rq" else []),
     "inbox",
     "receipts",
     "outbox",
+    # After outbox, like django_tasks_db below: its `rqworker` (django_rq's, with a heartbeat) stands in.
+    *(["django_rq"] if TASKS_BACKEND == "rq" else []),
     # After outbox: its `db_worker`, which outlives a database restart, stands in for django-tasks-db's.
     "django_tasks",
     "django_tasks_db",
@@ -235,7 +260,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # TLS ends at the load balancer
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^v1/health$"]  # the load balancer's health check speaks plain HTTP
+    SECURE_REDIRECT_EXEMPT = [
+        r"^v1/health(/live|/ready)?$",
+        r"^metrics$",
+    ]  # load balancers and Prometheus speak plain HTTP
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -298,22 +326,22 @@ LOGGING_CONFIG = "core.logs.configure"  # every record redacted: no body in any 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json_line": {"format": "%(message)s"},  # kirim.requests logs ready-made JSON
-        "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
-    },
+    # One JSON line per record, whoever logs it (gunicorn's own: gunicorn.conf.py's logconfig_dict).
+    "formatters": {"json": {"()": "core.logs.JsonFormatter"}},
     "filters": {"redact_access_token": {"()": "core.middleware.RedactAccessToken"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "requests": {"class": "logging.StreamHandler", "formatter": "json_line"},
-        "server": {"class": "logging.StreamHandler", "formatter": "server", "filters": ["redact_access_token"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+        "server": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_access_token"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "kirim.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+        "kirim.requests": {"level": "INFO"},  # a line per request, whatever LOG_LEVEL says
+        # Django's own handlers (plain text to stderr with DEBUG on, mail to admins) give way to the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "django.request": {"level": "ERROR"},  # 4xx are in kirim.requests already
         # runserver's request lines (Django's own setup, plus the key redacted from the query)
         "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        # RQ's worker adds a handler of its own to a logger that has none
+        "rq.worker": {"handlers": ["console"], "propagate": False},
     },
 }

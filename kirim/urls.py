@@ -3,7 +3,9 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularRedocView
 from rest_framework.routers import SimpleRouter
 
+from core import health as health_checks
 from core.api import SchemaView, bad_request, health, server_error, unknown_endpoint
+from core.metrics import metrics_view
 from inbox.admin import second_factor
 from inbox.api.business import BlockUsersView, GraphBlockUsersView, PriceReportView
 from inbox.api.conversations import ConversationListView, ConversationNotesView, ConversationView
@@ -50,6 +52,8 @@ unversioned_graph_urls = [*graph_routes("^"), re_path(r"^[0-9]+(?:/|$)", unknown
 
 v1_api = [
     path("v1/health", health),
+    path("v1/health/live", health_checks.live),
+    path("v1/health/ready", health_checks.ready),
     path("v1/accounts", AccountsView.as_view()),
     path("v1/me", MeView.as_view()),
     path("v1/me/rotate_key", RotateKeyView.as_view()),
@@ -94,6 +98,7 @@ def docs_page(schema_url_name, title):
 
 urlpatterns = [
     *second_factor.urls,  # before the admin's, whose own catch-all would take it
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path(WEBHOOK_ROUTE, whatsapp_webhook, name="whatsapp-webhook"),
     path("v1/openapi.json", SchemaView.as_view(patterns=v1_api), name="openapi"),

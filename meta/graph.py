@@ -12,6 +12,7 @@ import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from core import metrics, tracing
 from core.db.waiting import hold_nothing
 from core.errors import UpstreamError
 from core.upstream import calls_made, never_sent
@@ -101,30 +102,47 @@ EXPLAINED = {
 
 class _Failed(Exception):
     """One attempt's failure: the UpstreamError to give (its `meta_received` says whether Meta may have
-    received the call), and whether another attempt may succeed."""
+    received the call), whether another attempt may succeed, and the metrics' outcome for it."""
 
-    def __init__(self, error: UpstreamError, *, retryable: bool, wait: float | None = None) -> None:
-        self.error, self.retryable, self.wait = error, retryable, wait  # `wait`: Meta's limit's, before a retry
+    def __init__(self, error: UpstreamError, *, retryable: bool, outcome: str, wait: float | None = None) -> None:
+        self.error, self.retryable, self.outcome = error, retryable, outcome
+        self.wait = wait  # Meta's throughput limit's wait, before a retry
 
 
-def _attempt(call: Call, timeout: float) -> Json:
-    """One HTTP call to Meta, `call(timeout)`; Meta's JSON object, or _Failed."""
+def _attempt(call: Call, timeout: float, operation: str) -> Json:
+    """One HTTP call to Meta, `call(timeout)`; Meta's JSON object, or _Failed. Counted by `operation`
+    and outcome in the metrics, and a span of the trace."""
     started = time.monotonic()
+    outcome = "ok"
+    with tracing.span(f"meta {operation}", kind=tracing.CLIENT, **{"kirim.meta.operation": operation}) as span:
+        try:
+            return _answer_of(call, timeout)
+        except _Failed as failure:
+            outcome = failure.outcome
+            raise
+        finally:
+            seconds = time.monotonic() - started
+            calls_made.record(seconds)
+            metrics.meta_request(operation, outcome, seconds)
+            if span is not None:
+                span.set_attribute("kirim.meta.outcome", outcome)
+
+
+def _answer_of(call: Call, timeout: float) -> Json:
     try:
         response = call(timeout)
     except (requests.ConnectTimeout, requests.ConnectionError) as error:
         received = not never_sent(error)
-        message = (
-            "Meta did not answer in time." if isinstance(error, requests.Timeout) else "Meta could not be reached."
-        )
+        timed_out = isinstance(error, requests.Timeout)
+        message = "Meta did not answer in time." if timed_out else "Meta could not be reached."
         unanswered = _upstream_error(message, meta_received=None if received else False)
-        raise _Failed(unanswered, retryable=True) from None
+        raise _Failed(unanswered, retryable=True, outcome="timeout" if timed_out else "unreachable") from None
     except requests.Timeout:
-        raise _Failed(_upstream_error("Meta did not answer in time.", meta_received=None), retryable=True) from None
+        late = _upstream_error("Meta did not answer in time.", meta_received=None)
+        raise _Failed(late, retryable=True, outcome="timeout") from None
     except requests.RequestException:
-        raise _Failed(_upstream_error("Meta could not be reached.", meta_received=None), retryable=True) from None
-    finally:
-        calls_made.record(time.monotonic() - started)
+        unreachable = _upstream_error("Meta could not be reached.", meta_received=None)
+        raise _Failed(unreachable, retryable=True, outcome="unreachable") from None
     try:
         body = response.json()
     except ValueError:
@@ -133,6 +151,7 @@ def _attempt(call: Call, timeout: float) -> Json:
         raise _Failed(
             _upstream_error("Meta's answer was not JSON.", http_status=response.status_code),
             retryable=response.status_code >= 500,
+            outcome="not_json",
         )
     if response.status_code >= 400 or "error" in body:
         meta_error = _object(body.get("error"))
@@ -147,7 +166,11 @@ def _attempt(call: Call, timeout: float) -> Json:
             answer=body,
         )
         raise _Failed(
-            failure, retryable=bool(wait) or response.status_code >= 500 or code in RETRYABLE_CODES, wait=wait
+            failure,
+            retryable=bool(wait) or response.status_code >= 500 or code in RETRYABLE_CODES,
+            wait=wait,
+            # Meta's error codes are a documented few hundred: a bounded label.
+            outcome=str(code) if isinstance(code, int) else f"http_{response.status_code}",
         )
     return body
 
@@ -156,21 +179,22 @@ def _headers(phone_number: PhoneNumber) -> dict[str, str]:
     return {"Authorization": f"Bearer {phone_number.access_token}"}
 
 
-def post_messages(phone_number: PhoneNumber, payload: Json, *, idempotent: bool) -> Json:
+def post_messages(phone_number: PhoneNumber, payload: Json, *, idempotent: bool, operation: str) -> Json:
     """POST /{phone_number_id}/messages with the number's token; Meta's JSON answer, or UpstreamError."""
     url = f"{settings.META_GRAPH_URL}/{phone_number.phone_number_id}/messages"
     return _call(
         lambda timeout: _session.post(url, json=payload, headers=_headers(phone_number), timeout=timeout),
         idempotent=idempotent,
+        operation=operation,
     )
 
 
-def _call(call: Call, *, idempotent: bool) -> Json:
+def _call(call: Call, *, idempotent: bool, operation: str) -> Json:
     """`call(timeout)` made to Meta until it answers; Meta's JSON object, or UpstreamError.
 
     Transient failures are retried with capped, jittered backoff, within META_MAX_ATTEMPTS and a total
     of META_RETRY_BUDGET seconds. A call that is not idempotent (a send) is retried only when Meta
-    cannot have received it, so a message is never sent twice.
+    cannot have received it, so a message is never sent twice. `operation` names it in the metrics.
 
     Never inside a transaction: the caller's pooled connection goes back to the pool for the call."""
     hold_nothing()
@@ -180,7 +204,7 @@ def _call(call: Call, *, idempotent: bool) -> Json:
         attempt += 1
         remaining = deadline - time.monotonic()
         try:
-            return _attempt(call, timeout=max(0.1, min(settings.META_TIMEOUT, remaining)))
+            return _attempt(call, max(0.1, min(settings.META_TIMEOUT, remaining)), operation)
         except _Failed as failure:
             delay = failure.wait or min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             may_retry = failure.retryable and (idempotent or failure.error.meta_received is False)
@@ -200,7 +224,7 @@ def mark_read(phone_number: PhoneNumber, wamid: str, *, typing: bool = False) ->
     payload: Json = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
     if typing:
         payload["typing_indicator"] = {"type": "text"}
-    body = post_messages(phone_number, payload, idempotent=True)  # reading twice changes nothing
+    body = post_messages(phone_number, payload, idempotent=True, operation="mark_read")  # reading twice changes nothing
     if body.get("success") is not True:
         raise _upstream_error("Meta did not confirm the read receipt.", http_status=200)
 
@@ -215,7 +239,7 @@ class Accepted:
 
 def send_message(phone_number: PhoneNumber, body: Json) -> Accepted:
     """Send a message (the body is the client's, passed through); what Meta answered for it."""
-    answer = post_messages(phone_number, body, idempotent=False)
+    answer = post_messages(phone_number, body, idempotent=False, operation="send_message")
     sent = _first(answer.get("messages"))
     wamid = sent.get("id")
     if not isinstance(wamid, str) or not wamid:
@@ -262,6 +286,7 @@ def phone_number_fields(phone_number: PhoneNumber) -> Json:
             url, params={"fields": NUMBER_FIELDS}, headers=_headers(phone_number), timeout=timeout
         ),
         idempotent=True,
+        operation="phone_number_fields",
     )
 
 
@@ -275,6 +300,7 @@ def waba_lists_phone_number(phone_number: PhoneNumber) -> bool:
                 url, params=params, headers=_headers(phone_number), timeout=timeout
             ),
             idempotent=True,
+            operation="waba_phone_numbers",
         )
         data = _list(answer.get("data"))
         if any(isinstance(number, dict) and number.get("id") == phone_number.phone_number_id for number in data):
@@ -321,6 +347,7 @@ def message_templates(
     answer = _call(
         lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
         idempotent=True,
+        operation="message_templates",
     )
     data = answer.get("data")
     paging = _object(answer.get("paging"))
@@ -345,6 +372,7 @@ def media_upload(phone_number: PhoneNumber, *, content: bytes, filename: str, mi
     answer = _call(
         lambda timeout: _session.post(url, files=files, headers=_headers(phone_number), timeout=timeout),
         idempotent=False,
+        operation="media_upload",
     )
     if not isinstance(answer.get("id"), str) or not answer["id"]:
         raise _upstream_error("Meta's answer had no media id.", http_status=200)
@@ -360,6 +388,7 @@ def media_info(phone_number: PhoneNumber, media_id: str) -> Json:
     return _call(
         lambda timeout: _session.get(url, headers=_headers(phone_number), timeout=timeout),
         idempotent=True,
+        operation="media_info",
     )
 
 
@@ -402,14 +431,18 @@ def media_download(phone_number: PhoneNumber, url: str) -> tuple[str, Iterator[b
         raise _upstream_error("Meta's description of this media gave no download URL on Meta's media host.")
     hold_nothing()
     started = time.monotonic()
+    outcome = "unreachable"
     try:
         response = _session.get(
             url, headers=_headers(phone_number), stream=True, timeout=settings.META_TIMEOUT, allow_redirects=False
         )
+        outcome = "ok" if response.status_code < 300 else f"http_{response.status_code}"
     except requests.RequestException:
         raise _upstream_error("Meta could not be reached.") from None
     finally:
-        calls_made.record(time.monotonic() - started)
+        seconds = time.monotonic() - started
+        calls_made.record(seconds)
+        metrics.meta_request("media_download", outcome, seconds)
     if response.status_code >= 300:
         response.close()
         followed = " (a redirect: Kirim follows none)" if response.status_code < 400 else ""
@@ -432,7 +465,9 @@ def block_users(phone_number: PhoneNumber, users: list[Json], *, block: bool) ->
     method = _session.post if block else _session.delete
     try:
         return 200, _call(
-            lambda timeout: method(url, json=body, headers=_headers(phone_number), timeout=timeout), idempotent=True
+            lambda timeout: method(url, json=body, headers=_headers(phone_number), timeout=timeout),
+            idempotent=True,
+            operation="block_users" if block else "unblock_users",
         )
     except UpstreamError as error:
         answer = error.meta_answer or {}
@@ -450,4 +485,5 @@ def blocked_users(
     return _call(
         lambda timeout: _session.get(url, params=params, headers=_headers(phone_number), timeout=timeout),
         idempotent=True,
+        operation="blocked_users",
     )

@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from core import metrics
 from core.errors import ExpiredApiKey, InsufficientScope, InvalidApiKey, RateLimited
 from orgs.models import API_KEY_PREFIX, ApiKey, Org
 from orgs.ratelimit import WINDOW_SECONDS, KeyCheck, auth_failures, count_request, key_counting_request
@@ -31,13 +32,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         secret = self.secret_of(request)
         retry_after = auth_failures.retry_after(request, now.timestamp())
         if retry_after is not None and not auth_failures.is_known_good(secret):
+            metrics.api_refused("auth_failures_limit")
             raise RateLimited(
                 "Too many failed authentications from this address. Retry after the seconds in Retry-After.",
                 headers={"Retry-After": str(retry_after)},
             )
         try:
             check = self.key_for(secret, now)
-        except InvalidApiKey:
+        except InvalidApiKey as refused:
+            metrics.api_refused(refused.code)  # invalid_api_key or expired_api_key
             auth_failures.failed(request, now.timestamp())
             raise
         key = check.key

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.throttling import BaseThrottle
 
+from core import metrics
 from orgs.models import KEY_WITH_ORG_BY_DIGEST, ApiKey, AuthFailureWindow, RateLimitWindow
 
 WINDOW_SECONDS = 60
@@ -87,7 +88,10 @@ class OrgRateLimit(BaseThrottle):
             "X-RateLimit-Remaining": str(max(0, limit - count)),
             "X-RateLimit-Reset": str(reset_at),
         }
-        return count <= limit
+        if count > limit:
+            metrics.api_refused("rate_limit")
+            return False
+        return True
 
     def wait(self):
         return self.retry_after

@@ -175,6 +175,8 @@ class Event(models.Model):
     type = models.CharField(max_length=32, choices=EventType.choices)
     body = models.TextField(help_text="The exact JSON every delivery of this event sends")
     created_at = models.DateTimeField(default=timezone.now)
+    # W3C's traceparent of the span that recorded it, when traces are on: its deliveries continue that trace.
+    trace_parent = models.CharField(max_length=55, blank=True, default="", db_default="")
 
     def __str__(self):
         return f"{self.external_id} {self.type}"
@@ -256,3 +258,17 @@ class SweeperClock(models.Model):
 
     token = models.CharField(max_length=32, blank=True)
     due_at = models.DateTimeField()
+
+
+class WorkerHeartbeat(models.Model):
+    """A task worker's sign of life, written every WORKER_HEARTBEAT_INTERVAL seconds by the worker
+    process (outbox/heartbeat.py), so that readiness and the metrics see every host's workers, and a
+    worker that died stops beating. A worker that stops in good order removes its row."""
+
+    name = models.CharField(max_length=300, unique=True, help_text="host:pid")
+    kind = models.CharField(max_length=8, help_text="The task backend it runs: db or rq")
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.name} ({self.kind}) {self.beat_at:%H:%M:%S}"

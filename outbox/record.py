@@ -8,6 +8,7 @@ import json
 from django.db import transaction
 from django.utils import timezone
 
+from core import tracing
 from outbox import delivery
 from outbox.models import SOURCE_OF, Delivery, DeliveryStatus, Event, EventSource, WebhookSubscription
 
@@ -37,11 +38,12 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
     if subscriptions_by_org is None:
         subscriptions_by_org = wanting(subscriptions_of(bodies_by_org), event_type)
     now = timezone.now()
+    trace_parent = tracing.trace_parent()  # the delivery continues this trace
     events = []
     for org_id, body in bodies_by_org.items():
         if not subscriptions_by_org.get(org_id):
             continue
-        event = Event(org_id=org_id, type=event_type, created_at=now)
+        event = Event(org_id=org_id, type=event_type, created_at=now, trace_parent=trace_parent)
         if SOURCE_OF[event_type] == EventSource.KIRIM:
             body = {"id": event.external_id, "type": event_type, "created_at": iso(now), "data": body}
         event.body = as_meta_writes_json(body)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from conftest import assert_error
-from core.logs import WITHHELD
+from core.logs import WITHHELD, JsonFormatter
 from fakemeta import payloads
 
 SECRET = "sk_live_CANARY_4f9d2a7be1"  # shaped like something worth stealing
@@ -89,3 +89,33 @@ def test_a_webhook_the_database_refuses_leaves_no_part_of_it_in_the_logs(phone_n
 
     assert response.status_code < 500
     assert all(SECRET not in text for text in every_logged_text(caplog.records))
+
+
+def json_lines(records):
+    """Each record as Kirim's handlers write it (kirim.logs.JsonFormatter), parsed."""
+    formatter = JsonFormatter()
+    return [json.loads(formatter.format(record)) for record in records]
+
+
+def test_every_line_of_a_failed_request_is_json_with_its_request_id_and_no_body(
+    api, phone_number, database_refuses_the_body, caplog
+):
+    caplog.set_level(logging.INFO)
+    body = {"messaging_product": "whatsapp", "to": "6281234567890", "type": "text", "text": {"body": SECRET}}
+    error = assert_error(api.post(f"/v1/{phone_number.phone_number_id}/messages", body, format="json"), 500,
+                         "internal_error")  # fmt: skip
+    lines = json_lines(caplog.records)
+    assert {line["request_id"] for line in lines} == {error["request_id"]}
+    assert {"time", "level", "logger"} <= set(lines[0])
+    failure = next(line for line in lines if "exception" in line)
+    assert failure["level"] == "ERROR" and "RuntimeError" in failure["exception"]
+    request = next(line for line in lines if line["logger"] == "kirim.requests")
+    assert (request["status"], request["route"]) == (500, "v1/(?P<phone_number_id>[0-9]{6,20})/messages$")
+    assert SECRET not in json.dumps(lines)
+
+
+def test_a_refused_host_is_logged_in_json_with_the_host_it_refused(caplog):
+    caplog.set_level(logging.INFO)
+    assert Client(HTTP_HOST="evil.example").get("/v1/health").status_code == 400
+    (refusal,) = [line for line in json_lines(caplog.records) if line["logger"] == "django.security.DisallowedHost"]
+    assert "evil.example" in refusal["message"] and refusal["request_id"].startswith("req_")

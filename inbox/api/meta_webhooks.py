@@ -20,10 +20,11 @@ from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
+from core import metrics, tracing
 from core.envelopes import error_response
 from core.errors import MethodNotAllowed
 from core.ids import new_public_id
-from core.middleware import body_refusal, log_request
+from core.middleware import body_refusal, log_request, logged_as
 from core.surfaces import body_limit_for
 from core.upstream import calls_made
 from inbox.services.ingest import webhook_receive
@@ -62,6 +63,7 @@ def whatsapp_webhook(request):
         logger.warning(
             "security: webhook rejected, bad or missing X-Hub-Signature-256 from %s", request.META.get("REMOTE_ADDR")
         )
+        metrics.meta_webhook("bad_signature")
         return HttpResponse("Invalid signature", status=401, content_type="text/plain")
     webhook_receive(request.body)
     return HttpResponse("OK", content_type="text/plain")
@@ -93,12 +95,14 @@ class MetaDeliveries:
         request.request_id = new_public_id("req")
         calls_made.start()
         try:
-            answer = self._answer(request)
+            with logged_as(request.request_id), tracing.request_span(request) as finish:
+                answer = self._answer(request)
+                if answer is not None:
+                    finish(log_request(request, answer[0], started, route=WEBHOOK_ROUTE), answer[0])
             if answer is None:  # a bad signature: the view refuses and logs it, reading the body again
                 environ["wsgi.input"] = io.BytesIO(request.body)
                 return self.django_application(environ, start_response)
             status, headers, content = answer
-            log_request(request, status, started, route=WEBHOOK_ROUTE)
             headers += [("Content-Length", str(len(content))), ("X-Request-Id", request.request_id)]
             start_response(f"{status.value} {status.phrase}", headers)
         except BaseException:

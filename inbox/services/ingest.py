@@ -9,6 +9,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import F
 from django.utils import timezone
 
+from core import metrics
 from core.db.bulk import InsertRow
 from core.parsers import loads_noting_unstorable
 from inbox.models import (
@@ -63,6 +64,7 @@ def _apply(body, *, event):
         logger.exception("webhook %s could not be applied; kept for reprocessing", event.pk if event else "(new)")
         reason = f"{type(error).__name__}: {error}"[:2000]
         if event is None:
+            metrics.meta_webhook("unapplied")
             WebhookEvent.objects.create(body=body, error=reason)
         else:
             WebhookEvent.objects.filter(pk=event.pk).update(error=reason)
@@ -97,7 +99,7 @@ def _process(body, event):
             if done is not None:
                 event_id, stored = done
                 logger.info("webhook %s: %d/%d inbound stored, failed=%s", event_id, stored, len(messages), failed)
-                return failed
+                return _counted(parsed, failed, event)
     try:
         with transaction.atomic():
             inserted, moved, event_id = _in_steps(payload, messages, statuses, more, body, event, failed, alone=False)
@@ -111,6 +113,15 @@ def _process(body, event):
         "webhook %s: %d/%d inbound stored, %d/%d statuses applied, failed=%s skipped=%s",
         event_id, len(inserted), len(parsed.messages), moved, len(parsed.statuses), failed, parsed.skipped,
     )  # fmt: skip
+    return _counted(parsed, failed, event)
+
+
+def _counted(parsed, failed, event):
+    """`failed`, a new webhook's items counted in the metrics first (a reprocessed one was counted)."""
+    if event is None:
+        items = len(parsed.messages) + len(parsed.statuses) + len(parsed.failed)
+        outcome = "partial" if failed else "applied"
+        metrics.meta_webhook(outcome, stored=items - len(failed), failed=len(failed))
     return failed
 
 

@@ -18,11 +18,15 @@ from outbox.record import events_record
 NEVER_MATCHES = "not-a-prefix-of-any-secret"
 
 
+# Answers that change from one moment to the next, whatever the query: readiness reports ages.
+TIME_DEPENDENT = {"/v1/health/ready"}
+
+
 def list_paths(phone_number):
     """The GET paths of the API's OpenAPI document that take no object id, with the number filled in."""
     schema = Client(HTTP_HOST="localhost").get("/v1/openapi.json").json()
     for path, operations in schema["paths"].items():
-        if "get" in operations and not re.search(r"\{(?!phone_number_id\})", path):
+        if "get" in operations and not re.search(r"\{(?!phone_number_id\})", path) and path not in TIME_DEPENDENT:
             yield path.replace("{phone_number_id}", phone_number.phone_number_id)
 
 

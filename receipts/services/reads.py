@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import metrics
 from core.db.waiting import hold_nothing
 from core.errors import InvalidField, NotFound
 from inbox.models import ApiKey, Direction, Message, MessageQuerySet, Org, ReadVia, Status
@@ -126,13 +127,18 @@ def _read_up_to(
     on failure, or whose holder died (lease run out), is claimed again by one of them. `subscribers`:
     outbox.wanting() for message.read, when the caller looked them up for many messages at once."""
     if message.is_read:
+        metrics.read_receipt("already_read")
         return ReadOutcome(message, 0)
     if send_receipt is None:  # nothing to wait on: no claim needed
         return _settle_read(message, read_state, with_receipt=False, subscribers=subscribers)
+    waited = False
     while (token := Message.objects.claim_unread(message.pk, lease=settings.META_CLAIM_LEASE)) is None:
+        waited = True
         if _wait_for_claim(message.pk):  # another request's receipt read it
+            metrics.read_receipt("waited")
             message.status = Status.READ
             return ReadOutcome(message, 0)
+    metrics.read_receipt("taken_over" if waited else "claimed")
     try:
         send_receipt()
     except BaseException:

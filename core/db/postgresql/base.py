@@ -8,7 +8,8 @@ socket of an idle connection turns readable; a healthy idle connection has nothi
 
 It also remembers when a connection of this process last came back to the pool in good order: proof
 that the database answered lately, which /v1/health uses instead of queueing for a connection behind
-every busy request."""
+every busy request. And it shows the pool to the metrics (core.metrics.pool_watch) as connections
+are taken and handed back."""
 
 import select
 import time
@@ -17,6 +18,8 @@ from typing import Any
 import psycopg
 from django.db.backends.postgresql import base
 from psycopg import pq
+
+from core.metrics import pool_watch
 
 
 def _in_good_order(pgconn: pq.abc.PGconn) -> bool:
@@ -42,6 +45,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.pool and self.connection is not None and _in_good_order(self.connection.pgconn):
             DatabaseWrapper.answered_at = time.monotonic()
         super()._close()  # type: ignore[misc]  # private in Django, so absent from its stubs
+        if self.pool:
+            pool_watch.look(self.pool)
 
     def _set_autocommit(self, autocommit: bool) -> None:
         # Django sets it on every checkout from the pool, where it is already set; psycopg takes the
@@ -58,4 +63,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             connection.close()  # the pool drops a closed connection and opens another in its place
             self.pool.putconn(connection)
             connection = super().get_new_connection(conn_params)
+        if self.pool:
+            pool_watch.look(self.pool)
         return connection
