@@ -20,19 +20,6 @@ ROLE_PERMISSIONS = {
     ],
 }
 grant_roles = permissions_granter("inbox", ROLE_PERMISSIONS)
-BATCH = 2000
-
-
-def fill_conversation_ids(apps, schema_editor):
-    Conversation = apps.get_model("inbox", "Conversation")
-    while pks := list(Conversation.objects.filter(external_id__isnull=True).values_list("pk", flat=True)[:BATCH]):
-        Conversation.objects.bulk_update(
-            [Conversation(pk=pk, external_id=core.ids.new_public_id("cnv")) for pk in pks], ["external_id"]
-        )
-    # The cycle each conversation is in: from its last message when the contact wrote last.
-    Conversation.objects.filter(last_direction="inbound").update(opened_at=models.F("last_message_at"))
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("inbox", "0025_audit_log"),
@@ -314,19 +301,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="savedreply",
             constraint=models.UniqueConstraint(fields=("org", "name"), name="saved_reply_unique_per_org"),
-        ),
-        migrations.RunPython(fill_conversation_ids, migrations.RunPython.noop, elidable=True),
-        migrations.AlterField(
-            model_name="conversation",
-            name="external_id",
-            field=core.ids.PublicIdField(
-                default=functools.partial(core.ids.new_public_id, *("cnv",), **{}),
-                editable=False,
-                max_length=32,
-                null=True,
-                prefix="cnv",
-                unique=True,
-            ),
         ),
         migrations.RunPython(grant_roles, migrations.RunPython.noop),
     ]
