@@ -15,7 +15,7 @@ import sys
 import time
 
 from common import free_port, fresh_org, setup_django
-from load import load, start, wait_until_up
+from load import in_turns, load, start, wait_until_up
 
 KIRIM_PORT, FLOOR_PORT = free_port(), free_port()
 PHONE_NUMBER_ID = "940000000001"
@@ -102,11 +102,10 @@ def main():
         print("connections  server  p50 ms  webhooks/s   (median of rounds)")
         for concurrency in (1, 8):
             results = {name: [] for name in ports}
-            servers = list(ports.items())
             for round_ in range(args.rounds):
-                # Each goes first in every other round: the second of a pair runs on the first's writes
+                # The order turns in every other round: the second of a pair runs on the first's writes
                 # (WAL, autovacuum, the checkpointer), and neither should always inherit them.
-                for name, port in servers if round_ % 2 == 0 else servers[::-1]:
+                for name, port in in_turns(ports, round_):
                     tag = f"{name}{concurrency}r{round_}t{int(time.time())}x"
                     results[name].append(measure(port, webhooks(tag, args.requests, settings.META_APP_SECRET),
                                                  concurrency))  # fmt: skip

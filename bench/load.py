@@ -193,6 +193,8 @@ def scenarios(args, kirims):
               f"{direct['rps']:12.0f} {direct['p50']:6.1f} {direct['p99']:6.1f} | "
               f"{measured['p50'] / direct['p50']:9.2f} {measured['p50'] - direct['p50']:9.1f} ms  "
               f"{dict(measured['statuses'])}")  # fmt: skip
+    if "before" in kirims:
+        retries_in_turns(kirims, plans["read retry"], args.concurrency)
 
 
 ONE_CLIENT_ROUNDS, ONE_CLIENT_PER_ROUND = 10, 100
@@ -213,8 +215,7 @@ def one_client_at_a_time(kirims, stand_in, path, auth, first_unread):
         latencies["straight to the stand-in"] += [
             ms for _, ms in load(stand_in, [direct] * ONE_CLIENT_PER_ROUND, concurrency=1)["results"]
         ]
-        servers = list(kirims.items())
-        for name, kirim in servers if round_ % 2 == 0 else servers[::-1]:
+        for name, kirim in in_turns(kirims, round_):
             first_reads = [{"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{next(unread)}")}
                            for _ in range(ONE_CLIENT_PER_ROUND)]  # fmt: skip
             for kind, plan in (("read retry", [retry] * ONE_CLIENT_PER_ROUND), ("first read", first_reads)):
@@ -233,6 +234,34 @@ def one_client_at_a_time(kirims, stand_in, path, auth, first_unread):
             after, before = p50[kind, "after"], p50[kind, "before"]
             print(f"  {label:27} after/before: p50 {after / before:.2f}x, overhead "
                   f"{(after - baseline) / (before - baseline):.2f}x")  # fmt: skip
+
+
+def in_turns(servers, round_):
+    """The servers' (name, address) in order, reversed in every other round: none always runs right
+    after the same other one, on its writes and in its wake."""
+    order = list(servers.items())
+    return order if round_ % 2 == 0 else order[::-1]
+
+
+LOADED_ROUNDS = 6
+
+
+def retries_in_turns(kirims, plan, concurrency):
+    """The read retry under load, after and before taking turns: the same plan for both (the loaded
+    first reads have read its message), so their throughput compares round by round."""
+    runs = {name: [] for name in kirims}
+    for round_ in range(LOADED_ROUNDS):
+        for name, kirim in in_turns(kirims, round_):
+            runs[name].append(stats(load(kirim, plan, concurrency=concurrency)))
+    medians = {
+        name: {key: statistics.median(run[key] for run in measured) for key in ("rps", "p50")}
+        for name, measured in runs.items()
+    }
+    print(f"\nread retry with {concurrency} connections, {LOADED_ROUNDS} rounds of {len(plan)} taking turns (medians)")
+    for name, measured in medians.items():
+        print(f"  {name:6} {measured['rps']:7.0f} req/s  p50 {measured['p50']:6.1f} ms")
+    after, before = medians["after"], medians["before"]
+    print(f"  after/before: throughput {after['rps'] / before['rps']:.2f}x, p50 {after['p50'] / before['p50']:.2f}x")
 
 
 def mixed(args):
