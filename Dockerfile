@@ -30,8 +30,8 @@ RUN SECRET_KEY=collectstatic META_APP_SECRET=collectstatic META_WEBHOOK_VERIFY_T
 USER kirim:kirim
 ENV BIND=0.0.0.0:8000
 EXPOSE 8000
-# The web process's health, on whatever port BIND names (worker and scheduler: compose.yaml turns it off).
-# TODO(#25): /v1/health/ready once readiness lands.
+# The web process's readiness (the database answers, every migration applied) on whatever port BIND
+# names (worker and scheduler: compose.yaml turns it off).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; port = os.environ['BIND'].rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/v1/health', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ['BIND'].rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/v1/health/ready', timeout=4)"]
 CMD ["gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"]

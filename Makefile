@@ -28,7 +28,7 @@ lock: install
 	$(PYTHON) -c 'import secrets; t = secrets.token_urlsafe; print(f"SECRET_KEY={t(50)}\nDEBUG=true\nMETA_APP_SECRET={t(32)}\nMETA_WEBHOOK_VERIFY_TOKEN={t(24)}\nMETA_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0")' > $@
 	chmod 600 $@
 
-# The demo's processes, one line each; kirim/run_together.py stops them all on Ctrl-C or when one
+# The demo's processes, one line each; dev/run_together.py stops them all on Ctrl-C or when one
 # fails, and returns once they are gone (ports free). Kirim finds the stand-in at META_PORT whatever .env says.
 # Seeding logs a line per webhook it feeds in: quiet, so the banner is what a newcomer sees.
 run: install .env
@@ -37,7 +37,7 @@ run: install .env
 	  --meta-url http://$(HOST):$(META_PORT) --receiver-url http://$(HOST):$(RECEIVER_PORT)/kirim-events
 	set -a; . ./.env; . ./.kirim-demo.env; META_GRAPH_URL=http://$(HOST):$(META_PORT)/v23.0; \
 	WEBHOOK_ALLOW_PRIVATE_URLS=true; set +a; \
-	exec $(PY) -m kirim.run_together \
+	exec $(PY) -m dev.run_together \
 	  "stand-in: $(PY) -m fakemeta --host $(HOST) --port $(META_PORT) --webhook-url http://$(HOST):$(PORT)/webhooks/whatsapp" \
 	  "receiver: $(PY) -m fakemeta.receiver --host $(HOST) --port $(RECEIVER_PORT) --secret $$WEBHOOK_SECRET" \
 	  "worker: $(PY) manage.py db_worker --no-reload --interval 0.2" \
@@ -71,7 +71,7 @@ docs: install
 
 # Refresh the admin guide's screenshots from the browser tests (needs Debian's chromium and chromium-driver).
 screenshots: install .env
-	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py
+	KIRIM_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest receipts/tests/test_browser.py inbox/tests/test_browser_team.py
 
 # Load, fault and scale benchmarks against PostgreSQL (a database they may fill: BENCH_DATABASE_URL).
 # Results and the machine they ran on: docs/benchmarks.md.

@@ -29,12 +29,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from fakemeta import payloads
-from inbox.events import split_callback_data
-from inbox.members import member_add
 from inbox.models import ApiKey, Direction, Message, Org, PhoneNumber, Role, Status
-from inbox.ratelimit import auth_failures
-from inbox.services import conversations_touch
+from inbox.services.inbound_rows import conversations_touch
 from kirim.wsgi import application  # imported now: django.setup() configures logging anew (caplog's handler)
+from meta import graph as meta_graph
+from meta.payloads import split_callback_data
+from orgs.members import member_add
+from orgs.ratelimit import auth_failures
 
 STAFF_PASSWORD = "correct horse battery"
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -101,12 +102,13 @@ def fresh_auth_failure_counts():
 @pytest.fixture(autouse=True)
 def quick_meta_retries(monkeypatch):
     """Retries keep their count and order in tests, without the real backoff's waiting."""
-    monkeypatch.setattr("kirim.meta_graph.BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr("meta.graph.BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr("meta.graph.RETRY_AFTER", dict.fromkeys(meta_graph.RETRY_AFTER, 0.001))
 
 
 @pytest.fixture(autouse=True)
 def no_meta_call_in_a_transaction(settings):
-    """A call to Meta inside a database transaction fails the test (kirim/waiting.py)."""
+    """A call to Meta inside a database transaction fails the test (core/db/waiting.py)."""
     settings.META_FORBID_IN_TRANSACTION = True
 
 
@@ -162,6 +164,9 @@ def role_groups(db):
     importlib.import_module("inbox.migrations.0009_memberships").create_role_groups(django_apps, None)
     importlib.import_module("inbox.migrations.0012_inbox_replies").grant_roles(django_apps, None)
     importlib.import_module("outbox.migrations.0003_grant_managers").grant_managers(django_apps, None)
+    importlib.import_module("inbox.migrations.0025_audit_log").grant_managers(django_apps, None)
+    importlib.import_module("inbox.migrations.0022_team_inbox").grant_roles(django_apps, None)
+    importlib.import_module("inbox.migrations.0026_meta2026").grant_roles(django_apps, None)
 
 
 @pytest.fixture
@@ -256,7 +261,7 @@ WEBHOOK_URL = "/webhooks/whatsapp"
 def connections_kept_open(monkeypatch):
     """For requests through the WSGI application (`wsgi_call`), as Django's test client does: a
     request must not close the connection the test's transaction lives on as it starts or finishes
-    (Django's request signals; Meta's deliveries, inbox.webhooks.MetaDeliveries, close it themselves)."""
+    (Django's request signals; Meta's deliveries, inbox.api.meta_webhooks.MetaDeliveries, close it themselves)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     handed_back = []  # each time a delivery would have closed it: what the test sees
@@ -338,8 +343,8 @@ def break_inbound_storing(monkeypatch):
             raise error
 
         with monkeypatch.context() as patch:
-            patch.setattr("inbox.services._store_inbound", fail)
-            patch.setattr("inbox.services.INBOUND_IN_ONE_STATEMENT.run", fail)
+            patch.setattr("inbox.services.ingest._store_inbound", fail)
+            patch.setattr("inbox.services.ingest_one_statement.INBOUND_IN_ONE_STATEMENT.run", fail)
             yield
 
     return broken
@@ -391,9 +396,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless Chromium through Selenium; skipped, saying why, where it is missing."""
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium of its own (a second staff member's, say); skipped where it is missing."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does)")
     from selenium import webdriver
@@ -413,9 +418,18 @@ def browser():
     except WebDriverException as error:
         pytest.skip(f"headless Chromium did not start: {error.msg}")
     driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Selenium; skipped, saying why, where it is missing."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ database connection. Nothing is kept in process memory that more workers or host
 claims, idempotency keys and rate-limit counters all live in the database."""
 
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 # A worker per core (and one spare) runs Python; threads are what wait. A request waiting on Meta (100
@@ -13,8 +15,8 @@ bind = os.environ.get("BIND", "0.0.0.0:8000")
 # read retries from queueing behind them. Sizing rule: docs/operations/deploy-and-sizing.md.
 workers = int(os.environ.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
 # gunicorn's gthread worker, answering what gunicorn refuses itself in JSON and logging none of the
-# request with it (kirim/serving.py).
-worker_class = "kirim.serving.Worker"
+# request with it (core/serving.py).
+worker_class = "core.serving.Worker"
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 # A worker takes no more connections than it has threads. Kept-alive connections spread unevenly
 # over the workers: one holding more than its threads queued requests (/v1/health among them, 86-171
@@ -32,11 +34,62 @@ max_requests_jitter = 1_000
 # The workers' heartbeat touches a file on every loop; on a disk-backed /tmp that costs each request
 # ~0.3 ms of the thread that hands requests out (measured with py-spy). Memory-backed where there is one.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# Above Kirim's own limits (kirim/middleware.py: a 4094-byte URL, 100 headers of 8190 bytes), so a
+# Above Kirim's own limits (core/middleware.py: a 4094-byte URL, 100 headers of 8190 bytes), so a
 # request a little over those is answered by Kirim in its surface's envelope; past these, by the worker.
 limit_request_line = 8190  # gunicorn's largest
 limit_request_fields = 200
 limit_request_field_size = 16380
 accesslog = None  # kirim.requests writes one JSON line per request instead
 errorlog = "-"
+# gunicorn's own lines (booting, a worker's exit, what kirim.serving refuses) in Kirim's JSON format.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "core.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+    },
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {
+            "level": "INFO",
+            "handlers": ["error_console"],
+            "propagate": False,
+            "qualname": "gunicorn.error",
+        },
+        "gunicorn.access": {
+            "level": "INFO",
+            "handlers": ["console"],
+            "propagate": False,
+            "qualname": "gunicorn.access",
+        },
+    },
+}
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Metrics (core/metrics.py): every worker writes its counts to files here, and a scrape answered by any
+# worker sums them all. Task workers on this host given the same directory are summed too. Without one
+# set, a directory of this server's own, removed when it stops. Set before any worker imports the client.
+OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kirim-metrics-", dir=worker_tmp_dir)
+
+
+def on_starting(server):
+    # The counts of processes gone before this start: counters begin again from 0, as after any restart.
+    from core.metrics_files import remove_dead_processes_files
+
+    remove_dead_processes_files(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker):
+    # The dead worker's live gauges (pool connections in use) stop counting; its counters stay summed.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -14,26 +14,18 @@ keep both cores saturated, is checked and printed beside it.
 import argparse
 import http.client
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
 import psycopg
 import requests
-from common import ROOT, setup_django
+from common import ROOT, free_port, setup_django
 from load import PHONE_NUMBER_ID, load, receipt, seed, send_body, start, stats, wait_until_up
 
 CLIENTS = 64
 META_LIKE = {"median_ms": 200, "p99_ms": 800}
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Watch:
@@ -101,7 +93,7 @@ def main():
     from django.conf import settings
     from django.db import connection
 
-    from kirim.dburl import database_url
+    from dev.dburl import database_url
 
     stand_in_port, kirim_port = free_port(), free_port()
     stand_in_url = f"http://127.0.0.1:{stand_in_port}"
@@ -124,9 +116,7 @@ def main():
         "LOG_LEVEL": "WARNING",
     }
     stand_in = start([sys.executable, "-m", "fakemeta", "--port", str(stand_in_port)])
-    kirim = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"],
-                             cwd=args.kirim_root, env={**os.environ, **env},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    kirim = start([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"], env, cwd=args.kirim_root)
     print(f"{args.kirim_root}: gunicorn as gunicorn.conf.py configures it (WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', 'default')}, "
           f"GUNICORN_THREADS={os.environ.get('GUNICORN_THREADS', 'default')}); {CLIENTS} clients from a separate "
           f"process; {os.cpu_count()} cores; Meta-like latency {META_LIKE}", flush=True)  # fmt: skip

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import socket
 import statistics
 import sys
 import time
@@ -10,6 +11,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kirim.settings")
+
+
+def free_port():
+    """A port nothing listens on now: fixed ones may be held by another run's servers on this machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def setup_django():

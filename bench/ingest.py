@@ -14,10 +14,10 @@ import statistics
 import sys
 import time
 
-from common import fresh_org, setup_django
-from load import load, start, wait_until_up
+from common import free_port, fresh_org, setup_django
+from load import in_turns, load, start, wait_until_up
 
-KIRIM_PORT, FLOOR_PORT = 8097, 8098
+KIRIM_PORT, FLOOR_PORT = free_port(), free_port()
 PHONE_NUMBER_ID = "940000000001"
 
 
@@ -60,12 +60,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="webhooks per server, connection count and round")
     parser.add_argument("--rounds", type=int, default=4, help="even, so that each server goes first as often")
+    parser.add_argument("--before", metavar="CHECKOUT", help="another checkout of Kirim (same schema), served beside "
+                        "this one as a third server in every round's turns; prints Kirim's ratio to it")  # fmt: skip
     args = parser.parse_args()
     setup_django()
     from django.conf import settings
     from django.db import connection
 
-    from kirim.dburl import database_url
+    from dev.dburl import database_url
 
     fresh_org("bench-ingest", [PHONE_NUMBER_ID])
     url = database_url(connection.settings_dict)
@@ -79,22 +81,31 @@ def main():
         "LOG_LEVEL": "WARNING",
     }
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-    kirim = start([*gunicorn, "kirim.wsgi"], {**env, "BIND": f"127.0.0.1:{KIRIM_PORT}"})
-    floor = start([*gunicorn, "--pythonpath", "bench", "minimal_webhook:application"],
-                  {**env, "BIND": f"127.0.0.1:{FLOOR_PORT}"})  # fmt: skip
+    ports = {"floor": FLOOR_PORT, "kirim": KIRIM_PORT}
+    processes = [
+        start(
+            [*gunicorn, "--pythonpath", "bench", "minimal_webhook:application"],
+            {**env, "BIND": f"127.0.0.1:{FLOOR_PORT}"},
+        ),
+        start([*gunicorn, "kirim.wsgi"], {**env, "BIND": f"127.0.0.1:{KIRIM_PORT}"}),
+    ]
+    if args.before:
+        ports["before"] = free_port()
+        processes.append(
+            start([*gunicorn, "kirim.wsgi"], {**env, "BIND": f"127.0.0.1:{ports['before']}"}, cwd=args.before)
+        )
     try:
-        wait_until_up(f"http://127.0.0.1:{KIRIM_PORT}/v1/health")
-        wait_until_up(f"http://127.0.0.1:{FLOOR_PORT}/")
+        for name, port in ports.items():
+            wait_until_up(f"http://127.0.0.1:{port}/" + ("" if name == "floor" else "v1/health"))
         floor_table()
         print(f"gunicorn 2 workers x 4 threads each; {os.cpu_count()} cores; {args.requests} webhooks a run")
         print("connections  server  p50 ms  webhooks/s   (median of rounds)")
         for concurrency in (1, 8):
-            results = {"kirim": [], "floor": []}
-            servers = [("floor", FLOOR_PORT), ("kirim", KIRIM_PORT)]
+            results = {name: [] for name in ports}
             for round_ in range(args.rounds):
-                # Each goes first in every other round: the second of a pair runs on the first's writes
+                # The order turns in every other round: the second of a pair runs on the first's writes
                 # (WAL, autovacuum, the checkpointer), and neither should always inherit them.
-                for name, port in servers if round_ % 2 == 0 else servers[::-1]:
+                for name, port in in_turns(ports, round_):
                     tag = f"{name}{concurrency}r{round_}t{int(time.time())}x"
                     results[name].append(measure(port, webhooks(tag, args.requests, settings.META_APP_SECRET),
                                                  concurrency))  # fmt: skip
@@ -104,11 +115,13 @@ def main():
             }
             for name, (p50, rate) in summary.items():
                 print(f"{concurrency:>11}  {name:>6}  {p50:6.2f}  {rate:10.0f}")
-            (kirim_p50, kirim_rate), (floor_p50, floor_rate) = summary["kirim"], summary["floor"]
-            print(f"{concurrency:>11}  ratio   {kirim_p50 / floor_p50:6.2f}x {floor_rate / kirim_rate:9.2f}x  "
-                  "(Kirim's p50 / the floor's; the floor's throughput / Kirim's)")  # fmt: skip
+            for name, baseline in (("kirim", "floor"), ("before", "floor"), ("kirim", "before")):
+                if baseline in summary and name in summary:
+                    (p50, rate), (baseline_p50, baseline_rate) = summary[name], summary[baseline]
+                    print(f"{concurrency:>11}  ratio   {p50 / baseline_p50:6.2f}x {baseline_rate / rate:9.2f}x  "
+                          f"({name}'s p50 / {baseline}'s; {baseline}'s throughput / {name}'s)")  # fmt: skip
     finally:
-        for process in (kirim, floor):
+        for process in processes:
             process.terminate()
             process.wait()
 

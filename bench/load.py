@@ -8,6 +8,7 @@ duplicate receipts, duplicate sends and webhooks acknowledged but not stored. Lo
 """
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -18,15 +19,15 @@ import time
 from collections import Counter
 
 import requests
-from common import ROOT, fresh_org, setup_django
+from common import ROOT, free_port, fresh_org, setup_django
 
-STAND_IN_PORT, KIRIM_PORT = 8095, 8096
+STAND_IN_PORT, KIRIM_PORT = free_port(), free_port()
 WORKERS = 4
 PHONE_NUMBER_ID = "920000000001"
 
 
-def start(command, env=None):
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
+def start(command, env=None, cwd=ROOT):
+    return subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
@@ -75,7 +76,7 @@ def seed(unread_count, outbound_count):
     from django.db import connection
 
     from inbox.models import ApiKey, Conversation, Direction, Message, Status
-    from inbox.services import conversations_touch
+    from inbox.services.inbound_rows import conversations_touch
 
     org, (number,) = fresh_org("bench-load", [PHONE_NUMBER_ID], rate_limit_per_minute=10**9)
     _, key = ApiKey.issue(org=org, name="bench")
@@ -147,13 +148,14 @@ def queries_per_request(key, spec):
     return len(queries)
 
 
-def scenarios(args):
+def scenarios(args, kirims):
     from django.conf import settings
 
     settings.META_GRAPH_URL = f"http://127.0.0.1:{STAND_IN_PORT}/v23.0"
     n = args.requests
     _, _, key = seed(
-        unread_count=n + 1 + ONE_CLIENT_ROUNDS * ONE_CLIENT_PER_ROUND, outbound_count=100 * (n // 10) + 100
+        unread_count=n + 1 + ONE_CLIENT_ROUNDS * ONE_CLIENT_PER_ROUND * len(kirims),
+        outbound_count=100 * (n // 10) + 100,
     )
     auth = {"Authorization": f"Bearer {key}"}
     path = f"/v1/{PHONE_NUMBER_ID}/messages"
@@ -169,7 +171,7 @@ def scenarios(args):
                      "webhook of 100 statuses": receipt("wamid.X")}  # fmt: skip
     kirim = f"http://127.0.0.1:{KIRIM_PORT}"
     stand_in = f"http://127.0.0.1:{STAND_IN_PORT}"
-    one_client_at_a_time(kirim, stand_in, path, auth, first_unread=n + 1)
+    one_client_at_a_time(kirims, stand_in, path, auth, first_unread=n + 1)
     rows = []
     for name, plan in plans.items():
         measured = stats(load(kirim, plan, concurrency=args.concurrency))
@@ -191,38 +193,75 @@ def scenarios(args):
               f"{direct['rps']:12.0f} {direct['p50']:6.1f} {direct['p99']:6.1f} | "
               f"{measured['p50'] / direct['p50']:9.2f} {measured['p50'] - direct['p50']:9.1f} ms  "
               f"{dict(measured['statuses'])}")  # fmt: skip
+    if "before" in kirims:
+        retries_in_turns(kirims, plans["read retry"], args.concurrency)
 
 
 ONE_CLIENT_ROUNDS, ONE_CLIENT_PER_ROUND = 10, 100
 
 
-def one_client_at_a_time(kirim, stand_in, path, auth, first_unread):
+def one_client_at_a_time(kirims, stand_in, path, auth, first_unread):
     """p50 latencies with one request in flight, the overhead of a read receipt over the stand-in, on
     a quiet system: before the loaded scenarios, whose dead rows and autovacuum would be measured too.
-    Rounds of each kind take turns, so that the machine's drift during the run lands on all alike."""
+    Rounds of each kind take turns, so that the machine's drift during the run lands on all alike; with
+    a before served beside (--before), the two servers too, each going first in every other round."""
     direct = straight_to_stand_in(receipt("wamid.X"))
     retry = {"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{first_unread}")}
-    load(kirim, [retry], concurrency=1)  # read once: every timed request after it is a retry
-    first_unread += 1
-    latencies = {"straight to the stand-in": [], "read retry": [], "first read": []}
+    for kirim in kirims.values():
+        load(kirim, [retry], concurrency=1)  # read once: every timed request after it is a retry
+    unread = itertools.count(first_unread + 1)
+    latencies = {"straight to the stand-in": []}
     for round_ in range(ONE_CLIENT_ROUNDS):
-        start = first_unread + round_ * ONE_CLIENT_PER_ROUND
-        first_reads = [{"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{start + i}")}
-                       for i in range(ONE_CLIENT_PER_ROUND)]  # fmt: skip
-        runs = [(stand_in, [direct] * ONE_CLIENT_PER_ROUND), (kirim, [retry] * ONE_CLIENT_PER_ROUND),
-                (kirim, first_reads)]  # fmt: skip
-        for name, (base, plan) in zip(latencies, runs, strict=True):
-            latencies[name] += [ms for _, ms in load(base, plan, concurrency=1)["results"]]
-    p50 = {name: statistics.median(values) for name, values in latencies.items()}
+        latencies["straight to the stand-in"] += [
+            ms for _, ms in load(stand_in, [direct] * ONE_CLIENT_PER_ROUND, concurrency=1)["results"]
+        ]
+        for name, kirim in in_turns(kirims, round_):
+            first_reads = [{"method": "POST", "path": path, "headers": auth, "body": receipt(f"wamid.LOADi{next(unread)}")}
+                           for _ in range(ONE_CLIENT_PER_ROUND)]  # fmt: skip
+            for kind, plan in (("read retry", [retry] * ONE_CLIENT_PER_ROUND), ("first read", first_reads)):
+                latencies.setdefault((kind, name), []).extend(
+                    ms for _, ms in load(kirim, plan, concurrency=1)["results"]
+                )
+    p50 = {key: statistics.median(values) for key, values in latencies.items()}
     baseline = p50["straight to the stand-in"]
     print(f"\none client at a time, {ONE_CLIENT_ROUNDS} rounds of {ONE_CLIENT_PER_ROUND} each taking turns: "
           f"straight to the stand-in p50 {baseline:.2f} ms")  # fmt: skip
-    print(
-        f"  read retry (no Meta call)   p50 {p50['read retry']:5.2f} ms  overhead {p50['read retry'] - baseline:5.2f} ms"
-    )
-    print(
-        f"  first read (calls Meta)     p50 {p50['first read']:5.2f} ms  overhead {p50['first read'] - baseline:5.2f} ms"
-    )
+    for kind, label in (("read retry", "read retry (no Meta call)"), ("first read", "first read (calls Meta)")):
+        for name in kirims:
+            ms = p50[kind, name]
+            print(f"  {label:27} {name:6} p50 {ms:5.2f} ms  overhead {ms - baseline:5.2f} ms")
+        if "before" in kirims:
+            after, before = p50[kind, "after"], p50[kind, "before"]
+            print(f"  {label:27} after/before: p50 {after / before:.2f}x, overhead "
+                  f"{(after - baseline) / (before - baseline):.2f}x")  # fmt: skip
+
+
+def in_turns(servers, round_):
+    """The servers' (name, address) in order, reversed in every other round: none always runs right
+    after the same other one, on its writes and in its wake."""
+    order = list(servers.items())
+    return order if round_ % 2 == 0 else order[::-1]
+
+
+LOADED_ROUNDS = 6
+
+
+def retries_in_turns(kirims, plan, concurrency):
+    """The read retry under load, after and before taking turns: the same plan for both (the loaded
+    first reads have read its message), so their throughput compares round by round."""
+    runs = {name: [] for name in kirims}
+    for round_ in range(LOADED_ROUNDS):
+        for name, kirim in in_turns(kirims, round_):
+            runs[name].append(stats(load(kirim, plan, concurrency=concurrency)))
+    medians = {
+        name: {key: statistics.median(run[key] for run in measured) for key in ("rps", "p50")}
+        for name, measured in runs.items()
+    }
+    print(f"\nread retry with {concurrency} connections, {LOADED_ROUNDS} rounds of {len(plan)} taking turns (medians)")
+    for name, measured in medians.items():
+        print(f"  {name:6} {measured['rps']:7.0f} req/s  p50 {measured['p50']:6.1f} ms")
+    after, before = medians["after"], medians["before"]
+    print(f"  after/before: throughput {after['rps'] / before['rps']:.2f}x, p50 {after['p50'] / before['p50']:.2f}x")
 
 
 def mixed(args):
@@ -279,7 +318,7 @@ def gunicorn_env():
     """Kirim as production runs it, on this benchmark's database, with the stand-in as Meta."""
     from django.db import connection
 
-    from kirim.dburl import database_url
+    from dev.dburl import database_url
 
     return {
         "DATABASE_URL": database_url(connection.settings_dict),
@@ -298,6 +337,8 @@ def main():
     parser.add_argument("--requests", type=int, default=2000, help="per scenario")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--mixed-seconds", type=int, default=120, help="deadline of the mixed run")
+    parser.add_argument("--before", metavar="CHECKOUT", help="another checkout of Kirim (same schema), served beside "
+                        "this one: the one-client rounds take turns between the two and print after/before")  # fmt: skip
     args = parser.parse_args()
     setup_django()
     env = gunicorn_env()
@@ -307,18 +348,25 @@ def main():
         flush=True,
     )
     stand_in = start_stand_in()
-    kirim = start([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"], env)
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"]
+    servers = {"after" if args.before else "kirim": (start(gunicorn, env), KIRIM_PORT)}
+    if args.before:
+        before_port = free_port()
+        servers["before"] = (start(gunicorn, {**env, "BIND": f"127.0.0.1:{before_port}"}, cwd=args.before), before_port)
     try:
-        wait_until_up(f"http://127.0.0.1:{KIRIM_PORT}/v1/health")
-        scenarios(args)
+        for _, port in servers.values():
+            wait_until_up(f"http://127.0.0.1:{port}/v1/health")
+        scenarios(args, {name: f"http://127.0.0.1:{port}" for name, (_, port) in servers.items()})
         stand_in.terminate()
         stand_in.wait()
         stand_in = start_stand_in(fail_rate=0.1)
         passed = mixed(args)
     finally:
-        kirim.terminate()
+        for process, _ in servers.values():
+            process.terminate()
         stand_in.terminate()
-        kirim.wait()
+        for process, _ in servers.values():
+            process.wait()
     if not passed:
         raise SystemExit("mixed load: a check failed")
 

@@ -75,6 +75,16 @@ def text_message(wamid, from_wa_id, body, *, timestamp=None):
     }
 
 
+def media_message(wamid, from_wa_id, kind, media_id, *, mime_type, timestamp=None, **extra):
+    """An inbound image, sticker, audio (`voice: True` for a voice note), video or document, as Meta
+    sends it: the media's id to fetch it by, its type and hash, and `caption`/`filename` as given."""
+    message = text_message(wamid, from_wa_id, "", timestamp=timestamp)
+    del message["text"]
+    message["type"] = kind
+    message[kind] = {"id": media_id, "mime_type": mime_type, "sha256": "0" * 44, **extra}
+    return message
+
+
 def pricing(category="service"):
     """Meta's per-message pricing of a send: a message inside the customer service window is free
     (`service`), a template is charged at its category's rate (`marketing`, `utility`, `authentication`)."""
@@ -149,3 +159,132 @@ DEMO_TEMPLATES = (
         "components": [{"type": "BODY", "text": "Welcome!"}],
     },
 )
+
+
+def field_change(field, value, *, waba_id="0", phone_number_id=None, display_phone_number=""):
+    """One change of webhook field `field`; a number's fields carry its `metadata`, as Meta's do."""
+    if phone_number_id is not None:
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
+            **value,
+        }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "time": int(time.time()), "changes": [{"value": value, "field": field}]}],
+    }
+
+
+def echoes(*items, name=""):
+    """The value of an `smb_message_echoes` change: the echoes and, as for messages, their user's contact."""
+    users = dict.fromkeys(str(item.get("to")) for item in items if item.get("to"))
+    return {"contacts": [contact(wa_id, name) for wa_id in users], "message_echoes": list(items)}
+
+
+def echo(wamid, to_wa_id, body, *, business_number, timestamp=None):
+    """A text staff sent from the WhatsApp Business app on the same number (`smb_message_echoes`)."""
+    return {
+        "from": business_number,
+        "to": to_wa_id,
+        "id": wamid,
+        "timestamp": str(int(timestamp or time.time())),
+        "type": "text",
+        "text": {"body": body},
+    }
+
+
+def edit(wamid, original_wamid, body, *, timestamp=None, **sender):
+    """A message's edit (`type: edit`): the original's id and its new content. `sender`: `from` (the
+    user's) in `messages`, `from` and `to` in `smb_message_echoes`."""
+    return {
+        **sender,
+        "id": wamid,
+        "timestamp": str(int(timestamp or time.time())),
+        "type": "edit",
+        "edit": {"original_message_id": original_wamid, "message": {"type": "text", "text": {"body": body}}},
+    }
+
+
+def revoke(wamid, original_wamid, *, timestamp=None, **sender):
+    """A message's deletion for everyone (`type: revoke`)."""
+    return {
+        **sender,
+        "id": wamid,
+        "timestamp": str(int(timestamp or time.time())),
+        "type": "revoke",
+        "revoke": {"original_message_id": original_wamid},
+    }
+
+
+def history_chunk(threads, *, phase=0, chunk_order=1, progress=100):
+    """One chunk of the app's chat history: {user's wa_id: [messages]}, each message's `from` the user
+    or the business, with the app's `history_context.status`."""
+    return {
+        "metadata": {"phase": phase, "chunk_order": chunk_order, "progress": progress},
+        "threads": [{"id": wa_id, "messages": messages} for wa_id, messages in threads.items()],
+    }
+
+
+def history_message(wamid, from_number, body, *, timestamp, status="READ"):
+    return {
+        "from": from_number,
+        "id": wamid,
+        "timestamp": str(int(timestamp)),
+        "type": "text",
+        "text": {"body": body},
+        "history_context": {"status": status},
+    }
+
+
+def state_sync_contact(phone_number, full_name, *, action="add", first_name=None):
+    """A contact of the WhatsApp Business app, added (or edited) or removed (`smb_app_state_sync`)."""
+    return {
+        "type": "contact",
+        "contact": {"full_name": full_name, "first_name": first_name or full_name.split()[0],
+                    "phone_number": phone_number},
+        "action": action,
+        "metadata": {"timestamp": str(int(time.time()))},
+    }  # fmt: skip
+
+
+def template_status(template, event, *, reason="NONE", **more):
+    """`message_template_status_update` of a template (Meta's object: id, name, language, category)."""
+    return {
+        "event": event,
+        "message_template_id": int(template["id"]),
+        "message_template_name": template["name"],
+        "message_template_language": template["language"],
+        "message_template_category": template.get("category", ""),
+        "reason": reason,
+        **more,
+    }
+
+
+def template_category(template, new_category):
+    return {
+        "message_template_id": int(template["id"]),
+        "message_template_name": template["name"],
+        "message_template_language": template["language"],
+        "previous_category": template.get("category", ""),
+        "new_category": new_category,
+    }
+
+
+def template_quality(template, new_score, previous_score="GREEN"):
+    return {
+        "previous_quality_score": previous_score,
+        "new_quality_score": new_score,
+        "message_template_id": int(template["id"]),
+        "message_template_name": template["name"],
+        "message_template_language": template["language"],
+    }
+
+
+def number_quality(display_phone_number, event, current_limit):
+    """`phone_number_quality_update`: the number's quality event and its messaging limit tier."""
+    return {"display_phone_number": display_phone_number, "event": event, "current_limit": current_limit}
+
+
+def account_update(event, **more):
+    """`account_update`: e.g. VERIFIED_ACCOUNT, ACCOUNT_VIOLATION (with `violation_info`), DISABLED_UPDATE."""
+    return {"event": event, **more}

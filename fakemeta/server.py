@@ -12,6 +12,10 @@ Control endpoints (not Meta's), all JSON:
   POST   /_stand_in/latency    {"median_ms": 200, "p99_ms": 800}: how long each Graph call takes from now on
   POST   /_stand_in/status_delay {"ms": [-20, 0, 50]}: when each send's `sent` webhook is posted, relative
                                to its answer, the values taken in turn, send by send (see below)
+  POST   /_stand_in/echo       {"phone_number_id", "to", "text"}: staff send from the WhatsApp Business app
+                               on the same number; posted to Kirim as an `smb_message_echoes` webhook
+  POST   /_stand_in/webhook    {"field", "value", "waba_id", "phone_number_id"?}: any other field's change
+                               (history, smb_app_state_sync, message_template_status_update, ...), posted
 
 With --webhook-url, every accepted send is followed by signed `sent` and `delivered` status webhooks,
 as Meta would post them: `sent` 50 ms after the answer (--status-delay-ms), `delivered` 50 ms after
@@ -23,6 +27,10 @@ Also Meta's GET /{phone_number_id} and GET /{waba_id}/phone_numbers (the numbers
 /{waba_id}/message_templates (TEMPLATES, paged by `limit` and `after` cursors as Meta pages), POST
 /{phone_number_id}/media (answers a new media id), GET /{media_id} (its description, with a `url` on
 the stand-in) and GET /_stand_in/media/{media_id} (its bytes, with the bearer token only).
+
+Meta's Block Users API, POST, DELETE and GET /{phone_number_id}/block_users: only users who wrote in
+(through /_stand_in/inbound) can be blocked; the others fail one by one, in Meta's 400 (code 139100).
+A send by `recipient` (a business-scoped user id) is answered with that `user_id`, as Meta answers it.
 """
 
 import argparse
@@ -103,7 +111,10 @@ class StandIn:
         self.app_secret = app_secret
         self.requests = []
         self.fault = None
+        self.wrote_in = set()  # users who wrote to a number: the only ones Meta lets it block
+        self.blocked = {}  # phone_number_id: {wa_id}
         self.webhooks_posted = []  # HTTP status of each webhook Kirim answered
+        self.media = {}  # media id: (mime type, bytes); any other id is a JPEG of MEDIA_BYTES
 
     def post_webhook(self, payload):
         """POST a signed webhook to Kirim, as Meta does; returns Kirim's HTTP status."""
@@ -208,13 +219,24 @@ class Handler(BaseHTTPRequestHandler):
             numbers = [number_fields(id) for id, (waba_id, *_) in NUMBERS.items() if waba_id == parts[1]]
             return self._answer(200, {"data": numbers, "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}})
         if parts[:2] == ["_stand_in", "media"] and self.headers.get("Authorization", "").startswith("Bearer "):
-            return self._raw(200, MEDIA_BYTES, "image/jpeg")
+            mime_type, content = self._media(parts[-1])
+            return self._raw(200, content, mime_type)
+        if len(parts) == 3 and parts[-1] == "block_users":
+            with self.state.lock:
+                blocked = sorted(self.state.blocked.get(parts[-2], ()))
+            users = [{"messaging_product": "whatsapp", "wa_id": wa_id} for wa_id in blocked]
+            return self._answer(200, {"data": users, "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}})
         if len(parts) == 2 and parts[-1].isdigit():
             host = f"http://{self.headers.get('Host')}"
+            mime_type, content = self._media(parts[-1])
             return self._answer(200, {"messaging_product": "whatsapp", "url": f"{host}/_stand_in/media/{parts[-1]}",
-                                      "mime_type": "image/jpeg", "sha256": "0" * 64, "file_size": len(MEDIA_BYTES),
+                                      "mime_type": mime_type, "sha256": "0" * 64, "file_size": len(content),
                                       "id": parts[-1]})  # fmt: skip
         self._answer(404, {"error": {"message": "Unknown path", "code": 100}})
+
+    def _media(self, media_id):
+        with self.state.lock:
+            return self.state.media.get(media_id, ("image/jpeg", MEDIA_BYTES))
 
     def _templates(self, parts, query):
         """Meta's paging: `limit` per page, opaque `after` cursors, `next` only when there is more."""
@@ -240,6 +262,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def do_DELETE(self):
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[-1] == "block_users":
+            return self._block(parts[-2], self._body(), block=False)
         with self.state.lock:
             if self.path == "/_stand_in/requests":
                 self.state.requests.clear()
@@ -257,6 +282,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(200, {"success": True})
         if self.path == "/_stand_in/inbound":
             return self._inbound(body if isinstance(body, dict) else {})
+        if self.path == "/_stand_in/echo":
+            return self._echo(body if isinstance(body, dict) else {})
+        if self.path == "/_stand_in/webhook":
+            return self._field_change(body if isinstance(body, dict) else {})
         if self.path == "/_stand_in/latency":
             spec = body if isinstance(body, dict) else {}
             with self.state.lock:
@@ -271,6 +300,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.status_delays = itertools.cycle(delays)
             return self._answer(200, {"success": True})
         parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[-1] == "block_users":
+            return self._block(parts[-2], body, block=True)
         if len(parts) >= 2 and parts[-1] == "media":
             return self._answer(200, {"id": str(random.randint(10**15, 10**16 - 1))})
         if len(parts) < 2 or parts[-1] != "messages":
@@ -308,21 +339,75 @@ class Handler(BaseHTTPRequestHandler):
             sent = {"id": wamid}
             if body["type"] == "template":  # Meta's template pacing status, on template sends only
                 sent["message_status"] = "accepted"
-            return self._answer(
-                200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [sent]}
-            )
+            contact = {"input": to, "wa_id": to}
+            if not to and body.get("recipient"):  # a business-scoped user id: Meta answers it as `user_id`
+                contact = {"input": body["recipient"], "user_id": body["recipient"]}
+            return self._answer(200, {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]})
         self._answer(400, {"error": {**DEFAULT_ERROR, "code": 100, "message": "Invalid parameter"}})
 
     def _inbound(self, spec):
         if not (self.state.webhook_url and self.state.app_secret):
             return self._answer(409, {"error": {"message": "start the stand-in with --webhook-url and an app secret"}})
         sender, wamid = str(spec.get("from", "6281200000001")), new_wamid()
+        with self.state.lock:
+            self.state.wrote_in.add(sender)
         payload = payloads.webhook(
             str(spec.get("phone_number_id", "")),
             contacts=[payloads.contact(sender, str(spec.get("name", "")))],
             messages=[payloads.text_message(wamid, sender, str(spec.get("text", "Halo!")))],
         )
         self._answer(200, {"wamid": wamid, "kirim_status": self.state.post_webhook(payload)})
+
+    def _echo(self, spec):
+        """Staff send a text from the WhatsApp Business app on the number: Meta's echo of it."""
+        if not (self.state.webhook_url and self.state.app_secret):
+            return self._answer(409, {"error": {"message": "start the stand-in with --webhook-url and an app secret"}})
+        phone_number_id, wamid = str(spec.get("phone_number_id", "")), new_wamid()
+        _, display_phone_number, _ = NUMBERS.get(phone_number_id, ("", "", ""))
+        business = "".join(ch for ch in display_phone_number if ch.isdigit())
+        echo = payloads.echo(wamid, str(spec.get("to", "6281200000001")), str(spec.get("text", "Halo!")),
+                             business_number=business)  # fmt: skip
+        change = payloads.field_change("smb_message_echoes", payloads.echoes(echo), waba_id=NUMBERS.get(
+            phone_number_id, ("0",))[0], phone_number_id=phone_number_id, display_phone_number=business)  # fmt: skip
+        self._answer(200, {"wamid": wamid, "kirim_status": self.state.post_webhook(change)})
+
+    def _field_change(self, spec):
+        if not (self.state.webhook_url and self.state.app_secret):
+            return self._answer(409, {"error": {"message": "start the stand-in with --webhook-url and an app secret"}})
+        if not isinstance(spec.get("field"), str) or not isinstance(spec.get("value"), dict):
+            return self._answer(400, {"error": {"message": "Give `field` and its `value`", "code": 100}})
+        change = payloads.field_change(spec["field"], spec["value"], waba_id=str(spec.get("waba_id", "0")),
+                                       phone_number_id=spec.get("phone_number_id"))  # fmt: skip
+        self._answer(200, {"kirim_status": self.state.post_webhook(change)})
+
+    def _block(self, phone_number_id, body, *, block):
+        """Meta's Block Users API: each user alone; a user who never wrote in cannot be blocked, and any
+        failure makes the answer Meta's 400 (code 139100) naming each user."""
+        users = body.get("block_users") if isinstance(body, dict) else None
+        if not isinstance(users, list) or not users or body.get("messaging_product") != "whatsapp":
+            return self._answer(400, {"error": {**DEFAULT_ERROR, "code": 100, "message": "(#100) Invalid parameter"}})
+        done, failed = [], []
+        with self.state.lock:
+            blocked = self.state.blocked.setdefault(phone_number_id, set())
+            for user in users:
+                wanted = str((user or {}).get("user") or (user or {}).get("user_id") or "")
+                wa_id = "".join(ch for ch in wanted if ch.isdigit()) if (user or {}).get("user") else wanted
+                if block and wa_id not in self.state.wrote_in:
+                    failed.append({"input": wanted, "errors": [{
+                        "message": "Failed to block/unblock this user", "code": 139100,
+                        "error_data": {"details": "User can only be blocked within 24 hours of their last message"},
+                    }]})  # fmt: skip
+                    continue
+                (blocked.add if block else blocked.discard)(wa_id)
+                done.append({"input": wanted, "wa_id": wa_id})
+        results = {"added_users" if block else "removed_users": done}
+        if not failed:
+            return self._answer(200, {"messaging_product": "whatsapp", "block_users": results})
+        error = {"message": "(#139100) Failed to block/unblock users", "type": "OAuthException", "code": 139100,
+                 "error_data": {"details": "Failed to block some users, see the block_users response list for details"},
+                 "fbtrace_id": "AStandInTraceId"}  # fmt: skip
+        self._answer(400, {"messaging_product": "whatsapp", "block_users": {**results, "failed_users": failed},
+                           "error": error})  # fmt: skip
 
     def _fail(self, fault):
         mode = fault.get("mode", "error")

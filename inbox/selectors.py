@@ -2,8 +2,8 @@
 
 from django.db.models import Q
 
-from inbox.models import MEDIA_ID_IN_PAYLOAD, MEDIA_MESSAGES, Membership, Message, PhoneNumber, UploadedMedia
-from kirim.errors import NotFound
+from core.errors import NotFound
+from inbox.models import MEDIA_ID_IN_PAYLOAD, MEDIA_MESSAGES, Message, PhoneNumber, UploadedMedia
 
 
 def phone_number_of(org, phone_number_id):
@@ -12,11 +12,6 @@ def phone_number_of(org, phone_number_id):
     if number is None:
         raise NotFound("No phone number with this phone_number_id.", param="phone_number_id")
     return number
-
-
-def org_roles_of(user):
-    """{org id: role} of every org `user` belongs to; empty for a user with no membership."""
-    return dict(Membership.objects.filter(user_id=user.pk).values_list("org_id", "role"))
 
 
 def waba_number_of(org, waba_id):

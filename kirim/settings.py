@@ -1,5 +1,7 @@
 """Every setting Kirim reads, read here once from the environment (and `.env` when present)."""
 
+import base64
+import hashlib
 import ipaddress
 from pathlib import Path
 
@@ -24,7 +26,20 @@ def required(name):
 KIRIM_VERSION = __version__  # /v1/health and `manage.py version` answer it
 SECRET_KEY = required("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
+# The development-only app (dev/: the demo's seed_demo): installed where DEBUG is on, unless told.
+DEV_TOOLS = env.bool("DEV_TOOLS", default=DEBUG)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Earlier SECRET_KEYs, still accepted for sessions, signed cursors and media links while they age out.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# Fernet keys (core/encryption.py) for Meta tokens and subscription secrets at rest: the first encrypts,
+# all decrypt. Unset, keys derived from SECRET_KEY and its fallbacks stand in (`check --deploy` warns).
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+ENCRYPTION_KEYS_DERIVED = not ENCRYPTION_KEYS
+if ENCRYPTION_KEYS_DERIVED:
+    ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(f"kirim-encryption:{key}".encode()).digest()).decode()
+        for key in (SECRET_KEY, *SECRET_KEY_FALLBACKS)
+    ]
 
 META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com/v23.0").rstrip("/")
 META_TIMEOUT = env.float("META_TIMEOUT", default=10.0)  # seconds, one attempt
@@ -38,12 +53,19 @@ if META_CLAIM_LEASE <= META_RETRY_BUDGET:
 # Tests turn this on: a call to Meta (or a wait for one) inside a database transaction raises.
 META_FORBID_IN_TRANSACTION = env.bool("META_FORBID_IN_TRANSACTION", default=False)
 META_APP_SECRET = required("META_APP_SECRET")
+# The app secret being replaced: webhooks signed with it are accepted too until it is unset.
+META_APP_SECRET_PREVIOUS = env.str("META_APP_SECRET_PREVIOUS", default="")
 META_WEBHOOK_VERIFY_TOKEN = required("META_WEBHOOK_VERIFY_TOKEN")
+# Days message content is kept (orgs may set their own); unset: kept until erased.
+MESSAGE_CONTENT_RETENTION_DAYS = env.int("MESSAGE_CONTENT_RETENTION_DAYS", default=None)
+AUDIT_LOG_KEEP_DAYS = env.int("AUDIT_LOG_KEEP_DAYS", default=365)  # purge_expired deletes older entries
 READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)
 WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # raw bodies, once applied
 # Events with something not applied wait this long for an operator's `reprocess_webhooks`.
 WEBHOOK_FAILED_EVENTS_KEEP_DAYS = env.int("WEBHOOK_FAILED_EVENTS_KEEP_DAYS", default=90)
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=600)  # per org; an org may set its own
+# How long an API key rotated (API, admin, rotate_api_key) keeps working beside its successor.
+API_KEY_ROTATION_GRACE_HOURS = env.int("API_KEY_ROTATION_GRACE_HOURS", default=24)
 AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=60)  # per client address
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)  # proxies appending to X-Forwarded-For
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)  # Meta's sends are a few kB
@@ -107,6 +129,30 @@ if TASKS_BACKEND not in TASK_BACKENDS:
 TASKS = {"default": TASK_BACKENDS[TASKS_BACKEND]}
 RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")}}
 
+# Seeing inside (docs/operations/observability.md): Prometheus metrics at /metrics, workers' heartbeats.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # when set, a scrape must send it as a bearer token
+# A task worker on a host without Kirim's web server serves its counts on this port (0: it does not).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDRESS = env.str("WORKER_METRICS_ADDRESS", default="127.0.0.1")
+# Seconds between a task worker's heartbeats; one silent for three of them counts as gone.
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=10.0)
+# Error reports to Sentry (core/reporting.py), scrubbed like the logs; off unless a DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="")
+if SENTRY_DSN:
+    from core import reporting
+
+    reporting.start(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)
+# Traces with OpenTelemetry (core/tracing.py), off unless an OTLP endpoint is set; the exporter reads
+# OpenTelemetry's own variables (OTEL_EXPORTER_OTLP_HEADERS, ...) itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="kirim")
+if OTEL_EXPORTER_OTLP_ENDPOINT:
+    from core import tracing
+
+    tracing.start(service_name=OTEL_SERVICE_NAME)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -117,27 +163,34 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    *(["django_rq"] if TASKS_BACKEND == "rq" else []),
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "inbox",
     "receipts",
     "outbox",
+    # After outbox, like django_tasks_db below: its `rqworker` (django_rq's, with a heartbeat) stands in.
+    *(["django_rq"] if TASKS_BACKEND == "rq" else []),
     # After outbox: its `db_worker`, which outlives a database restart, stands in for django-tasks-db's.
     "django_tasks",
     "django_tasks_db",
+    *(["dev"] if DEV_TOOLS else []),
 ]
 
 MIDDLEWARE = [
-    "kirim.middleware.RequestIdMiddleware",
-    "kirim.middleware.RequestLogMiddleware",
-    "kirim.middleware.RequestGateMiddleware",
-    "kirim.middleware.BodyGateMiddleware",
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.RequestLogMiddleware",
+    "core.middleware.RequestGateMiddleware",
+    "core.middleware.BodyGateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "inbox.ratelimit.RateLimitHeadersMiddleware",
+    "orgs.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "inbox.admin.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -162,19 +215,20 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "kirim.postgresql"  # Django's, with a health check that costs no query
+    DATABASES["default"]["ENGINE"] = "core.db.postgresql"  # Django's, with a health check that costs no query
     DATABASES["default"]["OPTIONS"] = {}
     # Parameters bound by the server let psycopg prepare a statement after its second run on a
     # connection: the hot path's statements skip planning, ~0.2 ms each (docs/benchmarks.md). A pooler
     # that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode) needs it off.
     # Pooled connections keep theirs from request to request.
+    # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
     # A pooler in transaction mode hands each transaction a different server connection: a cursor
     # kept open across transactions would be lost (Django's .iterator() outside a transaction).
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not env.bool("DB_SERVER_SIDE_CURSORS", default=True)
     # Connections per worker process, shared by its threads: a thread takes one for its queries and
-    # gives it back while it waits on Meta (kirim/waiting.py), so far fewer are needed than threads.
+    # gives it back while it waits on Meta (core/db/waiting.py), so far fewer are needed than threads.
     # 0: no pool, a connection per thread kept CONN_MAX_AGE seconds.
     DB_POOL_SIZE = env.int("DB_POOL_SIZE", default=3)
     if DB_POOL_SIZE:
@@ -218,21 +272,28 @@ WHITENOISE_USE_FINDERS = DEBUG
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # TLS ends at the load balancer
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^v1/health$"]  # the load balancer's health check speaks plain HTTP
+    SECURE_REDIRECT_EXEMPT = [
+        r"^v1/health(/live|/ready)?$",
+        r"^metrics$",
+    ]  # load balancers and Prometheus speak plain HTTP
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# Managers and operators give a TOTP code (or a recovery code) after their password to reach the admin
+# (inbox/admin/second_factor.py). On unless DEBUG: development and the tests' own server may go without.
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=not DEBUG)
+OTP_TOTP_ISSUER = "Kirim"
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["inbox.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["inbox.auth.HasApiKey"],
-    "DEFAULT_THROTTLE_CLASSES": ["inbox.ratelimit.OrgRateLimit"],
-    "DEFAULT_PARSER_CLASSES": ["kirim.parsers.StrictJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.auth.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["orgs.ratelimit.OrgRateLimit"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "kirim.errors.exception_handler",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kirim.negotiation.JsonOnlyNegotiation",
+    "EXCEPTION_HANDLER": "core.envelopes.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.JsonOnlyNegotiation",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 like any other method the API lacks
@@ -257,12 +318,13 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["kirim.schema.metas_paths_once"],
+    "PREPROCESSING_HOOKS": ["core.schema.metas_paths_once"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "kirim.schema.overlapping_variants_are_any_of",
-        "inbox.serializers.messages_request_in_documents",
-        "outbox.serializers.subscription_request_in_documents",
+        "core.schema.overlapping_variants_are_any_of",
+        "inbox.api.serializers.messages_request_in_documents",
+        "outbox.api.serializers.subscription_request_in_documents",
+        "inbox.api.business.unblock_body_in_documents",
     ],
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "inbox.models.Status",
@@ -272,26 +334,26 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGGING_CONFIG = "kirim.logs.configure"  # every record redacted: no body in any message or traceback
+LOGGING_CONFIG = "core.logs.configure"  # every record redacted: no body in any message or traceback
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json_line": {"format": "%(message)s"},  # kirim.requests logs ready-made JSON
-        "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
-    },
-    "filters": {"redact_access_token": {"()": "kirim.middleware.RedactAccessToken"}},
+    # One JSON line per record, whoever logs it (gunicorn's own: gunicorn.conf.py's logconfig_dict).
+    "formatters": {"json": {"()": "core.logs.JsonFormatter"}},
+    "filters": {"redact_access_token": {"()": "core.middleware.RedactAccessToken"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "requests": {"class": "logging.StreamHandler", "formatter": "json_line"},
-        "server": {"class": "logging.StreamHandler", "formatter": "server", "filters": ["redact_access_token"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+        "server": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_access_token"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "kirim.requests": {"handlers": ["requests"], "level": "INFO", "propagate": False},
+        "kirim.requests": {"level": "INFO"},  # a line per request, whatever LOG_LEVEL says
+        # Django's own handlers (plain text to stderr with DEBUG on, mail to admins) give way to the root's.
+        "django": {"handlers": [], "level": "INFO"},
         "django.request": {"level": "ERROR"},  # 4xx are in kirim.requests already
         # runserver's request lines (Django's own setup, plus the key redacted from the query)
         "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        # RQ's worker adds a handler of its own to a logger that has none
+        "rq.worker": {"handlers": ["console"], "propagate": False},
     },
 }

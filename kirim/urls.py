@@ -3,32 +3,39 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularRedocView
 from rest_framework.routers import SimpleRouter
 
-from inbox.api import AccountsView, MessageViewSet, MeView
-from inbox.graph_api import (
+from core import health as health_checks
+from core.api import SchemaView, bad_request, health, server_error, unknown_endpoint
+from core.metrics import metrics_view
+from inbox.admin import second_factor
+from inbox.api.business import BlockUsersView, GraphBlockUsersView, PriceReportView
+from inbox.api.conversations import ConversationListView, ConversationNotesView, ConversationView
+from inbox.api.graph import (
     GraphMediaContentView,
     GraphMediaUploadView,
     GraphMediaView,
-    GraphMessagesView,
     GraphTemplatesView,
+    unknown_graph_path,
 )
-from inbox.webhooks import WEBHOOK_ROUTE, whatsapp_webhook
-from kirim.api import SchemaView, bad_request, health, server_error, unknown_endpoint, unknown_graph_path
-from kirim.meta_errors import GRAPH_VERSION, VERSION_LIKE
-from outbox.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
+from inbox.api.meta_webhooks import WEBHOOK_ROUTE, whatsapp_webhook
+from inbox.api.v1 import AccountsView, ContactView, MeView, RotateKeyView
+from meta.errors import GRAPH_VERSION, VERSION_LIKE
+from outbox.api.views import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
+from receipts.api import ReadingGraphMessagesView, ReadingMessageViewSet
 
 router = SimpleRouter(trailing_slash=False)
-router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", MessageViewSet, basename="message")
+router.register(r"(?P<phone_number_id>[0-9]{6,20})/messages", ReadingMessageViewSet, basename="message")
 router.register("webhook_subscriptions", WebhookSubscriptionViewSet, basename="webhook-subscription")
 router.register("webhook_deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
-# Meta's own API (inbox/graph_api.py): any Graph version, /v13.0/ to /v27.0/ and on.
+# Meta's own API (inbox/api/graph.py): any Graph version, /v13.0/ to /v27.0/ and on.
 GRAPH = rf"^(?P<version>{GRAPH_VERSION})/"
 
 
 def graph_routes(prefix):
     return [
-        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/messages$", GraphMessagesView.as_view()),
+        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/messages$", ReadingGraphMessagesView.as_view()),
         re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/media$", GraphMediaUploadView.as_view()),
+        re_path(prefix + r"(?P<phone_number_id>[0-9]{6,20})/block_users$", GraphBlockUsersView.as_view()),
         re_path(prefix + r"(?P<waba_id>[0-9]{6,32})/message_templates$", GraphTemplatesView.as_view()),
         re_path(prefix + r"(?P<media_id>[0-9]{6,32})$", GraphMediaView.as_view()),
         re_path(prefix + r"(?P<media_id>[0-9]{6,32})/content$", GraphMediaContentView.as_view()),
@@ -45,8 +52,17 @@ unversioned_graph_urls = [*graph_routes("^"), re_path(r"^[0-9]+(?:/|$)", unknown
 
 v1_api = [
     path("v1/health", health),
+    path("v1/health/live", health_checks.live),
+    path("v1/health/ready", health_checks.ready),
     path("v1/accounts", AccountsView.as_view()),
     path("v1/me", MeView.as_view()),
+    path("v1/me/rotate_key", RotateKeyView.as_view()),
+    re_path(r"^v1/(?P<phone_number_id>[0-9]{6,20})/contacts/(?P<contact>[^/]{1,128})$", ContactView.as_view()),
+    path("v1/conversations", ConversationListView.as_view()),
+    path("v1/conversations/<str:conversation_id>", ConversationView.as_view()),
+    path("v1/conversations/<str:conversation_id>/notes", ConversationNotesView.as_view()),
+    path("v1/pricing", PriceReportView.as_view()),
+    re_path(r"^v1/(?P<phone_number_id>[0-9]{6,20})/block_users$", BlockUsersView.as_view()),
     path("v1/", include(router.urls)),
 ]
 
@@ -81,6 +97,8 @@ def docs_page(schema_url_name, title):
 
 
 urlpatterns = [
+    *second_factor.urls,  # before the admin's, whose own catch-all would take it
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path(WEBHOOK_ROUTE, whatsapp_webhook, name="whatsapp-webhook"),
     path("v1/openapi.json", SchemaView.as_view(patterns=v1_api), name="openapi"),

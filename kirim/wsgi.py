@@ -1,5 +1,5 @@
 """The WSGI application: Django's, with Meta's webhook deliveries answered in front of it
-(inbox.webhooks.MetaDeliveries), Kirim's busiest requests."""
+(inbox.api.meta_webhooks.MetaDeliveries), Kirim's busiest requests."""
 
 import os
 
@@ -9,6 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kirim.settings")
 
 django_application = get_wsgi_application()  # first: it sets Django up, which the doors' modules need
 
-from inbox.webhooks import MetaDeliveries
+from inbox.api.meta_webhooks import MetaDeliveries
 
 application = MetaDeliveries(django_application)

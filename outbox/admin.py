@@ -1,4 +1,4 @@
-"""Events out in the admin, scoped to the member's orgs (inbox/admin_scope.py): subscriptions for the
+"""Events out in the admin, scoped to the member's orgs (orgs/scope.py): subscriptions for the
 org's managers (the secret shown once, on the page that answers a create or a rotation), and the
 deliveries with every attempt, read-only, with a replay action."""
 
@@ -6,8 +6,10 @@ from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
-from inbox.admin_scope import MANAGERS, OrgScopedAdmin
-from kirim.errors import ApiError
+from core.errors import ApiError
+from orgs.audit import audit_record
+from orgs.models import AuditAction
+from orgs.scope import MANAGERS, OrgScopedAdmin
 from outbox import services
 from outbox.models import Delivery, DeliveryAttempt, EventType, WebhookSubscription
 
@@ -46,6 +48,10 @@ class SubscriptionForm(forms.ModelForm):
         return cleaned
 
 
+def changed(request, subscription, detail):
+    audit_record(request, AuditAction.SUBSCRIPTION_CHANGED, org=subscription.org_id, target=subscription, detail=detail)
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(OrgScopedAdmin):
     roles = MANAGERS
@@ -69,10 +75,12 @@ class WebhookSubscriptionAdmin(OrgScopedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             services.subscription_update(obj, **{name: form.cleaned_data[name] for name in form.changed_data})
+            changed(request, obj, "changed: " + ", ".join(sorted(form.changed_data)))
             return
         created = services.subscription_create(org=obj.org, url=obj.url, receiver=obj.receiver, events=obj.events,
                                                description=obj.description, enabled=obj.enabled)  # fmt: skip
         obj.pk, obj.external_id, obj.secret = created.pk, created.external_id, created.secret
+        changed(request, obj, "created")
 
     def get_deleted_objects(self, objs, request):
         """What a delete takes: the subscriptions, and their deliveries counted, not listed (a busy
@@ -87,10 +95,12 @@ class WebhookSubscriptionAdmin(OrgScopedAdmin):
 
     def delete_model(self, request, obj):
         services.subscription_delete(obj)
+        changed(request, obj, "deleted")
 
     def delete_queryset(self, request, queryset):
         for subscription in queryset.order_by("pk"):
             services.subscription_delete(subscription)
+            changed(request, subscription, "deleted")
 
     def response_add(self, request, obj, post_url_continue=None):
         return self._secrets_page(request, [obj], rotated=False)
@@ -98,6 +108,8 @@ class WebhookSubscriptionAdmin(OrgScopedAdmin):
     @admin.action(description="Rotate the signing secret of selected subscriptions", permissions=("change",))
     def rotate_secret(self, request, queryset):
         rotated = [services.subscription_rotate_secret(s) for s in queryset]
+        for subscription in rotated:
+            changed(request, subscription, "secret rotated")
         return self._secrets_page(request, rotated, rotated=True)
 
     def _secrets_page(self, request, subscriptions, *, rotated):

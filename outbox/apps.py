@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class OutboxConfig(AppConfig):
     name = "outbox"
     verbose_name = "Events out"
+
+    def ready(self):
+        from core import health, metrics
+        from outbox import facts
+
+        health.register_detail("events_out", facts.backlog)
+        health.register_detail("workers", facts.workers)
+        metrics.register_database_facts(facts.metric_families)

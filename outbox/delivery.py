@@ -36,9 +36,10 @@ from django_tasks.exceptions import TaskResultDoesNotExist
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
-from inbox.models import Org
-from kirim import subscriber_http
-from kirim.webhook_signing import kirim_signature, meta_signature, standard_webhooks_signature
+from core import metrics, tracing
+from meta.signing import kirim_signature, meta_signature, standard_webhooks_signature
+from orgs.models import Org
+from outbox import subscriber_http
 from outbox.models import (
     Delivery,
     DeliveryAttempt,
@@ -64,12 +65,14 @@ class WorkerLost(Exception):
 
 @task(takes_context=True)
 def deliver(context, delivery_id):
-    attempt_delivery(delivery_id, task_id=context.task_result.id)
+    with tracing.span("task deliver"):
+        attempt_delivery(delivery_id, task_id=context.task_result.id)
 
 
 @task()
 def sweep(token):
-    sweep_once(token)
+    with tracing.span("task sweep"):
+        sweep_once(token)
 
 
 def enqueue_new(org_ids):
@@ -162,14 +165,21 @@ def attempt_delivery(delivery_id, task_id=None):
             dispatch(Delivery.objects.filter(pk=delivery_id).values_list("org_id", flat=True))
         return None
     delivery = claim.delivery
-    subscription = delivery.subscription
-    stopped = subscription.why_stopped(delivery.event_type)
-    if stopped:
-        _settle(claim, None, final=DeliveryStatus.FAILED, error=stopped)
-        return claim
-    body = delivery.event.body.encode()
-    answer = subscriber_http.post(subscription.url, body, _headers(delivery, claim.attempt.number, body))
-    _settle(claim, answer)
+    # The trace of what caused the event (Meta's webhook, a read) goes on into its delivery.
+    with tracing.span(f"deliver {delivery.event_type}", parent=delivery.event.trace_parent, **{
+        "kirim.delivery.attempt": claim.attempt.number, "kirim.event.type": delivery.event_type,
+    }):  # fmt: skip
+        subscription = delivery.subscription
+        stopped = subscription.why_stopped(delivery.event_type)
+        if stopped:
+            _settle(claim, None, final=DeliveryStatus.FAILED, error=stopped)
+            return claim
+        body = delivery.event.body.encode()
+        with tracing.span("subscriber POST", kind=tracing.CLIENT) as span:
+            answer = subscriber_http.post(subscription.url, body, _headers(delivery, claim.attempt.number, body))
+            if span is not None and answer.status_code is not None:
+                span.set_attribute("http.response.status_code", answer.status_code)
+        _settle(claim, answer)
     return claim
 
 
@@ -273,11 +283,18 @@ def _settle(claim, answer, *, final=None, error=""):
         logger.warning("delivery %s attempt %d settled after its lease was taken over", delivery.external_id,
                        attempt.number)  # fmt: skip
         return
+    _count_attempt(delivery, final, now)
     logger.info(
         "delivery %s attempt %d: %s %s", delivery.external_id, attempt.number,
         answer.status_code if answer else "-", final or f"retry in {delay:.1f} s",
     )  # fmt: skip
     dispatch([delivery.org_id])  # a retry waits in the database too, for a slot once it is due
+
+
+def _count_attempt(delivery, final, now):
+    """The attempt in the metrics: its outcome, and for a delivered event the time since it happened."""
+    lag = (now - delivery.event.created_at).total_seconds() if final == DeliveryStatus.DELIVERED else None
+    metrics.event_delivery(delivery.event_type, final or "retry", lag)
 
 
 def _count_outcome(subscription_id, event_type, final, *, gone, now):

@@ -11,8 +11,9 @@ from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
-from inbox.models import Org
-from kirim.ids import PublicIdField
+from core.encryption import EncryptedTextField
+from core.ids import PublicIdField
+from orgs.models import Org
 
 SECRET_PREFIX = "whsec_"
 OLD_SECRET_SIGNS_FOR = timedelta(hours=24)
@@ -22,6 +23,18 @@ class EventType(models.TextChoices):
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_STATUS = "message.status"
     MESSAGE_READ = "message.read"
+    CONVERSATION_ASSIGNED = "conversation.assigned"
+    CONVERSATION_STATE_CHANGED = "conversation.state_changed"
+    CONVERSATION_NOTE_ADDED = "conversation.note_added"
+    # Meta's other webhook fields, each passed on as Meta sent it (inbox.services.ingest.FIELD_EVENTS).
+    MESSAGE_ECHO = "message.echo"  # smb_message_echoes: sent from the WhatsApp Business app
+    MESSAGE_HISTORY = "message.history"  # history: the app's past chats
+    CONTACT_SYNC = "contact.sync"  # smb_app_state_sync: the app's contacts
+    TEMPLATE_STATUS = "template.status"  # message_template_status_update
+    TEMPLATE_CATEGORY = "template.category"  # template_category_update
+    TEMPLATE_QUALITY = "template.quality"  # message_template_quality_update
+    NUMBER_QUALITY = "number.quality"  # phone_number_quality_update
+    ACCOUNT_UPDATE = "account.update"  # account_update
 
 
 class EventSource(models.TextChoices):
@@ -30,9 +43,11 @@ class EventSource(models.TextChoices):
 
 
 SOURCE_OF: dict[str, EventSource] = {
-    EventType.MESSAGE_RECEIVED: EventSource.META,
-    EventType.MESSAGE_STATUS: EventSource.META,
+    **{t: EventSource.META for t in EventType},
     EventType.MESSAGE_READ: EventSource.KIRIM,
+    EventType.CONVERSATION_ASSIGNED: EventSource.KIRIM,
+    EventType.CONVERSATION_STATE_CHANGED: EventSource.KIRIM,
+    EventType.CONVERSATION_NOTE_ADDED: EventSource.KIRIM,
 }
 
 
@@ -43,7 +58,20 @@ class Receiver(models.TextChoices):
     KIRIM = "kirim", "Reads Kirim's envelope too"
 
 
-# The event types each kind of receiver can parse, which are also what it gets when it lists none.
+# Meta's fields beyond `messages`: a subscription gets them only when it lists them, so no existing
+# handler meets a field it never saw; one that lists no event types gets every other type it parses.
+ASKED_FOR_BY_NAME = (
+    EventType.MESSAGE_ECHO,
+    EventType.MESSAGE_HISTORY,
+    EventType.CONTACT_SYNC,
+    EventType.TEMPLATE_STATUS,
+    EventType.TEMPLATE_CATEGORY,
+    EventType.TEMPLATE_QUALITY,
+    EventType.NUMBER_QUALITY,
+    EventType.ACCOUNT_UPDATE,
+)
+
+# The event types each kind of receiver can parse.
 RECEIVES: dict[str, list[str]] = {
     Receiver.META: sorted(t.value for t in EventType if SOURCE_OF[t] == EventSource.META),
     Receiver.KIRIM: sorted(EventType.values),
@@ -89,12 +117,12 @@ class SubscriptionQuerySet(models.QuerySet):
 
 
 class WebhookSubscription(models.Model):
-    """Where an org wants its events. The secrets sign deliveries, so they are kept as they are
-    (like Meta tokens); they are shown once, when made, and never in a response or page after.
+    """Where an org wants its events. The secrets sign deliveries, so they are kept, encrypted (like
+    Meta tokens); they are shown once, when made, and never in a response or page after.
     Failures count per event type, so a type the receiver refuses (Kirim's envelope at a handler
     written for Meta's webhooks) is stopped alone and never stops the types it accepts."""
 
-    secret_fields = ("secret", "previous_secret")  # never a lookup either (inbox/admin_scope.py)
+    secret_fields = ("secret", "previous_secret")  # never a lookup either (orgs/scope.py)
 
     external_id = PublicIdField("wbs")
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="webhook_subscriptions")
@@ -104,8 +132,9 @@ class WebhookSubscription(models.Model):
     description = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, help_text="Why Kirim disabled it, if it did")
-    secret = models.CharField(max_length=100, default=new_secret, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    # Encrypted at rest (core/encryption.py).
+    secret = EncryptedTextField(default=new_secret, editable=False)
+    previous_secret = EncryptedTextField(blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     failure_streaks = models.JSONField(default=dict, editable=False, help_text="Failed deliveries in a row, by type")
     disabled_events = models.JSONField(default=dict, editable=False, help_text="Event types Kirim stopped, and why")
@@ -146,6 +175,8 @@ class Event(models.Model):
     type = models.CharField(max_length=32, choices=EventType.choices)
     body = models.TextField(help_text="The exact JSON every delivery of this event sends")
     created_at = models.DateTimeField(default=timezone.now)
+    # W3C's traceparent of the span that recorded it, when traces are on: its deliveries continue that trace.
+    trace_parent = models.CharField(max_length=55, blank=True, default="", db_default="")
 
     def __str__(self):
         return f"{self.external_id} {self.type}"
@@ -227,3 +258,17 @@ class SweeperClock(models.Model):
 
     token = models.CharField(max_length=32, blank=True)
     due_at = models.DateTimeField()
+
+
+class WorkerHeartbeat(models.Model):
+    """A task worker's sign of life, written every WORKER_HEARTBEAT_INTERVAL seconds by the worker
+    process (outbox/heartbeat.py), so that readiness and the metrics see every host's workers, and a
+    worker that died stops beating. A worker that stops in good order removes its row."""
+
+    name = models.CharField(max_length=300, unique=True, help_text="host:pid")
+    kind = models.CharField(max_length=8, help_text="The task backend it runs: db or rq")
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.name} ({self.kind}) {self.beat_at:%H:%M:%S}"

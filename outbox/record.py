@@ -8,8 +8,11 @@ import json
 from django.db import transaction
 from django.utils import timezone
 
+from core import tracing
 from outbox import delivery
-from outbox.models import SOURCE_OF, Delivery, Event, EventSource, WebhookSubscription
+from outbox.models import SOURCE_OF, Delivery, DeliveryStatus, Event, EventSource, WebhookSubscription
+
+WITHDRAWN = "withdrawn: all it carried was deleted by its sender"
 
 
 def subscriptions_of(org_ids):
@@ -35,11 +38,12 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
     if subscriptions_by_org is None:
         subscriptions_by_org = wanting(subscriptions_of(bodies_by_org), event_type)
     now = timezone.now()
+    trace_parent = tracing.trace_parent()  # the delivery continues this trace
     events = []
     for org_id, body in bodies_by_org.items():
         if not subscriptions_by_org.get(org_id):
             continue
-        event = Event(org_id=org_id, type=event_type, created_at=now)
+        event = Event(org_id=org_id, type=event_type, created_at=now, trace_parent=trace_parent)
         if SOURCE_OF[event_type] == EventSource.KIRIM:
             body = {"id": event.external_id, "type": event_type, "created_at": iso(now), "data": body}
         event.body = as_meta_writes_json(body)
@@ -90,3 +94,19 @@ def as_meta_writes_json(body):
 def iso(moment):
     """A time as Kirim's events write it: ISO 8601 in UTC with a Z."""
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def pending_events_scrub(org_id, matching, scrub):
+    """Rewrite the org's events `matching` (a Q on the event) that a delivery still waits to send:
+    `scrub(body)` takes out of the body what must not be sent (in place) and says whether anything is
+    left to send; when nothing is, the waiting deliveries are withdrawn. Delivered ones are the
+    subscriber's. Call inside the transaction of the change."""
+    waiting = Event.objects.filter(matching, org_id=org_id, deliveries__status=DeliveryStatus.PENDING).distinct()
+    for event in waiting.only("pk", "body"):
+        body = json.loads(event.body)
+        left = scrub(body)
+        Event.objects.filter(pk=event.pk).update(body=as_meta_writes_json(body))
+        if not left:
+            Delivery.objects.filter(event_id=event.pk, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.FAILED, last_error=WITHDRAWN, finished_at=timezone.now(), next_attempt_at=None
+            )

@@ -10,11 +10,11 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from inbox.models import Org
-from kirim.errors import InvalidField
-from kirim.subscriber_http import UnsafeUrl, check_url
+from core.errors import InvalidField
+from orgs.models import Org
 from outbox import record
 from outbox.models import (
+    ASKED_FOR_BY_NAME,
     OLD_SECRET_SIGNS_FOR,
     RECEIVES,
     Delivery,
@@ -25,6 +25,7 @@ from outbox.models import (
     WebhookSubscription,
     new_secret,
 )
+from outbox.subscriber_http import UnsafeUrl, check_url
 
 BULK_REPLAY_MAX = 1000
 DELETE_BATCH = 1000  # deliveries deleted per transaction: locks held for milliseconds, not for the whole job
@@ -50,12 +51,12 @@ def receiver_check(receiver: str | None, events: list[str] | None) -> tuple[str,
     """(receiver, events) as they will be kept. A `meta` receiver, a handler written for Meta's
     webhooks, gets only the events in Meta's JSON; it is what a subscription is unless it names a
     `kirim` receiver or lists one of Kirim's own events (asking for more). Listing no events
-    subscribes to all its receiver parses."""
+    subscribes to all its receiver parses but Meta's fields asked for by name (ASKED_FOR_BY_NAME)."""
     if receiver is None:
         kirims_own = events and set(events) - set(RECEIVES[Receiver.META])
         receiver = Receiver.KIRIM if kirims_own else Receiver.META
     if events is None:
-        return receiver, RECEIVES[receiver]
+        return receiver, [t for t in RECEIVES[receiver] if t not in ASKED_FOR_BY_NAME]
     events = events_check(events)
     unparsed = sorted(set(events) - set(RECEIVES[receiver]))
     if unparsed:

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import functools
-import kirim.ids
+import core.ids
 from django.conf import settings
 from django.db import migrations, models
 
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             name='Org',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', kirim.ids.PublicIdField(default=functools.partial(kirim.ids.new_public_id, *('org',), **{}), editable=False, max_length=32, prefix='org', unique=True)),
+                ('external_id', core.ids.PublicIdField(default=functools.partial(core.ids.new_public_id, *('org',), **{}), editable=False, max_length=32, prefix='org', unique=True)),
                 ('name', models.CharField(max_length=200)),
                 ('slug', models.SlugField(max_length=64, unique=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
             name='ApiKey',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', kirim.ids.PublicIdField(default=functools.partial(kirim.ids.new_public_id, *('key',), **{}), editable=False, max_length=32, prefix='key', unique=True)),
+                ('external_id', core.ids.PublicIdField(default=functools.partial(core.ids.new_public_id, *('key',), **{}), editable=False, max_length=32, prefix='key', unique=True)),
                 ('name', models.CharField(blank=True, max_length=100)),
                 ('display_prefix', models.CharField(editable=False, max_length=24)),
                 ('digest', models.CharField(editable=False, max_length=64, unique=True)),
@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
             name='Message',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', kirim.ids.PublicIdField(default=functools.partial(kirim.ids.new_public_id, *('msg',), **{}), editable=False, max_length=32, prefix='msg', unique=True)),
+                ('external_id', core.ids.PublicIdField(default=functools.partial(core.ids.new_public_id, *('msg',), **{}), editable=False, max_length=32, prefix='msg', unique=True)),
                 ('wamid', models.CharField(blank=True, max_length=255, null=True, unique=True)),
                 ('direction', models.CharField(choices=[('inbound', 'Inbound'), ('outbound', 'Outbound')], max_length=8)),
                 ('status', models.CharField(choices=[('received', 'Received'), ('pending', 'Pending'), ('accepted', 'Accepted'), ('sent', 'Sent'), ('delivered', 'Delivered'), ('read', 'Read'), ('failed', 'Failed')], max_length=16)),

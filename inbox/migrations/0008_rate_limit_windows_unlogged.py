@@ -4,7 +4,7 @@ empties the table, which only forgets the current minute's counts."""
 
 from django.db import migrations
 
-from kirim.migration_steps import unlogged
+from core.db.migration_steps import unlogged
 
 
 class Migration(migrations.Migration):

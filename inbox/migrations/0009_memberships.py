@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from kirim.migration_steps import permissions_granter
+from core.db.migration_steps import permissions_granter
 
 # What each role may do, as of this migration; operators adjust the groups in the admin afterwards.
 AGENT_PERMISSIONS = ["view_conversation", "view_message", "mark_read"]

@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from kirim.migration_steps import permissions_granter
+from core.db.migration_steps import permissions_granter
 
 # Replying is the inbox's work: both roles get it; managers also see the synced templates.
 ROLE_PERMISSIONS = {"Kirim agents": ["reply"], "Kirim managers": ["reply", "view_messagetemplate"]}

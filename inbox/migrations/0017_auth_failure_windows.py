@@ -3,7 +3,7 @@ windows (0008): a count need not survive a crash, and skipping the write-ahead l
 
 from django.db import migrations, models
 
-from kirim.migration_steps import unlogged
+from core.db.migration_steps import unlogged
 
 
 class Migration(migrations.Migration):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import migrations, models
 from django.db.models.deletion import CASCADE, SET_NULL
 
-from kirim.migration_steps import indexes_swapped
+from core.db.migration_steps import indexes_swapped
 
 
 def without_own_index(model_name, name, to, *, on_delete=CASCADE, related_name="+", **options):

@@ -7,7 +7,7 @@ from django.db import migrations, models
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
-from kirim.migration_steps import indexes_swapped
+from core.db.migration_steps import indexes_swapped
 
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 RECEIVED_MEDIA = models.Index(

@@ -97,10 +97,14 @@ def test_inbox_and_thread_queries_do_not_grow_with_messages(
     assert counts[0] == counts[1]
     # inbox: session, user, count (capped), page with unread counts, org and number filter choices;
     # thread: session, user, conversation with its unread count, its messages, its number, the
-    # contact's last inbound message (the reply window; no WABA id, so no templates); message list:
+    # contact's last inbound message (the reply window; no WABA id, so no templates), the contact
+    # (saved name, blocked); message list:
     # session, user, count, page, number filter choices. Staff other than superusers add their
-    # permissions (2 queries) and their memberships (1).
-    assert counts[0] == {"superuser": (6, 6, 5), "agent": (9, 9, 8)}[who]
+    # permissions (2 queries) and their memberships (1). The team inbox adds to the inbox the page's
+    # labels (prefetched) and the label filter's choices; to the thread the conversation's notes and
+    # labels, the org's labels, saved replies and agents, and the conversation's assignee; Kirim's
+    # contact record (saved name, blocked).
+    assert counts[0] == {"superuser": (8, 13, 5), "agent": (11, 16, 8)}[who]
 
 
 def test_the_access_token_is_write_only(staff, phone_number, meta):
@@ -124,11 +128,14 @@ def test_the_access_token_is_write_only(staff, phone_number, meta):
 
 
 def test_an_api_key_is_shown_once_and_its_digest_never(staff, org, phone_number):
-    created = staff.post(reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": ""})
+    created = staff.post(
+        reverse("admin:inbox_apikey_add"),
+        {"org": org.pk, "name": "crm", "expires_at": "", "scopes": ["media", "messages:read"]},
+    )
 
     secret = created.context["secret"]
     key = ApiKey.for_secret(secret)
-    assert key.name == "crm" and key.org == org
+    assert (key.name, key.org, key.scopes) == ("crm", org, "messages:read media")
     assert created.content.decode().count(secret) == 1
     for url in (reverse("admin:inbox_apikey_change", args=[key.pk]), reverse("admin:inbox_apikey_changelist")):
         html = staff.get(url).content.decode()

@@ -12,29 +12,38 @@ from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tasks_db.models import DBTaskResult
 
 from conftest import logged_in, meta_confirms_number
-from inbox.admin_scope import OrgScopedAdmin, org_path_of
-from inbox.members import member_add, memberships_remove
 from inbox.models import (
+    AccountEvent,
     ApiKey,
+    AuditAction,
+    Contact,
     Conversation,
     Direction,
+    Label,
     Membership,
     Message,
     MessageTemplate,
     Org,
     PhoneNumber,
+    PriceTally,
     Role,
+    SavedReply,
     WebhookEvent,
 )
+from orgs.audit import audit_record
+from orgs.members import member_add, memberships_remove
+from orgs.scope import OrgScopedAdmin, org_path_of
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
 
 # Admins of models no org owns: for operators (superusers) only; staff get 403 on every page.
 # the task queue's results (django-tasks-db's admin), and every org's webhook events
-OPERATORS_ONLY = {User, Group, DBTaskResult, WebhookEvent}
+OPERATORS_ONLY = {User, Group, DBTaskResult, WebhookEvent, TOTPDevice, StaticDevice}  # OTP devices: a lost phone
 MISSING_PK = 987654321
 STANDARD_VIEWS = {"change", "history", "delete"}
 
@@ -50,11 +59,20 @@ def world(db, make_message):
             access_token=f"EAAG-{prefix}-token",
         )  # fmt: skip
         ApiKey.issue(org=org, name=f"{prefix}-key")
+        audit_record(None, AuditAction.KEY_CREATED, org=org, target=f"{prefix}-key")
         make_message(number, contact=f"62{digits}1", contact_name=f"{prefix} Siti", text=f"{prefix} halo")
         make_message(number, contact=f"62{digits}1", direction=Direction.OUTBOUND, text=f"{prefix} reply")
         MessageTemplate.objects.create(org=org, waba_id=f"{prefix}-waba", meta_id=digits, name=f"{prefix.lower()}_hi",
                                        language="en", status="APPROVED", synced_at=timezone.now())  # fmt: skip
         member_add(org=org, username=f"{prefix}-member", role=Role.AGENT)
+        Label.objects.create(org=org, name=f"{prefix}-label")
+        SavedReply.objects.create(org=org, name=f"{prefix}-saved", body=f"{prefix} thanks {{{{contact_name}}}}")
+        Contact.objects.create(org=org, phone_number=number, contact_wa_id=f"62{digits}1", saved_name=f"{prefix} Siti",
+                               blocked=True)  # fmt: skip
+        AccountEvent.objects.create(org=org, waba_id=f"{prefix}-waba", field="account_update", event="VERIFIED_ACCOUNT",
+                                    value={"event": "VERIFIED_ACCOUNT"})  # fmt: skip
+        PriceTally.objects.create(org=org, phone_number=number, day=timezone.now().date(),
+                                  template_name=f"{prefix.lower()}_hi", category="utility", billable=True, messages=3)  # fmt: skip
         subscription = WebhookSubscription.objects.create(
             org=org, url=f"https://{prefix.lower()}.example.com/{prefix}-hook", events=["message.read"],
             description=f"{prefix} CRM",
@@ -170,12 +188,15 @@ def test_every_admin_hides_and_protects_another_orgs_rows(world, role, make_memb
 
     assert snapshot(bravo) == before
     assert len(meta.calls) == 0  # nothing of BRAVO's was marked read on WhatsApp
-    expected = {"inbox.Conversation", "inbox.Message"} | (
+    expected = {"inbox.Conversation", "inbox.Message", "inbox.Label", "inbox.SavedReply", "inbox.Contact"} | (
         {
             "inbox.Org",
             "inbox.PhoneNumber",
             "inbox.ApiKey",
+            "inbox.AuditEntry",
             "inbox.MessageTemplate",
+            "inbox.AccountEvent",
+            "inbox.PriceTally",
             "outbox.WebhookSubscription",
             "outbox.Delivery",
         }
@@ -205,7 +226,9 @@ def test_a_manager_creates_keys_and_numbers_for_their_own_org_only(world, make_m
     manager = logged_in(make_member(alpha, Role.MANAGER))
 
     foreign = manager.post(url(ApiKey, "add"), {"org": bravo.pk, "name": "BRAVO-stolen", "expires_at": ""})
-    own = manager.post(url(ApiKey, "add"), {"org": alpha.pk, "name": "alpha-crm", "expires_at": ""})
+    own = manager.post(
+        url(ApiKey, "add"), {"org": alpha.pk, "name": "alpha-crm", "expires_at": "", "scopes": ["media"]}
+    )
     number = manager.post(url(PhoneNumber, "add"), {"org": bravo.pk, "phone_number_id": "1999", "display_phone_number": "+1",
                                                     "waba_id": "", "access_token": "EAAG-x"})  # fmt: skip
 

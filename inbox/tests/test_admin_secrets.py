@@ -9,8 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from conftest import SECRET_LOOKUPS, logged_in, meta_confirms_number, paths_to_secrets
-from inbox.admin_scope import OrgScopedAdmin
 from inbox.models import ApiKey, Direction, PhoneNumber, Role
+from orgs.scope import OrgScopedAdmin
 from outbox.models import WebhookSubscription
 
 MARKER = "EAAGRECOGNISABLE"  # every token below contains it
@@ -61,7 +61,9 @@ def edit_numbers_and_keys(superuser, manager, numbers, org, meta):
     ]
     assert [p.status_code for p in pages] == [302, 302, 200, 302, 302, 200]
     assert PhoneNumber.objects.get(pk=mine.pk).access_token == token("rotated-by-manager")
-    issued = manager.post(reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": ""})
+    issued = manager.post(
+        reverse("admin:inbox_apikey_add"), {"org": org.pk, "name": "crm", "expires_at": "", "scopes": ["media"]}
+    )
     secret = issued.context["secret"]
     assert issued.content.decode().count(secret) == 1  # shown once, on the answer to its creation
     return pages, secret

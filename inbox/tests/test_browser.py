@@ -12,9 +12,9 @@ from conftest import as_the_client_sent_it
 from conftest import wait_for as conftest_wait_for
 from fakemeta import payloads
 from fakemeta.server import new_wamid
-from inbox.admin import POLL_SECONDS
+from inbox.admin.conversations import POLL_SECONDS
 from inbox.models import Conversation, Direction, Message, Role, Status
-from inbox.replies import templates_store
+from inbox.services.replies import templates_store
 from receipts.tests.test_browser import log_in, save_screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -215,3 +215,52 @@ def write_in(stand_in, number, wa_id, name, text, seconds_ago=0):
         messages=[payloads.text_message(new_wamid(), wa_id, text, timestamp=time.time() - seconds_ago)],
     ))  # fmt: skip
     assert status == 200
+
+
+def test_an_echo_does_not_open_the_reply_window_and_a_disabled_template_leaves_the_picker(
+    browser, live_server, meta_stand_in, agent, number, make_message
+):
+    """The contact's last message is 30 hours old; staff then answer from the WhatsApp Business app
+    on the same number. The echo shows in the thread, and the reply box stays closed: only the
+    contact writing opens WhatsApp's window. Meta disables a template: the picker drops it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    budi = conversation(number, make_message, "6281234567802", "Budi Santoso", hours_ago=30,
+                        texts=("My order #4411 has not arrived",))  # fmt: skip
+    business = "".join(ch for ch in number.display_phone_number if ch.isdigit())
+    echo = payloads.echo(new_wamid(), budi.contact_wa_id, "Checking with the courier now", business_number=business)
+    for field, value, where in (
+        ("smb_message_echoes", payloads.echoes(echo, name="Budi Santoso"), {"phone_number_id": number.phone_number_id}),
+        ("message_template_status_update", payloads.template_status(payloads.DEMO_TEMPLATES[0], "DISABLED"), {}),
+    ):
+        change = payloads.field_change(field, value, waba_id=number.waba_id, **where)
+        assert meta_stand_in.state.post_webhook(change) == 200
+    log_in(browser, live_server, "agent")
+    open_thread(browser, live_server, budi)
+
+    last = browser.find_elements(By.CSS_SELECTOR, ".bubble")[-1]
+    assert "outbound" in last.get_attribute("class")
+    assert last.find_element(By.CSS_SELECTOR, ".text").text == "Checking with the courier now"
+    assert "sent from the WhatsApp Business app" in last.text
+    assert "customer service window is closed" in browser.find_element(By.ID, "window-note").text
+    assert not browser.find_element(By.ID, "reply-text-input").is_enabled()
+    picker = [o.text for o in Select(browser.find_element(By.ID, "template-picker")).options]
+    assert not any(text.startswith("order_update") for text in picker) and any("follow_up" in t for t in picker)
+    save_screenshot(browser, "echo-window-closed.png")
+    live = browser.execute_async_script(  # what the page's live poll is told: the window stays closed
+        "const done = arguments[0], page = document.getElementById('content-main');"
+        "fetch(page.dataset.liveUrl + '?since=' + encodeURIComponent(page.dataset.cursor))"
+        ".then(r => r.json()).then(done);"
+    )
+    assert live["window_open"] is False and "closed" in live["window_reason"]
+
+    # Budi deletes his message for everyone: the open page drops its text without a reload.
+    first = Message.objects.get(contact_wa_id=budi.contact_wa_id, direction=Direction.INBOUND)
+    revoke = payloads.revoke(new_wamid(), first.wamid, **{"from": budi.contact_wa_id})
+    deleted = payloads.webhook(number.phone_number_id, messages=[revoke],
+                               contacts=[payloads.contact(budi.contact_wa_id, "Budi Santoso")])  # fmt: skip
+    assert meta_stand_in.state.post_webhook(deleted) == 200
+    bubble = f'.bubble[data-id="{first.external_id}"] .text'
+    assert wait_for(lambda: browser.find_element(By.CSS_SELECTOR, bubble).text == "This message was deleted")
+    assert "#4411" not in browser.find_element(By.ID, "thread").text and same_page(browser)

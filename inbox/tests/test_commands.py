@@ -12,8 +12,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from conftest import meta_confirms_number
+from dev.management.commands.seed_demo import DEMO_WABA_ID, OTHER_PHONE_NUMBER_ID, SPARE_PHONE_NUMBER_ID
 from fakemeta.server import make_server
-from inbox.management.commands.seed_demo import DEMO_WABA_ID, OTHER_PHONE_NUMBER_ID, SPARE_PHONE_NUMBER_ID
 from inbox.models import ApiKey, Membership, Message, Org, PhoneNumber, Status
 
 
@@ -191,7 +191,7 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     from django.utils import timezone
 
     from inbox.models import AuthFailureWindow, IdempotencyRecord, RateLimitWindow, WebhookEvent
-    from inbox.ratelimit import WINDOW_SECONDS
+    from orgs.ratelimit import WINDOW_SECONDS
 
     now = timezone.now()
     minute = int(now.timestamp() // WINDOW_SECONDS)
@@ -210,7 +210,8 @@ def test_purge_expired_deletes_only_what_has_served_its_time(org):
     assert (
         "Deleted 1 idempotency records, 1 rate-limit windows, 1 failed-authentication windows, 1 webhook events, "
         "0 failed webhook events, 0 early statuses, 0 finished webhook deliveries (dead letters included), "
-        "0 events out, 0 uploaded media ids. 1 failed webhook event(s) kept" in run("purge_expired")
+        "0 events out, 0 uploaded media ids, 0 audit log entries. 1 failed webhook event(s) kept"
+        in run("purge_expired")
     )
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["live"]
     assert list(RateLimitWindow.objects.values_list("minute", flat=True)) == [minute]

@@ -172,7 +172,9 @@ def test_webhooks_store_every_good_item_and_never_5xx(numbers, deliver):
         items = [*good, *bad]
         positions.shuffle(items)
         if replay and replayable:  # a wamid stored before, maybe on the other org's number
-            items.append({**replayed, "id": positions.choice(replayable)})
+            # Drawn from a range that does not grow with `replayable`: Hypothesis refuses a draw whose
+            # bounds change between examples that share a prefix (FlakyStrategyDefinition).
+            items.append({**replayed, "id": replayable[positions.randrange(2**32) % len(replayable)]})
         payload = payloads.webhook(number.phone_number_id, messages=items)
         payload["entry"][0]["changes"][0]["value"]["statuses"] = status_items
         body = json.dumps(payload).replace(f'"{INFINITY}"', "1e999")

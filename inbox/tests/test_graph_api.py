@@ -417,6 +417,7 @@ def test_the_surface_has_its_own_openapi_document_and_docs_page(client, db):
     assert set(schema["paths"]) == {
         "/{version}/{phone_number_id}/messages",
         "/{version}/{phone_number_id}/media",
+        "/{version}/{phone_number_id}/block_users",
         "/{version}/{waba_id}/message_templates",
         "/{version}/{media_id}",
         "/{version}/{media_id}/content",

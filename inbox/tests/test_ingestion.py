@@ -103,7 +103,7 @@ def test_items_without_a_usable_sender_or_id_are_recorded_as_failed_on_either_pa
     if path == "one statement" and not ON_POSTGRES:
         pytest.skip("PostgreSQL's one statement")
     if path == "steps":
-        monkeypatch.setattr("inbox.services.INBOUND_IN_ONE_STATEMENT.run", lambda *args: None)
+        monkeypatch.setattr("inbox.services.ingest_one_statement.INBOUND_IN_ONE_STATEMENT.run", lambda *args: None)
     unusable_status = {"id": "wamid.SENT"}  # no `status`
     body = payloads.webhook(PHONE_NUMBER_ID, messages=[*good_messages(1), *UNUSABLE_ITEMS], statuses=[unusable_status])
 
@@ -122,7 +122,7 @@ def test_items_without_a_usable_sender_or_id_are_recorded_as_failed_on_either_pa
 def test_an_item_the_database_refuses_unforeseen_fails_alone(phone_number, deliver, kind, monkeypatch):
     """When no check foresaw it, the database's own refusal (PostgreSQL's JSON, SQLite's encoder)
     sends the payload through one savepoint per item."""
-    monkeypatch.setattr("inbox.events.unstorable_reason", lambda item, suspect: None)
+    monkeypatch.setattr("meta.payloads.unstorable_reason", lambda item, suspect: None)
     body, item, _ = BAD_ITEMS[kind]
 
     assert deliver(None, raw=body.encode()).status_code == 200
@@ -160,7 +160,7 @@ def test_a_database_outage_while_keeping_the_body_answers_5xx_and_applies_nothin
         raise OperationalError("the database system is shutting down")
 
     with monkeypatch.context() as patch:
-        patch.setattr("inbox.services.KEEP_EVENT.execute", database_down)
+        patch.setattr("inbox.services.ingest.KEEP_EVENT.execute", database_down)
         # A status too: the payload takes the steps (PostgreSQL's one statement keeps the event itself).
         with_a_status = payloads.webhook(
             PHONE_NUMBER_ID, messages=good_messages(), statuses=[payloads.status("wamid.X", "read", "628120")]
@@ -319,7 +319,7 @@ def test_the_one_statement_keeps_psycopgs_cached_conversion_and_the_rows_of_the_
     NULL, never JSON's null in a JSON column, and times keep their microseconds."""
     from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
 
-    from inbox.services import INBOUND_IN_ONE_STATEMENT
+    from inbox.services.ingest_one_statement import INBOUND_IN_ONE_STATEMENT
 
     assert len(INBOUND_IN_ONE_STATEMENT._sql) <= MAX_CACHED_STATEMENT_LENGTH
 
@@ -341,7 +341,7 @@ def test_the_one_statement_keeps_psycopgs_cached_conversion_and_the_rows_of_the_
 def test_the_one_statement_stores_the_row_the_steps_store(phone_number, deliver, monkeypatch):
     """The one statement builds its rows from the fields' defaults without a Message: a field added
     with a default, an auto_now or a conversion of its own must come out the same as through the ORM."""
-    from inbox.services import INBOUND_IN_ONE_STATEMENT
+    from inbox.services.ingest_one_statement import INBOUND_IN_ONE_STATEMENT
 
     def message(wamid):
         return payloads.text_message(wamid, "6281200000", "same", timestamp=1764213000)
@@ -360,3 +360,27 @@ def test_the_one_statement_stores_the_row_the_steps_store(phone_number, deliver,
     )
     assert one == steps
     assert Message.objects.get(wamid="wamid.ONE").payload == message("wamid.ONE")
+
+
+def test_the_numbers_statement_finds_what_the_orm_finds(phone_number, second_number, foreign_number, other_org):
+    """The fast path `_numbers` (docs/development/performance.md) against its plain path, the ORM."""
+    from django.db.models import Exists, OuterRef
+
+    from inbox.models import PhoneNumber
+    from inbox.services.inbound_rows import _Number, _numbers
+    from outbox.models import WebhookSubscription
+
+    WebhookSubscription.objects.create(org=phone_number.org, url="https://example.com/a", events=["message.received"])
+    WebhookSubscription.objects.create(
+        org=other_org, url="https://example.com/b", events=["message.received"], enabled=False
+    )
+    ids = [phone_number.phone_number_id, second_number.phone_number_id, foreign_number.phone_number_id, "999999999"]
+    subscribed = Exists(WebhookSubscription.objects.filter(org_id=OuterRef("org_id"), enabled=True))
+    by_orm = {
+        row[0]: _Number(*row[1:])
+        for row in PhoneNumber.objects.filter(phone_number_id__in=ids)
+        .annotate(subscribed=subscribed)
+        .values_list("phone_number_id", "pk", "org_id", "subscribed")
+    }
+    assert _numbers(ids) == by_orm
+    assert [number.subscribed for number in by_orm.values()].count(True) == 2  # both of the subscribed org's

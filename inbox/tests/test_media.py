@@ -1,4 +1,4 @@
-"""Media on Meta's surface (inbox/media.py): only media the org received or uploaded is read from Meta,
+"""Media on Meta's surface (inbox/services/media.py): only media the org received or uploaded is read from Meta,
 only from Meta's media host, and its `url` downloads with the Kirim key or, for a few minutes, without."""
 
 import time
@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
 
-from inbox.auth import media_link_signature
 from inbox.models import UploadedMedia
 from inbox.tests.test_graph_api import assert_meta_error
+from orgs.auth import media_link_signature
 
 MEDIA_ID = "1037543291543636"
 LOOKASIDE = "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1037543291543636&hash=x"

@@ -7,8 +7,8 @@ from django.core import signing
 from django.db import connection
 from django.utils import timezone
 
+from core.pagination import SALT
 from inbox.models import Direction, Status
-from kirim.pagination import SALT
 
 
 def list_messages(api, phone_number, **params):

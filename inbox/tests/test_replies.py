@@ -14,7 +14,7 @@ from django.utils import timezone
 from conftest import as_the_client_sent_it, graph_messages_url, logged_in
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, MessageTemplate, ReadVia, Role, Status
-from inbox.replies import templates_store
+from inbox.services.replies import templates_store
 
 WABA = "102290129340398"
 

@@ -1,5 +1,5 @@
 """`manage.py scheduler`: each periodic job runs once per period however many schedulers run, held by
-the job's row in the database (inbox/scheduler.py), never by a process's memory."""
+the job's row in the database (inbox/services/scheduler.py), never by a process's memory."""
 
 import os
 import re
@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.db import connection
 
 from conftest import postgres_only
+from dev.dburl import database_url
 from inbox.management.commands.scheduler import scheduled_jobs
 from inbox.models import ScheduledJob
-from inbox.scheduler import Job, jobs_register, jobs_run_due
-from kirim.dburl import database_url
+from inbox.services.scheduler import Job, jobs_register, jobs_run_due
 from outbox.models import SweeperClock
 
 T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)  # the start of a minute, of ten and of an hour

@@ -315,11 +315,12 @@ def test_a_100_message_payload_costs_a_fixed_number_of_queries(
     }
 
     # 1 SAVEPOINT, 2 numbers with whether their orgs have webhook subscriptions (none: no lookup of
-    # them), 3 the conversations that know the senders' user ids, 4 bulk INSERT messages (5-6:
-    # SQLite's variable limit splits it in three), 7 upsert their conversations, 8-10 one UPDATE per
-    # status reached, 11 which wamids are known (the others are kept for their sends), 12 keep the
-    # event, 13 RELEASE.
-    with django_assert_num_queries(11 if connection.vendor == "postgresql" else 13):
+    # them), 3 the conversations that know the senders' user ids, 4 bulk INSERT messages (5-7:
+    # SQLite's variable limit splits it in four), 8 upsert their conversations, 9-11 one UPDATE per
+    # status reached, 12-15 the prices: lock the messages not priced yet, give each its pricing, add
+    # them to the tallies by template and by conversation, 16 which wamids are known (the others are
+    # kept for their sends), 17 keep the event, 18 RELEASE.
+    with django_assert_num_queries(15 if connection.vendor == "postgresql" else 18):
         assert deliver(meta_payload(value)).status_code == 200
 
     assert Message.objects.filter(direction=Direction.INBOUND).count() == 100
@@ -336,8 +337,9 @@ def test_100_failed_statuses_cost_one_update_and_each_keeps_its_errors(
     )  # fmt: skip
 
     # 1 SAVEPOINT, 2 numbers with whether their orgs have webhook subscriptions (none), 3 one UPDATE
-    # for every failure, 4 which wamids are known, 5 keep the event, 6 RELEASE.
-    with django_assert_num_queries(6):
+    # for every failure, 4-7 their prices (lock, pricing, the two tallies), 8 which wamids are known,
+    # 9 keep the event, 10 RELEASE.
+    with django_assert_num_queries(10):
         assert deliver(meta_payload(value)).status_code == 200
 
     for n, message in enumerate(outbound):

@@ -13,8 +13,8 @@ import requests
 from django.conf import settings
 
 from conftest import free_port
+from dev.dburl import database_url
 from fakemeta.server import make_server
-from kirim.dburl import database_url
 
 
 @contextmanager
@@ -38,10 +38,10 @@ def stand_in():
 @pytest.fixture
 def start_gunicorn(stand_in):
     """Start gunicorn servers on the test database, with settings given as keywords (and its log
-    written to the file `log`, when given); all stopped at the end."""
+    written to the file `log`, when given), answering `health` once started; all stopped at the end."""
     servers = []
 
-    def start(workers=4, log=None, **settings_env):
+    def start(workers=4, log=None, health="/v1/health", **settings_env):
         port = free_port()
         env = {
             **os.environ,
@@ -65,7 +65,7 @@ def start_gunicorn(stand_in):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                if requests.get(f"{url}{health}", timeout=1).status_code == 200:
                     return url
             except requests.RequestException:  # not listening yet, or a worker still booting
                 time.sleep(0.2)

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection
 
 from conftest import postgres_only
+from dev.dburl import database_url
 from inbox.models import Conversation
-from kirim.dburl import database_url
 from outbox.models import Delivery, DeliveryStatus
 from outbox.tests.test_e2e import inbound, meta_webhook, receiver, subscribe  # noqa: F401 (a fixture)
 

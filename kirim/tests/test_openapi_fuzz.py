@@ -16,10 +16,10 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from conftest import graph_messages_url
+from core.surfaces import error_renderer_for
 from fakemeta.server import new_wamid
-from inbox.idempotency import HEADER as IDEMPOTENCY_KEY
+from inbox.api.idempotency import HEADER as IDEMPOTENCY_KEY
 from inbox.models import UploadedMedia
-from kirim.meta_errors import error_renderer_for
 from kirim.wsgi import application
 
 
@@ -84,10 +84,15 @@ def meta_answer(request):
 @pytest.fixture
 def inbox(api_key_secret, phone_number, make_message, meta, settings, monkeypatch):
     # schemathesis sends many bad keys per test: each must be the 401 it checks for, not the throttle's
-    # 429 (kirim/tests/test_auth_failures.py tests that).
+    # 429 (orgs/tests/test_auth_failures.py tests that).
     settings.AUTH_FAILURES_PER_MINUTE = 1_000_000
     meta.add_callback("POST", graph_messages_url(phone_number), callback=meta_answer)
-    monkeypatch.setattr("kirim.subscriber_http.resolve", lambda host, port: {"93.184.215.14"})
+    block_users = f"{django_settings.META_GRAPH_URL}/{phone_number.phone_number_id}/block_users"
+    done = {"input": "6281", "wa_id": "6281"}
+    meta.post(block_users, json={"messaging_product": "whatsapp", "block_users": {"added_users": [done]}})
+    meta.delete(block_users, json={"messaging_product": "whatsapp", "block_users": {"removed_users": [done]}})
+    meta.get(block_users, json={"data": [{"messaging_product": "whatsapp", "wa_id": "6281"}], "paging": {}})
+    monkeypatch.setattr("outbox.subscriber_http.resolve", lambda host, port: {"93.184.215.14"})
     messages = [make_message(phone_number) for _ in range(3)]
     return {"Authorization": f"Bearer {api_key_secret}"}, phone_number, messages[-1].wamid
 

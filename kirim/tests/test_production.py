@@ -15,9 +15,9 @@ import requests
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from conftest import postgres_only, wait_for
+from dev.dburl import database_url
 from inbox.models import ApiKey, AuthFailureWindow, Message, Status
-from inbox.ratelimit import AUTH_FAILURE_BATCH
-from kirim.dburl import database_url
+from orgs.ratelimit import AUTH_FAILURE_BATCH
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
 

@@ -1,6 +1,6 @@
 """The documentation site holds to the code: the settings reference names exactly the environment
 variables `kirim/settings.py` and `gunicorn.conf.py` read, the error reference has a row for exactly
-the error codes the apps define and the entries of `kirim/meta_errors.py`'s mapping, and the site,
+the error codes the apps define and the entries of `meta/errors.py`'s mapping, and the site,
 built with warnings as errors, loads nothing from elsewhere."""
 
 import ast
@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from kirim.errors import ApiError
-from kirim.meta_errors import BY_KIRIM_CODE
+from core.errors import ApiError
+from meta.errors import BY_KIRIM_CODE
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOCS = BASE_DIR / "docs"
-PRODUCTION_PACKAGES = ("kirim", "inbox", "receipts", "outbox")
+PRODUCTION_PACKAGES = ("kirim", "core", "meta", "orgs", "outbox", "inbox", "receipts")
 ENVIRONMENT_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 

@@ -1,5 +1,5 @@
 """kirim.wsgi.application: Meta's deliveries answered in front of Django's handler
-(inbox.webhooks.MetaDeliveries), everything else, other requests to the webhook's URL included, by
+(inbox.api.meta_webhooks.MetaDeliveries), everything else, other requests to the webhook's URL included, by
 Django with settings.MIDDLEWARE, as any request."""
 
 import json

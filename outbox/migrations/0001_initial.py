@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import functools
-import kirim.ids
+import core.ids
 import outbox.models
 from django.db import migrations, models
 
@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
             name='Event',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', kirim.ids.PublicIdField(default=functools.partial(kirim.ids.new_public_id, *('evt',), **{}), editable=False, max_length=32, prefix='evt', unique=True)),
+                ('external_id', core.ids.PublicIdField(default=functools.partial(core.ids.new_public_id, *('evt',), **{}), editable=False, max_length=32, prefix='evt', unique=True)),
                 ('type', models.CharField(choices=[('message.received', 'Message Received'), ('message.status', 'Message Status'), ('message.read', 'Message Read')], max_length=32)),
                 ('body', models.TextField(help_text='The exact JSON every delivery of this event sends')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
             name='WebhookSubscription',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', kirim.ids.PublicIdField(default=functools.partial(kirim.ids.new_public_id, *('wbs',), **{}), editable=False, max_length=32, prefix='wbs', unique=True)),
+                ('external_id', core.ids.PublicIdField(default=functools.partial(core.ids.new_public_id, *('wbs',), **{}), editable=False, max_length=32, prefix='wbs', unique=True)),
                 ('url', models.URLField(max_length=2000)),
                 ('events', models.JSONField(help_text='Event types this subscription receives')),
                 ('description', models.CharField(blank=True, max_length=500)),
@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
             name='Delivery',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', kirim.ids.PublicIdField(default=functools.partial(kirim.ids.new_public_id, *('wbd',), **{}), editable=False, max_length=32, prefix='wbd', unique=True)),
+                ('external_id', core.ids.PublicIdField(default=functools.partial(core.ids.new_public_id, *('wbd',), **{}), editable=False, max_length=32, prefix='wbd', unique=True)),
                 ('event_type', models.CharField(choices=[('message.received', 'Message Received'), ('message.status', 'Message Status'), ('message.read', 'Message Read')], max_length=32)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed'), ('dead', 'Dead')], default='pending', max_length=16)),
                 ('attempts', models.PositiveIntegerField(default=0)),

@@ -3,7 +3,7 @@ in the admin afterwards; until now a post_migrate hook granted these again on ev
 
 from django.db import migrations
 
-from kirim.migration_steps import permissions_granter
+from core.db.migration_steps import permissions_granter
 
 MANAGER_PERMISSIONS = [
     "view_webhooksubscription", "add_webhooksubscription", "change_webhooksubscription",

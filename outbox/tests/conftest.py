@@ -30,7 +30,7 @@ def public_dns(monkeypatch):
     def resolve(host, port):
         return {"93.184.215.14"}
 
-    monkeypatch.setattr("kirim.subscriber_http.resolve", resolve)
+    monkeypatch.setattr("outbox.subscriber_http.resolve", resolve)
     return resolve
 
 

@@ -66,7 +66,7 @@ def test_bad_subscriptions_are_400_in_the_envelope(api, org, fields, code, param
 
 def test_a_host_resolving_to_a_private_address_is_refused_at_create(api, org, monkeypatch):
     monkeypatch.setattr(
-        "kirim.subscriber_http.resolve",
+        "outbox.subscriber_http.resolve",
         lambda host, port: {"192.168.1.20"},
     )
     error = assert_error(create(api), 400, "invalid_field_value", "url")
@@ -93,7 +93,17 @@ def test_a_receiver_built_for_metas_webhooks_gets_only_what_it_parses_unless_it_
                                                                                   asked_for_reads)]  # fmt: skip
     assert shown == [
         ("meta", ["message.received", "message.status"]),
-        ("kirim", ["message.read", "message.received", "message.status"]),
+        (
+            "kirim",
+            [
+                "conversation.assigned",
+                "conversation.note_added",
+                "conversation.state_changed",
+                "message.read",
+                "message.received",
+                "message.status",
+            ],
+        ),  # every event, the team inbox's included
         ("kirim", ["message.read", "message.received"]),
     ]
     assert meta_handler.json()["data"]["disabled_events"] == {}

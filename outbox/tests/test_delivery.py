@@ -275,7 +275,7 @@ def test_a_url_that_now_resolves_to_a_private_address_is_not_called(org, subscri
     def rebound(host, port):
         return {"93.184.215.14", "10.0.0.5"}
 
-    monkeypatch.setattr("kirim.subscriber_http.resolve", rebound)
+    monkeypatch.setattr("outbox.subscriber_http.resolve", rebound)
     record_read(org)
 
     run_due(max_rounds=1)

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.ids import new_public_id
 from fakemeta import payloads
 from inbox.tests.test_fuzz import FUZZ, Budget, json_values
-from kirim.ids import new_public_id
 from outbox.tests.conftest import (
     CONTACT_NAME,
     HOOK_URL,

@@ -230,7 +230,7 @@ def test_a_change_that_rolls_back_takes_its_event_with_it(phone_number, subscrip
     from django.utils import timezone
 
     from inbox.models import Message
-    from receipts.services import messages_mark_read
+    from receipts.services.bulk import messages_mark_read
 
     message = make_message(phone_number)
     # Read here only (no call to Meta, which never runs inside a transaction), in the caller's one.

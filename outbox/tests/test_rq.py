@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from conftest import postgres_only
+from conftest import postgres_only, wait_for
 from outbox.models import Delivery, DeliveryStatus, WebhookSubscription
 from outbox.tests.test_e2e import inbound, meta_webhook, receiver  # noqa: F401 (a fixture)
 
@@ -58,3 +58,32 @@ def test_an_event_goes_through_rq_and_rqworker_delivers_it(phone_number, receive
     assert json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]["id"] == "wamid.RQ1"
     assert headers["webhook-id"] == Delivery.objects.get().external_id
     assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+
+
+def test_rqworker_beats_while_it_runs_and_the_scrape_counts_rqs_queue(phone_number, receiver, redis_queue, settings):  # noqa: F811
+    from django.test import Client
+
+    from outbox.models import WorkerHeartbeat
+
+    settings.TASKS_BACKEND = "rq"
+    WebhookSubscription.objects.create(org=phone_number.org, url=receiver.url, events=["message.received"])
+    meta_webhook(inbound(phone_number, "wamid.RQ2"))
+    waiting = redis_queue.count  # the delivery's job (and the sweeper's) wait in Redis
+    assert waiting >= 1
+    assert f"kirim_task_queue_depth {waiting:.1f}" in Client().get("/metrics").content.decode()
+
+    env = {
+        **os.environ, "TASKS_BACKEND": "rq", "WEBHOOK_ALLOW_PRIVATE_URLS": "true", "WORKER_HEARTBEAT_INTERVAL": "0.2",
+        "DATABASE_URL": "postgres://{USER}:{PASSWORD}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
+    }  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "default", "--job-class", "django_tasks_rq.backend.Job"],
+        cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert receiver.wait_for(1, timeout=30)
+        assert wait_for(lambda: WorkerHeartbeat.objects.filter(kind="rq", name__endswith=f":{worker.pid}").exists())
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert not WorkerHeartbeat.objects.exists()  # stopped in good order: its row is gone

@@ -159,7 +159,7 @@ def test_meta_error_is_502_with_metas_code_and_the_message_stays_unread(
 def test_after_an_upstream_failure_a_retry_calls_meta_again(api, phone_number, make_message, meta):
     message = make_message(phone_number)
     url = graph_messages_url(phone_number)
-    meta.post(url, status=400, json={"error": {"message": "(#130429) Rate limit hit", "code": 130429}})
+    meta.post(url, status=400, json={"error": {"message": "(#131026) Message undeliverable", "code": 131026}})
     meta.post(url, json={"success": True})
 
     assert post(api, phone_number, receipt(message.wamid)).status_code == 502
@@ -248,7 +248,7 @@ def test_retry_of_an_already_read_message_costs_2_queries_on_postgresql(
         assert post(api, phone_number, receipt(message.wamid)).status_code == 200
 
 
-def test_first_read_costs_9_queries_on_postgresql(
+def test_first_read_costs_10_queries_on_postgresql(
     api, phone_number, make_message, meta_accepts_reads, django_assert_num_queries
 ):
     for _ in range(5):
@@ -258,8 +258,8 @@ def test_first_read_costs_9_queries_on_postgresql(
     # 1 API key + org with the rate-limit window (two statements on SQLite), 2 last_used_at (at most
     # once a minute), 3 message by wamid with its number, 4 claim it (conditional UPDATE), then Meta's
     # call with no transaction open, 5 SAVEPOINT, 6 lock the conversation's unread rows in pk order,
-    # 7 UPDATE them, 8 the org's webhook subscriptions (for message.read), 9 RELEASE.
-    with django_assert_num_queries(9 if connection.vendor == "postgresql" else 10) as captured:
+    # 7 UPDATE them, 8 the org's webhook subscriptions (for message.read), 9 RELEASE, 10 the audit entry.
+    with django_assert_num_queries(10 if connection.vendor == "postgresql" else 11) as captured:
         assert post(api, phone_number, receipt(message.wamid)).status_code == 200
     locking = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
     assert len(locking) == (1 if connection.vendor == "postgresql" else 0)

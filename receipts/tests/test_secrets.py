@@ -6,9 +6,9 @@ import pytest
 import requests
 
 from conftest import graph_messages_url
+from core.errors import UpstreamError
 from inbox.models import ApiKey
-from kirim import meta_graph
-from kirim.errors import UpstreamError
+from meta import graph as meta_graph
 
 
 @pytest.fixture

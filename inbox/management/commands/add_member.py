@@ -5,8 +5,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from inbox.management.orgs import org_by_slug
-from inbox.members import member_add
-from inbox.models import Membership, Role
+from inbox.models import AuditAction, Membership, Role
+from orgs.audit import audit_record
+from orgs.members import member_add
 
 
 class Command(BaseCommand):
@@ -33,6 +34,7 @@ class Command(BaseCommand):
                 raise CommandError("The password is refused: " + " ".join(error.messages)) from None
         before = Membership.objects.filter(user__username=username, org=owner).values_list("role", flat=True).first()
         user, created = member_add(org=owner, username=username, role=role, email=email, password=password)
+        audit_record(None, AuditAction.MEMBER_ADDED, org=owner, target=user.get_username(), detail=role)
         if created:
             note = "" if password_stdin else " It has no password yet: run again with --password-stdin."
             self.stdout.write(f"Created staff user {user.username}, {role} of {owner.slug}.{note}")

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from inbox.models import (
     UPLOADED_MEDIA_LIFETIME,
+    AuditEntry,
     AuthFailureWindow,
     EarlyStatus,
     IdempotencyRecord,
@@ -13,8 +14,10 @@ from inbox.models import (
     UploadedMedia,
     WebhookEvent,
 )
-from inbox.ratelimit import WINDOW_SECONDS
-from inbox.services import cut_off_sends_unconfirm, early_statuses_apply
+from inbox.services.erasure import message_content_expire
+from inbox.services.send import cut_off_sends_unconfirm
+from inbox.services.statuses import early_statuses_apply
+from orgs.ratelimit import WINDOW_SECONDS
 from outbox.delivery import ensure_sweeper
 from outbox.services import deliveries_purge
 
@@ -27,7 +30,7 @@ class Command(BaseCommand):
         "windows past their minute, statuses for unknown wamids after a day, applied webhook bodies older than "
         "WEBHOOK_EVENTS_KEEP_DAYS, failed ones (not reprocessed) older than WEBHOOK_FAILED_EVENTS_KEEP_DAYS, "
         "and finished webhook deliveries (dead letters too) with their events older than "
-        "WEBHOOK_DELIVERIES_KEEP_DAYS, and uploaded media ids past Meta's 30 days; says how many failed webhook bodies are kept. Run it from "
+        "WEBHOOK_DELIVERIES_KEEP_DAYS, uploaded media ids past Meta's 30 days and audit entries older than AUDIT_LOG_KEEP_DAYS; first it erases the content of messages past MESSAGE_CONTENT_RETENTION_DAYS (or their org's period). It says how many failed webhook bodies are kept. Run it from "
         "cron, e.g. every 10 minutes; it is safe to run at any time and from several hosts."
     )
 
@@ -38,6 +41,7 @@ class Command(BaseCommand):
         old_deliveries, old_events = deliveries_purge(now)
         ensure_sweeper()  # restarts the delivery sweeper if its chain died with a worker
         current_minute = int(now.timestamp() // WINDOW_SECONDS)
+        erased = message_content_expire(now)
         deleted = {
             "idempotency records": IdempotencyRecord.objects.filter(expires_at__lte=now).delete()[0],
             "rate-limit windows": RateLimitWindow.objects.filter(minute__lt=current_minute - 1).delete()[0],
@@ -57,10 +61,14 @@ class Command(BaseCommand):
             "uploaded media ids": UploadedMedia.objects.filter(uploaded_at__lt=now - UPLOADED_MEDIA_LIFETIME).delete()[
                 0
             ],
+            "audit log entries": AuditEntry.objects.filter(
+                at__lt=now - timedelta(days=settings.AUDIT_LOG_KEEP_DAYS)
+            ).delete()[0],
         }
         failed = WebhookEvent.objects.failed(now).count()
         self.stdout.write(
-            f"Applied {applied} early status(es); {unconfirmed} cut-off send(s) now unconfirmed. Deleted "
+            f"Applied {applied} early status(es); {unconfirmed} cut-off send(s) now unconfirmed; the content of "
+            f"{erased} message(s) past its retention period erased. Deleted "
             + ", ".join(f"{n} {what}" for what, n in deleted.items())
             + f". {failed} failed webhook event(s) kept for `reprocess_webhooks`"
             + f" (up to WEBHOOK_FAILED_EVENTS_KEEP_DAYS={settings.WEBHOOK_FAILED_EVENTS_KEEP_DAYS} days)."

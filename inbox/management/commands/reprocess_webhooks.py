@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from inbox.models import WebhookEvent
-from inbox.services import webhook_reprocess
+from inbox.services.ingest import webhook_reprocess
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
 """`scheduler`: the periodic jobs without the operator's crontab, each once per period however many
-hosts run one (inbox/scheduler.py says how)."""
+hosts run one (inbox/services/scheduler.py says how)."""
 
 import io
 import logging
@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand
 from django.db import InterfaceError, OperationalError, connections
 
 from inbox.models import PhoneNumber
-from inbox.replies import templates_sync_each
-from inbox.scheduler import Job, jobs_register, jobs_run_due
+from inbox.services.replies import templates_sync_each
+from inbox.services.scheduler import Job, jobs_register, jobs_run_due
 from outbox.delivery import ensure_sweeper
 
 logger = logging.getLogger("kirim.scheduler")

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ApiError
 from inbox.models import PhoneNumber
-from inbox.replies import templates_sync_each
-from kirim.errors import ApiError
+from inbox.services.replies import templates_sync_each
 
 
 class Command(BaseCommand):

@@ -15,7 +15,8 @@
     const seconds = Number(root.dataset.pollSeconds) || 3;
     async function tick() {
       try {
-        const response = await fetch(root.dataset.liveUrl + "?since=" + encodeURIComponent(cursor), {
+        const url = root.dataset.liveUrl;
+        const response = await fetch(url + (url.includes("?") ? "&" : "?") + "since=" + encodeURIComponent(cursor), {
           headers: { Accept: "application/json" },
           credentials: "same-origin",
         });
@@ -38,18 +39,67 @@
     const bubble = document.createElement("div");
     bubble.className = "bubble " + message.direction;
     bubble.dataset.id = message.id;
+    if (message.sent_from_app) {
+      const fromApp = document.createElement("span");
+      fromApp.className = "kind from-app";
+      fromApp.textContent = "sent from the WhatsApp Business app";
+      bubble.append(fromApp, document.createElement("br"));
+    }
     if (message.type !== "text") {
       const kind = document.createElement("span");
       kind.className = "kind";
       kind.textContent = message.type;
       bubble.append(kind, document.createElement("br"));
     }
+    if (message.media_url) bubble.append(mediaFor(message.type, message.media_url));
     const text = document.createElement("span");
     text.className = "text";
     text.textContent = message.text || "…";
     const meta = document.createElement("span");
     meta.className = "meta";
     bubble.append(text, meta);
+    return bubble;
+  }
+
+  // As templates/admin/inbox/conversation/media.html draws it: Kirim's media URL, never Meta's.
+  function mediaFor(type, url) {
+    if (type === "image" || type === "sticker") {
+      const image = document.createElement("img");
+      image.className = "media";
+      image.src = url;
+      image.alt = type;
+      return image;
+    }
+    if (type === "audio") {
+      const audio = document.createElement("audio");
+      audio.className = "media";
+      audio.controls = true;
+      audio.preload = "metadata";
+      audio.src = url;
+      return audio;
+    }
+    const link = document.createElement("a");
+    link.className = "media-download";
+    link.href = url;
+    link.download = "";
+    link.textContent = "Download " + type;
+    return link;
+  }
+
+  function noteBubble(note) {
+    const bubble = document.createElement("div");
+    bubble.className = "bubble note";
+    bubble.dataset.note = note.id;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = "Private note · " + (note.author || "—");
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = note.body;
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = note.time;
+    bubble.append(kind, document.createElement("br"), text, meta);
     return bubble;
   }
 
@@ -65,7 +115,20 @@
       }
       bubble.dataset.status = message.status;
       bubble.querySelector(".meta").innerHTML = message.time + " " + message.tick; // server-escaped HTML
+      // An edit or a deletion changes the text of a bubble on screen; a deletion leaves only its marker.
+      bubble.querySelector(".text").textContent = message.deleted ? "This message was deleted" : message.text || "…";
+      if (message.deleted) {
+        bubble.classList.add("deleted");
+        for (const gone of bubble.querySelectorAll(".earlier, .kind:not(.from-app)")) gone.remove();
+      }
     }
+    for (const note of answer.notes || []) {
+      if (!thread.querySelector('.bubble[data-note="' + note.id + '"]')) thread.insertBefore(noteBubble(note), end);
+    }
+    const state = document.getElementById("conversation-state");
+    if (state && answer.state) state.innerHTML = answer.state; // server-escaped HTML
+    const assignee = document.getElementById("conversation-assignee");
+    if (assignee && answer.assignee) assignee.textContent = answer.assignee;
     const markRead = document.getElementById("mark-read");
     if (markRead && answer.unread === 0) markRead.closest("form").remove();
     const note = document.getElementById("window-note");
@@ -97,6 +160,22 @@
           const chosen = fields.dataset.template === picker.value;
           fields.hidden = !chosen;
           fields.disabled = !chosen;
+        }
+      });
+    }
+    // A saved reply goes into the reply box, its variables filled in by the server; its attachment
+    // is sent with it unless the agent picks another file.
+    const saved = document.getElementById("saved-reply-picker");
+    if (saved) {
+      saved.addEventListener("change", () => {
+        const option = saved.selectedOptions[0];
+        const box = document.getElementById("reply-text-input");
+        document.getElementById("saved-reply-id").value = saved.value;
+        document.getElementById("saved-reply-attachment").textContent =
+          option.dataset.attachment ? "With " + option.dataset.attachment : "";
+        if (saved.value && box && !box.disabled) {
+          box.value = box.value ? box.value + "\n" + option.dataset.text : option.dataset.text;
+          box.focus();
         }
       });
     }
@@ -145,10 +224,16 @@
       ".field-phone_number": conversation.phone_number,
       ".field-preview": conversation.preview,
       ".field-last_message_at": conversation.last_message_at,
+      ".field-assignee_name": conversation.assignee,
     };
     for (const [selector, text] of Object.entries(cells)) {
       const cell = row.querySelector(selector);
       if (cell) cell.textContent = text;
+    }
+    const html = { ".field-state_shown": conversation.state, ".field-label_chips": conversation.labels };
+    for (const [selector, markup] of Object.entries(html)) {
+      const cell = row.querySelector(selector);
+      if (cell) cell.innerHTML = markup; // server-escaped HTML
     }
     const unread = row.querySelector(".field-unread_badge");
     if (unread) unread.innerHTML = conversation.unread_badge; // server-escaped HTML
@@ -157,14 +242,21 @@
 
   function applyInbox(root, note, answer) {
     const body = document.querySelector("#result_list tbody");
-    // Only the unfiltered, default-ordered list takes rows in and moves them: elsewhere a changed
-    // conversation might not belong where it would land, so the page offers a reload instead.
-    const defaultView = window.location.search === "" || window.location.search === "?";
+    // The server says whether a changed conversation is still in the page's view and label: one that
+    // left (assigned, resolved) leaves the list. Only a list filtered by nothing else and in the
+    // default order takes rows in and moves them: elsewhere a changed conversation might not belong
+    // where it would land, so the page offers a reload instead.
+    const params = new URLSearchParams(window.location.search);
+    const defaultView = [...params.keys()].every((name) => name === "view" || name === "labels__id__exact");
     let elsewhere = answer.reload;
     // Oldest first, so that each row moved to the top leaves the newest activity on top.
     for (const conversation of answer.conversations.slice().reverse()) {
       const newer = Date.parse(conversation.last_message_ts) >= Date.parse(root.dataset.newest || 0);
       let row = rowOf(conversation.id);
+      if (!conversation.in_view) {
+        if (row) row.remove();
+        continue;
+      }
       if (!row && defaultView && newer && body && body.rows.length) {
         row = body.rows[0].cloneNode(true);
         row.classList.remove("selected");
@@ -185,6 +277,7 @@
 
   function startInbox(root) {
     const note = document.getElementById("inbox-live-note");
+    root.dataset.liveUrl += window.location.search; // the page's view and filters, for `in_view`
     poll(root, (answer) => applyInbox(root, note, answer));
   }
 

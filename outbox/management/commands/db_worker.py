@@ -3,13 +3,17 @@
 Theirs stops at the first database error outside a task, and a task's failure path writes to the
 database too, so a restart under load ended most workers (and left their task rows RUNNING: the
 sweeper marks those failed and frees their deliveries). This one closes its connections, waits
-(1 s, doubling to 30 s while the database stays away) and starts the worker again, same worker id."""
+(1 s, doubling to 30 s while the database stays away) and starts the worker again, same worker id.
+All along, the process beats (outbox/heartbeat.py) and, with WORKER_METRICS_PORT, serves its counts."""
 
 import logging
 import time
 
 from django.db import InterfaceError, OperationalError, connections
 from django_tasks_db.management.commands import db_worker
+
+from core.metrics import serve_for_worker
+from outbox.heartbeat import beating
 
 logger = logging.getLogger("kirim.outbox")
 FIRST_WAIT, LONGEST_WAIT = 1.0, 30.0  # seconds
@@ -19,6 +23,11 @@ class Command(db_worker.Command):
     help = "Run the task worker (django-tasks-db's), started again whenever it loses the database"
 
     def handle(self, *args, **options):
+        serve_for_worker()
+        with beating("db"):
+            return self._run(*args, **options)
+
+    def _run(self, *args, **options):
         wait = FIRST_WAIT
         while True:
             started = time.monotonic()

@@ -16,8 +16,9 @@ from django.utils import timezone
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from inbox.models import Message, Org, PhoneNumber, ReadVia
-from receipts.services import messages_mark_read
+from inbox.models import AuditAction, Message, Org, PhoneNumber, ReadVia
+from orgs.audit import audit_record
+from receipts.services.bulk import messages_mark_read
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -119,6 +120,7 @@ class Command(BaseCommand):
         if in_main_thread:
             previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the calls in flight
         progress = Progress(sys.stderr)
+        orgs = list(messages.order_by().values_list("org_id", flat=True).distinct())
         began = time.monotonic()
         try:
             result = messages_mark_read(
@@ -136,6 +138,10 @@ class Command(BaseCommand):
             if in_main_thread:
                 signal.signal(signal.SIGINT, previous)
             progress.close()
+        if result.read and not options["dry_run"]:
+            for org in orgs:
+                audit_record(None, AuditAction.MARK_READ, org=org, target=f"{result.conversations} conversation(s)",
+                             detail=f"{result.read} message(s) by batch_read")  # fmt: skip
         self.report(result, dry_run=options["dry_run"], seconds=time.monotonic() - began, as_json=options["json"])
         if result.failures or result.stopped:
             sys.exit(EXIT_FAILED)

@@ -1,0 +1,203 @@
+"""Writers of the inbox: sending messages, and what Meta's webhooks bring in. Read state is
+`receipts.services.reads`'s alone."""
+
+import logging
+from datetime import datetime
+from typing import NamedTuple
+
+from django.db import connection
+
+from core.db.bulk import insert_new
+from core.ids import new_public_id
+from inbox.models import (
+    Conversation,
+    Direction,
+    Message,
+    PhoneNumber,
+    Status,
+)
+from outbox.models import WebhookSubscription
+
+logger = logging.getLogger("kirim.inbox")
+
+
+def _inbound_values(m, contact_key):
+    """The Message fields of parsed inbound message `m` in conversation `contact_key`: what both
+    ingestion paths store of it (the rest are the fields' defaults)."""
+    return {"wamid": m.wamid, "direction": Direction.INBOUND, "status": Status.RECEIVED, "contact_wa_id": contact_key,
+            "contact_user_id": m.contact_user_id, "group_id": m.group_id, "contact_name": m.contact_name,
+            "type": m.type, "text": m.text, "payload": m.payload, "timestamp": m.timestamp}  # fmt: skip
+
+
+def _conversation_identity(m):
+    """What a message's conversation learns of its contact (a group's sender is not the group)."""
+    return ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+
+
+def _inbound_row(m, contact_key, **number):
+    """The Message row of `m`, with its `conversation_identity`."""
+    row = Message(**_inbound_values(m, contact_key), **number)
+    row.conversation_identity = _conversation_identity(m)
+    return row
+
+
+def _store_inbound(inbound, numbers):
+    """Insert inbound messages, each into its conversation; a wamid stored before (Meta delivers at
+    least once, and a wamid may even be replayed on another number) is left alone and touches no
+    conversation. Returns the rows inserted."""
+    if not inbound:
+        return []
+    ours = []
+    for m in inbound:
+        if m.phone_number_id in numbers:
+            ours.append(m)
+        else:
+            logger.warning(
+                "inbound message %s for unknown phone_number_id %s kept raw only", m.wamid, m.phone_number_id
+            )
+    conversation_of = _conversation_keys(ours, numbers)
+    rows = []
+    for m in ours:
+        number = numbers[m.phone_number_id]
+        rows.append(_inbound_row(m, conversation_of(m, number), org_id=number.org_id, phone_number_id=number.pk))
+    inserted = insert_new(rows, unique_field="wamid")
+    conversations_touch(inserted)
+    return inserted
+
+
+class _Number(NamedTuple):
+    pk: int
+    org_id: int
+    subscribed: bool  # its org has an enabled webhook subscription
+
+
+# A fast path, with its plain path and their equivalence test: docs/development/performance.md.
+def _numbers(phone_number_ids):
+    """{phone_number_id: _Number} of the numbers Kirim has among these, whether their org has an
+    enabled subscription included (most have none: no second query for them), by a statement written
+    once: the ORM's in_bulk compiles its query on every webhook."""
+    if not phone_number_ids:
+        return {}
+    table, subscription = (
+        connection.ops.quote_name(model._meta.db_table) for model in (PhoneNumber, WebhookSubscription)
+    )
+    placeholders = ", ".join(["%s"] * len(phone_number_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT n.phone_number_id, n.id, n.org_id, EXISTS (SELECT 1 FROM {subscription} s "
+            f"WHERE s.org_id = n.org_id AND s.enabled) FROM {table} n WHERE n.phone_number_id IN ({placeholders})",
+            list(phone_number_ids),
+        )
+        return {row[0]: _Number(row[1], row[2], bool(row[3])) for row in cursor.fetchall()}
+
+
+def _conversation_keys(inbound, numbers):
+    """How to find each message's conversation: a group's is the group; a contact's is the one that
+    already knows its business-scoped user id (so it goes on when the number is gone or changed), else
+    its phone number, else that user id. One query, only when the payload carries user ids."""
+    user_ids = {m.contact_user_id for m in inbound if m.contact_user_id and not m.group_id}
+    known = {}
+    if user_ids:
+        known = {
+            (number_pk, user_id): key
+            for number_pk, user_id, key in Conversation.objects.filter(
+                phone_number__in=[numbers[m.phone_number_id].pk for m in inbound], contact_user_id__in=user_ids
+            ).values_list("phone_number_id", "contact_user_id", "contact_wa_id")
+        }
+
+    def conversation_of(message, number):
+        if message.group_id:
+            return message.group_id
+        return known.get((number.pk, message.contact_user_id)) or _fallback_key(message, inbound)
+
+    return conversation_of
+
+
+# The ON CONFLICT clause of a conversation's upsert, the table named `c`: activity and preview move
+# forward only; the contact's user id and name come from the newest message that has them. The
+# contact writing again (`excluded.opened_at`: the time of an inbound row, NULL for an outbound one)
+# reopens a resolved or snoozed conversation and starts a cycle for the reports when none is open; a
+# late-delivered older message does neither. Resolving ends the cycle (inbox.services.teaminbox).
+_NEWER = "excluded.last_message_at >= c.last_message_at"
+# An inbound row newer than the conversation's activity (`opened_at` is its time; NULL never compares).
+_CONTACT_WROTE = "excluded.opened_at >= c.last_message_at"
+CONVERSATION_UPSERT = f"""
+    ON CONFLICT (phone_number_id, contact_wa_id) DO UPDATE SET
+        state = CASE WHEN {_CONTACT_WROTE} AND c.state IN ('resolved', 'snoozed') THEN 'open' ELSE c.state END,
+        opened_at = COALESCE(c.opened_at, CASE WHEN {_CONTACT_WROTE} THEN excluded.opened_at END),
+        contact_user_id = CASE WHEN excluded.contact_user_id <> '' AND ({_NEWER} OR c.contact_user_id = '')
+                               THEN excluded.contact_user_id ELSE c.contact_user_id END,
+        contact_name = CASE WHEN excluded.contact_name <> '' AND {_NEWER}
+                            THEN excluded.contact_name ELSE c.contact_name END,
+        last_message_at = CASE WHEN {_NEWER} THEN excluded.last_message_at ELSE c.last_message_at END,
+        last_message_text = CASE WHEN {_NEWER} THEN excluded.last_message_text ELSE c.last_message_text END,
+        last_direction = CASE WHEN {_NEWER} THEN excluded.last_direction ELSE c.last_direction END
+"""
+
+
+def conversations_touch(messages):
+    """Bring the inbox rows of these messages' conversations up to date: one upsert statement for all
+    of them, which only moves a conversation's last activity forward (messages arrive unordered). The
+    contact's business-scoped user id and name come from the newest message that has them (an inbound
+    row's `conversation_identity`; a send knows neither)."""
+    newest = {}
+    for m in messages:
+        key = (m.phone_number_id, m.contact_wa_id)
+        if key not in newest or m.timestamp > newest[key].timestamp:
+            newest[key] = m
+    if not newest:
+        return
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    sql = f"""
+        INSERT INTO {table} AS c (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
+                                  last_message_at, last_message_text, last_direction, external_id, opened_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        {CONVERSATION_UPSERT}
+    """
+    params = []
+    for m in newest.values():
+        user_id, name = getattr(m, "conversation_identity", ("", m.contact_name))
+        at = connection.ops.adapt_datetimefield_value(m.timestamp)
+        params.append(
+            (
+                m.org_id,
+                m.phone_number_id,
+                m.contact_wa_id,
+                user_id,
+                name,
+                at,
+                m.text[:200],
+                m.direction,
+                new_public_id("cnv"),  # kept only when the row is new
+                at if m.direction == Direction.INBOUND else None,
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _as_json(value):
+    """A field's value as the one statement's row document holds it: a time as ISO 8601 text."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _fallback_key(message, payload):
+    """A message's conversation when none knows its contact's user id yet: the group; the number, also
+    when another message of the payload gave it beside the same user id; else the user id."""
+    if message.group_id:
+        return message.group_id
+    if message.contact_wa_id or not message.contact_user_id:
+        return message.contact_wa_id
+    same_user = (
+        m.contact_wa_id for m in payload
+        if m.contact_user_id == message.contact_user_id and m.contact_wa_id and m.phone_number_id == message.phone_number_id
+    )  # fmt: skip
+    return next(same_user, message.contact_user_id)
+
+
+def _failures_told(failed):
+    """The event's `error` for the items that could not be stored ("" for none), logged."""
+    summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
+    if failed:
+        logger.error("webhook: %d item(s) could not be stored: %s", len(failed), summary)
+    return summary

@@ -1,0 +1,250 @@
+"""The team's work on conversations: who handles one (assignment), where it stands (open, pending,
+snoozed until a time, resolved), its labels and private notes, saved replies, and the first response
+that the reports measure. The one writer of these, for the admin and the API alike; each change is
+passed to the org's subscribers through the outbox, in the transaction that makes it."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.errors import InvalidField
+from inbox.models import (
+    Conversation,
+    ConversationCycle,
+    ConversationLabel,
+    ConversationState,
+    Label,
+    Membership,
+    Note,
+    SavedReply,
+)
+from outbox import record as outbox
+from outbox.models import EventType
+
+NOTE_MAX = 10_000
+SAVED_REPLY_VARIABLES = ("contact_name", "agent_name")
+VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def open_now(now=None):
+    """Conversations that need the team: open ones, and snoozed ones whose time has come."""
+    return Q(state=ConversationState.OPEN) | Q(
+        state=ConversationState.SNOOZED, snoozed_until__lte=now or timezone.now()
+    )
+
+
+def not_resolved():
+    return ~Q(state=ConversationState.RESOLVED)
+
+
+def state_q(state, now=None):
+    """Conversations in `state` as shown (shown_state): a snooze past its time is open, not snoozed."""
+    now = now or timezone.now()
+    if state == ConversationState.OPEN:
+        return open_now(now)
+    if state == ConversationState.SNOOZED:
+        return Q(state=state, snoozed_until__gt=now)
+    return Q(state=state)
+
+
+def shown_state(conversation, now=None):
+    """The state as people and integrators see it: a snooze past its time is open again."""
+    if conversation.state == ConversationState.SNOOZED and conversation.snoozed_until <= (now or timezone.now()):
+        return ConversationState.OPEN
+    return conversation.state
+
+
+def agents_of(org):
+    """The staff users of the org, by username: who a conversation can be assigned to."""
+    return get_user_model().objects.filter(kirim_memberships__org=org, is_active=True).order_by("username")
+
+
+def agent_named(org, username):
+    """The org's staff user `username`; InvalidField for anyone else, another org's staff included."""
+    user = agents_of(org).filter(username=username).first() if isinstance(username, str) else None
+    if user is None:
+        raise InvalidField("assignee", "`assignee` takes the username of a staff member of the org, or null.")
+    return user
+
+
+def as_data(conversation, now=None):
+    """A conversation as the API answers it and its events carry it."""
+    number = conversation.phone_number
+    return {
+        "id": conversation.external_id,
+        "object": "conversation",
+        "phone_number_id": number.phone_number_id,
+        "contact": {
+            "wa_id": conversation.contact_wa_id,
+            "user_id": conversation.contact_user_id or None,
+            "name": conversation.contact_name,
+        },
+        "state": shown_state(conversation, now),
+        "snoozed_until": _iso(conversation.snoozed_until) if conversation.state == ConversationState.SNOOZED else None,
+        "assignee": conversation.assignee.username if conversation.assignee_id else None,
+        "labels": sorted(label.name for label in conversation.labels.all()),
+        "last_message_at": _iso(conversation.last_message_at),
+        "last_message_text": conversation.last_message_text,
+        "last_direction": conversation.last_direction,
+    }
+
+
+def _iso(moment):
+    return outbox.iso(moment) if moment else None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a staff user in the admin, or an API key."""
+
+    user: object = None
+    api_key: object = None
+
+    def as_data(self):
+        if self.user is not None:
+            return {"type": "user", "username": self.user.username}
+        return {"type": "api_key", "id": self.api_key.external_id if self.api_key else None}
+
+
+def _locked(conversation):
+    """The conversation's row, locked until the transaction ends: changes to one conversation queue up."""
+    return (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("phone_number", "assignee")
+        .get(pk=conversation.pk)
+    )
+
+
+def _announce(event_type, conversation, actor, **extra):
+    outbox.events_record(
+        event_type, {conversation.org_id: {"conversation": as_data(conversation), "by": actor.as_data(), **extra}}
+    )
+
+
+@transaction.atomic
+def conversation_assign(*, conversation, assignee, actor):
+    """Give the conversation to `assignee` (a staff user of its org) or to nobody (None). Returns the
+    conversation as it stands; nothing is recorded when it already had that assignee."""
+    if assignee is not None and not Membership.objects.filter(user=assignee, org_id=conversation.org_id).exists():
+        raise InvalidField("assignee", "Only a staff member of the conversation's org can be assigned.")
+    row = _locked(conversation)
+    if row.assignee_id == (assignee.pk if assignee else None):
+        return row
+    previous = row.assignee.username if row.assignee_id else None
+    row.assignee = assignee
+    row.team_changed_at = timezone.now()
+    row.save(update_fields=["assignee", "team_changed_at"])
+    _announce(EventType.CONVERSATION_ASSIGNED, row, actor, previous_assignee=previous)
+    return row
+
+
+def check_snooze(state, snoozed_until, now=None):
+    if state == ConversationState.SNOOZED:
+        if snoozed_until is None:
+            raise InvalidField("snoozed_until", "A snoozed conversation needs `snoozed_until`, a time to come back.")
+        if snoozed_until <= (now or timezone.now()):
+            raise InvalidField("snoozed_until", "`snoozed_until` must be in the future.")
+    elif snoozed_until is not None:
+        raise InvalidField("snoozed_until", "`snoozed_until` goes only with the state `snoozed`.")
+
+
+@transaction.atomic
+def conversation_set_state(*, conversation, state, actor, snoozed_until: datetime | None = None):
+    """Move the conversation to `state` (snoozed: until `snoozed_until`). Resolving ends its cycle,
+    which is kept for the reports; the contact writing again opens the next (inbox.services)."""
+    if state not in ConversationState.values:
+        raise InvalidField("state", f"`state` is one of {', '.join(ConversationState.values)}.")
+    now = timezone.now()
+    check_snooze(state, snoozed_until, now)
+    row = _locked(conversation)
+    previous = shown_state(row, now)
+    if previous == state and row.snoozed_until == snoozed_until:
+        return row
+    changed = ["state", "snoozed_until", "team_changed_at"]
+    if state == ConversationState.RESOLVED and row.opened_at is not None:
+        ConversationCycle.objects.create(
+            org_id=row.org_id, conversation=row, opened_at=row.opened_at, first_response_at=row.first_response_at,
+            first_responder_id=row.first_responder_id, resolved_at=now, resolver=actor.user,
+        )  # fmt: skip
+        row.opened_at = row.first_response_at = row.first_responder = None
+        changed += ["opened_at", "first_response_at", "first_responder"]
+    row.state, row.snoozed_until, row.team_changed_at = state, snoozed_until, now
+    row.save(update_fields=changed)
+    _announce(EventType.CONVERSATION_STATE_CHANGED, row, actor, previous_state=previous)
+    return row
+
+
+@transaction.atomic
+def conversation_set_labels(*, conversation, labels, actor):
+    """Make the conversation's labels exactly `labels` (the org's Label rows)."""
+    if any(label.org_id != conversation.org_id for label in labels):
+        raise InvalidField("labels", "Only the org's own labels can be put on its conversations.")
+    row = _locked(conversation)
+    wanted = {label.pk for label in labels}
+    had = set(ConversationLabel.objects.filter(conversation=row).values_list("label_id", flat=True))
+    if wanted == had:
+        return row
+    ConversationLabel.objects.filter(conversation=row, label_id__in=had - wanted).delete()
+    ConversationLabel.objects.bulk_create([ConversationLabel(conversation=row, label_id=pk) for pk in wanted - had])
+    row.team_changed_at = timezone.now()
+    row.save(update_fields=["team_changed_at"])
+    return row
+
+
+def labels_named(org, names):
+    """The org's labels of these names; InvalidField naming one it does not have."""
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InvalidField("labels", "`labels` takes a list of label names.")
+    found = {label.name: label for label in Label.objects.filter(org=org, name__in=names)}
+    missing = sorted(set(names) - set(found))
+    if missing:
+        raise InvalidField("labels", f"The org has no label named {missing[0]!r}.")
+    return list(found.values())
+
+
+@transaction.atomic
+def note_add(*, conversation, body, actor):
+    """A private note in the thread. Never sent to WhatsApp: nothing here talks to Meta."""
+    body = (body or "").strip() if isinstance(body, str) else None
+    if not body:
+        raise InvalidField("body", "A note needs a `body` with some text.")
+    if len(body) > NOTE_MAX:
+        raise InvalidField("body", f"A note takes at most {NOTE_MAX} characters.")
+    row = _locked(conversation)
+    note = Note.objects.create(org_id=row.org_id, conversation=row, author=actor.user, body=body)
+    row.team_changed_at = note.created_at
+    row.save(update_fields=["team_changed_at"])
+    _announce(EventType.CONVERSATION_NOTE_ADDED, row, actor, note=note_as_data(note))
+    return note
+
+
+def note_as_data(note):
+    return {
+        "id": note.external_id,
+        "object": "note",
+        "body": note.body,
+        "author": note.author.username if note.author_id else None,
+        "created_at": _iso(note.created_at),
+    }
+
+
+def first_response_record(*, conversation, user, at):
+    """An agent answered: the first answer of the conversation's open cycle is its first response.
+    One conditional UPDATE, so two agents answering at once record one of them."""
+    Conversation.objects.filter(pk=conversation.pk, opened_at__isnull=False, first_response_at__isnull=True).update(
+        first_response_at=at, first_responder=user
+    )
+
+
+def saved_reply_text(saved_reply: SavedReply, *, conversation, agent):
+    """The saved reply's body with its variables filled in; an unknown variable is left as written."""
+    values = {
+        "contact_name": conversation.contact_name or conversation.contact_shown,
+        "agent_name": agent.get_full_name() or agent.get_username(),
+    }
+    return VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), saved_reply.body)
