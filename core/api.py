@@ -4,6 +4,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -26,6 +27,7 @@ HEALTH_EVIDENCE_SECONDS = 1.0
 
 class HealthSerializer(serializers.Serializer[dict[str, object]]):
     status = serializers.ChoiceField(choices=["ok"])
+    version = serializers.CharField(help_text="The release serving this answer (CHANGELOG.md).")
 
 
 def envelope(request: Request, data: object, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -74,7 +76,7 @@ def health(request: Request) -> Response:
     if answered_within is None or not answered_within(HEALTH_EVIDENCE_SECONDS):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    return envelope(request, {"status": "ok"})
+    return envelope(request, {"status": "ok", "version": settings.KIRIM_VERSION})
 
 
 class SchemaView(SpectacularJSONAPIView):

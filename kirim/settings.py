@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from kirim import __version__
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -21,6 +23,7 @@ def required(name):
     return value
 
 
+KIRIM_VERSION = __version__  # /v1/health and `manage.py version` answer it
 SECRET_KEY = required("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
 # The development-only app (dev/: the demo's seed_demo): installed where DEBUG is on, unless told.
@@ -107,6 +110,12 @@ if min(WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION, WEBHOOK_MAX_IN_FLIGHT_PER_ORG) < 
     raise ImproperlyConfigured("WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION and _PER_ORG must be 1 or more.")
 # Seconds between sweeps: due retries are queued then, and the slots of dead workers freed.
 WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=5.0)
+
+# `manage.py scheduler`: seconds between runs of each periodic job, on whichever host claims the
+# period first (0: never, when cron runs it instead).
+SCHEDULE_PURGE_EXPIRED = env.int("SCHEDULE_PURGE_EXPIRED", default=600)
+SCHEDULE_SWEEPER = env.int("SCHEDULE_SWEEPER", default=60)  # restarts the sweep chain if it died
+SCHEDULE_SYNC_TEMPLATES = env.int("SCHEDULE_SYNC_TEMPLATES", default=3600)
 
 # Django's tasks framework (the django-tasks backport): the database queue by default, RQ on Redis
 # when TASKS_BACKEND=rq (workers: `manage.py db_worker`, or `manage.py rqworker --with-scheduler`).
@@ -215,6 +224,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
+    # A pooler in transaction mode hands each transaction a different server connection: a cursor
+    # kept open across transactions would be lost (Django's .iterator() outside a transaction).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not env.bool("DB_SERVER_SIDE_CURSORS", default=True)
     # Connections per worker process, shared by its threads: a thread takes one for its queries and
     # gives it back while it waits on Meta (core/db/waiting.py), so far fewer are needed than threads.
     # 0: no pool, a connection per thread kept CONN_MAX_AGE seconds.

@@ -1,6 +1,7 @@
 """Every answer under /v1/ is JSON in the contract's envelope and carries its request id."""
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from conftest import assert_error
@@ -25,7 +26,10 @@ def test_html_accept_header_still_gets_json(api, phone_number):
 def test_health_needs_no_key(db):
     response = Client().get("/v1/health")
     assert response.status_code == 200
-    assert response.json() == {"data": {"status": "ok"}, "request_id": response["X-Request-Id"]}
+    assert response.json() == {
+        "data": {"status": "ok", "version": settings.KIRIM_VERSION},
+        "request_id": response["X-Request-Id"],
+    }
 
 
 def test_a_bug_is_a_json_500_that_leaks_nothing(api, phone_number, monkeypatch, caplog):

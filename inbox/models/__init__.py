@@ -26,6 +26,7 @@ from inbox.models.messages import (
     statuses_below,
 )
 from inbox.models.numbers import PLACEHOLDER, MessageTemplate, PhoneNumber, ReadReceiptPolicy
+from inbox.models.schedule import ScheduledJob
 from inbox.models.team import ConversationCycle, ConversationLabel, HourlyMessageCount, Label, Note, SavedReply
 from inbox.models.webhooks import WEBHOOK_IN_FLIGHT, WebhookEvent, WebhookEventQuerySet
 from orgs.models import (
@@ -89,6 +90,7 @@ __all__ = [
     "ReadVia",
     "Role",
     "SavedReply",
+    "ScheduledJob",
     "Scope",
     "Status",
     "UploadedMedia",

@@ -308,3 +308,11 @@ def test_add_member_refuses(org, monkeypatch, args, stdin, message):
     with pytest.raises(CommandError, match=message):
         run("add_member", "--username", "ayu", *args)
     assert not User.objects.filter(username="ayu").exists()
+
+
+def test_version_prints_the_release_the_changelog_names_first(db):
+    changelog = (settings.BASE_DIR / "CHANGELOG.md").read_text()
+    first_release = next(line for line in changelog.splitlines() if line.startswith("## "))
+
+    assert run("version").strip() == settings.KIRIM_VERSION
+    assert first_release.startswith(f"## {settings.KIRIM_VERSION} ")

@@ -157,3 +157,12 @@ def test_the_docs_site_builds_with_no_warning_and_loads_nothing_from_elsewhere(t
     }
     elsewhere = {url for url in loaded if urlsplit(url).scheme or urlsplit(url).netloc}
     assert loaded and not elsewhere, elsewhere
+
+
+def test_env_example_lists_every_setting_kirim_and_gunicorn_read_and_no_other():
+    line = re.compile(r"^#? ?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
+    listed = line.findall((BASE_DIR / ".env.example").read_text())
+    read = environment_reads(BASE_DIR / "kirim" / "settings.py") | environment_reads(BASE_DIR / "gunicorn.conf.py")
+
+    assert len(listed) == len(set(listed)), "a setting listed twice"
+    assert set(listed) == read, differences(set(listed), read)

@@ -1,0 +1,252 @@
+"""Production's topology on one machine: nginx ending TLS (deploy/nginx/kirim.conf) in front of two
+app hosts, each a gunicorn with its RQ worker (the commands compose.yaml and the systemd units run),
+PgBouncer in transaction mode in front of PostgreSQL, Redis. Everything below goes through the
+balancer. Skips, saying why, where nginx, pgbouncer or redis-server is missing (CI installs them)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from django.conf import settings
+
+from conftest import fire_at_once, free_port, postgres_only
+from fakemeta import payloads
+from inbox.models import Message
+from kirim.tests.test_deploy_files import COMMANDS
+from outbox.models import Delivery, DeliveryStatus
+from outbox.tests.test_e2e import inbound, receiver, subscribe  # noqa: F401 (a fixture)
+
+MISSING = [tool for tool in ("nginx", "pgbouncer", "redis-server") if not shutil.which(tool)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    postgres_only,
+    pytest.mark.skipif(
+        bool(MISSING), reason=f"needs {', '.join(MISSING)} (Debian: nginx-light pgbouncer redis-server)"
+    ),
+]
+REDIS_DB = 14  # the topology's own: its queue is emptied before and after
+
+
+def wait_for_port(port, what):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+class Topology:
+    def __init__(self, directory, start_gunicorn, processes):
+        self.directory, self.start_gunicorn, self.processes = directory, start_gunicorn, processes
+        self.hosts = []  # (url, gunicorn log, its worker)
+
+    def spawn(self, command, **kwargs):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def pgbouncer(self):
+        port = free_port()
+        (self.directory / "pgbouncer.ini").write_text(
+            "[databases]\n* = host=127.0.0.1 port=5432 user=kirim password=kirim\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = any\n"
+            "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n"
+        )
+        # PgBouncer refuses to run as root.
+        self.spawn(["pgbouncer", "-u", "postgres", str(self.directory / "pgbouncer.ini")])
+        wait_for_port(port, "pgbouncer")
+        db = settings.DATABASES["default"]
+        return f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{port}/{db['NAME']}"
+
+    def host(self, environment):
+        log = (self.directory / f"host{len(self.hosts)}.log").open("w")
+        url = self.start_gunicorn(workers=2, log=log, **environment)
+        _python, *arguments = COMMANDS["worker"]  # this interpreter: the test's environment
+        worker = self.spawn([sys.executable, *arguments], cwd=settings.BASE_DIR, env={**os.environ, **environment})
+        self.hosts.append((url, Path(log.name), worker))
+        return url
+
+    def nginx(self):
+        key, certificate = self.directory / "privkey.pem", self.directory / "fullchain.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
+             "-keyout", key, "-out", certificate], check=True, capture_output=True,
+        )  # fmt: skip
+        site = (settings.BASE_DIR / "deploy" / "nginx" / "kirim.conf").read_text()
+        upstreams = "".join(
+            f"    server {url.removeprefix('http://')} max_fails=3 fail_timeout=10s;\n" for url, *_ in self.hosts
+        )
+        site = site.replace(
+            "    server 10.0.0.11:8000 max_fails=3 fail_timeout=10s;\n    server 10.0.0.12:8000 max_fails=3 fail_timeout=10s;\n",
+            upstreams,
+        )
+        https, http = free_port(), free_port()
+        site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;").replace(
+            "listen 80;", f"listen 127.0.0.1:{http};"
+        )
+        site = site.replace("/etc/ssl/kirim/privkey.pem", str(key)).replace(
+            "/etc/ssl/kirim/fullchain.pem", str(certificate)
+        )
+        assert upstreams in site and str(key) in site
+        (self.directory / "nginx.conf").write_text(
+            f"daemon off; pid {self.directory}/nginx.pid; error_log stderr; worker_processes 2; events {{}}\n"
+            f"http {{ access_log off;\n{site}\n}}\n"
+        )
+        self.spawn(["nginx", "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")])
+        wait_for_port(https, "nginx")
+        self.certificate = str(certificate)  # clients verify the balancer's TLS against it
+        return f"https://127.0.0.1:{https}"
+
+    def served_by_each(self):
+        """How many API requests each host has logged (kirim.requests: one JSON line each)."""
+        return [log.read_text().count('"route": "v1/') for _, log, _ in self.hosts]
+
+
+@pytest.fixture
+def topology(start_gunicorn, stand_in, receiver):  # noqa: F811
+    queue = redis.Redis(db=REDIS_DB)
+    try:
+        queue.flushdb()
+    except redis.ConnectionError:
+        pytest.skip("needs redis-server on 127.0.0.1:6379")
+    directory = Path(tempfile.mkdtemp(prefix="kirim-topology-"))
+    directory.chmod(0o755)  # PgBouncer reads its file as postgres
+    processes = []
+    net = Topology(directory, start_gunicorn, processes)
+    try:
+        environment = {
+            "DATABASE_URL": net.pgbouncer(),
+            "DB_PREPARED_STATEMENTS": "false",
+            "DB_SERVER_SIDE_CURSORS": "false",
+            "TASKS_BACKEND": "rq",
+            "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "TRUSTED_PROXY_COUNT": "1",
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            "WEBHOOK_TIMEOUT": "2",
+            "WEBHOOK_SWEEP_INTERVAL": "0.5",
+            "WEBHOOK_RETRY_SCHEDULE": "0.2,0.4,0.6,0.8,1",
+            "META_APP_SECRET": settings.META_APP_SECRET,
+            "LOG_LEVEL": "WARNING",
+        }
+        net.host(environment)
+        net.host(environment)
+        net.url = net.nginx()
+        yield net
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+        queue.flushdb()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def post(topology, path, key, body, **headers):
+    headers = {"Authorization": f"Bearer {key}", **headers}
+    return requests.post(topology.url + path, json=body, headers=headers, timeout=30, verify=topology.certificate)
+
+
+def test_thirty_identical_receipts_over_both_hosts_make_one_meta_call(
+    topology, stand_in, phone_number, api_key_secret, make_message
+):
+    message = make_message(phone_number)
+    read = {"messaging_product": "whatsapp", "status": "read", "message_id": message.wamid}
+    path = f"/v1/{phone_number.phone_number_id}/messages"
+
+    answers = fire_at_once(30, lambda: post(topology, path, api_key_secret, read))
+
+    assert [answer.status_code for answer in answers] == [200] * 30
+    assert len({answer.json()["data"]["id"] for answer in answers}) == 1
+    assert len([r for r in stand_in.state.requests if r["body"].get("status") == "read"]) == 1
+    assert all(topology.served_by_each()), topology.served_by_each()  # both hosts answered some
+
+
+def test_one_idempotency_key_sends_once_through_the_balancer(topology, stand_in, phone_number, api_key_secret):
+    send = {"messaging_product": "whatsapp", "to": "6281200000009", "type": "text", "text": {"body": "Halo"}}
+    path = f"/v1/{phone_number.phone_number_id}/messages"
+
+    answers = fire_at_once(10, lambda: post(topology, path, api_key_secret, send, **{"Idempotency-Key": "once"}))
+
+    assert {answer.status_code for answer in answers} <= {200, 201, 409}, [a.text for a in answers]
+    sent = [answer.json()["data"]["id"] for answer in answers if answer.status_code in (200, 201)]
+    assert len(set(sent)) == 1
+    assert len([r for r in stand_in.state.requests if r["body"].get("type") == "text"]) == 1
+
+
+def test_the_rate_limit_holds_exactly_across_hosts(topology, org, api_key_secret):
+    org.rate_limit_per_minute = 20
+    org.save(update_fields=["rate_limit_per_minute"])
+    if time.time() % 60 > 50:  # keep the burst inside one minute's window
+        time.sleep(61 - time.time() % 60)
+
+    def me(_):
+        return requests.get(f"{topology.url}/v1/me", headers={"Authorization": f"Bearer {api_key_secret}"},
+                            timeout=10, verify=topology.certificate)  # fmt: skip
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(answer.status_code for answer in pool.map(me, range(30)))
+
+    assert statuses == [200] * 20 + [429] * 10
+    assert all(topology.served_by_each())
+
+
+def test_a_host_killed_under_webhook_load_loses_no_acknowledged_webhook_and_no_owed_event(
+    topology,
+    receiver,  # noqa: F811
+    phone_number,
+):
+    subscribe(phone_number.org, receiver, events=("message.received",))
+    acknowledged, lock = [], threading.Lock()
+    victim_url, _, victim_worker = topology.hosts[0]
+    victim = topology.start_gunicorn.arbiter[victim_url]
+
+    def webhook(n):
+        wamid = f"wamid.KILL{n:04d}"
+        body = payloads.encode(inbound(phone_number, wamid))
+        signature = payloads.sign(body, settings.META_APP_SECRET)
+        try:
+            answer = requests.post(f"{topology.url}/webhooks/whatsapp", data=body, timeout=30, verify=topology.certificate,
+                                   headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature})  # fmt: skip
+        except requests.RequestException:
+            return
+        if answer.status_code == 200:
+            with lock:
+                acknowledged.append(wamid)
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(webhook, n) for n in range(120)]
+        while len(acknowledged) < 30:
+            time.sleep(0.01)
+        children = subprocess.run(
+            ["pgrep", "-P", str(victim.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for pid in [victim.pid, victim_worker.pid, *map(int, children)]:
+            os.kill(pid, signal.SIGKILL)
+        for future in futures:
+            future.result()
+
+    assert len(acknowledged) >= 100, len(acknowledged)  # the balancer sent the rest to the living host
+    stored = set(Message.objects.filter(wamid__in=acknowledged).values_list("wamid", flat=True))
+    assert stored == set(acknowledged)
+    # Every event owed is delivered by the living host's worker, those the killed one held included.
+    deadline = time.monotonic() + 60
+    while Delivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    delivered = {json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+                 for _, _, body in receiver.received}  # fmt: skip
+    assert set(acknowledged) <= delivered
