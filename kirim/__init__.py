@@ -1,2 +1,2 @@
-# The release, as CHANGELOG.md names it: `manage.py version` prints it and /v1/health answers it.
+# The release, as CHANGELOG.md names it: `manage.py kirim_version` prints it and /v1/health answers it.
 __version__ = "1.0.0"

@@ -23,7 +23,7 @@ def required(name):
     return value
 
 
-KIRIM_VERSION = __version__  # /v1/health and `manage.py version` answer it
+KIRIM_VERSION = __version__  # /v1/health and `manage.py kirim_version` answer it
 SECRET_KEY = required("SECRET_KEY")
 DEBUG = env.bool("DEBUG", default=False)
 # The development-only app (dev/: the demo's seed_demo): installed where DEBUG is on, unless told.

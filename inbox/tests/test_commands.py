@@ -1,6 +1,8 @@
 """Operator commands: orgs, numbers (token never on the command line), keys shown once, the demo."""
 
 import io
+import subprocess
+import sys
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -310,9 +312,17 @@ def test_add_member_refuses(org, monkeypatch, args, stdin, message):
     assert not User.objects.filter(username="ayu").exists()
 
 
-def test_version_prints_the_release_the_changelog_names_first(db):
+def test_kirim_version_prints_the_release_the_changelog_names_first(db):
+    """Through manage.py itself: its `version` is Django's own, answered before any app's command."""
     changelog = (settings.BASE_DIR / "CHANGELOG.md").read_text()
     first_release = next(line for line in changelog.splitlines() if line.startswith("## "))
+    printed = subprocess.run(
+        [sys.executable, "manage.py", "kirim_version"],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
-    assert run("version").strip() == settings.KIRIM_VERSION
+    assert printed.strip() == settings.KIRIM_VERSION
     assert first_release.startswith(f"## {settings.KIRIM_VERSION} ")
