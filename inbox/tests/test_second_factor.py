@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from conftest import logged_in
+from conftest import logged_in, wait_for
 from inbox.models import Role
 from receipts.tests.test_browser import log_in
 
@@ -46,7 +46,7 @@ def test_a_manager_sets_up_totp_then_recovery_codes_work_once_each(required, bro
     assert not admin_index_reached()
     secret = browser.find_element(By.ID, "totp-secret").text
     enter("000000" if code_for(secret) != "000000" else "111111")  # a wrong code is refused
-    assert "not valid" in browser.page_source
+    assert wait_for(lambda: "not valid" in browser.page_source)  # once the answer to the POST has loaded
     enter(code_for(secret))
     codes = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#recovery-codes code")]
     assert len(codes) == 10
@@ -61,7 +61,7 @@ def test_a_manager_sets_up_totp_then_recovery_codes_work_once_each(required, bro
     log_in(browser, live_server, "maya")
     browser.get(f"{live_server.url}/admin/")
     enter(codes[0])  # used already
-    assert "not valid" in browser.page_source and not admin_index_reached()
+    assert wait_for(lambda: "not valid" in browser.page_source) and not admin_index_reached()
     enter(codes[1])
     assert admin_index_reached()
 
