@@ -23,6 +23,7 @@ from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection, connections
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import BinaryField, CharField, TextField, UUIDField
 from django.test import Client
 from django.utils import timezone
@@ -210,6 +211,18 @@ def make_message():
         return message
 
     return make
+
+
+def migrate(targets):
+    """Migrate the test database to `targets` (pairs of app label and migration name); their apps as
+    they were then, for rows made the way that release made them."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def migrate_to_latest():
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def wait_for(condition, seconds=10, every=0.02):

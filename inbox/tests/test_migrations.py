@@ -1,19 +1,12 @@
 """The inbox's migrations on a database that already holds conversations, as production's does."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from conftest import migrate, migrate_to_latest
 from inbox.models import Conversation
 
 BEFORE_TEAM_INBOX = [("inbox", "0025_audit_log")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)
@@ -25,7 +18,7 @@ def test_the_team_inbox_migrates_a_database_that_has_conversations(org, phone_nu
         conversations.create(org_id=org.pk, phone_number_id=phone_number.pk, contact_wa_id=f"62812000000{n}",
                              last_message_at=now, last_direction="inbound")  # fmt: skip
 
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     migrated = list(Conversation.objects.order_by("pk"))
     assert len(migrated) == 3 and all(c.external_id.startswith("cnv_") for c in migrated)

@@ -1,19 +1,12 @@
 """The outbox's migrations on subscriptions that exist when they run."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from conftest import migrate, migrate_to_latest
 from outbox.models import Delivery, EventType, WebhookSubscription
 from outbox.record import events_record
 
 BEFORE_RECEIVERS = [("outbox", "0003_grant_managers")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)
@@ -25,7 +18,7 @@ def test_existing_subscriptions_keep_the_events_they_list_and_get_the_receiver_t
     disabled = old.create(org_id=org.pk, url="https://crm.example.com/gone", events=["message.status"], enabled=False,
                           disabled_reason="410 Gone")  # fmt: skip
 
-    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     now = {s.url: s for s in WebhookSubscription.objects.all()}
     assert [(now[s.url].receiver, now[s.url].events) for s in (reads_too, metas_only)] == [
