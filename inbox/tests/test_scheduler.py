@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -163,25 +164,37 @@ def test_two_scheduler_processes_run_each_job_once_per_period(tmp_path):
         for log in logs
     ]
     try:
-        # until each has run something and four purge periods have passed
-        while True:
-            runs = [RAN.findall(log.read_text()) for log in logs]
-            purge_periods = {period for ran in runs for job, period in ran if job == "purge_expired"}
-            if all(runs) and len(purge_periods) >= 4:
-                break
-            if any(scheduler.poll() is not None for scheduler in schedulers):
-                pytest.fail("a scheduler stopped:\n" + "\n".join(log.read_text() for log in logs))
-            threading.Event().wait(0.2)
+        wait_for_runs(logs, schedulers)
     finally:
         for scheduler in schedulers:
             scheduler.terminate()
         for scheduler in schedulers:
             assert scheduler.wait(30) == 0  # SIGTERM: stops after the job it runs, cleanly
 
-    runs = [RAN.findall(log.read_text()) for log in logs]
-    every_run = runs[0] + runs[1]
+    assert_each_job_ran_once_per_period(logs, {"purge_expired", "sweeper", "sync_templates"})
+
+
+def wait_for_runs(logs, schedulers):
+    """Until each scheduler (logging at INFO into its file of `logs`) has run something and four purge
+    periods have passed; a minute at most."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = [RAN.findall(log.read_text()) for log in logs]
+        purge_periods = {period for ran in runs for job, period in ran if job == "purge_expired"}
+        if all(runs) and len(purge_periods) >= 4:
+            return
+        if any(scheduler.poll() is not None for scheduler in schedulers):
+            pytest.fail("a scheduler stopped:\n" + "\n".join(log.read_text() for log in logs))
+        threading.Event().wait(0.2)
+    pytest.fail("the schedulers ran too little in a minute:\n" + "\n".join(log.read_text() for log in logs))
+
+
+def assert_each_job_ran_once_per_period(logs, jobs):
+    """No (job, period) ran twice over all the schedulers' logs, each job ran, and the one-second
+    jobs skipped no period."""
+    every_run = [run for log in logs for run in RAN.findall(log.read_text())]
     assert len(every_run) == len(set(every_run)), "a job ran twice in one period"
-    assert {job for job, _ in every_run} == {"purge_expired", "sweeper", "sync_templates"}
+    assert {job for job, _ in every_run} == jobs
     for job in ("purge_expired", "sweeper"):
         periods = sorted(int(period) for name, period in every_run if name == job)
         assert periods == list(range(periods[0], periods[-1] + 1)), f"{job} skipped a period"

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from django.conf import settings
 from conftest import fire_at_once, free_port, postgres_only
 from fakemeta import payloads
 from inbox.models import Message
+from inbox.tests.test_scheduler import assert_each_job_ran_once_per_period, wait_for_runs
 from kirim.tests.test_deploy_files import COMMANDS
 from outbox.models import Delivery, DeliveryStatus
 from outbox.tests.test_e2e import inbound, receiver, subscribe  # noqa: F401 (a fixture)
@@ -50,13 +52,41 @@ def wait_for_port(port, what):
     raise RuntimeError(f"{what} did not listen on {port}")
 
 
+def this_interpreter(command):
+    """A deploy file's command, run by this test's interpreter (its environment) instead of `python`."""
+    _python, *arguments = command
+    return [sys.executable, *arguments]
+
+
+def children(pid):
+    listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(child) for child in listed.split()]
+
+
+@dataclass
+class Host:
+    url: str
+    log: Path  # gunicorn's: one JSON line per request
+    scheduler_log: Path
+    gunicorn: subprocess.Popen  # the master; its children are gunicorn's workers
+    worker: subprocess.Popen
+    scheduler: subprocess.Popen
+
+    def crash(self):
+        """Every process of the host killed at once, as when the machine dies: gunicorn's workers and
+        the task worker's forked RQ scheduler included."""
+        parents = [self.gunicorn.pid, self.worker.pid, self.scheduler.pid]
+        for pid in parents + [child for parent in parents for child in children(parent)]:
+            os.kill(pid, signal.SIGKILL)
+
+
 class Topology:
     def __init__(self, directory, start_gunicorn, processes):
         self.directory, self.start_gunicorn, self.processes = directory, start_gunicorn, processes
-        self.hosts = []  # (url, gunicorn log, its worker)
+        self.hosts = []
 
-    def spawn(self, command, **kwargs):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    def spawn(self, command, stderr=subprocess.DEVNULL, **kwargs):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, **kwargs)
         self.processes.append(process)
         return process
 
@@ -74,11 +104,17 @@ class Topology:
         return f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{port}/{db['NAME']}"
 
     def host(self, environment):
+        """An app host as the deploy files run it: gunicorn, its task worker and its scheduler."""
         log = (self.directory / f"host{len(self.hosts)}.log").open("w")
         url = self.start_gunicorn(workers=2, log=log, **environment)
-        _python, *arguments = COMMANDS["worker"]  # this interpreter: the test's environment
-        worker = self.spawn([sys.executable, *arguments], cwd=settings.BASE_DIR, env={**os.environ, **environment})
-        self.hosts.append((url, Path(log.name), worker))
+        env = {**os.environ, **environment}
+        worker = self.spawn(this_interpreter(COMMANDS["worker"]), cwd=settings.BASE_DIR, env=env)
+        scheduler_log = self.directory / f"scheduler{len(self.hosts)}.log"
+        scheduler = self.spawn(
+            [*this_interpreter(COMMANDS["scheduler"]), "--tick", "0.05"], cwd=settings.BASE_DIR,
+            env={**env, "LOG_LEVEL": "INFO"}, stderr=scheduler_log.open("w"),
+        )  # fmt: skip
+        self.hosts.append(Host(url, Path(log.name), scheduler_log, self.start_gunicorn.arbiter[url], worker, scheduler))
         return url
 
     def nginx(self):
@@ -89,7 +125,7 @@ class Topology:
         )  # fmt: skip
         site = (settings.BASE_DIR / "deploy" / "nginx" / "kirim.conf").read_text()
         upstreams = "".join(
-            f"    server {url.removeprefix('http://')} max_fails=3 fail_timeout=10s;\n" for url, *_ in self.hosts
+            f"    server {host.url.removeprefix('http://')} max_fails=3 fail_timeout=10s;\n" for host in self.hosts
         )
         site = site.replace(
             "    server 10.0.0.11:8000 max_fails=3 fail_timeout=10s;\n    server 10.0.0.12:8000 max_fails=3 fail_timeout=10s;\n",
@@ -114,7 +150,7 @@ class Topology:
 
     def served_by_each(self):
         """How many API requests each host has logged (kirim.requests: one JSON line each)."""
-        return [log.read_text().count('"route": "v1/') for _, log, _ in self.hosts]
+        return [host.log.read_text().count('"route": "v1/') for host in self.hosts]
 
 
 @pytest.fixture
@@ -141,6 +177,10 @@ def topology(start_gunicorn, stand_in, receiver):  # noqa: F811
             "WEBHOOK_SWEEP_INTERVAL": "0.5",
             "WEBHOOK_RETRY_SCHEDULE": "0.2,0.4,0.6,0.8,1",
             "META_APP_SECRET": settings.META_APP_SECRET,
+            "META_GRAPH_URL": f"{stand_in.url}/v23.0",  # the schedulers' template syncs
+            "SCHEDULE_PURGE_EXPIRED": "1",
+            "SCHEDULE_SWEEPER": "1",
+            "SCHEDULE_SYNC_TEMPLATES": "2",
             "LOG_LEVEL": "WARNING",
         }
         net.host(environment)
@@ -212,8 +252,14 @@ def test_a_host_killed_under_webhook_load_loses_no_acknowledged_webhook_and_no_o
 ):
     subscribe(phone_number.org, receiver, events=("message.received",))
     acknowledged, lock = [], threading.Lock()
-    victim_url, _, victim_worker = topology.hosts[0]
-    victim = topology.start_gunicorn.arbiter[victim_url]
+    # The victim: the host whose task worker runs RQ's scheduler (its forked child), the worst case: the
+    # other worker's scheduler takes RQ's lock over only minutes later, so sweeps queued with a delay
+    # wait, and the living host's `scheduler` must restart the sweep chain.
+    deadline = time.monotonic() + 30
+    while not (victims := [host for host in topology.hosts if children(host.worker.pid)]):
+        assert time.monotonic() < deadline, "no task worker started RQ's scheduler"
+        time.sleep(0.1)
+    (victim,) = victims
 
     def webhook(n):
         wamid = f"wamid.KILL{n:04d}"
@@ -232,11 +278,7 @@ def test_a_host_killed_under_webhook_load_loses_no_acknowledged_webhook_and_no_o
         futures = [pool.submit(webhook, n) for n in range(120)]
         while len(acknowledged) < 30:
             time.sleep(0.01)
-        children = subprocess.run(
-            ["pgrep", "-P", str(victim.pid)], capture_output=True, text=True, check=False
-        ).stdout.split()
-        for pid in [victim.pid, victim_worker.pid, *map(int, children)]:
-            os.kill(pid, signal.SIGKILL)
+        victim.crash()
         for future in futures:
             future.result()
 
@@ -250,3 +292,11 @@ def test_a_host_killed_under_webhook_load_loses_no_acknowledged_webhook_and_no_o
     delivered = {json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
                  for _, _, body in receiver.received}  # fmt: skip
     assert set(acknowledged) <= delivered
+
+
+def test_two_schedulers_run_each_periodic_job_once_per_period(topology):
+    """Each host's `scheduler`, through PgBouncer in transaction mode, periods of one and two seconds."""
+    logs = [host.scheduler_log for host in topology.hosts]
+    wait_for_runs(logs, [host.scheduler for host in topology.hosts])
+
+    assert_each_job_ran_once_per_period(logs, {"purge_expired", "sweeper", "sync_templates"})
