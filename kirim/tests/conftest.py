@@ -38,11 +38,12 @@ def stand_in():
 @pytest.fixture
 def start_gunicorn(stand_in):
     """Start gunicorn servers on the test database, with settings given as keywords (and its log
-    written to the file `log`, when given), answering `health` once started; all stopped at the end."""
+    written to the file `log`, when given), answering `health` once started; all stopped at the end.
+    `root`: the checkout served (another release's); `port`: the one to bind (a free one by default)."""
     servers = []
 
-    def start(workers=4, log=None, health="/v1/health", **settings_env):
-        port = free_port()
+    def start(workers=4, log=None, health="/v1/health", root=settings.BASE_DIR, port=None, **settings_env):
+        port = port or free_port()
         env = {
             **os.environ,
             "DATABASE_URL": database_url(settings.DATABASES["default"]),
@@ -57,7 +58,7 @@ def start_gunicorn(stand_in):
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "kirim.wsgi"],
-            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
+            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
         )  # fmt: skip
         servers.append(process)
         url = f"http://127.0.0.1:{port}"

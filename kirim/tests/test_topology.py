@@ -4,29 +4,21 @@ PgBouncer in transaction mode in front of PostgreSQL, Redis. Everything below go
 balancer. Skips, saying why, where nginx, pgbouncer or redis-server is missing (CI installs them)."""
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
 import requests
 from django.conf import settings
 
-from conftest import fire_at_once, free_port, postgres_only
+from conftest import fire_at_once, postgres_only
 from fakemeta import payloads
 from inbox.models import Message
 from inbox.tests.test_scheduler import assert_each_job_ran_once_per_period, wait_for_runs
-from kirim.tests.test_deploy_files import COMMANDS
+from kirim.tests.topology import Topology, children
 from outbox.models import Delivery, DeliveryStatus
 from outbox.tests.test_e2e import inbound, receiver, subscribe  # noqa: F401 (a fixture)
 
@@ -41,118 +33,6 @@ pytestmark = [
 REDIS_DB = 14  # the topology's own: its queue is emptied before and after
 
 
-def wait_for_port(port, what):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {port}")
-
-
-def this_interpreter(command):
-    """A deploy file's command, run by this test's interpreter (its environment) instead of `python`."""
-    _python, *arguments = command
-    return [sys.executable, *arguments]
-
-
-def children(pid):
-    listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-    return [int(child) for child in listed.split()]
-
-
-@dataclass
-class Host:
-    url: str
-    log: Path  # gunicorn's: one JSON line per request
-    scheduler_log: Path
-    gunicorn: subprocess.Popen  # the master; its children are gunicorn's workers
-    worker: subprocess.Popen
-    scheduler: subprocess.Popen
-
-    def crash(self):
-        """Every process of the host killed at once, as when the machine dies: gunicorn's workers and
-        the task worker's forked RQ scheduler included."""
-        parents = [self.gunicorn.pid, self.worker.pid, self.scheduler.pid]
-        for pid in parents + [child for parent in parents for child in children(parent)]:
-            os.kill(pid, signal.SIGKILL)
-
-
-class Topology:
-    def __init__(self, directory, start_gunicorn, processes):
-        self.directory, self.start_gunicorn, self.processes = directory, start_gunicorn, processes
-        self.hosts = []
-
-    def spawn(self, command, stderr=subprocess.DEVNULL, **kwargs):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, **kwargs)
-        self.processes.append(process)
-        return process
-
-    def pgbouncer(self):
-        port = free_port()
-        (self.directory / "pgbouncer.ini").write_text(
-            "[databases]\n* = host=127.0.0.1 port=5432 user=kirim password=kirim\n"
-            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = any\n"
-            "pool_mode = transaction\nmax_client_conn = 500\ndefault_pool_size = 20\n"
-        )
-        # PgBouncer refuses to run as root.
-        self.spawn(["pgbouncer", "-u", "postgres", str(self.directory / "pgbouncer.ini")])
-        wait_for_port(port, "pgbouncer")
-        db = settings.DATABASES["default"]
-        return f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{port}/{db['NAME']}"
-
-    def host(self, environment):
-        """An app host as the deploy files run it: gunicorn, its task worker and its scheduler."""
-        log = (self.directory / f"host{len(self.hosts)}.log").open("w")
-        url = self.start_gunicorn(workers=2, log=log, **environment)
-        env = {**os.environ, **environment}
-        worker = self.spawn(this_interpreter(COMMANDS["worker"]), cwd=settings.BASE_DIR, env=env)
-        scheduler_log = self.directory / f"scheduler{len(self.hosts)}.log"
-        scheduler = self.spawn(
-            [*this_interpreter(COMMANDS["scheduler"]), "--tick", "0.05"], cwd=settings.BASE_DIR,
-            env={**env, "LOG_LEVEL": "INFO"}, stderr=scheduler_log.open("w"),
-        )  # fmt: skip
-        self.hosts.append(Host(url, Path(log.name), scheduler_log, self.start_gunicorn.arbiter[url], worker, scheduler))
-        return url
-
-    def nginx(self):
-        key, certificate = self.directory / "privkey.pem", self.directory / "fullchain.pem"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
-             "-keyout", key, "-out", certificate], check=True, capture_output=True,
-        )  # fmt: skip
-        site = (settings.BASE_DIR / "deploy" / "nginx" / "kirim.conf").read_text()
-        upstreams = "".join(
-            f"    server {host.url.removeprefix('http://')} max_fails=3 fail_timeout=10s;\n" for host in self.hosts
-        )
-        site = site.replace(
-            "    server 10.0.0.11:8000 max_fails=3 fail_timeout=10s;\n    server 10.0.0.12:8000 max_fails=3 fail_timeout=10s;\n",
-            upstreams,
-        )
-        https, http = free_port(), free_port()
-        site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;").replace(
-            "listen 80;", f"listen 127.0.0.1:{http};"
-        )
-        site = site.replace("/etc/ssl/kirim/privkey.pem", str(key)).replace(
-            "/etc/ssl/kirim/fullchain.pem", str(certificate)
-        )
-        assert upstreams in site and str(key) in site
-        (self.directory / "nginx.conf").write_text(
-            f"daemon off; pid {self.directory}/nginx.pid; error_log stderr; worker_processes 2; events {{}}\n"
-            f"http {{ access_log off;\n{site}\n}}\n"
-        )
-        self.spawn(["nginx", "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")])
-        wait_for_port(https, "nginx")
-        self.certificate = str(certificate)  # clients verify the balancer's TLS against it
-        return f"https://127.0.0.1:{https}"
-
-    def served_by_each(self):
-        """How many API requests each host has logged (kirim.requests: one JSON line each)."""
-        return [host.log.read_text().count('"route": "v1/') for host in self.hosts]
-
-
 @pytest.fixture
 def topology(start_gunicorn, stand_in, receiver):  # noqa: F811
     queue = redis.Redis(db=REDIS_DB)
@@ -160,11 +40,7 @@ def topology(start_gunicorn, stand_in, receiver):  # noqa: F811
         queue.flushdb()
     except redis.ConnectionError:
         pytest.skip("needs redis-server on 127.0.0.1:6379")
-    directory = Path(tempfile.mkdtemp(prefix="kirim-topology-"))
-    directory.chmod(0o755)  # PgBouncer reads its file as postgres
-    processes = []
-    net = Topology(directory, start_gunicorn, processes)
-    try:
+    with Topology(start_gunicorn) as net:
         environment = {
             "DATABASE_URL": net.pgbouncer(),
             "DB_PREPARED_STATEMENTS": "false",
@@ -187,13 +63,7 @@ def topology(start_gunicorn, stand_in, receiver):  # noqa: F811
         net.host(environment)
         net.url = net.nginx()
         yield net
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            process.wait(30)
-        queue.flushdb()
-        shutil.rmtree(directory, ignore_errors=True)
+    queue.flushdb()
 
 
 def post(topology, path, key, body, **headers):
