@@ -6,6 +6,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    # Not one transaction: each ALTER commits on its own, so the migration never holds one table's lock
+    # while it waits for another's, which deadlocked with the previous release's webhooks (test_upgrade).
+    atomic = False
     dependencies = [("inbox", "0023_api_key_scopes")]
 
     operations = [
