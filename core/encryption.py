@@ -4,7 +4,7 @@ backup, a replica or a `pg_dump` holds none of them readable.
 Fernet (AES-128-CBC with HMAC-SHA256) under the keys of ENCRYPTION_KEYS: the first encrypts, every one
 decrypts, so a new key is put first, `reencrypt_secrets` rewrites every row under it, and only then the
 old one is dropped. A stored value is `fernet:` and the token; a value without the prefix is one written
-before encryption came, read as it is until `reencrypt_secrets` (or migration 0022) rewrites it."""
+before encryption came, read as it is until `reencrypt_secrets` rewrites it."""
 
 from collections.abc import Iterable
 from functools import cache
@@ -85,7 +85,7 @@ def is_encrypted_under_first_key(stored: str) -> bool:
 
 def reencrypt(model: type[models.Model], fields: Iterable[str], *, decrypted: bool = False) -> int:
     """Rewrite `fields` of every row of `model` under the first key, plain text included; rows already
-    under it are left alone. `decrypted`: write them back as plain text instead (undoing migration 0022).
+    under it are left alone. `decrypted`: write them back as plain text instead (for a release before 1.0.0).
     The rows changed. Short transactions of a batch each, its rows locked while they are rewritten, so a
     secret rotated meanwhile is never written back over."""
     stored = {name: ExpressionWrapper(F(name), output_field=models.TextField()) for name in fields}  # as stored

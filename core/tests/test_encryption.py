@@ -2,11 +2,9 @@
 number or a subscription cannot be used."""
 
 import base64
-import importlib
 
 import pytest
 from cryptography.fernet import Fernet
-from django.apps import apps as django_apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
@@ -72,19 +70,27 @@ def test_a_new_key_first_old_rows_still_read_until_reencrypted_then_the_old_key_
     assert "0 phone numbers and 0 subscriptions" in capsys.readouterr().out
 
 
-def test_the_migration_encrypts_an_existing_database_in_place_and_back(old_key, phone_number):
-    # A row as the previous release wrote it: the token in plain text.
+def test_secrets_the_previous_release_wrote_are_read_then_encrypted_in_place_and_written_back_plain(
+    old_key, phone_number, org
+):
+    # Rows as the previous release wrote them, which the migrations leave alone: plain text.
+    subscription = WebhookSubscription.objects.create(
+        org=org, url="https://example.com/hook", events=["message.status"]
+    )
     PhoneNumber.objects.filter(pk=phone_number.pk).update(access_token=Value(phone_number.access_token))
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(secret=Value(subscription.secret))
     assert stored(PhoneNumber, phone_number.pk, "access_token") == phone_number.access_token
-    assert token_of(phone_number) == phone_number.access_token  # this release reads it as it is
+    assert token_of(phone_number) == phone_number.access_token  # this release reads them as they are
+    assert WebhookSubscription.objects.get(pk=subscription.pk).secret == subscription.secret
 
-    migration = importlib.import_module("inbox.migrations.0022_encrypted_tokens")
-    migration.encrypt_tokens(django_apps, None)
+    call_command("reencrypt_secrets")  # the upgrade's contract step, once every host runs this release
     assert stored(PhoneNumber, phone_number.pk, "access_token").startswith("fernet:")
+    assert stored(WebhookSubscription, subscription.pk, "secret").startswith("fernet:")
     assert token_of(phone_number) == phone_number.access_token
 
-    migration.decrypt_tokens(django_apps, None)
+    call_command("reencrypt_secrets", "--plain")  # before rolling back to the previous release
     assert stored(PhoneNumber, phone_number.pk, "access_token") == phone_number.access_token
+    assert stored(WebhookSubscription, subscription.pk, "secret") == subscription.secret
 
 
 def test_a_malformed_key_is_named_without_its_value(settings, phone_number):

@@ -1,21 +1,12 @@
-"""Meta access tokens encrypted at rest, in place: the column stays (text either way); every token is
-rewritten encrypted under the first of ENCRYPTION_KEYS. Code of this release reads a token written before
-it as well as after, so `manage.py reencrypt_secrets` can finish the job at any time, and running it again
-changes nothing. The schema is the previous release's, but not the data: that release would send Meta the
-ciphertext, so its processes stop before this migration runs (docs/operations/security.md). Reversed,
-the tokens are written back as plain text."""
+"""Meta access tokens encrypted at rest. The column stays text, so this is a change of the model only:
+the tokens already stored are left as they are, because the previous release, which goes on serving
+while this one rolls out, reads the column as plain text. This release reads a token stored either way
+and writes it encrypted; `manage.py reencrypt_secrets`, run once every host runs this release (the
+contract step of the upgrade, docs/operations/upgrades.md), encrypts the rest."""
 
 from django.db import migrations
 
 import core.encryption
-
-
-def encrypt_tokens(apps, schema_editor):
-    core.encryption.reencrypt(apps.get_model("inbox", "PhoneNumber"), ["access_token"])
-
-
-def decrypt_tokens(apps, schema_editor):
-    core.encryption.reencrypt(apps.get_model("inbox", "PhoneNumber"), ["access_token"], decrypted=True)
 
 
 class Migration(migrations.Migration):
@@ -25,5 +16,4 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="phonenumber", name="access_token", field=core.encryption.EncryptedTextField()
         ),
-        migrations.RunPython(encrypt_tokens, decrypt_tokens),
     ]

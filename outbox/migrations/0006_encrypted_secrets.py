@@ -1,20 +1,12 @@
-"""Subscription signing secrets encrypted at rest, in place, as inbox's 0022 does for Meta tokens. The
-columns widen from varchar(100) to text, which PostgreSQL does without rewriting the table."""
+"""Subscription signing secrets encrypted at rest, as inbox's 0022 does for Meta tokens: the columns
+widen from varchar(100) to text (PostgreSQL does it without rewriting the table), and the secrets
+already stored stay as the previous release wrote them until `manage.py reencrypt_secrets` runs, once
+every host runs this release."""
 
 from django.db import migrations
 
 import core.encryption
 import outbox.models
-
-SECRETS = ["secret", "previous_secret"]
-
-
-def encrypt_secrets(apps, schema_editor):
-    core.encryption.reencrypt(apps.get_model("outbox", "WebhookSubscription"), SECRETS)
-
-
-def decrypt_secrets(apps, schema_editor):
-    core.encryption.reencrypt(apps.get_model("outbox", "WebhookSubscription"), SECRETS, decrypted=True)
 
 
 class Migration(migrations.Migration):
@@ -31,5 +23,4 @@ class Migration(migrations.Migration):
             name="secret",
             field=core.encryption.EncryptedTextField(default=outbox.models.new_secret, editable=False),
         ),
-        migrations.RunPython(encrypt_secrets, decrypt_secrets),
     ]
