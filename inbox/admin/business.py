@@ -3,26 +3,14 @@ contacts (saved names, blocks), and the price report. Managers only, as numbers 
 
 from django.contrib import admin
 
+from inbox.admin.readonly import ReadOnly
 from inbox.models import AccountEvent, Contact, ConversationPriceTally, PriceTally
 from inbox.services.business import price_summary
 from orgs.scope import MANAGERS, OrgScopedAdmin
 
 
-class ReadOnlyAdmin(OrgScopedAdmin):
-    """Rows Meta's webhooks write: shown, never added or changed here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(AccountEvent)
-class AccountEventAdmin(ReadOnlyAdmin):
+class AccountEventAdmin(ReadOnly, OrgScopedAdmin):
     roles = MANAGERS
     list_display = ("received_at", "field", "event", "waba_id", "org")
     list_filter = ("field", "event", "org")
@@ -31,7 +19,7 @@ class AccountEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(ReadOnly, OrgScopedAdmin):
     list_display = ("contact_wa_id", "saved_name", "blocked", "blocked_at", "phone_number")
     list_filter = ("blocked", "phone_number")
     search_fields = ("=contact_wa_id", "saved_name")
@@ -39,7 +27,7 @@ class ContactAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PriceTally)
-class PriceReportAdmin(ReadOnlyAdmin):
+class PriceReportAdmin(ReadOnly, OrgScopedAdmin):
     """What messages cost, over the period and filters chosen: totals and bars per category, template
     and conversation above the day-by-day rows they sum."""
 

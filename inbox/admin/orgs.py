@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from core.errors import ApiError
+from inbox.admin.readonly import ReadOnly
 from inbox.models import (
     ApiKey,
     AuditAction,
@@ -141,7 +142,7 @@ class MembershipAdmin(OrgScopedAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(OrgScopedAdmin):
+class AuditEntryAdmin(ReadOnly, OrgScopedAdmin):
     """Who did what: managers see their orgs' entries, operators every org's; nobody edits them."""
 
     roles = MANAGERS
@@ -150,12 +151,3 @@ class AuditEntryAdmin(OrgScopedAdmin):
     list_select_related = ("org",)
     search_fields = ("actor", "target")
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

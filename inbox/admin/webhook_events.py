@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
+from inbox.admin.readonly import ReadOnly
 from inbox.models import (
     WebhookEvent,
 )
@@ -25,7 +26,7 @@ class FailedFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnly, admin.ModelAdmin):
     """Every org's webhooks in one list: for the operators running Kirim (superusers), not for staff."""
 
     list_display = ("id", "received_at", "processed_at", "attempts", "failure")
@@ -40,14 +41,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # `purge_expired` keeps them for their retention
+    # Never deleted here either: `purge_expired` keeps them for their retention.
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("body")
