@@ -103,8 +103,8 @@ def fresh_auth_failure_counts():
 @pytest.fixture(autouse=True)
 def quick_meta_retries(monkeypatch):
     """Retries keep their count and order in tests, without the real backoff's waiting."""
-    monkeypatch.setattr("meta.graph.BACKOFF_FIRST", 0.001)
-    monkeypatch.setattr("meta.graph.RETRY_AFTER", dict.fromkeys(meta_graph.RETRY_AFTER, 0.001))
+    monkeypatch.setattr("meta.graph.client.BACKOFF_FIRST", 0.001)
+    monkeypatch.setattr("meta.graph.client.RETRY_AFTER", dict.fromkeys(meta_graph.client.RETRY_AFTER, 0.001))
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def test_retries_stop_at_max_attempts_with_the_last_error(number, meta, settings
 
 def test_retries_stop_when_the_time_budget_is_spent(number, meta, settings, monkeypatch):
     settings.META_MAX_ATTEMPTS, settings.META_RETRY_BUDGET = 10, 0.3
-    monkeypatch.setattr("meta.graph.BACKOFF_FIRST", 0.2)
+    monkeypatch.setattr("meta.graph.client.BACKOFF_FIRST", 0.2)
     meta.post(graph_messages_url(number), **TRANSIENT["http-500"])
 
     with pytest.raises(UpstreamError):
@@ -73,9 +73,9 @@ def throughput_refusal(code):
 @pytest.mark.parametrize(("code", "wait"), [(130429, 0.011), (131056, 0.066)])
 def test_a_send_refused_for_throughput_is_sent_again_after_metas_wait(number, meta, monkeypatch, code, wait):
     """Meta did not take it, so sending again duplicates nothing; the wait is the limit's."""
-    monkeypatch.setattr(meta_graph, "RETRY_AFTER", {130429: 0.011, 131056: 0.066})
+    monkeypatch.setattr(meta_graph.client, "RETRY_AFTER", {130429: 0.011, 131056: 0.066})
     waits = []
-    monkeypatch.setattr(meta_graph.time, "sleep", waits.append)
+    monkeypatch.setattr(meta_graph.client.time, "sleep", waits.append)
     meta.post(graph_messages_url(number), **throughput_refusal(code))
     meta.post(graph_messages_url(number), **OK_SEND)
 

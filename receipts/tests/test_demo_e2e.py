@@ -45,7 +45,7 @@ def test_readme_curl_reads_once_then_answers_the_same_without_meta(live_server, 
     "fault, upstream_code, attempts",
     [
         ({"mode": "error", "status": 400, "error": {"message": "Receipt window passed", "code": 131026}}, 131026, 1),
-        # Meta's throughput limit: retried after its wait (meta.graph.RETRY_AFTER), then given up.
+        # Meta's throughput limit: retried after its wait (meta.graph.client.RETRY_AFTER), then given up.
         ({"mode": "error", "status": 400, "error": {"message": "(#130429) Rate limit hit", "code": 130429}}, 130429, 3),
         ({"mode": "error", "status": 500}, 131000, 3),
         ({"mode": "malformed", "status": 502}, None, 3),
