@@ -4,11 +4,11 @@ Django's autodiscovery imports this package; importing the modules registers the
 
 from django.contrib import admin
 
-from inbox.admin import business, conversations, messages, numbers, orgs, team, webhook_events
+from inbox.admin import business, conversations, labels, messages, numbers, orgs, team, webhook_events
 
 admin.site.site_header = "Kirim"
 admin.site.site_title = "Kirim inbox"
 admin.site.index_title = "WhatsApp inbox"
 admin.site.site_url = "/v1/docs"  # "View site": Kirim has no public site; its API docs are the front page
 
-__all__ = ["business", "conversations", "messages", "numbers", "orgs", "team", "webhook_events"]
+__all__ = ["business", "conversations", "labels", "messages", "numbers", "orgs", "team", "webhook_events"]

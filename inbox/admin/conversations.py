@@ -1,38 +1,29 @@
-"""Conversations: the inbox list, each thread as a chat with its reply box, and their live updates."""
+"""Conversations: the inbox list, each thread as a chat with its reply box (their live updates:
+live.py; the team's pages: team.py; what the thread shows and takes: thread.py)."""
 
 import secrets
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, Max, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 
-from core.envelopes import error_response
 from core.errors import ApiError
-from inbox.admin.display import CappedCountPaginator, ticks, unread_badge
-from inbox.admin.live import (
-    LIVE_MAX_CONVERSATIONS,
-    LIVE_OVERLAP,
-    label_filter,
-    live_cursor,
-    live_message,
-    live_note,
-    parse_cursor,
-)
-from inbox.admin.team import REPORTS_PERMISSION, TeamInbox, ViewFilter, media_url, view_q
+from inbox.admin.display import CappedCountPaginator, unread_badge
+from inbox.admin.live import LiveConversations, live_cursor
+from inbox.admin.team import REPORTS_PERMISSION, ViewFilter
+from inbox.admin.thread import reply_of, thread_items
 from inbox.models import (
     AuditAction,
     Contact,
     Conversation,
     Direction,
     Message,
-    SavedReply,
     of_conversations,
 )
 from inbox.services import replies, teaminbox
@@ -64,7 +55,7 @@ class UnreadFilter(admin.SimpleListFilter):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(TeamInbox):
+class ConversationAdmin(LiveConversations):
     list_display = (
         "contact", "phone_number", "preview", "last_message_at", "unread_badge", "state_shown", "assignee_name",
         "label_chips",
@@ -250,125 +241,3 @@ class ConversationAdmin(TeamInbox):
                              target=conversation.contact_wa_id, detail="blocked" if block else "unblocked")  # fmt: skip
                 self.message_user(request, f"{conversation.contact_shown} {'blocked' if block else 'unblocked'}.")
         return HttpResponseRedirect(reverse("admin:inbox_conversation_change", args=[conversation.pk]))
-
-    # --- Live: what changed since the page's cursor, as small JSON answers ------------------------
-
-    @staticmethod
-    def changes_since(request, queryset):
-        """`queryset` narrowed to rows changed since the request's cursor, looking LIVE_OVERLAP
-        further back; and that cursor. InvalidField for a bad one."""
-        since = parse_cursor(request.GET.get("since", ""))
-        return queryset.filter(updated_at__gte=since - LIVE_OVERLAP), since
-
-    def inbox_live_view(self, request):
-        try:
-            return self.inbox_changes(request)
-        except ApiError as error:
-            return error_response(request, error)
-
-    def inbox_changes(self, request):
-        """Conversations with changes (new messages, ticks, reads) since the cursor, newest activity
-        first: their preview and unread count. The changed rows come from the index message_changed."""
-        changed, since = self.changes_since(request, self.related_choices(request, Message))
-        touched = list(
-            changed.order_by()
-            .values("phone_number_id", "contact_wa_id")
-            .annotate(changed=Max("updated_at"))
-            .order_by("-changed")[: LIVE_MAX_CONVERSATIONS + 1]
-        )
-        # And the conversations the team changed (assigned, resolved, labelled, noted), from their index.
-        team_changed = list(
-            self.get_queryset(request).filter(team_changed_at__gte=since - LIVE_OVERLAP)
-            .order_by("-team_changed_at").values_list("pk", "team_changed_at")[: LIVE_MAX_CONVERSATIONS + 1]
-        )  # fmt: skip
-        cursor = max([since, *(t["changed"] for t in touched), *(changed_at for _, changed_at in team_changed)])
-        keys = [(t["phone_number_id"], t["contact_wa_id"]) for t in touched]
-        rows = self.get_queryset(request).filter(of_conversations(keys) | Q(pk__in=[pk for pk, _ in team_changed]))
-        rows = list(rows.select_related("phone_number", "assignee").order_by(*self.ordering))
-        # Whether each still belongs in the page's view (and label), which the page asks with its own query.
-        in_view = set(
-            self.get_queryset(request).filter(pk__in=[c.pk for c in rows]).filter(view_q(request.GET.get("view")
-            or ViewFilter.DEFAULT, request.user)).filter(**label_filter(request)).values_list("pk", flat=True)
-        )  # fmt: skip
-        return JsonResponse({
-            "cursor": live_cursor(cursor),
-            "reload": max(len(touched), len(team_changed)) > LIVE_MAX_CONVERSATIONS,
-            "conversations": [self.live_row(c) | {"in_view": c.pk in in_view} for c in rows],
-        })  # fmt: skip
-
-    def live_row(self, conversation):
-        return {
-            "id": conversation.pk,
-            "url": reverse("admin:inbox_conversation_change", args=[conversation.pk]),
-            "contact": self.contact(conversation),
-            "phone_number": str(conversation.phone_number),
-            "preview": self.preview(conversation),
-            "last_message_at": date_format(timezone.localtime(conversation.last_message_at), "DATETIME_FORMAT"),
-            "last_message_ts": conversation.last_message_at.isoformat(),
-            "unread": conversation.unread,
-            "unread_badge": unread_badge(conversation.unread),
-            "state": self.state_shown(conversation),
-            "assignee": self.assignee_name(conversation),
-            "labels": self.label_chips(conversation),
-        }
-
-    def thread_live_view(self, request, object_id):
-        """The open thread's messages changed since the cursor (new ones, moved ticks, reads), and
-        whether WhatsApp's 24-hour window is open now."""
-        conversation = self.get_object(request, object_id)
-        try:
-            changed, since = self.changes_since(request, conversation.messages())
-        except ApiError as error:
-            return error_response(request, error)
-        changed = list(changed.order_by("timestamp", "pk"))
-        window = replies.reply_window(conversation)
-        return JsonResponse({
-            "cursor": live_cursor(max([since, *(m.updated_at for m in changed)])),
-            "window_open": window.is_open,
-            "window_reason": window.reason(),
-            "unread": conversation.unread,
-            "messages": [live_message(m, media_url(conversation, m)) for m in changed],
-            "notes": [live_note(n) for n in conversation.notes.filter(created_at__gte=since - LIVE_OVERLAP)
-                      .select_related("author").order_by("created_at")],
-            "state": self.state_shown(conversation),
-            "assignee": self.assignee_name(conversation),
-        })  # fmt: skip
-
-
-def reply_of(request, conversation):
-    """The reply form's fields as conversation_reply takes them: a text (with a file, the agent's or
-    the saved reply's they inserted), or a template and its values."""
-    template_id = request.POST.get("template")
-    if not template_id:
-        return {"text": request.POST.get("text", ""), "attachment": attachment_of(request, conversation)}
-    prefix = f"param-{template_id}-"  # param-<template>-<component>-<placeholder>
-    values = {
-        tuple(field.removeprefix(prefix).split("-", 1)): value
-        for field, value in request.POST.items()
-        if field.startswith(prefix)
-    }
-    return {"template_id": template_id, "values": values}
-
-
-def attachment_of(request, conversation):
-    """The file sent with a reply: one the agent chose, else the attachment of the saved reply they
-    inserted (of the conversation's org only), else None."""
-    upload = request.FILES.get("file")
-    if upload is not None:
-        return replies.Attachment(upload.read(), upload.name, upload.content_type or "application/octet-stream")
-    saved_id = request.POST.get("saved_reply", "")
-    saved = SavedReply.objects.filter(org_id=conversation.org_id, pk=saved_id).first() if saved_id.isdigit() else None
-    if saved is None or not saved.attachment:
-        return None
-    return replies.Attachment(bytes(saved.attachment), saved.attachment_name, saved.attachment_type)
-
-
-def thread_items(conversation, messages):
-    """The thread as shown: its messages and the team's notes, in time order."""
-    notes = conversation.notes.select_related("author")
-    if messages:
-        notes = notes.filter(created_at__gte=messages[0].timestamp)
-    items = [{"kind": "message", "message": m, "tick": ticks(m.status), "media_url": media_url(conversation, m),
-              "at": m.timestamp} for m in messages]  # fmt: skip
-    items += [{"kind": "note", "note": n, "at": n.created_at} for n in notes]
-    return sorted(items, key=lambda item: item["at"])

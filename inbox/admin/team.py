@@ -1,11 +1,10 @@
 """The team inbox in the admin: the views agents land on (mine, unassigned, open), assignment, states,
 labels, private notes, saved replies, media in the thread, the contact page and the managers' reports.
 ConversationAdmin (inbox/admin/conversations.py) takes its pages from TeamInbox; every change goes
-through inbox.services.teaminbox, as the API's do."""
+through inbox.services.teaminbox, as the API's do. The labels' and saved replies' own pages: labels.py."""
 
 from collections.abc import Callable
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -14,10 +13,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from core.errors import ApiError, InvalidField
-from inbox.models import MEDIA_TYPES, Contact, ConversationState, Label, Message, SavedReply
+from inbox.admin.labels import label_chips
+from inbox.admin.thread import contact_of, media_id_of, safe_filename
+from inbox.models import MEDIA_TYPES, ConversationState, Label, SavedReply
 from inbox.services import reports, teaminbox
 from inbox.services.media import media_describe
 from inbox.services.teaminbox import Actor
@@ -27,7 +28,6 @@ from orgs.scope import OrgScopedAdmin
 
 MANAGE_PERMISSION = "inbox.manage"
 REPORTS_PERMISSION = "inbox.view_reports"
-CONTACT_CONVERSATIONS = 50  # earlier conversations listed on a contact's page
 TEAM_ACTIONS = ("assign_to_me", "unassign", "resolve", "reopen")
 
 
@@ -295,105 +295,3 @@ class TeamInbox(OrgScopedAdmin):
             "day_choices": sorted(reports.DAYS.values()),
         }
         return TemplateResponse(request, "admin/inbox/conversation/reports.html", context)
-
-
-def media_url(conversation, message):
-    """Kirim's own URL for a message's media (the admin's proxy), or "" for a message without any."""
-    if media_id_of(message) is None:
-        return ""
-    return f"{reverse('admin:inbox_conversation_media', args=[conversation.pk])}?message={message.external_id}"
-
-
-def media_id_of(message):
-    content = message.payload.get(message.type) if message is not None else None
-    media_id = content.get("id") if isinstance(content, dict) else None
-    return str(media_id) if media_id else None
-
-
-def safe_filename(name):
-    return "".join(c for c in name if c.isprintable() and c not in '"\\/')[:150] or "file"
-
-
-def label_chips(labels):
-    return format_html_join(
-        " ", '<span class="label-chip" style="border-color: {}">{}</span>', ((lb.color, lb.name) for lb in labels)
-    )
-
-
-def contact_of(conversations, conversation):
-    """The contact page's facts, from their conversations and messages in the org (`conversations`:
-    what the viewer may see). Conversations are matched by number and by business-scoped user id."""
-    same = Q(contact_wa_id=conversation.contact_wa_id)
-    if conversation.contact_user_id:
-        same |= Q(contact_user_id=conversation.contact_user_id)
-    theirs = list(
-        conversations.filter(same, org_id=conversation.org_id)
-        .select_related("phone_number", "assignee")
-        .order_by("-last_message_at")[:CONTACT_CONVERSATIONS]
-    )
-    messages_of = Message.objects.filter(
-        phone_number=conversation.phone_number_id, contact_wa_id=conversation.contact_wa_id
-    )
-    groups = sorted(set(messages_of.exclude(group_id="").values_list("group_id", flat=True)[:20]))
-    return {
-        "conversation": conversation,
-        "contact_conversations": [(c, teaminbox.shown_state(c)) for c in theirs],
-        "names": sorted({c.contact_name for c in theirs if c.contact_name}),
-        "groups": groups,
-        # A username (Meta's webhooks give it beside the contact, not in the message Kirim keeps) comes
-        # with the contact's own record; until then the page says "not known yet". Blocked: what Meta's
-        # Block Users API did through Kirim, kept on the Contact (none: never blocked through Kirim).
-        "username": getattr(conversation, "contact_username", None),
-        "blocked": Contact.objects.filter(
-            phone_number_id=conversation.phone_number_id, contact_wa_id=conversation.contact_wa_id, blocked=True
-        ).exists(),
-    }
-
-
-# --- The org's labels and saved replies ---------------------------------------------------------
-
-
-@admin.register(Label)
-class LabelAdmin(OrgScopedAdmin):
-    list_display = ("name", "chip", "org")
-    list_filter = ("org",)
-    search_fields = ("name",)
-    fields = ("org", "name", "color")
-
-    @admin.display(description="looks like")
-    def chip(self, label):
-        return label_chips([label])
-
-
-class SavedReplyForm(forms.ModelForm):
-    """The attachment is uploaded as a file and kept in the row (bytes, name, type)."""
-
-    upload = forms.FileField(required=False, label="Attachment", help_text="An image (JPEG, PNG) or a document")
-    remove_attachment = forms.BooleanField(required=False)
-
-    class Meta:
-        model = SavedReply
-        fields = ("org", "name", "body")
-
-    def save(self, commit=True):
-        reply = super().save(commit=False)
-        upload = self.cleaned_data.get("upload")
-        if upload:
-            reply.attachment, reply.attachment_name = upload.read(), upload.name
-            reply.attachment_type = upload.content_type or "application/octet-stream"
-        elif self.cleaned_data.get("remove_attachment"):
-            reply.attachment, reply.attachment_name, reply.attachment_type = None, "", ""
-        if commit:
-            reply.save()
-        return reply
-
-
-@admin.register(SavedReply)
-class SavedReplyAdmin(OrgScopedAdmin):
-    form = SavedReplyForm
-    list_display = ("name", "org", "attachment_name")
-    list_filter = ("org",)
-    search_fields = ("name", "body")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("attachment")
