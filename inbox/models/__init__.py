@@ -2,6 +2,7 @@
 finds them. Orgs, keys and members live in `orgs.models` with this app's label and tables."""
 
 from inbox.models.business import AccountEvent, Contact, ConversationPriceTally, PriceTally
+from inbox.models.conversations import Conversation, ConversationState
 from inbox.models.idempotency import IdempotencyRecord
 from inbox.models.messages import (
     CONTACT_KEY_HELP,
@@ -13,8 +14,6 @@ from inbox.models.messages import (
     MESSAGE_WITH_NUMBER_BY_WAMID,
     OUTBOUND_RANK,
     UPLOADED_MEDIA_LIFETIME,
-    Conversation,
-    ConversationState,
     Direction,
     EarlyStatus,
     Message,

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.ids import PublicIdField
-from inbox.models.messages import Conversation
+from inbox.models.conversations import Conversation
 from orgs.models import Org
 
 
