@@ -1,5 +1,5 @@
 """The documentation site holds to the code: the settings reference names exactly the environment
-variables `kirim/settings.py` and `gunicorn.conf.py` read, the error reference has a row for exactly
+variables `kirim/settings/` and `gunicorn.conf.py` read, the error reference has a row for exactly
 the error codes the apps define and the entries of `meta/errors.py`'s mapping, and the site,
 built with warnings as errors, loads nothing from elsewhere."""
 
@@ -21,6 +21,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 DOCS = BASE_DIR / "docs"
 PRODUCTION_PACKAGES = ("kirim", "core", "meta", "orgs", "outbox", "inbox", "receipts")
 ENVIRONMENT_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+SETTINGS_MODULES = sorted((BASE_DIR / "kirim" / "settings").glob("*.py"))
 
 
 def table_under(page, heading):
@@ -37,12 +38,12 @@ def table_under(page, heading):
     return rows[2:]
 
 
-def environment_reads(path):
-    """The environment variables a module reads: `env("NAME")`, `env.<cast>("NAME")`, a function of
-    the module's own called with a name (settings.py's `required` and `networks`), `os.environ.get`,
-    `os.environ[...]` and `os.getenv`."""
-    tree = ast.parse(path.read_text())
-    own_functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+def environment_reads(*paths):
+    """The environment variables modules read: `env("NAME")`, `env.<cast>("NAME")`, a function one of
+    them defines called with a name (the settings' `required` and `networks`, in whichever module of
+    the package), `os.environ.get`, `os.environ[...]` and `os.getenv`."""
+    trees = [ast.parse(path.read_text()) for path in paths]
+    own_functions = {node.name for tree in trees for node in tree.body if isinstance(node, ast.FunctionDef)}
 
     def reader(function):
         if isinstance(function, ast.Name):
@@ -52,7 +53,7 @@ def environment_reads(path):
         return False
 
     names = set()
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if isinstance(node, ast.Call) and reader(node.func) and node.args:
             name = node.args[0]
         elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
@@ -103,8 +104,8 @@ def differences(documented, in_the_code):
 
 
 def test_the_settings_reference_names_every_setting_settings_py_reads_and_no_other():
-    documented = {row[0] for row in table_under("reference/settings.md", "## Kirim's settings (`kirim/settings.py`)")}
-    read = environment_reads(BASE_DIR / "kirim" / "settings.py")
+    documented = {row[0] for row in table_under("reference/settings.md", "## Kirim's settings (`kirim/settings/`)")}
+    read = environment_reads(*SETTINGS_MODULES)
 
     assert "SECURE_HSTS_SECONDS" in read and "WEBHOOK_ALLOWED_NETWORKS" in read  # the parser finds them
     assert documented == read, differences(documented, read)
@@ -162,7 +163,7 @@ def test_the_docs_site_builds_with_no_warning_and_loads_nothing_from_elsewhere(t
 def test_env_example_lists_every_setting_kirim_and_gunicorn_read_and_no_other():
     line = re.compile(r"^#? ?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
     listed = line.findall((BASE_DIR / ".env.example").read_text())
-    read = environment_reads(BASE_DIR / "kirim" / "settings.py") | environment_reads(BASE_DIR / "gunicorn.conf.py")
+    read = environment_reads(*SETTINGS_MODULES) | environment_reads(BASE_DIR / "gunicorn.conf.py")
 
     assert len(listed) == len(set(listed)), "a setting listed twice"
     assert set(listed) == read, differences(set(listed), read)
