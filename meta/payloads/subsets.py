@@ -20,38 +20,33 @@ def meta_subset(payload: object, kind: str, keep: Callable[[str, Json], bool]) -
     alone. Every field Meta sent stays as Meta sent it, fields Kirim does not know included, at every
     level; `contacts` keeps those of the items kept; a status's biz_opaque_callback_data is its
     sender's own. None when no item is left. What an org's subscribers receive."""
-    entries = []
-    for entry in as_list(as_dict(payload).get("entry")):
-        changes = []
-        for change in as_list(as_dict(entry).get("changes")):
-            change = as_dict(change)
-            value = as_dict(change.get("value"))
-            if change.get("field") != "messages":
-                continue
-            phone_number_id = number_of(value)
-            items = [i for i in as_list(value.get(kind)) if isinstance(i, dict) and keep(phone_number_id, i)]
-            if not items:
-                continue
-            kept = {id(item) for item in items}
-            left_out = [
-                item
-                for other in ("messages", "statuses")
-                for item in as_list(value.get(other))
-                if isinstance(item, dict) and id(item) not in kept
-            ]
-            subset: Json = {}  # Meta's keys in Meta's order
-            for key, field_value in value.items():
-                if key == kind:
-                    subset[key] = [_without_our_callback_data(i) for i in items] if kind == "statuses" else items
-                elif key == "contacts" and left_out:  # else every item is kept, and every contact with it
-                    if contacts := _contacts_kept(as_list(field_value), items, left_out):
-                        subset[key] = contacts
-                elif key not in ("messages", "statuses"):
-                    subset[key] = field_value
-            changes.append({**change, "value": subset})
-        if changes:
-            entries.append({**entry, "changes": changes})
-    return {**as_dict(payload), "entry": entries} if entries else None
+
+    def value_kept(entry: Json, change: Json, value: Json) -> Json | None:
+        if change.get("field") != "messages":
+            return None
+        phone_number_id = number_of(value)
+        items = [i for i in as_list(value.get(kind)) if isinstance(i, dict) and keep(phone_number_id, i)]
+        if not items:
+            return None
+        kept = {id(item) for item in items}
+        left_out = [
+            item
+            for other in ("messages", "statuses")
+            for item in as_list(value.get(other))
+            if isinstance(item, dict) and id(item) not in kept
+        ]
+        subset: Json = {}  # Meta's keys in Meta's order
+        for key, field_value in value.items():
+            if key == kind:
+                subset[key] = [_without_our_callback_data(i) for i in items] if kind == "statuses" else items
+            elif key == "contacts" and left_out:  # else every item is kept, and every contact with it
+                if contacts := _contacts_kept(as_list(field_value), items, left_out):
+                    subset[key] = contacts
+            elif key not in ("messages", "statuses"):
+                subset[key] = field_value
+        return subset
+
+    return _with_changes_kept(payload, value_kept)
 
 
 def _without_our_callback_data(status: Json) -> Json:
@@ -90,20 +85,29 @@ def field_subset(
     phone_number_id or "")` holds, each as Meta sent it; of `smb_message_echoes`, only the echoes for
     which `keep_echo(echo)` holds (Meta delivers at least once: those not passed on before). None when
     nothing is left. What an org's subscribers to that field's event type receive."""
+
+    def value_kept(entry: Json, change: Json, value: Json) -> Json | None:
+        if change.get("field") != field or not keep_change(str(entry.get("id") or ""), number_of(value)):
+            return None
+        if field == "smb_message_echoes":
+            echoes = [e for e in as_list(value.get("message_echoes")) if isinstance(e, dict) and keep_echo(e)]
+            return {**value, "message_echoes": echoes} if echoes else None
+        return value
+
+    return _with_changes_kept(payload, value_kept)
+
+
+def _with_changes_kept(payload: object, value_kept: Callable[[Json, Json, Json], Json | None]) -> Json | None:
+    """Meta's payload with each change's value replaced by `value_kept(entry, change, value)`, and the
+    changes it gives None for left out, with the entries left without a change. None when none is left."""
     entries = []
     for entry in as_list(as_dict(payload).get("entry")):
         changes = []
         for change in as_list(as_dict(entry).get("changes")):
             change = as_dict(change)
-            value = as_dict(change.get("value"))
-            if change.get("field") != field or not keep_change(str(as_dict(entry).get("id") or ""), number_of(value)):
-                continue
-            if field == "smb_message_echoes":
-                echoes = [e for e in as_list(value.get("message_echoes")) if isinstance(e, dict) and keep_echo(e)]
-                if not echoes:
-                    continue
-                value = {**value, "message_echoes": echoes}
-            changes.append({**change, "value": value})
+            value = value_kept(as_dict(entry), change, as_dict(change.get("value")))
+            if value is not None:
+                changes.append({**change, "value": value})
         if changes:
             entries.append({**entry, "changes": changes})
     return {**as_dict(payload), "entry": entries} if entries else None
