@@ -245,6 +245,7 @@ class EarlyStatus(models.Model):
     wamid = models.CharField(max_length=255, db_index=True)
     status = models.CharField(max_length=16)
     errors = models.JSONField(null=True, blank=True)
+    pricing = models.JSONField(null=True, blank=True)  # Meta's, priced on the message once it is stored
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -17,6 +17,7 @@ from inbox.models import (
     Status,
     statuses_below,
 )
+from inbox.services import business
 from meta import payloads
 
 logger = logging.getLogger("kirim.inbox")
@@ -30,11 +31,13 @@ def early_statuses_apply(early=None):
     early = list(early if early is not None else EarlyStatus.objects.all())
     if not early:
         return 0
-    updates = [payloads.StatusUpdate(e.phone_number_id, e.wamid, e.status, e.timestamp, e.errors) for e in early]
+    updates = [payloads.StatusUpdate(e.phone_number_id, e.wamid, e.status, e.timestamp, e.errors, pricing=e.pricing)
+               for e in early]  # fmt: skip
     stored = set(_outbound(updates).values_list("wamid", flat=True))
     applied = [e for e in early if e.wamid in stored]
     if applied:
         _apply_statuses([u for u in updates if u.wamid in stored], keep_unknown=False)
+        business.prices_record([u for u in updates if u.wamid in stored])
         EarlyStatus.objects.filter(pk__in=[e.pk for e in applied]).delete()
     return len(applied)
 
@@ -71,14 +74,16 @@ def _apply_statuses(updates, *, keep_unknown=True):
             .update(status=Status.FAILED, error=errors_of_each, updated_at=now)
         )
     if keep_unknown:
-        changed += _keep_early([*highest.values(), *failures.values()])
+        pricing = {u.wamid: u.pricing for u in updates if u.pricing}
+        changed += _keep_early([*highest.values(), *failures.values()], pricing)
     return changed
 
 
-def _keep_early(updates):
+def _keep_early(updates, pricing):
     """Statuses whose wamid no outbound message has yet. A send whose answer from Meta was lost is found
     by Kirim's id (echoed in biz_opaque_callback_data), given the wamid and moved; the others are kept
-    for their sends, which may still be storing the wamid. Returns rows changed."""
+    for their sends, which may still be storing the wamid, with the `pricing` any status of their
+    wamid carried (the highest status, the one kept, may carry none). Returns rows changed."""
     if not updates:
         return 0
     known = set(_outbound(updates).values_list("wamid", flat=True))
@@ -93,7 +98,7 @@ def _keep_early(updates):
         logger.info("%d status(es) for wamids not stored yet kept for their sends", len(early))
         EarlyStatus.objects.bulk_create(
             EarlyStatus(phone_number_id=u.phone_number_id, wamid=u.wamid, status=u.status, errors=u.errors,
-                        timestamp=u.timestamp)
+                        pricing=pricing.get(u.wamid), timestamp=u.timestamp)
             for u in early
         )  # fmt: skip
     return changed

@@ -263,6 +263,32 @@ def test_a_status_that_beats_its_send_is_applied_when_the_wamid_is_stored(api, p
     assert not EarlyStatus.objects.exists()
 
 
+def test_the_price_of_statuses_that_beat_their_send_is_kept_when_the_wamid_is_stored(api, phone_number, meta, settings):
+    from django.test import Client
+
+    from fakemeta import payloads
+    from inbox.models import PriceTally
+
+    def meta_answers_after_its_webhook(request):
+        # Meta's "sent" (priced, Meta's documented shape) and "read" (no price) beat Kirim's write of the wamid.
+        raw = payloads.encode(payloads.webhook(phone_number.phone_number_id, statuses=[
+            payloads.status("wamid.EARLY", "sent", TO, category="utility"), payloads.status("wamid.EARLY", "read", TO)]))  # fmt: skip
+        Client().post("/webhooks/whatsapp", raw, content_type="application/json",
+                      HTTP_X_HUB_SIGNATURE_256=payloads.sign(raw, settings.META_APP_SECRET))  # fmt: skip
+        return 200, {}, json.dumps({"messaging_product": "whatsapp", "messages": [{"id": "wamid.EARLY"}]})
+
+    meta.add_callback("POST", graph_messages_url(phone_number), callback=meta_answers_after_its_webhook)
+
+    sent = send(api, phone_number, text_body()).json()["data"]
+
+    shown = api.get(f"/v1/{phone_number.phone_number_id}/messages/{sent['id']}").json()["data"]
+    assert shown["status"] == "read"
+    assert shown["pricing"] == {"billable": True, "pricing_model": "PMP", "category": "utility", "type": "regular"}
+    tally = PriceTally.objects.get()
+    assert (tally.category, tally.pricing_type, tally.billable, tally.messages) == ("utility", "regular", True, 1)
+    assert not EarlyStatus.objects.exists()
+
+
 def deliver_status(settings, phone_number, status):
     from django.test import Client
 
