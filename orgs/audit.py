@@ -1,5 +1,6 @@
-"""The audit log's one writer: who (the request's staff user or API key, or the command line), what,
-to what, from which address. Doors call it once the action is done, with the request they answer."""
+"""The audit log's one writer: who (the request's staff user or API key, the command line, or Kirim
+itself), what, to what, from which address. Doors call audit_record once the action is done, with the
+request they answer; a service that several doors call records its own actions with audit_write."""
 
 from orgs.models import AuditEntry
 from orgs.ratelimit import KeyCheck, client_address
@@ -10,15 +11,22 @@ COMMAND_LINE = "command line"
 def audit_record(request, action, *, org, target, detail=""):
     """One entry for `action` on `target` (a model instance with a public id, or text) in `org`.
     `request` is None for a management command."""
-    user = key = None
     if request is None:
-        actor = COMMAND_LINE
-    elif isinstance(getattr(request, "auth", None), KeyCheck):
-        key = request.auth.key
+        return audit_write(action, org=org, target=target, detail=detail)
+    key = request.auth.key if isinstance(getattr(request, "auth", None), KeyCheck) else None
+    return audit_write(action, org=org, target=target, detail=detail, user=None if key else request.user, key=key,
+                       address=client_address(request))  # fmt: skip
+
+
+def audit_write(action, *, org, target, detail="", user=None, key=None, address="", by=COMMAND_LINE):
+    """One entry for `action` on `target` in `org`, done by the staff `user` or the API `key` from
+    `address`; by neither: by `by` (the command line, or Kirim itself)."""
+    if key is not None:
         actor = f"API key {key.external_id} ({key.name or key.display_prefix})"
-    else:
-        user = request.user
+    elif user is not None:
         actor = user.get_username()
+    else:
+        actor = by
     return AuditEntry.objects.create(
         org_id=getattr(org, "pk", org),
         action=action,
@@ -27,5 +35,5 @@ def audit_record(request, action, *, org, target, detail=""):
         actor_key=key,
         target=str(getattr(target, "external_id", None) or target)[:200],
         detail=detail[:300],
-        address=client_address(request) if request is not None else "",
+        address=address,
     )

@@ -181,6 +181,8 @@ class AuditAction(models.TextChoices):
     REPLY = "reply", "Replied"
     NOTE = "note", "Added a note"
     ASSIGNMENT = "assignment", "Assigned a conversation"
+    STATE_CHANGED = "state_changed", "Changed a conversation's state"
+    LABELS_CHANGED = "labels_changed", "Changed a conversation's labels"
     KEY_CREATED = "key_created", "Created an API key"
     KEY_ROTATED = "key_rotated", "Rotated an API key"
     KEY_REVOKED = "key_revoked", "Revoked an API key"

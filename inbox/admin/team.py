@@ -24,6 +24,7 @@ from inbox.services.media import media_describe
 from inbox.services.teaminbox import Actor
 from meta import graph as meta_graph
 from orgs.models import Org
+from orgs.ratelimit import client_address
 from orgs.scope import OrgScopedAdmin
 
 MANAGE_PERMISSION = "inbox.manage"
@@ -78,7 +79,7 @@ def view_q(view, user, now=None):
 
 
 def actor_of(request):
-    return Actor(user=request.user)
+    return Actor(user=request.user, address=client_address(request))
 
 
 class TeamInbox(OrgScopedAdmin):

@@ -17,6 +17,7 @@ from inbox.services import teaminbox
 from inbox.services.teaminbox import Actor
 from orgs.auth import require_scope
 from orgs.models import Scope
+from orgs.ratelimit import client_address
 
 CONVERSATION_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="`cnv_...`")
 
@@ -93,6 +94,11 @@ def conversation_of(org, conversation_id):
     return found
 
 
+def actor_of(request):
+    """The request's API key, from the client's address: who the team inbox records and announces."""
+    return Actor(api_key=request.auth.key, address=client_address(request))
+
+
 def validated(serializer_class, data):
     if not isinstance(data, dict):
         raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
@@ -160,7 +166,7 @@ class ConversationView(APIView):
             raise InvalidField("state", "Give at least one of `state`, `assignee`, `labels`.")
         if "snoozed_until" in change and "state" not in change:
             raise InvalidField("snoozed_until", "`snoozed_until` goes with `state: snoozed`.")
-        actor = Actor(api_key=request.auth.key)
+        actor = actor_of(request)
         # Everything is checked before anything changes: a 400 leaves the conversation as it was.
         assignee = None
         if change.get("assignee") is not None:
@@ -190,5 +196,5 @@ class ConversationNotesView(APIView):
         require_scope(request, Scope.CONVERSATIONS_MANAGE)
         conversation = conversation_of(request.user, conversation_id)
         body = validated(NoteIn, request.data)["body"]
-        note = teaminbox.note_add(conversation=conversation, body=body, actor=Actor(api_key=request.auth.key))
+        note = teaminbox.note_add(conversation=conversation, body=body, actor=actor_of(request))
         return envelope(request, teaminbox.note_as_data(note), status=201)

@@ -23,6 +23,8 @@ from inbox.models import (
     Note,
     SavedReply,
 )
+from orgs.audit import audit_write
+from orgs.models import AuditAction
 from outbox import record as outbox
 from outbox.models import EventType
 
@@ -100,15 +102,25 @@ def _iso(moment):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who made a change: a staff user in the admin, or an API key."""
+    """Who made a change: a staff user in the admin or an API key, from `address`; or, with neither,
+    Kirim itself (`system` names what did it)."""
 
     user: object = None
     api_key: object = None
+    address: str = ""
+    system: str = ""
 
     def as_data(self):
         if self.user is not None:
             return {"type": "user", "username": self.user.username}
-        return {"type": "api_key", "id": self.api_key.external_id if self.api_key else None}
+        if self.api_key is not None:
+            return {"type": "api_key", "id": self.api_key.external_id}
+        return {"type": "system", "name": self.system}
+
+    def audit(self, action, conversation, detail=""):
+        """The change's entry in the org's audit log, written in the change's transaction."""
+        audit_write(action, org=conversation.org_id, target=conversation, detail=detail, user=self.user,
+                    key=self.api_key, address=self.address, by=f"Kirim ({self.system})")  # fmt: skip
 
 
 def _locked(conversation):
@@ -140,6 +152,7 @@ def conversation_assign(*, conversation, assignee, actor):
     row.team_changed_at = timezone.now()
     row.save(update_fields=["assignee", "team_changed_at"])
     _announce(EventType.CONVERSATION_ASSIGNED, row, actor, previous_assignee=previous)
+    actor.audit(AuditAction.ASSIGNMENT, row, f"to {assignee.get_username()}" if assignee else "unassigned")
     return row
 
 
@@ -176,6 +189,8 @@ def conversation_set_state(*, conversation, state, actor, snoozed_until: datetim
     row.state, row.snoozed_until, row.team_changed_at = state, snoozed_until, now
     row.save(update_fields=changed)
     _announce(EventType.CONVERSATION_STATE_CHANGED, row, actor, previous_state=previous)
+    until = f" until {_iso(snoozed_until)}" if snoozed_until else ""
+    actor.audit(AuditAction.STATE_CHANGED, row, f"{previous} to {state}{until}")
     return row
 
 
@@ -193,6 +208,7 @@ def conversation_set_labels(*, conversation, labels, actor):
     ConversationLabel.objects.bulk_create([ConversationLabel(conversation=row, label_id=pk) for pk in wanted - had])
     row.team_changed_at = timezone.now()
     row.save(update_fields=["team_changed_at"])
+    actor.audit(AuditAction.LABELS_CHANGED, row, ", ".join(sorted(label.name for label in labels)) or "none")
     return row
 
 
@@ -220,6 +236,7 @@ def note_add(*, conversation, body, actor):
     row.team_changed_at = note.created_at
     row.save(update_fields=["team_changed_at"])
     _announce(EventType.CONVERSATION_NOTE_ADDED, row, actor, note=note_as_data(note))
+    actor.audit(AuditAction.NOTE, row, note.external_id)  # the body stays in the thread, out of the log
     return note
 
 

@@ -1,6 +1,7 @@
 """The audit log: each action leaves one entry naming its actor (staff user, API key or the command
 line), its target and the client's address; managers see their org's entries, agents none, operators
-every org's. (Notes, assignments and blocks are recorded by the features that add them.)"""
+every org's. Notes, assignments, states and labels are recorded by inbox.services.teaminbox, whichever
+door (the API, the admin) made them."""
 
 import io
 
@@ -10,7 +11,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from conftest import STAFF_PASSWORD, graph_messages_url, logged_in, meta_confirms_number
-from inbox.models import ApiKey, AuditAction, AuditEntry, Conversation, Role
+from inbox.models import ApiKey, AuditAction, AuditEntry, Conversation, Note, Role
 from inbox.tests.test_replies import conversation_with, reply
 from orgs.audit import COMMAND_LINE, audit_record
 
@@ -128,3 +129,57 @@ def test_managers_see_their_orgs_entries_agents_none_operators_all(org, other_or
     entry = AuditEntry.objects.get(target="THEIRS")
     change_url = reverse("admin:inbox_auditentry_change", args=[entry.pk])
     assert logged_in(User.objects.get(username=f"manager-{org.slug}")).get(change_url).status_code == 404
+
+
+def team_changes(action):
+    return list(AuditEntry.objects.filter(action=action))
+
+
+def test_notes_and_assignments_over_the_api_are_recorded_once_with_the_key(
+    org, api, api_key_secret, phone_number, make_message, make_member
+):
+    nadia = make_member(org, Role.AGENT, "nadia")
+    conversation = conversation_with(phone_number, make_message, hours_ago=2)
+    url = f"/v1/conversations/{conversation.external_id}"
+    for _ in range(2):  # the repeat changes nothing: nothing more to record
+        assert api.patch(url, {"assignee": "nadia"}, format="json").status_code == 200
+    assert api.post(f"{url}/notes", {"body": "Called her back"}, format="json").status_code == 201
+
+    key = ApiKey.for_secret(api_key_secret)
+    [assigned], [noted] = team_changes(AuditAction.ASSIGNMENT), team_changes(AuditAction.NOTE)
+    for entry in (assigned, noted):
+        assert (entry.org, entry.actor_key, entry.actor_user, entry.target) == (
+            org,
+            key,
+            None,
+            conversation.external_id,
+        )
+        assert key.external_id in entry.actor and entry.address == "127.0.0.1"
+    assert assigned.detail == f"to {nadia.username}"
+    assert noted.detail == Note.objects.get().external_id and "Called" not in noted.detail
+
+
+def test_notes_and_assignments_in_the_admin_are_recorded_once_with_the_staff_user(
+    org, other_org, phone_number, make_message, make_member
+):
+    nadia = make_member(org, Role.AGENT, "nadia")
+    agent = logged_in(nadia)
+    conversation = conversation_with(phone_number, make_message, hours_ago=2)
+    for page, fields in (
+        ("assign", {"me": "1"}),
+        ("note", {"body": "Refund approved"}),
+        ("state", {"state": "resolved"}),
+    ):
+        agent.post(reverse(f"admin:inbox_conversation_{page}", args=[conversation.pk]), fields)
+
+    for action in (AuditAction.ASSIGNMENT, AuditAction.NOTE, AuditAction.STATE_CHANGED):
+        [entry] = team_changes(action)
+        assert (entry.org, entry.actor_user, entry.actor, entry.actor_key) == (org, nadia, "nadia", None)
+        assert entry.target == conversation.external_id and entry.address == "127.0.0.1"
+    assert team_changes(AuditAction.STATE_CHANGED)[0].detail == "open to resolved"
+
+    url = reverse("admin:inbox_auditentry_changelist")
+    elsewhere = logged_in(make_member(other_org, Role.MANAGER)).get(url)
+    assert elsewhere.status_code == 200 and conversation.external_id not in elsewhere.content.decode()
+    assert logged_in(make_member(other_org, Role.AGENT)).get(url).status_code == 403
+    assert conversation.external_id in logged_in(make_member(org, Role.MANAGER)).get(url).content.decode()
