@@ -135,6 +135,8 @@ class Membership(models.Model):
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the user last had one of the inbox's pages open (they poll): present for the round robin.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         app_label = "inbox"

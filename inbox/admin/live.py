@@ -15,7 +15,7 @@ from inbox.admin.display import ticks, unread_badge
 from inbox.admin.team import TeamInbox, ViewFilter, view_q
 from inbox.admin.thread import media_url
 from inbox.models import Conversation, Message, of_conversations
-from inbox.services import replies
+from inbox.services import replies, teaminbox
 
 # Rows are stamped with `updated_at` before their transaction commits, so a row can become visible
 # after a later-stamped one was already reported: every poll looks this far behind its cursor again.
@@ -82,6 +82,7 @@ class LiveConversations(TeamInbox):
         return queryset.filter(updated_at__gte=since - LIVE_OVERLAP), since
 
     def inbox_live_view(self, request):
+        teaminbox.presence_record(request.user)  # an open inbox page polls: its agent is present
         try:
             return self.inbox_changes(request)
         except ApiError as error:
@@ -137,6 +138,7 @@ class LiveConversations(TeamInbox):
         """The open thread's messages changed since the cursor (new ones, moved ticks, reads), and
         whether WhatsApp's 24-hour window is open now."""
         conversation = self.get_object(request, object_id)
+        teaminbox.presence_record(request.user)
         try:
             changed, since = self.changes_since(request, conversation.messages())
         except ApiError as error:

@@ -41,6 +41,7 @@ class PhoneNumberForm(forms.ModelForm):
             "access_token",
             "read_receipt_policy",
             "typing_indicator",
+            "auto_assign",
         )
 
     def __init__(self, *args, **kwargs):

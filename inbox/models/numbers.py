@@ -2,6 +2,7 @@
 
 import re
 
+from django.conf import settings
 from django.db import models
 
 from core.encryption import EncryptedTextField
@@ -33,6 +34,17 @@ class PhoneNumber(models.Model):
         default=False,
         help_text="Show the contact a typing bubble while an agent writes a reply in the admin. Meta sends it "
         "with a read receipt, so it also marks the conversation read; show it only when a reply follows.",
+    )
+    auto_assign = models.BooleanField(
+        "assign new conversations automatically",
+        default=False,
+        db_default=False,
+        help_text="Give each new or reopened conversation that nobody has to the next agent of the org who has "
+        "the inbox open, in turn (round robin).",
+    )
+    # Whose turn was last: the next goes to the present agent after this one (inbox.services.teaminbox).
+    auto_assign_last = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # The number's health as Meta's phone_number_quality_update webhook last told it (inbox.services.business).

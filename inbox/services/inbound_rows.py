@@ -6,16 +6,20 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 
 from core.db.bulk import insert_new
 from core.ids import new_public_id
 from inbox.models import (
     Conversation,
+    ConversationState,
     Direction,
     Message,
     PhoneNumber,
     Status,
 )
+from inbox.services import teaminbox
 from outbox.models import WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
@@ -61,7 +65,11 @@ def _store_inbound(inbound, numbers):
         number = numbers[m.phone_number_id]
         rows.append(_inbound_row(m, conversation_of(m, number), org_id=number.org_id, phone_number_id=number.pk))
     inserted = insert_new(rows, unique_field="wamid")
-    conversations_touch(inserted)
+    # Who opens a conversation matters to subscribers (a reopening is an event) and to a round robin.
+    watched = any(numbers[m.phone_number_id].subscribed or numbers[m.phone_number_id].auto_assign for m in ours)
+    opened = conversations_touch(inserted, report_opened=watched)
+    if opened:
+        teaminbox.conversations_opened(opened)
     return inserted
 
 
@@ -69,12 +77,13 @@ class _Number(NamedTuple):
     pk: int
     org_id: int
     subscribed: bool  # its org has an enabled webhook subscription
+    auto_assign: bool  # it assigns new conversations in turn (inbox.services.teaminbox)
 
 
 # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
 def _numbers(phone_number_ids):
     """{phone_number_id: _Number} of the numbers Kirim has among these, whether their org has an
-    enabled subscription included (most have none: no second query for them), by a statement written
+    enabled subscription and whether they assign automatically included (most have none: no second query for them), by a statement written
     once: the ORM's in_bulk compiles its query on every webhook."""
     if not phone_number_ids:
         return {}
@@ -85,10 +94,11 @@ def _numbers(phone_number_ids):
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT n.phone_number_id, n.id, n.org_id, EXISTS (SELECT 1 FROM {subscription} s "
-            f"WHERE s.org_id = n.org_id AND s.enabled) FROM {table} n WHERE n.phone_number_id IN ({placeholders})",
+            f"WHERE s.org_id = n.org_id AND s.enabled), n.auto_assign FROM {table} n "
+            f"WHERE n.phone_number_id IN ({placeholders})",
             list(phone_number_ids),
         )
-        return {row[0]: _Number(row[1], row[2], bool(row[3])) for row in cursor.fetchall()}
+        return {row[0]: _Number(row[1], row[2], bool(row[3]), bool(row[4])) for row in cursor.fetchall()}
 
 
 def _conversation_keys(inbound, numbers):
@@ -135,18 +145,21 @@ CONVERSATION_UPSERT = f"""
 """
 
 
-def conversations_touch(messages):
+def conversations_touch(messages, *, report_opened=False):
     """Bring the inbox rows of these messages' conversations up to date: one upsert statement for all
     of them, which only moves a conversation's last activity forward (messages arrive unordered). The
     contact's business-scoped user id and name come from the newest message that has them (an inbound
-    row's `conversation_identity`; a send knows neither)."""
+    row's `conversation_identity`; a send knows neither). With `report_opened`, returns the
+    conversations the messages opened (teaminbox.Opened): two more statements, the rows' states
+    read (and locked) before the upsert and after it."""
     newest = {}
     for m in messages:
         key = (m.phone_number_id, m.contact_wa_id)
         if key not in newest or m.timestamp > newest[key].timestamp:
             newest[key] = m
     if not newest:
-        return
+        return []
+    before = _conversations(newest, lock=True) if report_opened else {}
     table = connection.ops.quote_name(Conversation._meta.db_table)
     sql = f"""
         INSERT INTO {table} AS c (org_id, phone_number_id, contact_wa_id, contact_user_id, contact_name,
@@ -174,6 +187,30 @@ def conversations_touch(messages):
         )
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+    if not report_opened:
+        return []
+    now = timezone.now()
+    opened = []
+    for key, row in _conversations(newest).items():
+        if row.state != ConversationState.OPEN:
+            continue
+        was = teaminbox.shown_state(before[key], now) if key in before else None
+        if was != ConversationState.OPEN:
+            opened.append(teaminbox.Opened(row.pk, was))
+    return opened
+
+
+def _conversations(messages_by_key, *, lock=False):
+    """{(number pk, contact): conversation} of those of these keys that exist, their state only; with
+    `lock`, their rows locked in primary-key order until the transaction ends."""
+    keys = Q(pk__in=[])
+    for number_pk, contact in messages_by_key:
+        keys |= Q(phone_number_id=number_pk, contact_wa_id=contact)
+    rows = Conversation.objects.filter(keys).order_by("pk").only("phone_number_id", "contact_wa_id", "state",
+                                                                  "snoozed_until")  # fmt: skip
+    if lock:
+        rows = rows.select_for_update()
+    return {(row.phone_number_id, row.contact_wa_id): row for row in rows}
 
 
 def _as_json(value):

@@ -41,7 +41,8 @@ class _InboundInOneStatement:
     message's conversation found by its contact's user id, the messages inserted (a wamid stored
     before is left alone), their conversations upserted and the event kept, all by one statement in
     autocommit: one round trip, where the steps cost seven (BEGIN, five statements, COMMIT). An org
-    with webhook subscriptions takes the steps, which also write the outbox. The same
+    with webhook subscriptions, or a number that assigns conversations in turn, takes the steps,
+    which also write the outbox and assign. The same
     rows and the same rules as `_store_inbound`, `_conversation_keys` and `conversations_touch`; the
     tests run both paths (this one on PostgreSQL, the steps on SQLite and for statuses)."""
 
@@ -80,9 +81,10 @@ class _InboundInOneStatement:
         return SPACE_BY_PUNCTUATION.sub(r"\1", " ".join(
             f"""
             WITH incoming AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS i({typed})),
-            subscribed AS (
-                SELECT EXISTS (SELECT 1 FROM {subscription} s JOIN {number} n ON n.org_id = s.org_id
-                               WHERE s.enabled AND n.phone_number_id IN (SELECT meta_number FROM incoming)) AS yes
+            stepped AS (
+                SELECT EXISTS (SELECT 1 FROM {number} n WHERE n.phone_number_id IN (SELECT meta_number FROM incoming)
+                               AND (n.auto_assign OR EXISTS (SELECT 1 FROM {subscription} s
+                                                             WHERE s.org_id = n.org_id AND s.enabled))) AS yes
             ),
             numbered AS (
                 SELECT i.*, n.id AS number_pk, n.org_id AS number_org,
@@ -91,7 +93,7 @@ class _InboundInOneStatement:
                                    AND c.contact_user_id = i.lookup_user_id LIMIT 1),
                                 i.contact_wa_id) AS contact_key
                 FROM incoming i JOIN {number} n ON n.phone_number_id = i.meta_number
-                WHERE NOT (SELECT yes FROM subscribed)
+                WHERE NOT (SELECT yes FROM stepped)
             ),
             inserted AS (
                 INSERT INTO {message} ({", ".join(quote(c) for c in inserted_columns)})
@@ -112,16 +114,16 @@ class _InboundInOneStatement:
             ),
             kept AS (
                 INSERT INTO {event} (received_at, body, processed_at, error, failed_items, attempts)
-                SELECT %s, %s, %s, %s, %s::jsonb, 1 WHERE NOT (SELECT yes FROM subscribed) RETURNING id
+                SELECT %s, %s, %s, %s, %s::jsonb, 1 WHERE NOT (SELECT yes FROM stepped) RETURNING id
             )
-            SELECT (SELECT yes FROM subscribed), (SELECT id FROM kept), (SELECT count(*) FROM inserted),
+            SELECT (SELECT yes FROM stepped), (SELECT id FROM kept), (SELECT count(*) FROM inserted),
                    (SELECT count(*) FROM numbered)
         """.split()
         ))  # fmt: skip
 
     def run(self, inbound, body, failed):
         """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
-        has a webhook subscription: events out are recorded by the steps."""
+        has a webhook subscription or one of the numbers assigns automatically: the steps do it."""
         unique = list({m.wamid: m for m in reversed(inbound)}.values())[::-1]  # the first of each wamid
         now, summary = timezone.now(), _failures_told(failed)
         stamp, rows = now.isoformat(), []
@@ -134,8 +136,8 @@ class _InboundInOneStatement:
         params = [json.dumps(rows), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute(self._sql, params)
-            subscribed, event_id, stored, ours = cursor.fetchone()
-        if subscribed:  # the outbox's events are written by the steps, in their transaction
+            stepped, event_id, stored, ours = cursor.fetchone()
+        if stepped:  # the outbox's events and the round robin are written by the steps, in their transaction
             return None
         if ours < len(unique):
             logger.warning("webhook %s: %d inbound message(s) for unknown numbers kept raw only", event_id,

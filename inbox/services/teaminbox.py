@@ -4,9 +4,11 @@ that the reports measure. The one writer of these, for the admin and the API ali
 passed to the org's subscribers through the outbox, in the transaction that makes it."""
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
@@ -21,6 +23,7 @@ from inbox.models import (
     Label,
     Membership,
     Note,
+    PhoneNumber,
     SavedReply,
 )
 from orgs.audit import audit_write
@@ -61,9 +64,23 @@ def shown_state(conversation, now=None):
     return conversation.state
 
 
-def agents_of(org):
-    """The staff users of the org, by username: who a conversation can be assigned to."""
-    return get_user_model().objects.filter(kirim_memberships__org=org, is_active=True).order_by("username")
+def agents_of(org, *, present_since=None):
+    """The staff users of the org, by username: who a conversation can be assigned to; with
+    `present_since`, only those whose inbox pages polled since then (presence_record)."""
+    membership = Q(kirim_memberships__org=org)
+    if present_since is not None:
+        membership &= Q(kirim_memberships__last_seen_at__gte=present_since)
+    return get_user_model().objects.filter(membership, is_active=True).order_by("username")
+
+
+def presence_record(user, now=None):
+    """`user` has an inbox page open (they poll while open): present for AGENT_PRESENT_SECONDS. One
+    conditional UPDATE, which writes at most every quarter of that however often the pages poll."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.AGENT_PRESENT_SECONDS / 4)
+    Membership.objects.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=stale), user=user).update(
+        last_seen_at=now
+    )
 
 
 def agent_named(org, username):
@@ -139,13 +156,14 @@ def _announce(event_type, conversation, actor, **extra):
 
 
 @transaction.atomic
-def conversation_assign(*, conversation, assignee, actor):
-    """Give the conversation to `assignee` (a staff user of its org) or to nobody (None). Returns the
-    conversation as it stands; nothing is recorded when it already had that assignee."""
+def conversation_assign(*, conversation, assignee, actor, only_if_unassigned=False):
+    """Give the conversation to `assignee` (a staff user of its org) or to nobody (None); with
+    `only_if_unassigned`, only if nobody has it. Returns the conversation as it stands; nothing is
+    recorded when it already had that assignee."""
     if assignee is not None and not Membership.objects.filter(user=assignee, org_id=conversation.org_id).exists():
         raise InvalidField("assignee", "Only a staff member of the conversation's org can be assigned.")
     row = _locked(conversation)
-    if row.assignee_id == (assignee.pk if assignee else None):
+    if row.assignee_id == (assignee.pk if assignee else None) or (only_if_unassigned and row.assignee_id):
         return row
     previous = row.assignee.username if row.assignee_id else None
     row.assignee = assignee
@@ -154,6 +172,61 @@ def conversation_assign(*, conversation, assignee, actor):
     _announce(EventType.CONVERSATION_ASSIGNED, row, actor, previous_assignee=previous)
     actor.audit(AuditAction.ASSIGNMENT, row, f"to {assignee.get_username()}" if assignee else "unassigned")
     return row
+
+
+ROUND_ROBIN = Actor(system="round robin")
+CONTACT_WROTE = Actor(system="inbound message")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A conversation that an inbound message opened: a new one (`previous_state` None), or one it
+    reopened from `previous_state` (resolved, or snoozed until later)."""
+
+    conversation_pk: int
+    previous_state: str | None
+
+
+def conversations_opened(opened):
+    """After inbound messages opened these conversations (inbox.services.inbound_rows, in its
+    transaction): a reopening is passed on as `conversation.state_changed`, as a change by hand is;
+    then each that nobody has, on a number that assigns automatically, goes to the next present agent."""
+    rows = {
+        row.pk: row
+        for row in Conversation.objects.filter(pk__in=[o.conversation_pk for o in opened]).select_related(
+            "phone_number", "assignee"
+        )
+    }
+    for o in opened:
+        if o.previous_state is not None:
+            _announce(EventType.CONVERSATION_STATE_CHANGED, rows[o.conversation_pk], CONTACT_WROTE,
+                      previous_state=o.previous_state)  # fmt: skip
+    waiting = defaultdict(list)
+    for o in opened:
+        row = rows[o.conversation_pk]
+        if row.phone_number.auto_assign and row.assignee_id is None:
+            waiting[row.phone_number_id].append(row)
+    for number_pk, conversations in sorted(waiting.items()):
+        _round_robin(number_pk, conversations)
+
+
+def _round_robin(number_pk, conversations):
+    """Give each conversation to the next present agent of the number's org, in turn by username.
+    Whose turn was last lives on the number's row, locked until the transaction ends: two hosts
+    assigning for one number at once take turns, never the same one twice."""
+    number = PhoneNumber.objects.select_for_update().only("auto_assign_last", "org_id").get(pk=number_pk)
+    present = list(agents_of(number.org_id, present_since=timezone.now() - timedelta(
+        seconds=settings.AGENT_PRESENT_SECONDS)))  # fmt: skip
+    if not present:
+        return
+    last = number.auto_assign_last.username if number.auto_assign_last is not None else None
+    turn = 0 if last is None else next((n for n, agent in enumerate(present) if agent.username > last), 0)
+    for conversation in conversations:
+        agent = present[turn % len(present)]
+        conversation_assign(conversation=conversation, assignee=agent, actor=ROUND_ROBIN, only_if_unassigned=True)
+        turn += 1
+        number.auto_assign_last = agent
+    number.save(update_fields=["auto_assign_last"])
 
 
 def check_snooze(state, snoozed_until, now=None):

@@ -374,13 +374,15 @@ def test_the_numbers_statement_finds_what_the_orm_finds(phone_number, second_num
     WebhookSubscription.objects.create(
         org=other_org, url="https://example.com/b", events=["message.received"], enabled=False
     )
+    PhoneNumber.objects.filter(pk=second_number.pk).update(auto_assign=True)
     ids = [phone_number.phone_number_id, second_number.phone_number_id, foreign_number.phone_number_id, "999999999"]
     subscribed = Exists(WebhookSubscription.objects.filter(org_id=OuterRef("org_id"), enabled=True))
     by_orm = {
         row[0]: _Number(*row[1:])
         for row in PhoneNumber.objects.filter(phone_number_id__in=ids)
         .annotate(subscribed=subscribed)
-        .values_list("phone_number_id", "pk", "org_id", "subscribed")
+        .values_list("phone_number_id", "pk", "org_id", "subscribed", "auto_assign")
     }
     assert _numbers(ids) == by_orm
     assert [number.subscribed for number in by_orm.values()].count(True) == 2  # both of the subscribed org's
+    assert [number.auto_assign for number in by_orm.values()].count(True) == 1

@@ -23,6 +23,8 @@ META_WEBHOOK_VERIFY_TOKEN = required("META_WEBHOOK_VERIFY_TOKEN")
 # Days message content is kept (orgs may set their own); unset: kept until erased.
 MESSAGE_CONTENT_RETENTION_DAYS = env.int("MESSAGE_CONTENT_RETENTION_DAYS", default=None)
 AUDIT_LOG_KEEP_DAYS = env.int("AUDIT_LOG_KEEP_DAYS", default=365)  # purge_expired deletes older entries
+# An agent counts as present for the round robin this long after one of her inbox pages last polled.
+AGENT_PRESENT_SECONDS = env.int("AGENT_PRESENT_SECONDS", default=60)
 READ_RECEIPT_WINDOW_DAYS = env.int("READ_RECEIPT_WINDOW_DAYS", default=7)
 WEBHOOK_EVENTS_KEEP_DAYS = env.int("WEBHOOK_EVENTS_KEEP_DAYS", default=30)  # raw bodies, once applied
 # Events with something not applied wait this long for an operator's `reprocess_webhooks`.
