@@ -83,8 +83,9 @@ class _Number(NamedTuple):
 # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
 def _numbers(phone_number_ids):
     """{phone_number_id: _Number} of the numbers Kirim has among these, whether their org has an
-    enabled subscription and whether they assign automatically included (most have none: no second query for them), by a statement written
-    once: the ORM's in_bulk compiles its query on every webhook."""
+    enabled subscription (most have none: no second query for them) and whether they assign
+    automatically included, by a statement written once: the ORM's in_bulk compiles its query on
+    every webhook."""
     if not phone_number_ids:
         return {}
     table, subscription = (

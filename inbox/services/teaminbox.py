@@ -1,7 +1,9 @@
 """The team's work on conversations: who handles one (assignment), where it stands (open, pending,
 snoozed until a time, resolved), its labels and private notes, saved replies, and the first response
-that the reports measure. The one writer of these, for the admin and the API alike; each change is
-passed to the org's subscribers through the outbox, in the transaction that makes it."""
+that the reports measure. The one writer of these, for the admin and the API alike, and for Kirim's own
+changes (a contact reopening a conversation, the round robin); each change is passed to the org's
+subscribers through the outbox, and each made by staff, a key or the round robin is recorded in the
+audit log, in the transaction that makes it."""
 
 import re
 from collections import defaultdict

@@ -271,8 +271,11 @@ def test_the_price_of_statuses_that_beat_their_send_is_kept_when_the_wamid_is_st
 
     def meta_answers_after_its_webhook(request):
         # Meta's "sent" (priced, Meta's documented shape) and "read" (no price) beat Kirim's write of the wamid.
-        raw = payloads.encode(payloads.webhook(phone_number.phone_number_id, statuses=[
-            payloads.status("wamid.EARLY", "sent", TO, category="utility"), payloads.status("wamid.EARLY", "read", TO)]))  # fmt: skip
+        priced, unpriced = (
+            payloads.status("wamid.EARLY", "sent", TO, category="utility"),
+            payloads.status("wamid.EARLY", "read", TO),
+        )
+        raw = payloads.encode(payloads.webhook(phone_number.phone_number_id, statuses=[priced, unpriced]))
         Client().post("/webhooks/whatsapp", raw, content_type="application/json",
                       HTTP_X_HUB_SIGNATURE_256=payloads.sign(raw, settings.META_APP_SECRET))  # fmt: skip
         return 200, {}, json.dumps({"messaging_product": "whatsapp", "messages": [{"id": "wamid.EARLY"}]})
