@@ -8,6 +8,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    atomic = False  # it alters two tables the previous release uses (docs/operations/upgrades.md)
     dependencies = [
         ("inbox", "0031_audit_team_actions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

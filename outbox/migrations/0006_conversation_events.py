@@ -4,6 +4,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    atomic = False  # it alters two tables the previous release uses (docs/operations/upgrades.md)
     dependencies = [
         ("outbox", "0006_encrypted_secrets"),
     ]
