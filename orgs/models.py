@@ -5,6 +5,7 @@ live here so that every app can stand on them without importing the inbox."""
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -36,7 +37,7 @@ class Org(models.Model):
     class Meta:
         app_label = "inbox"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
 
@@ -81,20 +82,22 @@ class ApiKey(models.Model):
         app_label = "inbox"
         verbose_name = "API key"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.display_prefix}… ({self.name or self.external_id})"
 
     @staticmethod
-    def digest_of(secret):
+    def digest_of(secret: str) -> str:
         return hashlib.sha256(secret.encode()).hexdigest()
 
     @classmethod
-    def for_secret(cls, secret):
+    def for_secret(cls, secret: str) -> "ApiKey | None":
         """The key with this secret, with its org, in one query on the unique digest index."""
         return KEY_WITH_ORG_BY_DIGEST.get(cls.digest_of(secret))
 
     @classmethod
-    def issue(cls, *, org, name="", expires_at=None, scopes=ALL_SCOPES):
+    def issue(
+        cls, *, org: Org, name: str = "", expires_at: datetime | None = None, scopes: str = ALL_SCOPES
+    ) -> "tuple[ApiKey, str]":
         """Create a key; the secret is returned here once and never stored."""
         secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
         key = cls.objects.create(
@@ -107,13 +110,13 @@ class ApiKey(models.Model):
         )
         return key, secret
 
-    def has_scope(self, scope):
+    def has_scope(self, scope: str) -> bool:
         return scope in self.scopes.split()
 
-    def is_expired(self, now=None):
+    def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
-    def is_active(self, now=None):
+    def is_active(self, now: datetime | None = None) -> bool:
         return self.revoked_at is None and not self.is_expired(now)
 
 
@@ -142,7 +145,7 @@ class Membership(models.Model):
         app_label = "inbox"
         constraints = (models.UniqueConstraint(fields=("user", "org"), name="membership_unique_user_org"),)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user} in {self.org} ({self.role})"
 
 
@@ -150,31 +153,36 @@ class Membership(models.Model):
 KEY_WITH_ORG_BY_DIGEST = JoinedRowLookup(ApiKey, "org", "digest")
 
 
-class RateLimitWindow(models.Model):
-    """Requests an org made in one minute. Counted by one upsert per request, so the limit holds across
-    every worker and host sharing the database; `manage.py purge_expired` deletes old windows.
-    Unlogged on PostgreSQL (migration 0008): a count need not survive a crash."""
+class MinuteWindow(models.Model):
+    """A count of something in one minute, one row per (who, minute), added to by one upsert
+    (orgs.ratelimit), so every worker and host sharing the database sees the same count."""
 
-    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
     minute = models.BigIntegerField(help_text="Unix time // 60")
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        abstract = True
         app_label = "inbox"
+
+
+class RateLimitWindow(MinuteWindow):
+    """Requests an org made in one minute, counted once per request; `manage.py purge_expired` deletes
+    old windows. Unlogged on PostgreSQL (migration 0008): a count need not survive a crash."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+
+    class Meta(MinuteWindow.Meta):
         constraints = (models.UniqueConstraint(fields=("org", "minute"), name="rate_limit_window_unique"),)
 
 
-class AuthFailureWindow(models.Model):
+class AuthFailureWindow(MinuteWindow):
     """Failed API authentications from one client address in one minute, as added by every process in
     batches (orgs.ratelimit.AuthFailures), so the throttle holds across hosts without a write per
     failure. Unlogged on PostgreSQL (migration 0017), like RateLimitWindow."""
 
     address = models.CharField(max_length=64, help_text="an IPv4 address, or an IPv6 /64 network")
-    minute = models.BigIntegerField(help_text="Unix time // 60")
-    count = models.PositiveIntegerField(default=0)
 
-    class Meta:
-        app_label = "inbox"
+    class Meta(MinuteWindow.Meta):
         constraints = (models.UniqueConstraint(fields=("address", "minute"), name="auth_failure_window_unique"),)
 
 
@@ -223,5 +231,5 @@ class AuditEntry(models.Model):
             models.Index(fields=["at"], name="audit_at"),  # the retention purge, and operators' list
         )
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.actor} {self.get_action_display().lower()} {self.target}"
