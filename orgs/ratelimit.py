@@ -5,19 +5,28 @@ authentications per client address (AuthFailures), which costs the database no w
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from core import metrics
-from orgs.models import KEY_WITH_ORG_BY_DIGEST, ApiKey, AuthFailureWindow, RateLimitWindow
+from orgs.models import KEY_WITH_ORG_BY_DIGEST, ApiKey, AuthFailureWindow, MinuteWindow, Org, RateLimitWindow
+
+if TYPE_CHECKING:  # DRF's views read the settings, which name these classes: a cycle at run time
+    from rest_framework.views import APIView
 
 WINDOW_SECONDS = 60
 
 
-def _upsert(model, key, rows):
+def _upsert(model: type[MinuteWindow], key: str, rows: str) -> str:
     """INSERT of `rows` (a VALUES or SELECT of `key`, minute, count) adding their count to existing
     windows of `model`; the window's count after it."""
     table = connection.ops.quote_name(model._meta.db_table)
@@ -25,11 +34,12 @@ def _upsert(model, key, rows):
                ON CONFLICT ({key}, minute) DO UPDATE SET count = {table}.count + EXCLUDED.count RETURNING count"""
 
 
-def count_request(org_id, minute):
+def count_request(org_id: int, minute: int) -> int:
     """Add this request to the org's window; the window's count after it. One statement."""
     with connection.cursor() as cursor:
         cursor.execute(_upsert(RateLimitWindow, "org_id", "VALUES (%s, %s, 1)"), [org_id, minute])
-        return cursor.fetchone()[0]
+        count: int = cursor.fetchone()[0]
+        return count
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class KeyCheck:
     window: tuple[int, int] | None
 
 
-def key_counting_request(secret, now):
+def key_counting_request(secret: str, now: datetime) -> KeyCheck | None:
     """The KeyCheck of the API key with this secret, or None. An active key's request is counted in
     its org's window; a revoked or expired key's is not.
 
@@ -73,38 +83,62 @@ def key_counting_request(secret, now):
 class OrgRateLimit(BaseThrottle):
     """Decides on the count the authentication made (`key_counting_request`)."""
 
-    def allow_request(self, request, view):
-        if request.auth is None:  # health and the schema: no key, no org to count against
+    retry_after: int  # seconds; set by allow_request before DRF asks wait()
+
+    def allow_request(self, request: Request, view: "APIView") -> bool:
+        org = request.user  # Kirim's authentications give the org as the user (orgs.auth)
+        if request.auth is None or not isinstance(org, Org):  # health and the schema: no key, no org to count
             return True
         minute, count = request.auth.window
-        limit = request.user.rate_limit_per_minute  # 0 stops the org: every request is refused
+        limit = org.rate_limit_per_minute  # 0 stops the org: every request is refused
         if limit is None:
             limit = settings.RATE_LIMIT_PER_MINUTE
         reset_at = (minute + 1) * WINDOW_SECONDS
         self.retry_after = max(1, int(reset_at - time.time() + 0.999))
-        # Read by RateLimitHeadersMiddleware when the response leaves.
-        request._request.rate_limit = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(max(0, limit - count)),
-            "X-RateLimit-Reset": str(reset_at),
-        }
+        rate_limit_standing.set(RateLimitStanding(limit=limit, remaining=max(0, limit - count), reset_at=reset_at))
         if count > limit:
             metrics.api_refused("rate_limit")
             return False
         return True
 
-    def wait(self):
+    def wait(self) -> int:
         return self.retry_after
 
 
+@dataclass(frozen=True)
+class RateLimitStanding:
+    """Where a request leaves its org against the limit, told in the answer's headers."""
+
+    limit: int
+    remaining: int
+    reset_at: int  # Unix time the window ends
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+        }
+
+
+# The request's standing, once OrgRateLimit has decided; the middleware around the request reads it.
+rate_limit_standing: ContextVar[RateLimitStanding | None] = ContextVar("rate_limit_standing", default=None)
+
+
 class RateLimitHeadersMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
-        response = self.get_response(request)
-        for name, value in getattr(request, "rate_limit", {}).items():
-            response[name] = value
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = rate_limit_standing.set(None)
+        try:
+            response = self.get_response(request)
+            standing = rate_limit_standing.get()
+        finally:
+            rate_limit_standing.reset(started)
+        if standing is not None:
+            for name, value in standing.headers().items():
+                response[name] = value
         return response
 
 
@@ -113,10 +147,10 @@ AUTH_FAILURE_BATCH = 10
 KNOWN_GOOD_KEYS = 10_000  # digests remembered per process; forgotten all at once when full
 
 
-def client_address(request):
+def client_address(request: HttpRequest | Request) -> str:
     """Who sent the request: the address the outermost of TRUSTED_PROXY_COUNT proxies saw (each
     appends to X-Forwarded-For), else the socket's peer. IPv6 counts per /64, what one host gets."""
-    address = request.META.get("REMOTE_ADDR", "")
+    address: str = request.META.get("REMOTE_ADDR", "")
     if settings.TRUSTED_PROXY_COUNT:
         forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
         if forwarded:
@@ -140,21 +174,21 @@ class AuthFailures:
     batch. A key this process has seen succeed still gets through a refused address (clients behind
     one NAT or a misconfigured proxy share an address with whoever is guessing)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reset()
 
-    def reset(self):
-        self.minute = None
-        self.unflushed = {}  # address -> failures not yet added to the shared window
-        self.total = {}  # address -> every process's failures, as last known here
-        self.known_good = set()  # digests of keys that authenticated in this process
+    def reset(self) -> None:
+        self.minute: int | None = None
+        self.unflushed: dict[str, int] = {}  # address -> failures not yet added to the shared window
+        self.total: dict[str, int] = {}  # address -> every process's failures, as last known here
+        self.known_good: set[str] = set()  # digests of keys that authenticated in this process
 
-    def _roll(self, minute):
+    def _roll(self, minute: int) -> None:
         if minute != self.minute:
             self.minute, self.unflushed, self.total = minute, {}, {}
 
-    def retry_after(self, request, now):
+    def retry_after(self, request: Request, now: float) -> int | None:
         """Seconds until the address may try again, or None when it may now."""
         minute = int(now // WINDOW_SECONDS)
         with self.lock:
@@ -165,16 +199,16 @@ class AuthFailures:
                 return None
         return max(1, int((minute + 1) * WINDOW_SECONDS - now + 0.999))
 
-    def is_known_good(self, secret):
+    def is_known_good(self, secret: str) -> bool:
         return ApiKey.digest_of(secret) in self.known_good
 
-    def succeeded(self, key):
+    def succeeded(self, key: ApiKey) -> None:
         if key.digest not in self.known_good:
             if len(self.known_good) >= KNOWN_GOOD_KEYS:
                 self.known_good.clear()
             self.known_good.add(key.digest)
 
-    def failed(self, request, now):
+    def failed(self, request: Request, now: float) -> None:
         address, minute = client_address(request), int(now // WINDOW_SECONDS)
         with self.lock:
             self._roll(minute)
@@ -187,7 +221,7 @@ class AuthFailures:
             self.unflushed[address] = 0
         with connection.cursor() as cursor:  # outside the lock: other threads need not wait on it
             cursor.execute(_upsert(AuthFailureWindow, "address", "VALUES (%s, %s, %s)"), [address, minute, batch])
-            shared = cursor.fetchone()[0]
+            shared: int = cursor.fetchone()[0]
         with self.lock:
             if self.minute == minute:  # failures counted here since the flush are not in `shared` yet
                 since = self.unflushed.get(address, 0)
