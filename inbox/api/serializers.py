@@ -280,7 +280,8 @@ class RotateKeySerializer(serializers.Serializer):
 class RotatedKeySerializer(ApiKeySerializer):
     """The new key, with its secret: shown here once."""
 
-    key = serializers.CharField(source="secret")
+    # The answer's shape; the view writes it from ApiKeySerializer's, as neither is the new key's attribute.
+    key = serializers.CharField()
     replaces = ApiKeySerializer(help_text="the key rotated, with the end of its grace period as `expires_at`")
 
     class Meta:

@@ -17,6 +17,7 @@ from core.pagination import keyset_page
 from core.schema import data_envelope_schema, errors, list_envelope_schema
 from inbox.api import idempotency
 from inbox.api.serializers import (
+    ApiKeySerializer,
     ContactErasedSerializer,
     MeSerializer,
     MessageListQuerySerializer,
@@ -201,8 +202,8 @@ class RotateKeyView(APIView):
         old = request.auth.key
         key, secret = api_key_rotate(key=old, grace=None if hours is None else timedelta(hours=hours))
         audit_record(request, AuditAction.KEY_ROTATED, org=request.user, target=old, detail=key.external_id)
-        key.secret, key.replaces = secret, old
-        return envelope(request, RotatedKeySerializer(key).data, status=201)
+        rotated = {**ApiKeySerializer(key).data, "key": secret, "replaces": ApiKeySerializer(old).data}
+        return envelope(request, rotated, status=201)  # as RotatedKeySerializer describes it
 
 
 class MeView(APIView):
