@@ -6,7 +6,7 @@ heartbeats and the events-out backlog are in its details, for a person or an ale
 not make it fail: a web host serves as well while the task workers (maybe on other hosts) are away."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -22,11 +22,13 @@ from core.schema import data_envelope_schema
 
 logger = logging.getLogger("kirim.health")
 
-# Details an app reports in readiness: name -> a callable answering a JSON-able dict from the database.
-_details: dict[str, Callable[[], dict[str, Any]]] = {}
+# Details an app reports in readiness: name -> a callable answering a JSON-able mapping (a TypedDict
+# fits) from the database.
+Detail = Callable[[], Mapping[str, object]]
+_details: dict[str, Detail] = {}
 
 
-def register_detail(name: str, read: Callable[[], dict[str, Any]]) -> None:
+def register_detail(name: str, read: Detail) -> None:
     """Report `read()` under `name` in readiness's details (an app's AppConfig.ready registers its own)."""
     _details[name] = read
 
@@ -107,7 +109,7 @@ def ready(request: Request) -> Response:
     return _envelope(request, data, status=200 if is_ready else 503)
 
 
-def _detail(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _detail(read: Detail) -> Mapping[str, object]:
     try:
         return read()
     except DatabaseError as error:  # a detail, not the verdict: the database answered the checks just now

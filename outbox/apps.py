@@ -5,7 +5,7 @@ class OutboxConfig(AppConfig):
     name = "outbox"
     verbose_name = "Events out"
 
-    def ready(self):
+    def ready(self) -> None:
         from core import health, metrics
         from outbox import facts
 

@@ -23,15 +23,17 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
-from django_tasks.base import TaskResultStatus
+from django_tasks.base import TaskContext, TaskResultStatus
 from django_tasks.exceptions import TaskResultDoesNotExist
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
@@ -64,31 +66,31 @@ class WorkerLost(Exception):
 
 
 @task(takes_context=True)
-def deliver(context, delivery_id):
+def deliver(context: TaskContext, delivery_id: int) -> None:
     with tracing.span("task deliver"):
         attempt_delivery(delivery_id, task_id=context.task_result.id)
 
 
 @task()
-def sweep(token):
+def sweep(token: str) -> None:
     with tracing.span("task sweep"):
         sweep_once(token)
 
 
-def enqueue_new(org_ids):
+def enqueue_new(org_ids: Iterable[int]) -> None:
     """Hand these orgs' freshly committed deliveries to the queue, as their slots allow. If this never
     runs (the process died just after the commit), the sweeper does it."""
     dispatch(org_ids)
     ensure_sweeper()
 
 
-def dispatch(org_ids):
+def dispatch(org_ids: Iterable[int]) -> int:
     """Give each org's next due deliveries a task, oldest due first, as many as the org and each of its
     subscriptions have free slots. Returns how many were queued."""
     return sum(_dispatch_org(org_id) for org_id in sorted(set(org_ids)))
 
 
-def _dispatch_org(org_id):
+def _dispatch_org(org_id: int) -> int:
     now = timezone.now()
     waiting = Delivery.objects.filter(
         _lease_free(now), org_id=org_id, status=DeliveryStatus.PENDING, task_id="", next_attempt_at__lte=now
@@ -105,7 +107,7 @@ def _dispatch_org(org_id):
         free = settings.WEBHOOK_MAX_IN_FLIGHT_PER_ORG - holding.total()
         if free <= 0:
             return 0
-        due = []
+        due: list[tuple[datetime | None, int]] = []  # due ones: never None
         for subscription_id in WebhookSubscription.objects.filter(org_id=org_id).values_list("pk", flat=True):
             room = min(free, settings.WEBHOOK_MAX_IN_FLIGHT_PER_SUBSCRIPTION - holding[subscription_id])
             if room > 0:
@@ -123,21 +125,21 @@ def _dispatch_org(org_id):
     return queued
 
 
-def _slots_held(org_id):
+def _slots_held(org_id: int) -> Counter[int]:
     """{subscription id: deliveries with a task} of this org."""
     held = Delivery.objects.filter(org_id=org_id, status=DeliveryStatus.PENDING).exclude(task_id="")
     return Counter(held.values_list("subscription_id", flat=True))
 
 
-def _lease_free(now):
+def _lease_free(now: datetime) -> Q:
     return Q(leased_until__isnull=True) | Q(leased_until__lt=now)
 
 
-def _lease_length():
+def _lease_length() -> timedelta:
     return timedelta(seconds=settings.WEBHOOK_TIMEOUT) + LEASE_MARGIN
 
 
-def retry_delay(attempt, retry_after=None):
+def retry_delay(attempt: int, retry_after: float | None = None) -> float | None:
     """Seconds before the attempt after `attempt` (1-based), jittered ±20%; None when the schedule
     is spent. A receiver's Retry-After lengthens the wait, never shortens it."""
     schedule = settings.WEBHOOK_RETRY_SCHEDULE
@@ -156,7 +158,7 @@ class Claim:
     task_id: str | None  # the task making the attempt (None: called directly, as tests do)
 
 
-def attempt_delivery(delivery_id, task_id=None):
+def attempt_delivery(delivery_id: int, task_id: str | None = None) -> Claim | None:
     """Make the next attempt of one delivery, if it is due, nobody else is making it and (for a task)
     it is still this task's. A task that finds nothing to claim gives its slot on."""
     claim = _claim(delivery_id, task_id)
@@ -166,9 +168,11 @@ def attempt_delivery(delivery_id, task_id=None):
         return None
     delivery = claim.delivery
     # The trace of what caused the event (Meta's webhook, a read) goes on into its delivery.
-    with tracing.span(f"deliver {delivery.event_type}", parent=delivery.event.trace_parent, **{
-        "kirim.delivery.attempt": claim.attempt.number, "kirim.event.type": delivery.event_type,
-    }):  # fmt: skip
+    attributes: dict[str, Any] = {
+        "kirim.delivery.attempt": claim.attempt.number,
+        "kirim.event.type": delivery.event_type,
+    }
+    with tracing.span(f"deliver {delivery.event_type}", parent=delivery.event.trace_parent, **attributes):
         subscription = delivery.subscription
         stopped = subscription.why_stopped(delivery.event_type)
         if stopped:
@@ -183,7 +187,7 @@ def attempt_delivery(delivery_id, task_id=None):
     return claim
 
 
-def _claim(delivery_id, task_id=None):
+def _claim(delivery_id: int, task_id: str | None = None) -> Claim | None:
     now = timezone.now()
     with transaction.atomic():
         # Locked before it is looked at: a task RQ starts before the transaction that queued it has
@@ -207,7 +211,7 @@ def _claim(delivery_id, task_id=None):
     return Claim(delivery, attempt, task_id)
 
 
-def _headers(delivery, attempt_number, body):
+def _headers(delivery: Delivery, attempt_number: int, body: bytes) -> dict[str, str]:
     event = delivery.event
     secrets = delivery.subscription.signing_secrets()
     timestamp = int(time.time())
@@ -232,7 +236,7 @@ def _headers(delivery, attempt_number, body):
 RETRIED_STATUSES = {408, 429}
 
 
-def _outcome(answer):
+def _outcome(answer: subscriber_http.Answer) -> tuple[DeliveryStatus | None, bool]:
     """(final status or None to retry, disable the subscription?) for an answer."""
     code = answer.status_code
     if code is None or code in RETRIED_STATUSES or code >= 500 or 300 <= code < 400:
@@ -242,19 +246,27 @@ def _outcome(answer):
     return DeliveryStatus.FAILED, code == 410
 
 
-def _settle(claim, answer, *, final=None, error=""):
+def _settle(
+    claim: Claim,
+    answer: subscriber_http.Answer | None,
+    *,
+    final: DeliveryStatus | None = None,
+    error: str = "",
+) -> None:
     delivery, attempt = claim.delivery, claim.attempt
     now = timezone.now()
     disable = False
     if answer is not None:
         final, disable = _outcome(answer)
         error = answer.error or (f"HTTP {answer.status_code}" if final != DeliveryStatus.DELIVERED else "")
-    delay = None
-    if final is None:
-        delay = retry_delay(attempt.number, answer.retry_after)
+    delay = retry_at = None
+    if final is None:  # so there was an answer
+        delay = retry_delay(attempt.number, answer.retry_after if answer is not None else None)
         if delay is None:
             final = DeliveryStatus.DEAD
-    changes = {"leased_until": None, "last_error": error[:300]}
+        else:
+            retry_at = now + timedelta(seconds=delay)
+    changes: dict[str, object] = {"leased_until": None, "last_error": error[:300]}
     held = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=attempt.number)
     if claim.task_id is not None:
         held = held.filter(task_id=claim.task_id)
@@ -262,7 +274,7 @@ def _settle(claim, answer, *, final=None, error=""):
     if answer is not None:
         changes["last_status_code"] = answer.status_code
     if final is None:
-        changes["next_attempt_at"] = now + timedelta(seconds=delay)
+        changes["next_attempt_at"] = retry_at
     else:
         changes.update(status=final, finished_at=now, next_attempt_at=None)
     with transaction.atomic():
@@ -276,10 +288,10 @@ def _settle(claim, answer, *, final=None, error=""):
             )
         else:
             DeliveryAttempt.objects.filter(pk=attempt.pk).update(duration_ms=0, error=error[:300])
-        held = held.update(**changes)
-        if held and final is not None:
+        settled = held.update(**changes)
+        if settled and final is not None:
             _count_outcome(delivery.subscription_id, delivery.event_type, final, gone=disable, now=now)
-    if not held:
+    if not settled:
         logger.warning("delivery %s attempt %d settled after its lease was taken over", delivery.external_id,
                        attempt.number)  # fmt: skip
         return
@@ -291,13 +303,13 @@ def _settle(claim, answer, *, final=None, error=""):
     dispatch([delivery.org_id])  # a retry waits in the database too, for a slot once it is due
 
 
-def _count_attempt(delivery, final, now):
+def _count_attempt(delivery: Delivery, final: DeliveryStatus | None, now: datetime) -> None:
     """The attempt in the metrics: its outcome, and for a delivered event the time since it happened."""
     lag = (now - delivery.event.created_at).total_seconds() if final == DeliveryStatus.DELIVERED else None
     metrics.event_delivery(delivery.event_type, final or "retry", lag)
 
 
-def _count_outcome(subscription_id, event_type, final, *, gone, now):
+def _count_outcome(subscription_id: int, event_type: str, final: DeliveryStatus, *, gone: bool, now: datetime) -> None:
     """Failures count per (subscription, event type): a delivered event ends its type's streak, a
     failed or dead one lengthens it, and the streak's limit stops that type alone, saying why, so a
     type the receiver refuses never stops the types it accepts. The subscription is disabled when
@@ -328,7 +340,7 @@ def _count_outcome(subscription_id, event_type, final, *, gone, now):
 # chain is the live one; whoever finds the clock overdue (the chain died with a worker) starts another.
 
 
-def ensure_sweeper():
+def ensure_sweeper() -> None:
     now = timezone.now()
     interval = timedelta(seconds=settings.WEBHOOK_SWEEP_INTERVAL)
     token = uuid.uuid4().hex
@@ -340,7 +352,7 @@ def ensure_sweeper():
         sweep.enqueue(token)
 
 
-def sweep_once(token):
+def sweep_once(token: str) -> int:
     """Free the slots of tasks that died, give the deliveries that came due their tasks, trim the
     queue's finished rows, then schedule the next sweep; a sweep whose token is stale does nothing.
     Returns how many deliveries it queued."""
@@ -359,7 +371,7 @@ def sweep_once(token):
     return queued
 
 
-def _free_dead_slots(now, interval):
+def _free_dead_slots(now: datetime, interval: timedelta) -> int:
     """Deliveries whose task will never run or finish give up their slot: their lease ran out (the
     worker died mid-attempt, or could not settle), or they were queued a sweep ago and their task is
     neither queued nor running any more (it failed before its claim, or the queue lost it)."""
@@ -372,17 +384,17 @@ def _free_dead_slots(now, interval):
     return freed
 
 
-def _task_alive(task_id, now):
+def _task_alive(task_id: str, now: datetime) -> bool:
     try:
         result = deliver.get_backend().get_result(task_id)
     except TaskResultDoesNotExist:
         return False
     if result.status == TaskResultStatus.RUNNING:
-        return result.started_at >= now - _lease_length()
+        return result.started_at is not None and result.started_at >= now - _lease_length()
     return result.status == TaskResultStatus.READY
 
 
-def _tidy_task_rows(now):
+def _tidy_task_rows(now: datetime) -> None:
     """The database queue's rows of these tasks: one RUNNING longer than any attempt may (its worker
     was killed, or lost the database while recording the end) is marked failed; finished ones go
     after FINISHED_TASKS_KEPT. RQ keeps its own house (result TTLs, its registry of abandoned jobs)."""

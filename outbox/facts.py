@@ -1,6 +1,9 @@
 """What the database says about events out and the task workers, read when it is asked for: in
 readiness's details and at each metrics scrape (core.health, core.metrics), the same on every host."""
 
+from collections.abc import Iterator
+from typing import TypedDict
+
 from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
@@ -11,7 +14,21 @@ from outbox.heartbeat import silent_after
 from outbox.models import Delivery, DeliveryStatus, WebhookSubscription, WorkerHeartbeat
 
 
-def backlog():
+class Backlog(TypedDict):
+    pending: int
+    oldest_pending_age_seconds: float
+    dead_letters: int
+    disabled_subscriptions: int
+    task_queue_depth: int
+
+
+class Workers(TypedDict):
+    alive: int
+    silent: int
+    youngest_beat_age_seconds: float | None
+
+
+def backlog() -> Backlog:
     """Pending deliveries, the age of the oldest (seconds, 0 when none), dead letters kept, and
     subscriptions Kirim or the org disabled."""
     now = timezone.now()
@@ -25,7 +42,7 @@ def backlog():
     }
 
 
-def queue_depth():
+def queue_depth() -> int:
     """Tasks waiting for a worker in the task backend's queue."""
     if settings.TASKS_BACKEND == "rq":
         from django_rq import get_queue  # only installed as an app with the RQ backend
@@ -34,7 +51,7 @@ def queue_depth():
     return DBTaskResult.objects.ready().count()
 
 
-def workers():
+def workers() -> Workers:
     """The task workers by heartbeat: alive (beat lately) and silent (gone), and the youngest beat's age."""
     now = timezone.now()
     beats = list(WorkerHeartbeat.objects.values_list("beat_at", flat=True))
@@ -47,7 +64,7 @@ def workers():
     }
 
 
-def metric_families():
+def metric_families() -> Iterator[GaugeMetricFamily]:
     facts, seen = backlog(), workers()
     yield GaugeMetricFamily("kirim_events_out_pending", "Deliveries waiting to be made", value=facts["pending"])
     yield GaugeMetricFamily(

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -22,17 +23,17 @@ SILENT_BEATS = 3  # a worker this many intervals silent counts as gone
 FORGOTTEN_AFTER = timedelta(hours=1)  # rows of workers gone this long are removed: the alert has fired
 
 
-def silent_after():
+def silent_after() -> timedelta:
     return timedelta(seconds=settings.WORKER_HEARTBEAT_INTERVAL * SILENT_BEATS)
 
 
-def beat(name, kind):
+def beat(name: str, kind: str) -> None:
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(name=name, defaults={"kind": kind, "beat_at": now})
     WorkerHeartbeat.objects.filter(beat_at__lt=now - FORGOTTEN_AFTER).delete()
 
 
-def _beat_until(stop, name, kind):
+def _beat_until(stop: threading.Event, name: str, kind: str) -> None:
     while True:
         try:
             beat(name, kind)
@@ -45,7 +46,7 @@ def _beat_until(stop, name, kind):
 
 
 @contextmanager
-def beating(kind):
+def beating(kind: str) -> Iterator[str]:
     """Beat for this process while the block runs (a worker's whole life)."""
     name = f"{socket.gethostname()}:{os.getpid()}"
     stop = threading.Event()

@@ -3,8 +3,7 @@ row per (event, subscription), the source of truth for attempts, retries, replay
 
 import base64
 import secrets
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
@@ -83,7 +82,7 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class SubscriptionQuerySet(models.QuerySet):
+class SubscriptionQuerySet(models.QuerySet["WebhookSubscription"]):
     """Row locks on subscriptions. A transaction that writes a subscription's deliveries (or adds
     some) locks the subscription first, in primary-key order when it takes several, and only then
     their rows: one order for all, so none waits on another in a circle (a delete's cascade once took
@@ -96,7 +95,7 @@ class SubscriptionQuerySet(models.QuerySet):
     - `lock_to_work()`: settles and a delete's batches, FOR NO KEY UPDATE: one at a time;
     - `lock_to_delete()`: removing the row itself, FOR UPDATE: after every transaction above."""
 
-    def lock_to_add(self) -> list[Any]:
+    def lock_to_add(self) -> "list[WebhookSubscription]":
         """The rows, locked FOR KEY SHARE (which Django's ORM cannot say); rows deleted meanwhile are left out."""
         rows = self.order_by("pk")
         if connection.vendor != "postgresql":
@@ -148,17 +147,17 @@ class WebhookSubscription(models.Model):
         ordering = ("-created_at", "-pk")
         indexes = (models.Index(fields=["org", "enabled"], name="subscription_org_enabled"),)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.external_id} {self.url}"
 
-    def signing_secrets(self, now=None):
+    def signing_secrets(self, now: datetime | None = None) -> list[str]:
         """The secrets that sign a delivery now: the current one, and the one it replaced for 24 hours."""
         now = now or timezone.now()
         if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
             return [self.secret, self.previous_secret]
         return [self.secret]
 
-    def why_stopped(self, event_type):
+    def why_stopped(self, event_type: str) -> str:
         """Why Kirim sends no `event_type` event here now, or "" when it sends them."""
         if not self.enabled:
             return "subscription disabled"
@@ -178,11 +177,11 @@ class Event(models.Model):
     # W3C's traceparent of the span that recorded it, when traces are on: its deliveries continue that trace.
     trace_parent = models.CharField(max_length=55, blank=True, default="", db_default="")
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.external_id} {self.type}"
 
     @property
-    def source(self):
+    def source(self) -> EventSource:
         return SOURCE_OF[self.type]
 
 
@@ -231,7 +230,7 @@ class Delivery(models.Model):
             models.Index(fields=["status", "finished_at"], name="delivery_finished"),
         )
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.external_id} {self.event_type} {self.status}"
 
 
@@ -270,5 +269,5 @@ class WorkerHeartbeat(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     beat_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.kind}) {self.beat_at:%H:%M:%S}"

@@ -4,8 +4,12 @@ that dies after the commit leaves pending deliveries that the sweeper finds. The
 handed to the task queue only once the transaction has committed."""
 
 import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeAlias
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import tracing
@@ -14,24 +18,31 @@ from outbox.models import SOURCE_OF, Delivery, DeliveryStatus, Event, EventSourc
 
 WITHDRAWN = "withdrawn: all it carried was deleted by its sender"
 
+# {org_id: [subscriptions]} of those that want an event type: what wanting() finds.
+SubscriptionsByOrg: TypeAlias = dict[int, list[WebhookSubscription]]
+# (org id, event id, event type, subscription id): a delivery to create.
+DeliveryRow: TypeAlias = tuple[int, int, str, int]
 
-def subscriptions_of(org_ids):
+
+def subscriptions_of(org_ids: Iterable[int]) -> list[WebhookSubscription]:
     """The enabled subscriptions of these orgs, in one query, so a caller can skip building events
     that no one would receive; locked until the caller's transaction ends, so none is deleted under
     the deliveries it adds."""
     return WebhookSubscription.objects.filter(org_id__in=set(org_ids), enabled=True).lock_to_add()
 
 
-def wanting(subscriptions, event_type):
+def wanting(subscriptions: Iterable[WebhookSubscription], event_type: str) -> SubscriptionsByOrg:
     """{org_id: [subscriptions]} of those that want `event_type` and still get it."""
-    wanted = {}
+    wanted: SubscriptionsByOrg = {}
     for subscription in subscriptions:
         if event_type in subscription.events and not subscription.why_stopped(event_type):
             wanted.setdefault(subscription.org_id, []).append(subscription)
     return wanted
 
 
-def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
+def events_record(
+    event_type: str, bodies_by_org: Mapping[int, object], subscriptions_by_org: SubscriptionsByOrg | None = None
+) -> list[Event]:
     """Record one `event_type` event per org in `bodies_by_org` ({org_id: body}), with its
     deliveries. Kirim's own events get the envelope here (`data` is the body given); Meta's keep
     Meta's JSON as given. Call inside the transaction of the change. Returns the events recorded."""
@@ -39,7 +50,7 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
         subscriptions_by_org = wanting(subscriptions_of(bodies_by_org), event_type)
     now = timezone.now()
     trace_parent = tracing.trace_parent()  # the delivery continues this trace
-    events = []
+    events: list[Event] = []
     for org_id, body in bodies_by_org.items():
         if not subscriptions_by_org.get(org_id):
             continue
@@ -62,7 +73,7 @@ def events_record(event_type, bodies_by_org, subscriptions_by_org=None):
     return events
 
 
-def deliveries_create(rows, now):
+def deliveries_create(rows: Iterable[DeliveryRow], now: datetime) -> list[Delivery]:
     """A pending delivery for each (org id, event id, event type, subscription id), handed to the task
     queue once the transaction commits. Returns them."""
     deliveries = Delivery.objects.bulk_create(
@@ -81,7 +92,7 @@ def deliveries_create(rows, now):
     return deliveries
 
 
-def as_meta_writes_json(body):
+def as_meta_writes_json(body: object) -> str:
     """An event's body as Meta writes its webhooks: compact, every non-ASCII character as a \\uXXXX
     escape (an emoji as its two UTF-16 halves), `/` as `\\/`. For Meta's own payloads these are Meta's
     bytes, so a handler that checks X-Hub-Signature-256 over its own re-encoding of the parsed body,
@@ -91,12 +102,12 @@ def as_meta_writes_json(body):
     return json.dumps(body, separators=(",", ":")).replace("/", "\\/")
 
 
-def iso(moment):
+def iso(moment: datetime) -> str:
     """A time as Kirim's events write it: ISO 8601 in UTC with a Z."""
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def pending_events_scrub(org_id, matching, scrub):
+def pending_events_scrub(org_id: int, matching: Q, scrub: Callable[[Any], bool]) -> None:
     """Rewrite the org's events `matching` (a Q on the event) that a delivery still waits to send:
     `scrub(body)` takes out of the body what must not be sent (in place) and says whether anything is
     left to send; when nothing is, the waiting deliveries are withdrawn. Delivered ones are the

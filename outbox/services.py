@@ -170,8 +170,7 @@ def deliveries_replay(deliveries: Iterable[Delivery]) -> list[Delivery]:
         rows = [
             (d.org_id, d.event_id, d.event_type, d.subscription_id) for d in deliveries if d.subscription_id in alive
         ]
-        created: list[Delivery] = record.deliveries_create(rows, timezone.now())  # typed once outbox.record is
-        return created
+        return record.deliveries_create(rows, timezone.now())
 
 
 def deliveries_purge(now: datetime | None = None) -> tuple[int, int]:

@@ -8,6 +8,7 @@ All along, the process beats (outbox/heartbeat.py) and, with WORKER_METRICS_PORT
 
 import logging
 import time
+from typing import Any
 
 from django.db import InterfaceError, OperationalError, connections
 from django_tasks_db.management.commands import db_worker
@@ -22,12 +23,12 @@ FIRST_WAIT, LONGEST_WAIT = 1.0, 30.0  # seconds
 class Command(db_worker.Command):
     help = "Run the task worker (django-tasks-db's), started again whenever it loses the database"
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         serve_for_worker()
         with beating("db"):
             return self._run(*args, **options)
 
-    def _run(self, *args, **options):
+    def _run(self, *args: Any, **options: Any) -> None:
         wait = FIRST_WAIT
         while True:
             started = time.monotonic()

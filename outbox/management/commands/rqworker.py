@@ -5,6 +5,8 @@ It runs each job in itself (RQ's SimpleWorker) unless told otherwise: the heartb
 process's connection pool, and a job in a forked child would inherit that pool without the threads
 that fill it, and wait on it forever."""
 
+from typing import Any
+
 from django_rq.management.commands import rqworker
 
 from core.metrics import serve_for_worker
@@ -14,8 +16,8 @@ NOT_FORKING = "rq.worker.SimpleWorker"
 
 
 class Command(rqworker.Command):
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         options["worker_class"] = options.get("worker_class") or NOT_FORKING
         serve_for_worker()
         with beating("rq"):
-            return super().handle(*args, **options)
+            super().handle(*args, **options)
