@@ -2,18 +2,23 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from core import metrics
 from core.errors import ExpiredApiKey, InsufficientScope, InvalidApiKey, RateLimited
 from orgs.models import API_KEY_PREFIX, ApiKey, Org
 from orgs.ratelimit import WINDOW_SECONDS, KeyCheck, auth_failures, count_request, key_counting_request
+
+if TYPE_CHECKING:  # DRF's views read the settings, which name these classes: a cycle at run time
+    from rest_framework.views import APIView
 
 # last_used_at is for humans auditing keys; minute precision spares a write on almost every request.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -23,11 +28,11 @@ class ApiKeyAuthentication(BaseAuthentication):
     """Sets request.user to the key's org and request.auth to its KeyCheck: the key, this request
     counted against the org's rate limit in the same round trip (orgs.ratelimit decides)."""
 
-    def secret_of(self, request):
+    def secret_of(self, request: Request) -> str:
         scheme, _, secret = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         return secret.strip() if scheme.lower() == "bearer" else ""
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> "Authenticated":
         now = timezone.now()
         secret = self.secret_of(request)
         retry_after = auth_failures.retry_after(request, now.timestamp())
@@ -50,7 +55,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         return key.org, check
 
     @staticmethod
-    def key_for(secret, now):
+    def key_for(secret: str, now: datetime) -> KeyCheck:
         """The KeyCheck of the active key with this secret, its request counted (orgs.ratelimit); else
         InvalidApiKey or ExpiredApiKey, having written nothing."""
         if not secret.startswith(API_KEY_PREFIX):
@@ -62,7 +67,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise ExpiredApiKey()
         return check
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="kirim"'
 
 
@@ -71,11 +76,11 @@ class GraphApiKeyAuthentication(ApiKeyAuthentication):
     templates that way. Only there, since a query string lands in proxies' logs and browser history;
     Kirim's own request log records the route, never the query."""
 
-    def secret_of(self, request):
+    def secret_of(self, request: Request) -> str:
         return super().secret_of(request) or request.GET.get("access_token", "").strip()
 
 
-def require_scope(request, scope):
+def require_scope(request: Request, scope: str) -> None:
     """InsufficientScope unless the request's key has `scope`. Checked before any lookup, so a key
     without it learns nothing of what exists."""
     if not request.auth.key.has_scope(scope):
@@ -86,12 +91,12 @@ class HasApiKey(BasePermission):
     """A key, with the scope the view's `required_scope` names: one for the view, or one per action
     of a viewset ({action: scope}; actions left out, and views without it, need none)."""
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         if not isinstance(request.auth, KeyCheck):
             return False
         scope = getattr(view, "required_scope", None)
         if isinstance(scope, Mapping):
-            scope = scope.get(view.action)
+            scope = scope.get(getattr(view, "action", None))
         if scope:
             require_scope(request, scope)
         return True
@@ -103,7 +108,7 @@ class HasApiKey(BasePermission):
 MEDIA_LINK_SALT = "kirim.media-link"
 
 
-def media_link_signature(*, org, media_id):
+def media_link_signature(*, org: Org, media_id: str) -> str:
     """The `signature` query parameter that lets whoever holds it download media `media_id` of `org`
     for MEDIA_LINK_MAX_AGE seconds."""
     return signing.dumps([org.external_id, media_id], salt=MEDIA_LINK_SALT)
@@ -114,14 +119,18 @@ class MediaLink:
     """request.auth for a download by signed link: this request counted in the org's rate-limit
     window (minute, count after it), as a key's is."""
 
-    window: tuple
+    window: tuple[int, int]
+
+
+# What Kirim's API doors authenticate a request as: the org (request.user) and how (request.auth).
+Authenticated: TypeAlias = tuple[Org, KeyCheck | MediaLink]
 
 
 class MediaLinkAuthentication(GraphApiKeyAuthentication):
     """The media download door: a key as anywhere on Meta's surface or, when none is given, the
     link's `signature` for the media id of the URL."""
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> "Authenticated":
         signature = request.GET.get("signature")
         if signature is None or self.secret_of(request):
             return super().authenticate(request)
@@ -144,5 +153,5 @@ class MediaLinkAuthentication(GraphApiKeyAuthentication):
 class HasApiKeyOrMediaLink(HasApiKey):
     """A link was made for a key with the media scope; it needs no scope of its own."""
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         return isinstance(request.auth, MediaLink) or super().has_permission(request, view)

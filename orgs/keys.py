@@ -14,7 +14,7 @@ from orgs.models import ApiKey
 MAX_GRACE = timedelta(days=30)
 
 
-def api_key_rotate(*, key, grace=None):
+def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None) -> tuple[ApiKey, str]:
     """The new key and its secret (returned here once). The old key expires after `grace`
     (API_KEY_ROTATION_GRACE_HOURS when None), or sooner when it was to expire sooner already."""
     if grace is None:
