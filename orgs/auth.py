@@ -80,6 +80,14 @@ class GraphApiKeyAuthentication(ApiKeyAuthentication):
         return super().secret_of(request) or request.GET.get("access_token", "").strip()
 
 
+def request_org(request: Request) -> Org:
+    """The org an API request authenticated as: Kirim's authentications give it as request.user."""
+    org = request.user
+    if not isinstance(org, Org):  # a door without Kirim's authentication: no org to act for
+        raise InvalidApiKey()
+    return org
+
+
 def require_scope(request: Request, scope: str) -> None:
     """InsufficientScope unless the request's key has `scope`. Checked before any lookup, so a key
     without it learns nothing of what exists."""

@@ -1,5 +1,7 @@
 """What the events-out API accepts and renders."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from core.api import StrictCharField
@@ -12,13 +14,13 @@ DESCRIPTION_MAX = 500
 class StrictBooleanField(serializers.BooleanField):
     """true or false, not "yes" or 1."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: object) -> bool:
         if not isinstance(data, bool):
             self.fail("invalid")
         return data
 
 
-class SubscriptionInSerializer(serializers.Serializer):
+class SubscriptionInSerializer(serializers.Serializer[dict[str, object]]):
     url = StrictCharField(max_length=URL_MAX, help_text="https only; a public address")
     receiver = serializers.ChoiceField(
         choices=Receiver.choices,
@@ -36,7 +38,9 @@ class SubscriptionInSerializer(serializers.Serializer):
     description = StrictCharField(max_length=DESCRIPTION_MAX, required=False, allow_blank=True)
 
 
-def subscription_request_in_documents(result, generator, request, public):
+def subscription_request_in_documents(
+    result: dict[str, Any], generator: object, request: object, public: bool
+) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: a new subscription as services.receiver_check takes it,
     which a serializer cannot say: its events are any, unless its receiver is `meta`, which lists only
     the events it parses. (A change is checked against the stored subscription: no document can say.)"""
@@ -52,11 +56,11 @@ def subscription_request_in_documents(result, generator, request, public):
 class SubscriptionPatchSerializer(SubscriptionInSerializer):
     enabled = StrictBooleanField(required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, partial=True, **kwargs)
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(serializers.ModelSerializer[WebhookSubscription]):
     id = serializers.CharField(source="external_id")
     object = serializers.SerializerMethodField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
@@ -71,7 +75,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         fields: tuple[str, ...] = ("id", "object", "url", "receiver", "events", "description", "enabled", "disabled_reason",
                   "disabled_events", "created_at")  # fmt: skip
 
-    def get_object(self, subscription) -> str:
+    def get_object(self, subscription: WebhookSubscription) -> str:
         return "webhook_subscription"
 
 
@@ -84,13 +88,13 @@ class SubscriptionWithSecretSerializer(SubscriptionSerializer):
         fields = (*SubscriptionSerializer.Meta.fields, "secret")
 
 
-class AttemptSerializer(serializers.ModelSerializer):
+class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):
     class Meta:
         model = DeliveryAttempt
         fields = ("number", "started_at", "status_code", "duration_ms", "response_excerpt", "error")
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(serializers.ModelSerializer[Delivery]):
     id = serializers.CharField(source="external_id")
     object = serializers.SerializerMethodField()
     subscription_id = serializers.CharField(source="subscription.external_id")
@@ -104,11 +108,11 @@ class DeliverySerializer(serializers.ModelSerializer):
             "last_status_code", "last_error", "created_at", "finished_at", "attempt_log",
         )  # fmt: skip
 
-    def get_object(self, delivery) -> str:
+    def get_object(self, delivery: Delivery) -> str:
         return "webhook_delivery"
 
 
-class DeliveryFilterSerializer(serializers.Serializer):
+class DeliveryFilterSerializer(serializers.Serializer[dict[str, object]]):
     subscription = StrictCharField(max_length=32, required=False, help_text="`wbs_...`")
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
     event_type = serializers.ChoiceField(choices=EventType.choices, required=False)
@@ -125,12 +129,12 @@ class BulkReplaySerializer(DeliveryFilterSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=1000, help_text="at most 1000")
 
 
-class BulkReplayResultSerializer(serializers.Serializer):
+class BulkReplayResultSerializer(serializers.Serializer[dict[str, object]]):
     replayed = serializers.IntegerField()
     deliveries = serializers.ListField(child=serializers.CharField(), help_text="the new deliveries' ids")
 
 
-class DeletedSerializer(serializers.Serializer):
+class DeletedSerializer(serializers.Serializer[dict[str, object]]):
     id = serializers.CharField()
     object = serializers.CharField()
     deleted = serializers.BooleanField()
