@@ -36,11 +36,13 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        request.request_id = new_public_id("req")  # type: ignore[attr-defined]  # read by envelopes and logs
-        # Until the response is closed: Django logs a 5xx after the middleware has returned.
-        logs.request_id.set(request.request_id)  # type: ignore[attr-defined]  # set just above
+        request_id = new_public_id("req")
+        request.request_id = request_id  # type: ignore[attr-defined]  # for the doors that read it off the request
+        # Until the response is closed: Django logs a 5xx after the middleware has returned. The
+        # envelopes read it here too.
+        logs.request_id.set(request_id)
         response = self.get_response(request)
-        response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]  # set just above
+        response["X-Request-Id"] = request_id
         return response
 
 
