@@ -18,6 +18,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import envelope
 from core.schema import data_envelope_schema
 
 logger = logging.getLogger("kirim.health")
@@ -59,10 +60,6 @@ class ReadinessSerializer(serializers.Serializer[Any]):
     details = serializers.DictField(help_text="What the apps report: workers' heartbeats, events-out backlog")
 
 
-def _envelope(request: Request, data: dict[str, Any], status: int = 200) -> Response:
-    return Response({"data": data, "request_id": request.request_id}, status=status)  # type: ignore[attr-defined]  # RequestIdMiddleware sets it
-
-
 def _bare(view: Callable[..., Any]) -> Callable[..., Any]:
     """No key, no rate limit: an orchestrator asks without one."""
     return authentication_classes([])(permission_classes([])(throttle_classes([])(view)))
@@ -76,7 +73,7 @@ def _bare(view: Callable[..., Any]) -> Callable[..., Any]:
 @api_view(["GET"])
 @_bare
 def live(request: Request) -> Response:
-    return _envelope(request, {"status": "alive"})
+    return envelope(request, {"status": "alive"})
 
 
 @extend_schema(
@@ -106,7 +103,7 @@ def ready(request: Request) -> Response:
         details = {name: _detail(read) for name, read in _details.items()}
     is_ready = all(value == "ok" for value in checks.values())
     data = {"status": "ready" if is_ready else "not_ready", "checks": checks, "details": details}
-    return _envelope(request, data, status=200 if is_ready else 503)
+    return envelope(request, data, status=200 if is_ready else 503)
 
 
 def _detail(read: Detail) -> Mapping[str, object]:
