@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,13 +100,17 @@ def check_url(url: str) -> list[str] | None:
     return addresses
 
 
+# The checked address the request being sent connects to (_send sets it); None: the URL's host resolves.
+pinned_address: ContextVar[str | None] = ContextVar("pinned_address", default=None)
+
+
 class PinnedAdapter(HTTPAdapter):
-    """Connects to `request.pinned_address` when a request has one, instead of resolving the URL's
-    host again; the URL's host still goes in the Host header, TLS's SNI and the certificate check.
-    Connections are pooled per address and name."""
+    """Connects to the `pinned_address` of the send under way when it has one, instead of resolving
+    the URL's host again; the URL's host still goes in the Host header, TLS's SNI and the certificate
+    check. Connections are pooled per address and name."""
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
-        if getattr(request, "pinned_address", None) is not None:
+        if pinned_address.get() is not None:
             request.headers["Host"] = urlsplit(request.url).netloc  # else the address would be sent
 
     def build_connection_pool_key_attributes(
@@ -115,7 +120,7 @@ class PinnedAdapter(HTTPAdapter):
         cert: str | tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        address = getattr(request, "pinned_address", None)
+        address = pinned_address.get()
         if address is None:
             return host_params, pool_kwargs
         name = host_params["host"]
@@ -163,15 +168,13 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         addresses: list[str | None] = [None] if checked is None else list(checked)
         request = _session.prepare_request(requests.Request("POST", url, data=body, headers=headers))
         for address in addresses[:-1]:
-            request.pinned_address = address  # type: ignore[attr-defined]  # read by PinnedAdapter
             try:
-                return _send(request, elapsed)
+                return _send(request, address, elapsed)
             except requests.ConnectionError as error:
                 if not never_sent(error):
                     raise
                 # nothing was sent: the next checked address may take it
-        request.pinned_address = addresses[-1]  # type: ignore[attr-defined]  # read by PinnedAdapter
-        return _send(request, elapsed)
+        return _send(request, addresses[-1], elapsed)
     except UnsafeUrl as error:
         return Answer(None, elapsed(), error=f"refused: {error}")
     except requests.Timeout:
@@ -180,12 +183,17 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         return Answer(None, elapsed(), error=f"{type(error).__name__}: {error}"[:300])
 
 
-def _send(request: requests.PreparedRequest, elapsed: Callable[[], int]) -> Answer:
-    with _session.send(request, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False, stream=True) as response:
-        raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
-        return Answer(
-            status_code=response.status_code,
-            duration_ms=elapsed(),
-            excerpt=raw.decode("utf-8", errors="replace")[:EXCERPT_CHARS],
-            retry_after=_retry_after(response.headers.get("Retry-After")),
-        )
+def _send(request: requests.PreparedRequest, address: str | None, elapsed: Callable[[], int]) -> Answer:
+    """One try at `address` (None: wherever the URL's host resolves)."""
+    pinned = pinned_address.set(address)
+    try:
+        with _session.send(request, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False, stream=True) as response:
+            raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
+            return Answer(
+                status_code=response.status_code,
+                duration_ms=elapsed(),
+                excerpt=raw.decode("utf-8", errors="replace")[:EXCERPT_CHARS],
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+    finally:
+        pinned_address.reset(pinned)
