@@ -105,8 +105,10 @@ class LiveConversations(TeamInbox):
         )  # fmt: skip
         cursor = max([since, *(t["changed"] for t in touched), *(changed_at for _, changed_at in team_changed)])
         keys = [(t["phone_number_id"], t["contact_wa_id"]) for t in touched]
-        rows = self.get_queryset(request).filter(of_conversations(keys) | Q(pk__in=[pk for pk, _ in team_changed]))
-        rows = list(rows.select_related("phone_number", "assignee").order_by(*self.get_ordering(request)))
+        changed_rows = self.get_queryset(request).filter(
+            of_conversations(keys) | Q(pk__in=[pk for pk, _ in team_changed])
+        )
+        rows = list(changed_rows.select_related("phone_number", "assignee").order_by(*self.get_ordering(request)))
         # Whether each still belongs in the page's view (and label), which the page asks with its own query.
         in_view = set(
             self.get_queryset(request).filter(pk__in=[c.pk for c in rows]).filter(view_q(request.GET.get("view")
