@@ -6,6 +6,7 @@ report). Called by inbox.services while it applies a webhook, in its transaction
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
 from django.db import connection
 from django.db.models import Case, JSONField, Q, Sum, Value, When
@@ -24,11 +25,15 @@ from inbox.models import (
     PhoneNumber,
     PriceTally,
 )
+from inbox.services.inbound_rows import Numbers
+from meta import payloads
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def fields_apply(changes, numbers):
+def fields_apply(
+    changes: Sequence[payloads.FieldChange], numbers: Numbers
+) -> list[tuple[payloads.FieldChange, list[int]]]:
     """Apply the followed fields' changes (meta.payloads.FOLLOWED_FIELDS) and keep each for the
     managers of the orgs whose numbers belong to its WABA. Returns [(change, [org ids])]: whom to tell."""
     if not changes:
@@ -136,7 +141,7 @@ APPLY = {
 }
 
 
-def prices_record(updates):
+def prices_record(updates) -> int:
     """Keep each outbound message's `pricing`, from the first of its statuses that carries one, and
     count it in the price tallies (PriceTally, ConversationPriceTally) by the day of that status. Messages are locked in primary-key order
     (MessageQuerySet.lock_in_pk_order), so two webhooks pricing one message count it once."""

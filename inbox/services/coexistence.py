@@ -8,6 +8,7 @@ inbound messages do: inbox.replies.reply_window) and is never read-receipted (on
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db.models import Q
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from core.db.bulk import insert_new
 from inbox.models import Conversation, Direction, Message, WebhookEvent
-from inbox.services.inbound_rows import _conversation_keys, conversations_touch
+from inbox.services.inbound_rows import ConversationIdentity, Numbers, _conversation_keys, conversations_touch
 from meta import payloads as events
 from outbox import record as outbox
 
@@ -27,7 +28,7 @@ DELETED_PREVIEW = "This message was deleted"
 RECEIVED_BEFORE_STORED = timedelta(minutes=5)
 
 
-def past_store(items, numbers):
+def past_store(items: Sequence[events.PastMessage], numbers: Numbers) -> list[Message]:
     """Insert echoes and history messages into their conversations; a wamid stored before (Meta
     delivers at least once, history chunks overlap what came live) is left alone. The rows inserted."""
     ours = [item for item in items if item.phone_number_id in numbers]
@@ -35,6 +36,7 @@ def past_store(items, numbers):
         logger.warning("%d echo/history message(s) for unknown numbers kept raw only", len(items) - len(ours))
     conversation_of = _conversation_keys(ours, numbers)
     rows = []
+    identities: dict[str, ConversationIdentity] = {}
     for item in ours:
         number = numbers[item.phone_number_id]
         row = Message(
@@ -51,14 +53,14 @@ def past_store(items, numbers):
             timestamp=item.timestamp,
             sent_from_app=item.direction == Direction.OUTBOUND,
         )
-        row.conversation_identity = (item.contact_user_id, "")
+        identities.setdefault(item.wamid, ConversationIdentity(item.contact_user_id, ""))
         rows.append(row)
     inserted = insert_new(rows, unique_field="wamid")
-    conversations_touch(inserted)
+    conversations_touch(inserted, identities=identities)
     return inserted
 
 
-def changes_apply(changes, numbers, failed):
+def changes_apply(changes: Sequence[events.Change], numbers: Numbers, failed: list[dict[str, str]]) -> list[Message]:
     """Apply edits and deletions to the messages they name on their numbers, in the order Meta sent
     them. A change whose message Kirim does not have fails alone (kept for `reprocess_webhooks`: its
     message may come later). Returns the messages changed."""

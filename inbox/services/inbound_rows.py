@@ -2,11 +2,12 @@
 `receipts.services.reads`'s alone."""
 
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.db.bulk import insert_new
@@ -20,12 +21,13 @@ from inbox.models import (
     Status,
 )
 from inbox.services import teaminbox
+from meta import payloads
 from outbox.models import WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def _inbound_values(m, contact_key):
+def _inbound_values(m: payloads.InboundMessage, contact_key: str) -> dict[str, object]:
     """The Message fields of parsed inbound message `m` in conversation `contact_key`: what both
     ingestion paths store of it (the rest are the fields' defaults)."""
     return {"wamid": m.wamid, "direction": Direction.INBOUND, "status": Status.RECEIVED, "contact_wa_id": contact_key,
@@ -33,19 +35,21 @@ def _inbound_values(m, contact_key):
             "type": m.type, "text": m.text, "payload": m.payload, "timestamp": m.timestamp}  # fmt: skip
 
 
-def _conversation_identity(m):
+class ConversationIdentity(NamedTuple):
+    """What a conversation learns of its contact from one of its messages (conversations_touch)."""
+
+    user_id: str
+    name: str
+
+
+def _conversation_identity(m: payloads.InboundMessage) -> ConversationIdentity:
     """What a message's conversation learns of its contact (a group's sender is not the group)."""
-    return ("", "") if m.group_id else (m.new_user_id or m.contact_user_id, m.contact_name)
+    if m.group_id:
+        return ConversationIdentity("", "")
+    return ConversationIdentity(m.new_user_id or m.contact_user_id, m.contact_name)
 
 
-def _inbound_row(m, contact_key, **number):
-    """The Message row of `m`, with its `conversation_identity`."""
-    row = Message(**_inbound_values(m, contact_key), **number)
-    row.conversation_identity = _conversation_identity(m)
-    return row
-
-
-def _store_inbound(inbound, numbers):
+def _store_inbound(inbound: Sequence[payloads.InboundMessage], numbers: "Numbers") -> list[Message]:
     """Insert inbound messages, each into its conversation; a wamid stored before (Meta delivers at
     least once, and a wamid may even be replayed on another number) is left alone and touches no
     conversation. Returns the rows inserted."""
@@ -61,13 +65,17 @@ def _store_inbound(inbound, numbers):
             )
     conversation_of = _conversation_keys(ours, numbers)
     rows = []
+    identities: dict[str, ConversationIdentity] = {}
     for m in ours:
         number = numbers[m.phone_number_id]
-        rows.append(_inbound_row(m, conversation_of(m, number), org_id=number.org_id, phone_number_id=number.pk))
+        rows.append(
+            Message(**_inbound_values(m, conversation_of(m, number)), org_id=number.org_id, phone_number_id=number.pk)
+        )
+        identities.setdefault(m.wamid, _conversation_identity(m))  # the first of a wamid is the row inserted
     inserted = insert_new(rows, unique_field="wamid")
     # Who opens a conversation matters to subscribers (a reopening is an event) and to a round robin.
     watched = any(numbers[m.phone_number_id].subscribed or numbers[m.phone_number_id].auto_assign for m in ours)
-    opened = conversations_touch(inserted, report_opened=watched)
+    opened = conversations_touch(inserted, identities=identities, report_opened=watched)
     if opened:
         teaminbox.conversations_opened(opened)
     return inserted
@@ -80,8 +88,12 @@ class _Number(NamedTuple):
     auto_assign: bool  # it assigns new conversations in turn (inbox.services.teaminbox)
 
 
+# {Meta's phone_number_id: _Number} of the numbers Kirim has among a webhook's.
+Numbers = dict[str, _Number]
+
+
 # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
-def _numbers(phone_number_ids):
+def _numbers(phone_number_ids: set[str]) -> Numbers:
     """{phone_number_id: _Number} of the numbers Kirim has among these, whether their org has an
     enabled subscription (most have none: no second query for them) and whether they assign
     automatically included, by a statement written once: the ORM's in_bulk compiles its query on
@@ -102,12 +114,15 @@ def _numbers(phone_number_ids):
         return {row[0]: _Number(row[1], row[2], bool(row[3]), bool(row[4])) for row in cursor.fetchall()}
 
 
-def _conversation_keys(inbound, numbers):
+Inbound = TypeVar("Inbound", bound=payloads.InboundMessage)
+
+
+def _conversation_keys(inbound: Sequence[Inbound], numbers: Numbers) -> Callable[[Inbound, _Number], str]:
     """How to find each message's conversation: a group's is the group; a contact's is the one that
     already knows its business-scoped user id (so it goes on when the number is gone or changed), else
     its phone number, else that user id. One query, only when the payload carries user ids."""
     user_ids = {m.contact_user_id for m in inbound if m.contact_user_id and not m.group_id}
-    known = {}
+    known: dict[tuple[int, str], str] = {}
     if user_ids:
         known = {
             (number_pk, user_id): key
@@ -116,7 +131,7 @@ def _conversation_keys(inbound, numbers):
             ).values_list("phone_number_id", "contact_user_id", "contact_wa_id")
         }
 
-    def conversation_of(message, number):
+    def conversation_of(message: Inbound, number: _Number) -> str:
         if message.group_id:
             return message.group_id
         return known.get((number.pk, message.contact_user_id)) or _fallback_key(message, inbound)
@@ -146,14 +161,19 @@ CONVERSATION_UPSERT = f"""
 """
 
 
-def conversations_touch(messages, *, report_opened=False):
+def conversations_touch(
+    messages: Iterable[Message],
+    *,
+    identities: Mapping[str, ConversationIdentity] | None = None,
+    report_opened: bool = False,
+) -> list[teaminbox.Opened]:
     """Bring the inbox rows of these messages' conversations up to date: one upsert statement for all
     of them, which only moves a conversation's last activity forward (messages arrive unordered). The
-    contact's business-scoped user id and name come from the newest message that has them (an inbound
-    row's `conversation_identity`; a send knows neither). With `report_opened`, returns the
+    contact's business-scoped user id and name come from the newest message that has them (`identities`,
+    by wamid: an inbound row's; a send knows neither). With `report_opened`, returns the
     conversations the messages opened (teaminbox.Opened): two more statements, the rows' states
     read (and locked) before the upsert and after it."""
-    newest = {}
+    newest: dict[tuple[int, str], Message] = {}
     for m in messages:
         key = (m.phone_number_id, m.contact_wa_id)
         if key not in newest or m.timestamp > newest[key].timestamp:
@@ -170,7 +190,7 @@ def conversations_touch(messages, *, report_opened=False):
     """
     params = []
     for m in newest.values():
-        user_id, name = getattr(m, "conversation_identity", ("", m.contact_name))
+        user_id, name = (identities or {}).get(m.wamid or "", ConversationIdentity("", m.contact_name))
         at = connection.ops.adapt_datetimefield_value(m.timestamp)
         params.append(
             (
@@ -191,7 +211,7 @@ def conversations_touch(messages, *, report_opened=False):
     if not report_opened:
         return []
     now = timezone.now()
-    opened = []
+    opened: list[teaminbox.Opened] = []
     for key, row in _conversations(newest).items():
         if row.state != ConversationState.OPEN:
             continue
@@ -201,25 +221,27 @@ def conversations_touch(messages, *, report_opened=False):
     return opened
 
 
-def _conversations(messages_by_key, *, lock=False):
+def _conversations(
+    messages_by_key: Iterable[tuple[int, str]], *, lock: bool = False
+) -> dict[tuple[int, str], Conversation]:
     """{(number pk, contact): conversation} of those of these keys that exist, their state only; with
     `lock`, their rows locked in primary-key order until the transaction ends."""
     keys = Q(pk__in=[])
     for number_pk, contact in messages_by_key:
         keys |= Q(phone_number_id=number_pk, contact_wa_id=contact)
-    rows = Conversation.objects.filter(keys).order_by("pk").only("phone_number_id", "contact_wa_id", "state",
+    rows: QuerySet[Conversation] = Conversation.objects.filter(keys).order_by("pk").only("phone_number_id", "contact_wa_id", "state",
                                                                   "snoozed_until")  # fmt: skip
     if lock:
         rows = rows.select_for_update()
     return {(row.phone_number_id, row.contact_wa_id): row for row in rows}
 
 
-def _as_json(value):
+def _as_json(value: object) -> object:
     """A field's value as the one statement's row document holds it: a time as ISO 8601 text."""
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _fallback_key(message, payload):
+def _fallback_key(message: payloads.InboundMessage, payload: Iterable[payloads.InboundMessage]) -> str:
     """A message's conversation when none knows its contact's user id yet: the group; the number, also
     when another message of the payload gave it beside the same user id; else the user id."""
     if message.group_id:
@@ -233,7 +255,7 @@ def _fallback_key(message, payload):
     return next(same_user, message.contact_user_id)
 
 
-def _failures_told(failed):
+def _failures_told(failed: Sequence[dict[str, str]]) -> str:
     """The event's `error` for the items that could not be stored ("" for none), logged."""
     summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
     if failed:

@@ -1,9 +1,11 @@
 """Writers of the inbox: sending messages, and what Meta's webhooks bring in. Read state is
 `receipts.services.reads`'s alone."""
 
+import itertools
 import logging
 from collections import defaultdict
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple, TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
@@ -13,20 +15,26 @@ from core import metrics
 from core.db.bulk import InsertRow
 from core.parsers import loads_noting_unstorable
 from inbox.models import (
+    Message,
     WebhookEvent,
 )
 from inbox.services import business, coexistence
-from inbox.services.inbound_rows import _failures_told, _numbers, _store_inbound
+from inbox.services.inbound_rows import Numbers, _failures_told, _numbers, _store_inbound
 from inbox.services.ingest_one_statement import INBOUND_IN_ONE_STATEMENT
 from inbox.services.statuses import _apply_statuses
 from meta import payloads
+from meta.graph import Json
 from outbox import record as outbox
-from outbox.models import EventType
+from outbox.models import EventType, WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def webhook_receive(raw_body):
+# The items of a webhook that could not be stored: {"item", "reason"} each.
+Failures = list[dict[str, str]]
+
+
+def webhook_receive(raw_body: bytes) -> Failures | None:
     """Apply a signed webhook and keep its raw body, in one transaction: a webhook answered 200 is
     stored with all it brought, and one whose transaction failed was answered 5xx, so Meta delivers
     it again. An item that cannot be stored is recorded on the event with its reason and the rest is
@@ -36,7 +44,7 @@ def webhook_receive(raw_body):
     return _apply(raw_body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), event=None)
 
 
-def webhook_reprocess(event_ids):
+def webhook_reprocess(event_ids: Iterable[int]) -> tuple[int, dict[int, str]]:
     """Apply kept events again (after a fix, or a worker that died mid-way). Safe to repeat: a wamid
     is stored once and statuses only move up. Returns (events reprocessed, {event id: why it still
     fails} for those not applied whole: their `failure`, as applying them again recorded it)."""
@@ -55,7 +63,7 @@ def webhook_reprocess(event_ids):
 DATABASE_DOWN = (OperationalError, InterfaceError)
 
 
-def _apply(body, *, event):
+def _apply(body: str, *, event: WebhookEvent | None) -> Failures | None:
     try:
         return _process(body, event)
     except DATABASE_DOWN:
@@ -71,7 +79,7 @@ def _apply(body, *, event):
         return None
 
 
-def _process(body, event):
+def _process(body: str, event: WebhookEvent | None) -> Failures:
     """Insert the inbound messages, move the statuses forward, record what subscribers asked for in
     the outbox, and record the event with each item that could not be stored and why: one
     transaction, a bounded number of queries whatever the payload's size, unless the database
@@ -116,7 +124,7 @@ def _process(body, event):
     return _counted(parsed, failed, event)
 
 
-def _counted(parsed, failed, event):
+def _counted(parsed: payloads.ParsedWebhook, failed: Failures, event: WebhookEvent | None) -> Failures:
     """`failed`, a new webhook's items counted in the metrics first (a reprocessed one was counted)."""
     if event is None:
         items = len(parsed.messages) + len(parsed.statuses) + len(parsed.failed)
@@ -128,22 +136,39 @@ def _counted(parsed, failed, event):
 class _More(NamedTuple):
     """A webhook's items beyond inbound messages and statuses (inbox.services.coexistence, .business)."""
 
-    past: list  # echoes and history messages
-    changes: list  # edits and deletions
-    fields: list  # the other followed fields' changes
+    past: list[payloads.PastMessage]  # echoes and history messages
+    changes: list[payloads.Change]  # edits and deletions
+    fields: list[payloads.FieldChange]  # the other followed fields' changes
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.past or self.changes or self.fields)
 
 
-def _in_steps(payload, messages, statuses, more, body, event, failed, *, alone):
+def _in_steps(
+    payload: object,
+    messages: list[payloads.InboundMessage],
+    statuses: list[payloads.StatusUpdate],
+    more: _More,
+    body: str,
+    event: WebhookEvent | None,
+    failed: Failures,
+    *,
+    alone: bool,
+) -> tuple[list[Message], int, int]:
     """The payload's work inside the caller's transaction; with `alone`, each item in its savepoint."""
-    numbers = _numbers({item.phone_number_id for item in (*messages, *statuses, *more.past, *more.changes,
-                                                          *more.fields)} - {""})  # fmt: skip
+    located: Iterable[payloads.Item | payloads.FieldChange] = itertools.chain(
+        messages, statuses, more.past, more.changes, more.fields
+    )
+    numbers = _numbers({item.phone_number_id for item in located} - {""})
     subscribed_orgs = {n.org_id for n in numbers.values() if n.subscribed}
     subscriptions = outbox.subscriptions_of(subscribed_orgs) if subscribed_orgs else []
-    store = lambda items: _store_inbound(items, numbers)
-    store_past = lambda items: coexistence.past_store(items, numbers)
+
+    def store(items: list[payloads.InboundMessage]) -> list[Message]:
+        return _store_inbound(items, numbers)
+
+    def store_past(items: list[payloads.PastMessage]) -> list[Message]:
+        return coexistence.past_store(items, numbers)
+
     if alone:
         inserted = [row for rows in _each_alone(messages, store, failed) for row in rows]
         past = [row for rows in _each_alone(more.past, store_past, failed) for row in rows]
@@ -160,27 +185,35 @@ def _in_steps(payload, messages, statuses, more, body, event, failed, *, alone):
     return inserted, moved, _record(body, event, failed)
 
 
-def _statuses_apply(updates):
+def _statuses_apply(updates: Sequence[payloads.StatusUpdate]) -> int:
     """Move outbound messages up the status ladder, and keep the prices their statuses carry."""
     moved = _apply_statuses(updates)
     business.prices_record(updates)
     return moved
 
 
-def _events_out(payload, numbers, subscriptions, new_wamids, stored_statuses, told):
+def _events_out(
+    payload: object,
+    numbers: Numbers,
+    subscriptions: list[WebhookSubscription],
+    new_wamids: set[str | None],
+    stored_statuses: set[str],
+    told: list[tuple[payloads.FieldChange, list[int]]],
+) -> None:
     """Record `message.received` and `message.status` for the orgs that subscribed: each org gets
     Meta's payload holding only its own numbers' items, and only messages this webhook inserted (Meta
     delivers at least once) and statuses it could store. Called inside the ingestion's transaction:
     the outbox's rule."""
-    numbers_of_org = defaultdict(set)
+    numbers_of_org: defaultdict[int, set[str]] = defaultdict(set)
     for phone_number_id, number in numbers.items():
         numbers_of_org[number.org_id].add(phone_number_id)
-    for event_type, kind, also in (
+    items_of_kind: tuple[tuple[str, str, Callable[[Json], bool]], ...] = (
         (EventType.MESSAGE_RECEIVED, "messages", lambda message: str(message.get("id")) in new_wamids),
         (EventType.MESSAGE_STATUS, "statuses", lambda status: str(status.get("id")) in stored_statuses),
-    ):
+    )
+    for event_type, kind, also in items_of_kind:
         wanted = outbox.wanting(subscriptions, event_type)
-        bodies = {}
+        bodies: dict[int, Json] = {}
         for org_id in wanted:
             own = numbers_of_org[org_id]
             body = payloads.meta_subset(payload, kind, lambda number_id, item: number_id in own and also(item))  # noqa: B023
@@ -188,7 +221,7 @@ def _events_out(payload, numbers, subscriptions, new_wamids, stored_statuses, to
                 bodies[org_id] = body
         if bodies:
             outbox.events_record(event_type, bodies, wanted)
-    wabas_of_org = defaultdict(set)
+    wabas_of_org: defaultdict[int, set[str]] = defaultdict(set)
     for change, orgs in told:
         for org_id in orgs:
             wabas_of_org[org_id].add(change.waba_id)
@@ -222,7 +255,10 @@ FIELD_EVENTS = {
 }
 
 
-def _storable(items, failed, suspect):
+Item = TypeVar("Item", bound=payloads.Item)
+
+
+def _storable(items: Iterable[Item], failed: Failures, suspect: bool) -> list[Item]:
     good = []
     for item in items:
         reason = payloads.unstorable_reason(item, suspect)
@@ -233,7 +269,10 @@ def _storable(items, failed, suspect):
     return good
 
 
-def _each_alone(items, apply, failed):
+Result = TypeVar("Result")
+
+
+def _each_alone(items: Iterable[Item], apply: Callable[[list[Item]], Result], failed: Failures) -> Iterator[Result]:
     for item in items:
         try:
             with transaction.atomic():
@@ -247,7 +286,7 @@ def _each_alone(items, apply, failed):
 KEEP_EVENT = InsertRow(WebhookEvent, "received_at", "body", "processed_at", "error", "failed_items", "attempts")
 
 
-def _record(body, event, failed):
+def _record(body: str, event: WebhookEvent | None, failed: Failures) -> int:
     """Write the event, applied, with its failed items (which keep it on the operators' list): a new
     one by one INSERT, a kept one by an UPDATE. Returns its id."""
     summary = _failures_told(failed)

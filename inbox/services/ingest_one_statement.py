@@ -4,13 +4,17 @@
 import json
 import logging
 import re
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import JSONField
+from django.db.models import Field, JSONField
 from django.utils import timezone
 
+from core.db.bulk import column_of
 from core.ids import new_public_id
 from inbox.models import (
     Conversation,
@@ -27,6 +31,7 @@ from inbox.services.inbound_rows import (
     _fallback_key,
     _inbound_values,
 )
+from meta import payloads
 from outbox.models import WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
@@ -52,19 +57,19 @@ class _InboundInOneStatement:
     LEFT_TO_THE_DATABASE = ("sent_from_app", "edited_at", "edits", "deleted_at", "pricing")
 
     @cached_property
-    def _columns(self):
+    def _columns(self) -> list[Field[Any, Any]]:
         """Message's columns given per row: all but the primary key, the two the number gives, and
         those left to the database."""
         return [f for f in self._inserted if f.name not in ("org", "phone_number")]
 
     @cached_property
-    def _inserted(self):
+    def _inserted(self) -> list[Field[Any, Any]]:
         return [
             f for f in Message._meta.concrete_fields if not f.primary_key and f.name not in self.LEFT_TO_THE_DATABASE
         ]
 
     @cached_property
-    def _sql(self):
+    def _sql(self) -> str:
         """Under psycopg's limit for caching a statement's conversion (MAX_CACHED_STATEMENT_LENGTH,
         4096 characters; a test holds it there): past it, the conversion is redone on every webhook."""
         quote = connection.ops.quote_name
@@ -72,10 +77,10 @@ class _InboundInOneStatement:
             quote(model._meta.db_table)
             for model in (Message, PhoneNumber, Conversation, WebhookEvent, WebhookSubscription)
         )
-        typed = ", ".join([f"{quote(f.column)} {f.db_type(connection)}" for f in self._columns]
+        typed = ", ".join([f"{quote(column_of(f))} {f.db_type(connection)}" for f in self._columns]
                           + [f"{name} text" for name in self.EXTRA])  # fmt: skip
         given = {"contact_wa_id": "contact_key", "org_id": "number_org", "phone_number_id": "number_pk"}
-        inserted_columns = [f.column for f in self._inserted]
+        inserted_columns = [column_of(f) for f in self._inserted]
         values = ", ".join(given.get(column, quote(column)) for column in inserted_columns)
         # Spaces are only needed between words: none around punctuation (no literal here holds any).
         return SPACE_BY_PUNCTUATION.sub(r"\1", " ".join(
@@ -121,19 +126,29 @@ class _InboundInOneStatement:
         """.split()
         ))  # fmt: skip
 
-    def run(self, inbound, body, failed):
+    def run(
+        self, inbound: Sequence[payloads.InboundMessage], body: str, failed: list[dict[str, str]]
+    ) -> tuple[int, int] | None:
         """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
         has a webhook subscription or one of the numbers assigns automatically: the steps do it."""
         unique = list({m.wamid: m for m in reversed(inbound)}.values())[::-1]  # the first of each wamid
         now, summary = timezone.now(), _failures_told(failed)
-        stamp, rows = now.isoformat(), []
+        stamp, rows = now.isoformat(), list[dict[str, object]]()
         for m in unique:
             extra = (m.phone_number_id, "" if m.group_id else m.contact_user_id, *_conversation_identity(m),
                      new_public_id("cnv"))  # fmt: skip
             rows.append(self._row(_inbound_values(m, _fallback_key(m, unique)), stamp)
                         | dict(zip(self.EXTRA, extra, strict=True)))  # fmt: skip
         # All rows as one JSON document: one parameter to adapt, where an array per column took 26.
-        params = [json.dumps(rows), Direction.INBOUND, now, body, now, summary, json.dumps(failed)]
+        params: list[str | datetime] = [
+            json.dumps(rows),
+            Direction.INBOUND,
+            now,
+            body,
+            now,
+            summary,
+            json.dumps(failed),
+        ]
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute(self._sql, params)
             stepped, event_id, stored, ours = cursor.fetchone()
@@ -144,7 +159,7 @@ class _InboundInOneStatement:
                            len(unique) - ours)  # fmt: skip
         return event_id, stored
 
-    def _row(self, values, stamp):
+    def _row(self, values: dict[str, object], stamp: str) -> dict[str, object]:
         """The JSON document's row for a message of these field values; the other columns as a new
         Message would have them, without building one (~0.1 ms of a webhook's ~0.6 ms of Python): constant
         defaults prepared once, callable ones called, `auto_now` fields `stamp`. Times as ISO 8601 text,
@@ -157,21 +172,23 @@ class _InboundInOneStatement:
         return row
 
     @cached_property
-    def _column_of(self):
-        return {f.name: f.column for f in self._columns}
+    def _column_of(self) -> dict[str, str]:
+        return {f.name: column_of(f) for f in self._columns}
 
     @cached_property
-    def _defaults(self):
+    def _defaults(self) -> tuple[dict[str, object], list[tuple[str, Callable[[], object]]], list[str]]:
         """(constant {column: value}, [(column, callable)], [auto_now column]). A column whose default
         is None is left out of the rows: NULL all the same, in a shorter document."""
-        constant, called, stamped = {}, [], []
+        constant: dict[str, object] = {}
+        called: list[tuple[str, Callable[[], object]]] = []
+        stamped: list[str] = []
         for f in self._columns:
             if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                stamped.append(f.column)
+                stamped.append(column_of(f))
             elif f.has_default() and callable(f.default):
-                called.append((f.column, f.default))
+                called.append((column_of(f), f.default))
             elif (value := f.get_default()) is not None:
-                constant[f.column] = value if isinstance(f, JSONField) else f.get_db_prep_save(value, connection)
+                constant[column_of(f)] = value if isinstance(f, JSONField) else f.get_db_prep_save(value, connection)
         return constant, called, stamped
 
 

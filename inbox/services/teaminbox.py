@@ -59,7 +59,7 @@ def state_q(state, now=None):
     return Q(state=state)
 
 
-def shown_state(conversation, now=None):
+def shown_state(conversation, now: datetime | None = None) -> str:
     """The state as people and integrators see it: a snooze past its time is open again."""
     if conversation.state == ConversationState.SNOOZED and conversation.snoozed_until <= (now or timezone.now()):
         return ConversationState.OPEN
@@ -189,7 +189,7 @@ class Opened:
     previous_state: str | None
 
 
-def conversations_opened(opened):
+def conversations_opened(opened: list[Opened]) -> None:
     """After inbound messages opened these conversations (inbox.services.inbound_rows, in its
     transaction): a reopening is passed on as `conversation.state_changed`, as a change by hand is;
     then each that nobody has, on a number that assigns automatically, goes to the next present agent."""
