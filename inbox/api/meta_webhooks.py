@@ -10,13 +10,15 @@ handler; the view answers everything else that comes to the URL."""
 import io
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from http import HTTPStatus
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from django.conf import settings
 from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import connection
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
@@ -35,7 +37,7 @@ logger = logging.getLogger("kirim.webhooks")
 WEBHOOK_ROUTE = "webhooks/whatsapp"
 
 
-def signature_is_valid(raw_body, header):
+def signature_is_valid(raw_body: bytes, header: str) -> bool:
     """Signed with META_APP_SECRET or, while Meta's side switches to it, META_APP_SECRET_PREVIOUS.
     Both are computed and compared whatever the first gives, so the time taken tells nothing."""
     secrets = (settings.META_APP_SECRET, settings.META_APP_SECRET_PREVIOUS or settings.META_APP_SECRET)
@@ -44,7 +46,7 @@ def signature_is_valid(raw_body, header):
 
 
 @csrf_exempt
-def whatsapp_webhook(request):
+def whatsapp_webhook(request: HttpRequest) -> HttpResponseBase:
     if request.method not in ("GET", "POST"):
         refused = MethodNotAllowed("Only GET (Meta's verification) and POST (its deliveries) are allowed here.",
                                    headers={"Allow": "GET, POST"})  # fmt: skip
@@ -69,6 +71,16 @@ def whatsapp_webhook(request):
     return HttpResponse("OK", content_type="text/plain")
 
 
+class _Delivery(WSGIRequest):
+    """A delivery's request, with the id Kirim's middleware would have given it."""
+
+    request_id: str
+
+
+# A delivery's answer: (status, headers, content).
+Answer = tuple[HTTPStatus, list[tuple[str, str]], bytes]
+
+
 # A fast path, with its plain path and their equivalence test: docs/development/performance.md.
 class MetaDeliveries:
     """A WSGI application in front of Django's that answers Meta's deliveries itself: a POST to the
@@ -81,15 +93,15 @@ class MetaDeliveries:
     is ~0.3 ms shorter (bench/ingest.py, docs/benchmarks.md). Anything else, a bad signature included,
     goes to `django_application`, which answers it as it answers any request."""
 
-    def __init__(self, django_application):
+    def __init__(self, django_application: WSGIApplication) -> None:
         self.django_application = django_application
         self.path = f"/{WEBHOOK_ROUTE}"
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != self.path:
             return self.django_application(environ, start_response)
         started = time.monotonic()
-        request = WSGIRequest(environ)
+        request = _Delivery(environ)
         if not self._takes(request):
             return self.django_application(environ, start_response)
         request.request_id = new_public_id("req")
@@ -110,7 +122,7 @@ class MetaDeliveries:
             raise
         return _ThenHandBack(content)
 
-    def _answer(self, request):
+    def _answer(self, request: _Delivery) -> Answer | None:
         """(status, headers, content) for a delivery, Django's answer to an exception included; None
         when its signature is wrong."""
         try:
@@ -122,7 +134,7 @@ class MetaDeliveries:
             response = response_for_exception(request, error)
             return HTTPStatus(response.status_code), list(response.items()), response.content
 
-    def _takes(self, request):
+    def _takes(self, request: WSGIRequest) -> bool:
         """Whether the request is a plain delivery, as far as can be told before reading its body."""
         if settings.SECURE_SSL_REDIRECT and not request.is_secure():
             return False  # SecurityMiddleware redirects it
@@ -134,7 +146,7 @@ class MetaDeliveries:
         return body_refusal(request, limit) is None
 
 
-def _hand_back():
+def _hand_back() -> None:
     connection.close_if_unusable_or_obsolete()  # close_old_connections, for the one database
 
 
@@ -143,11 +155,11 @@ class _ThenHandBack:
     goes back to the pool only then, as Django's request_finished does it, and Meta has its answer
     that much sooner."""
 
-    def __init__(self, content):
+    def __init__(self, content: bytes) -> None:
         self.content = content
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         yield self.content
 
-    def close(self):
+    def close(self) -> None:
         _hand_back()

@@ -11,15 +11,17 @@ known yet (202, or a Meta-shaped "unconfirmed" error) leaves it open, so a retry
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import IdempotencyInProgress, IdempotencyKeyReuse
-from inbox.models import IdempotencyRecord
+from core.errors import IdempotencyInProgress, IdempotencyKeyReuse, UpstreamError
+from inbox.models import IdempotencyRecord, Org
 
 KEEP_FOR = timedelta(hours=24)
 # What becomes of a key once its request has answered.
@@ -28,7 +30,7 @@ KEEP_OPEN = "keep_open"  # the send's fate is not known yet: the next retry take
 RELEASE = "release"  # nothing reached Meta: the key is free, and a retry with it sends
 
 
-def outcome_of(error):
+def outcome_of(error: UpstreamError) -> str:
     """The key's outcome after a send failed with UpstreamError `error`."""
     return {False: RELEASE, None: KEEP_OPEN}.get(error.meta_received, STORE)
 
@@ -42,7 +44,11 @@ class Claim:
     taken_over: bool = False
 
 
-def once(*, org, key, scope, body, act):
+# What `act` answers: (HTTP status, JSON body, outcome).
+Acted = tuple[int, Any, str]
+
+
+def once(*, org: Org, key: str, scope: str, body: object, act: "Callable[[Claim], Acted]") -> tuple[int, Any, bool]:
     """Run `act(record)` once per (org, key), whatever the doors, processes or hosts: it returns
     (status, JSON body, outcome); with STORE the answer is kept and answered to every later call with
     the same key and body, as (status, body, replayed). Another body under the key is
@@ -53,6 +59,7 @@ def once(*, org, key, scope, body, act):
     claim = _claim(org, key, digest)
     record = claim.record
     if record.state == IdempotencyRecord.State.DONE:
+        assert record.response_status is not None  # written with the DONE state
         return record.response_status, record.response_body, True
     try:
         status, stored_body, outcome = act(claim)
@@ -71,7 +78,7 @@ def once(*, org, key, scope, body, act):
     return status, stored_body, False
 
 
-def _claim(org, key, digest):
+def _claim(org: Org, key: str, digest: str) -> Claim:
     """The Claim of our new in-progress record, of one taken over, or of the finished one of an
     identical earlier request."""
     now = timezone.now()

@@ -4,18 +4,21 @@ Sends go through inbox.services.send as the API's do; a reply form's token is it
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ApiError, InvalidField, UpstreamError
-from inbox.models import Direction, Message, MessageTemplate, Status
+from inbox.models import Conversation, Direction, Message, MessageTemplate, PhoneNumber, Status
 from inbox.services import idempotency
 from inbox.services.media import media_upload
 from inbox.services.send import message_send
 from meta import graph as meta_graph
+from meta.graph import Json
 
 logger = logging.getLogger("kirim.inbox")
 
@@ -34,14 +37,14 @@ class ReplyWindow:
     now: datetime
 
     @property
-    def closes_at(self):
+    def closes_at(self) -> datetime | None:
         return self.last_inbound_at + SERVICE_WINDOW if self.last_inbound_at else None
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self.closes_at is not None and self.now < self.closes_at
 
-    def reason(self):
+    def reason(self) -> str:
         if self.is_open:
             return ""
         if self.last_inbound_at is None:
@@ -52,7 +55,7 @@ class ReplyWindow:
         )
 
 
-def reply_window(conversation, now=None):
+def reply_window(conversation: Conversation, now: datetime | None = None) -> ReplyWindow:
     last_inbound_at = (
         conversation.messages()
         .filter(direction=Direction.INBOUND)
@@ -63,7 +66,7 @@ def reply_window(conversation, now=None):
     return ReplyWindow(last_inbound_at=last_inbound_at, now=now or timezone.now())
 
 
-def approved_templates(phone_number):
+def approved_templates(phone_number: PhoneNumber) -> list[MessageTemplate]:
     """The number's templates an agent can send: APPROVED by Meta and fillable in the admin."""
     if not phone_number.waba_id:
         return []
@@ -80,19 +83,20 @@ class SyncResult:
     approved: int
     removed: int
 
-    def summary(self):
+    def summary(self) -> str:
         return (
             f"WABA {self.waba_id}: {self.stored} template(s) synced, {self.approved} approved, "
             f"{self.removed} no longer on Meta removed."
         )
 
 
-def templates_sync(phone_number):
+def templates_sync(phone_number: PhoneNumber) -> "SyncResult":
     """Fetch the number's business account's templates from Meta (no transaction open meanwhile),
     then store them in one transaction: new and changed ones written, ones Meta no longer has removed."""
     if not phone_number.waba_id:
         raise InvalidField("waba_id", f"{phone_number} has no WABA id: set it to sync its templates.")
-    fetched, after = [], None
+    fetched: list[Json] = []
+    after: str | None = None
     while True:  # Meta's pages, followed by their `after` cursors
         page = meta_graph.message_templates(phone_number, after=after, limit=100, filters={"fields": TEMPLATE_FIELDS})
         fetched += page.templates
@@ -101,11 +105,11 @@ def templates_sync(phone_number):
         after = page.after
 
 
-def templates_store(phone_number, fetched):
+def templates_store(phone_number: PhoneNumber, fetched: Sequence[Mapping[str, Any]]) -> SyncResult:
     """Make the stored templates of the number's business account exactly `fetched` (Meta's shapes)."""
     now = timezone.now()
     scope = {"org_id": phone_number.org_id, "waba_id": phone_number.waba_id}
-    rows = {}
+    rows: dict[tuple[str, str], MessageTemplate] = {}
     for template in fetched:
         row = MessageTemplate(
             **scope,
@@ -131,10 +135,11 @@ def templates_store(phone_number, fetched):
     return SyncResult(phone_number.waba_id, len(rows), approved, removed)
 
 
-def templates_sync_each(numbers):
+def templates_sync_each(numbers: Iterable[PhoneNumber]) -> list[tuple[PhoneNumber, SyncResult | ApiError]]:
     """Sync the business account of each number with a WABA id, once per account (its numbers share
     its templates): (number, SyncResult) or (number, the ApiError) per account."""
-    outcomes, seen = [], set()
+    outcomes: list[tuple[PhoneNumber, SyncResult | ApiError]] = []
+    seen: set[tuple[int, str]] = set()
     for number in numbers:
         if not number.waba_id or (number.org_id, number.waba_id) in seen:
             continue
@@ -154,7 +159,7 @@ class ReplyOutcome:
     replayed: bool = False  # a double submit: the first submit's reply, not a second one
 
 
-def text_body(conversation, text):
+def text_body(conversation: Conversation, text: str) -> Json:
     text = text.strip()
     if not text:
         raise InvalidField("text", "Write a reply first.")
@@ -172,10 +177,10 @@ class Attachment:
     mime_type: str
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return "image" if self.mime_type in IMAGE_TYPES else "document"
 
-    def checked(self):
+    def checked(self) -> "Attachment":
         if not self.content:
             raise InvalidField("file", "The file is empty.")
         if len(self.content) > MAX_ATTACHMENT[self.kind]:
@@ -189,8 +194,15 @@ MAX_ATTACHMENT = {"image": 5 * 2**20, "document": 100 * 2**20}
 
 
 def conversation_reply(
-    *, conversation, token, text=None, template_id=None, values=None, attachment=None, before_send=None
-):
+    *,
+    conversation: Conversation,
+    token: str,
+    text: str | None = None,
+    template_id: int | str | None = None,
+    values: Mapping[tuple[str, str], str] | None = None,
+    attachment: Attachment | None = None,
+    before_send: Callable[[], object] | None = None,
+) -> ReplyOutcome:
     """Send an agent's reply: `text` inside the service window (or an `attachment`, with `text` as
     its caption), else the number's approved template `template_id` with `values` ({(component,
     placeholder): text}) for its parameters. `token` (the reply form's) makes a double submit send once.
@@ -210,14 +222,14 @@ def conversation_reply(
         template = next((t for t in approved_templates(number) if str(t.pk) == str(template_id)), None)
         if template is None:
             raise InvalidField("template", "Pick one of this number's approved templates.")
-        values = {key: value.strip() for key, value in (values or {}).items()}
-        missing = [name for component, name in template.parameters() if not values.get((component, name))]
+        filled = {key: value.strip() for key, value in (values or {}).items()}
+        missing = [name for component, name in template.parameters() if not filled.get((component, name))]
         if missing:
             raise InvalidField("template", f"Fill in every parameter of the template: {', '.join(missing)}.")
-        body = template.send_body(conversation.contact_wa_id, values)
-        shown_text = template.render(values)
+        body = template.send_body(conversation.contact_wa_id, filled)
+        shown_text = template.render(filled)
 
-    def act(claim):
+    def act(claim: idempotency.Claim) -> idempotency.Acted:
         if before_send is not None:
             before_send()
         sent = body
@@ -242,7 +254,7 @@ def conversation_reply(
     return ReplyOutcome(Message.objects.get(pk=answer["message"]), replayed=replayed)
 
 
-def attachment_body(conversation, attachment, caption):
+def attachment_body(conversation: Conversation, attachment: Attachment, caption: str) -> tuple[Json, str]:
     """Meta's send body for an attachment (its media id filled in once uploaded), and the thread's
     text for it. The idempotency digest covers the file through its hash."""
     caption = caption.strip()

@@ -2,7 +2,9 @@
 `receipts.services.reads`'s alone."""
 
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -14,16 +16,21 @@ from inbox.models import (
     Direction,
     EarlyStatus,
     Message,
+    PhoneNumber,
     Status,
     statuses_below,
 )
+from inbox.services.idempotency import Claim
 from inbox.services.inbound_rows import conversations_touch
 from inbox.services.statuses import early_statuses_apply
 from meta import graph as meta_graph
 from meta import payloads
+from meta.graph import Json
 
 
-def message_send(*, phone_number, body, text=None, claim=None):
+def message_send(
+    *, phone_number: PhoneNumber, body: Json, text: str | None = None, claim: Claim | None = None
+) -> Message:
     """Store the outbound message, then hand it to Meta with no transaction open. The row is kept
     whatever happens: `accepted` with Meta's wamid; `failed` with Meta's error when Meta refused it,
     or could not be reached at all (UpstreamError raised, `meta_received` says which); `unconfirmed`
@@ -81,7 +88,7 @@ def message_send(*, phone_number, body, text=None, claim=None):
     return message
 
 
-def cut_off_sends_unconfirm():
+def cut_off_sends_unconfirm() -> int:
     """Sends whose request died during Meta's call (still pending, their lease run out): Meta may have
     them, so `unconfirmed`, for their status webhooks to settle. How many."""
     now = timezone.now()
@@ -90,7 +97,7 @@ def cut_off_sends_unconfirm():
     ).update(status=Status.UNCONFIRMED, claim_token=None, claim_expires_at=None, updated_at=now)
 
 
-def addressee(body):
+def addressee(body: Json) -> Any:
     """Whom a send names: `to` (a number, or a group's id), else `recipient` (a business-scoped user
     id), as Meta reads them: `to` first when both are given."""
     return body.get("to") or body["recipient"]
@@ -103,7 +110,7 @@ SETTLED_FIELDS = (
 )  # fmt: skip
 
 
-def _settle_send(message, below, outcome, **answered):
+def _settle_send(message: Message, below: Iterable[str], outcome: Mapping[str, object], **answered: object) -> Message:
     """End the send's claim: the row takes the `outcome` (status, error) when its status is still one
     of `below`, and what Meta answered (wamid, contact, message_status) in any case. Returns `message`
     as the row now stands, which is what the doors render: a status webhook that came first (matched
@@ -118,7 +125,7 @@ def _settle_send(message, below, outcome, **answered):
     return message
 
 
-def _outcome_of_earlier_send(message):
+def _outcome_of_earlier_send(message: Message) -> Message:
     """The answer to a send whose first request died (its Idempotency-Key's lease ran out): never a
     second call to Meta. Still pending, its call was cut off: Meta may have it, so `unconfirmed`."""
     if message.status == Status.PENDING:
@@ -128,10 +135,3 @@ def _outcome_of_earlier_send(message):
     if message.status == Status.FAILED:
         raise UpstreamError(upstream=message.error)
     return message
-
-
-def _update(message, **fields):
-    fields["updated_at"] = timezone.now()
-    Message.objects.filter(pk=message.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(message, name, value)

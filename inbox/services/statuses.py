@@ -3,10 +3,11 @@
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from functools import reduce
 from operator import or_
 
-from django.db.models import Case, JSONField, Q, Value, When
+from django.db.models import Case, JSONField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from inbox.models import (
@@ -19,11 +20,12 @@ from inbox.models import (
 )
 from inbox.services import business
 from meta import payloads
+from meta.graph import Json
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def early_statuses_apply(early=None):
+def early_statuses_apply(early: Iterable[EarlyStatus] | None = None) -> int:
     """Apply kept statuses whose wamid a send has stored since, and forget them; how many applied.
 
     A send calls this for its own wamid. A status kept at the very moment its send was checking is
@@ -42,22 +44,22 @@ def early_statuses_apply(early=None):
     return len(applied)
 
 
-def _apply_statuses(updates, *, keep_unknown=True):
+def _apply_statuses(updates: Sequence[payloads.StatusUpdate], *, keep_unknown: bool = True) -> int:
     """Move outbound messages up the status ladder, never down: one UPDATE per target status for all
     wamids that reach it (failed included), each conditional on the row being below it. Statuses for wamids no message
     has yet are kept for their sends (`keep_unknown`). Returns rows changed."""
-    highest = {}
-    failures = {}
+    highest: dict[str, payloads.StatusUpdate] = {}
+    failures: dict[str, payloads.StatusUpdate] = {}
     for update in updates:
         if update.status == Status.FAILED:
             failures[update.wamid] = update
         elif update.status in OUTBOUND_RANK:
             current = highest.get(update.wamid)
-            if current is None or OUTBOUND_RANK[update.status] > OUTBOUND_RANK[current.status]:
+            if current is None or OUTBOUND_RANK[Status(update.status)] > OUTBOUND_RANK[Status(current.status)]:
                 highest[update.wamid] = update
         else:
             logger.info("status %r for %s ignored", update.status, update.wamid)
-    by_target = defaultdict(list)
+    by_target: defaultdict[str, list[payloads.StatusUpdate]] = defaultdict(list)
     for update in highest.values():
         by_target[update.status].append(update)
     now = timezone.now()
@@ -79,7 +81,7 @@ def _apply_statuses(updates, *, keep_unknown=True):
     return changed
 
 
-def _keep_early(updates, pricing):
+def _keep_early(updates: Sequence[payloads.StatusUpdate], pricing: dict[str, Json]) -> int:
     """Statuses whose wamid no outbound message has yet. A send whose answer from Meta was lost is found
     by Kirim's id (echoed in biz_opaque_callback_data), given the wamid and moved; the others are kept
     for their sends, which may still be storing the wamid, with the `pricing` any status of their
@@ -104,7 +106,7 @@ def _keep_early(updates, pricing):
     return changed
 
 
-def _adopt_wamids(updates):
+def _adopt_wamids(updates: Sequence[payloads.StatusUpdate]) -> set[str | None]:
     """Give each send named by Kirim's id in these statuses the wamid Meta reported, where it has none
     (its answer was lost); one UPDATE for all. The wamids now stored."""
     on_their_numbers = reduce(
@@ -120,9 +122,9 @@ def _adopt_wamids(updates):
     return adopted
 
 
-def _outbound(updates):
+def _outbound(updates: Iterable[payloads.StatusUpdate]) -> QuerySet[Message]:
     """The outbound rows these updates name, each only on the number the webhook came for."""
-    by_number = defaultdict(list)
+    by_number: defaultdict[str, list[str]] = defaultdict(list)
     for update in updates:
         by_number[update.phone_number_id].append(update.wamid)
     on_their_numbers = reduce(

@@ -3,6 +3,7 @@ from Meta's media host with the number's token."""
 
 import time
 from collections.abc import Iterator
+from typing import TypeGuard
 
 import requests
 import urllib3
@@ -66,7 +67,7 @@ def _origin(url: str) -> tuple[str | None, str, int | None] | None:
     return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme or "")
 
 
-def _is_meta_media_url(url: object) -> bool:
+def _is_meta_media_url(url: object) -> TypeGuard[str]:
     """Whether Kirim may fetch `url` with a number's token: Meta's media host over https, or the origin
     of META_GRAPH_URL as configured (a stand-in for Meta is there)."""
     origin = _origin(url) if isinstance(url, str) else None
@@ -77,8 +78,8 @@ def _is_meta_media_url(url: object) -> bool:
     )
 
 
-def media_download(phone_number: PhoneNumber, url: str) -> tuple[str, Iterator[bytes]]:
-    """The bytes at a media `url` that media_info gave, read with the number's token: (content type,
+def media_download(phone_number: PhoneNumber, url: object) -> tuple[str, Iterator[bytes]]:
+    """The bytes at a media `url` that media_info gave (its `url`, whatever Meta put there), read with the number's token: (content type,
     an iterator of chunks). Streamed: a large video is never held whole. Only from Meta's media host
     (_is_meta_media_url), and no redirect is followed: the token goes nowhere else."""
     if not _is_meta_media_url(url):
