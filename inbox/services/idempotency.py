@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Final, Literal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,17 +22,20 @@ from django.utils import timezone
 
 from core.errors import IdempotencyInProgress, IdempotencyKeyReuse, UpstreamError
 from inbox.models import IdempotencyRecord, Org
+from meta.graph import Json
 
 KEEP_FOR = timedelta(hours=24)
 # What becomes of a key once its request has answered.
-STORE = "store"  # the answer is final: kept and replayed
-KEEP_OPEN = "keep_open"  # the send's fate is not known yet: the next retry takes the key over
-RELEASE = "release"  # nothing reached Meta: the key is free, and a retry with it sends
+Outcome = Literal["store", "keep_open", "release"]
+STORE: Final = "store"  # the answer is final: kept and replayed
+KEEP_OPEN: Final = "keep_open"  # the send's fate is not known yet: the next retry takes the key over
+RELEASE: Final = "release"  # nothing reached Meta: the key is free, and a retry with it sends
 
 
-def outcome_of(error: UpstreamError) -> str:
+def outcome_of(error: UpstreamError) -> Outcome:
     """The key's outcome after a send failed with UpstreamError `error`."""
-    return {False: RELEASE, None: KEEP_OPEN}.get(error.meta_received, STORE)
+    outcomes: dict[bool | None, Outcome] = {False: RELEASE, None: KEEP_OPEN}
+    return outcomes.get(error.meta_received, STORE)
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,10 @@ class Claim:
 
 
 # What `act` answers: (HTTP status, JSON body, outcome).
-Acted = tuple[int, Any, str]
+Acted = tuple[int, Json, Outcome]
 
 
-def once(*, org: Org, key: str, scope: str, body: object, act: "Callable[[Claim], Acted]") -> tuple[int, Any, bool]:
+def once(*, org: Org, key: str, scope: str, body: object, act: Callable[[Claim], Acted]) -> tuple[int, Json, bool]:
     """Run `act(record)` once per (org, key), whatever the doors, processes or hosts: it returns
     (status, JSON body, outcome); with STORE the answer is kept and answered to every later call with
     the same key and body, as (status, body, replayed). Another body under the key is
@@ -59,7 +62,8 @@ def once(*, org: Org, key: str, scope: str, body: object, act: "Callable[[Claim]
     claim = _claim(org, key, digest)
     record = claim.record
     if record.state == IdempotencyRecord.State.DONE:
-        assert record.response_status is not None  # written with the DONE state
+        # written with the DONE state
+        assert record.response_status is not None and record.response_body is not None
         return record.response_status, record.response_body, True
     try:
         status, stored_body, outcome = act(claim)

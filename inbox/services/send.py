@@ -4,7 +4,6 @@
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -97,7 +96,7 @@ def cut_off_sends_unconfirm() -> int:
     ).update(status=Status.UNCONFIRMED, claim_token=None, claim_expires_at=None, updated_at=now)
 
 
-def addressee(body: Json) -> Any:
+def addressee(body: Json) -> object:
     """Whom a send names: `to` (a number, or a group's id), else `recipient` (a business-scoped user
     id), as Meta reads them: `to` first when both are given."""
     return body.get("to") or body["recipient"]
