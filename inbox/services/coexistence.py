@@ -60,7 +60,7 @@ def past_store(items: Sequence[events.PastMessage], numbers: Numbers) -> list[Me
     return inserted
 
 
-def changes_apply(changes: Sequence[events.Change], numbers: Numbers, failed: list[dict[str, str]]) -> list[Message]:
+def changes_apply(changes: Sequence[events.Change], numbers: Numbers, failed: list[events.Failure]) -> list[Message]:
     """Apply edits and deletions to the messages they name on their numbers, in the order Meta sent
     them. A change whose message Kirim does not have fails alone (kept for `reprocess_webhooks`: its
     message may come later). Returns the messages changed."""

@@ -255,7 +255,7 @@ def _fallback_key(message: payloads.InboundMessage, payload: Iterable[payloads.I
     return next(same_user, message.contact_user_id)
 
 
-def _failures_told(failed: Sequence[dict[str, str]]) -> str:
+def _failures_told(failed: Sequence[payloads.Failure]) -> str:
     """The event's `error` for the items that could not be stored ("" for none), logged."""
     summary = "; ".join(f"{f['item']}: {f['reason']}" for f in failed)
     if failed:

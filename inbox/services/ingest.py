@@ -30,8 +30,8 @@ from outbox.models import EventType, WebhookSubscription
 logger = logging.getLogger("kirim.inbox")
 
 
-# The items of a webhook that could not be stored: {"item", "reason"} each.
-Failures = list[dict[str, str]]
+# The items of a webhook that could not be stored.
+Failures = list[payloads.Failure]
 
 
 def webhook_receive(raw_body: bytes) -> Failures | None:

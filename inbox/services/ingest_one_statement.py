@@ -127,7 +127,7 @@ class _InboundInOneStatement:
         ))  # fmt: skip
 
     def run(
-        self, inbound: Sequence[payloads.InboundMessage], body: str, failed: list[dict[str, str]]
+        self, inbound: Sequence[payloads.InboundMessage], body: str, failed: list[payloads.Failure]
     ) -> tuple[int, int] | None:
         """(event id, messages inserted); None, having written nothing, when one of the numbers' orgs
         has a webhook subscription or one of the numbers assigns automatically: the steps do it."""

@@ -3,7 +3,16 @@ database can take (storable.py), cut down to what a subscriber receives (subsets
 id carried through a send's callback data (callback.py). Its public names, importable from here."""
 
 from meta.payloads.callback import CALLER_CALLBACK_LIMIT, split_callback_data, with_callback_data
-from meta.payloads.events import Change, FieldChange, InboundMessage, Item, ParsedWebhook, PastMessage, StatusUpdate
+from meta.payloads.events import (
+    Change,
+    Failure,
+    FieldChange,
+    InboundMessage,
+    Item,
+    ParsedWebhook,
+    PastMessage,
+    StatusUpdate,
+)
 from meta.payloads.parse import FOLLOWED_FIELDS, parse, summarize
 from meta.payloads.storable import unstorable_reason
 from meta.payloads.subsets import field_subset, has_items, meta_subset, without_message
@@ -12,6 +21,7 @@ __all__ = [
     "CALLER_CALLBACK_LIMIT",
     "FOLLOWED_FIELDS",
     "Change",
+    "Failure",
     "FieldChange",
     "InboundMessage",
     "Item",

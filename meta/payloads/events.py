@@ -2,7 +2,7 @@
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 # Meta's JSON objects, as it sends them.
 Json = dict[str, Any]
@@ -90,12 +90,19 @@ class StatusUpdate:
 Item = InboundMessage | StatusUpdate | Change
 
 
+class Failure(TypedDict):
+    """An item of a webhook that cannot be used or stored, and why: kept on its WebhookEvent."""
+
+    item: str
+    reason: str
+
+
 @dataclass
 class ParsedWebhook:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # human-readable reasons, for the log
-    failed: list[dict[str, str]] = field(default_factory=list)  # {"item", "reason"} of items that cannot be used
+    failed: list[Failure] = field(default_factory=list)  # the items that cannot be used
     past: list[PastMessage] = field(default_factory=list)  # echoes and history
     changes: list[Change] = field(default_factory=list)  # edits and deletions
     fields: list[FieldChange] = field(default_factory=list)  # every other field Kirim follows
