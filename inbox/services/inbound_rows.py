@@ -4,7 +4,7 @@
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypedDict, TypeVar
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -22,12 +22,29 @@ from inbox.models import (
 )
 from inbox.services import teaminbox
 from meta import payloads
+from meta.graph import Json
 from outbox.models import WebhookSubscription
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def _inbound_values(m: payloads.InboundMessage, contact_key: str) -> dict[str, object]:
+class InboundValues(TypedDict):
+    """The Message fields an inbound message's row is given; the others keep their defaults."""
+
+    wamid: str
+    direction: str
+    status: str
+    contact_wa_id: str
+    contact_user_id: str
+    group_id: str
+    contact_name: str
+    type: str
+    text: str
+    payload: Json
+    timestamp: datetime
+
+
+def _inbound_values(m: payloads.InboundMessage, contact_key: str) -> InboundValues:
     """The Message fields of parsed inbound message `m` in conversation `contact_key`: what both
     ingestion paths store of it (the rest are the fields' defaults)."""
     return {"wamid": m.wamid, "direction": Direction.INBOUND, "status": Status.RECEIVED, "contact_wa_id": contact_key,

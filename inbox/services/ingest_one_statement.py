@@ -25,6 +25,7 @@ from inbox.models import (
 )
 from inbox.services.inbound_rows import (
     CONVERSATION_UPSERT,
+    InboundValues,
     _as_json,
     _conversation_identity,
     _failures_told,
@@ -159,7 +160,7 @@ class _InboundInOneStatement:
                            len(unique) - ours)  # fmt: skip
         return event_id, stored
 
-    def _row(self, values: dict[str, object], stamp: str) -> dict[str, object]:
+    def _row(self, values: InboundValues, stamp: str) -> dict[str, object]:
         """The JSON document's row for a message of these field values; the other columns as a new
         Message would have them, without building one (~0.1 ms of a webhook's ~0.6 ms of Python): constant
         defaults prepared once, callable ones called, `auto_now` fields `stamp`. Times as ISO 8601 text,
