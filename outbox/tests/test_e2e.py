@@ -275,3 +275,28 @@ def test_a_worker_goes_on_through_a_database_outage_and_the_event_still_arrives(
     assert retried["webhook-id"] == cut_off["webhook-id"] and retried["X-Kirim-Attempt"] == "2"
     assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
     assert not DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING, task_path=deliver.module_path)
+
+
+@postgres_only
+def test_a_worker_told_to_stop_mid_attempt_stops_when_the_database_goes_instead_of_starting_again(
+    phone_number, receiver
+):
+    subscribe(phone_number.org, receiver)
+    receiver.answers = ["hold"]
+    meta_webhook(inbound(phone_number, "wamid.STOPPING"))
+    worker = db_worker(DB_POOL_SIZE="0")
+    try:
+        assert len(receiver.wait_for(1, timeout=30)) == 1
+        worker.terminate()  # SIGTERM mid-attempt: the worker finishes it, then stops
+        with database_away():
+            # The attempt times out (2 s) and finds no database to settle in: the worker stops anyway.
+            try:
+                stopped = worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                stopped = None
+    finally:
+        receiver.release.set()
+        worker.kill()
+        worker.wait(timeout=10)
+
+    assert stopped is not None, "the worker started again instead of stopping"
