@@ -30,7 +30,9 @@ lock: install
 
 # The demo's processes, one line each; dev/run_together.py stops them all on Ctrl-C or when one
 # fails, and returns once they are gone (ports free). Kirim finds the stand-in at META_PORT whatever .env says.
-# Seeding logs a line per webhook it feeds in: quiet, so the banner is what a newcomer sees.
+# Seeding logs a line per webhook it feeds in, the worker one per task: quiet, so the banner is what a
+# newcomer sees (the receiver prints each event). The receiver reads its secret from the environment,
+# not its command line, which any user of the machine can list.
 run: install .env
 	$(PY) manage.py migrate --noinput
 	LOG_LEVEL=WARNING WEBHOOK_ALLOW_PRIVATE_URLS=true $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) \
@@ -39,8 +41,8 @@ run: install .env
 	WEBHOOK_ALLOW_PRIVATE_URLS=true; set +a; \
 	exec $(PY) -m dev.run_together \
 	  "stand-in: $(PY) -m fakemeta --host $(HOST) --port $(META_PORT) --webhook-url http://$(HOST):$(PORT)/webhooks/whatsapp" \
-	  "receiver: $(PY) -m fakemeta.receiver --host $(HOST) --port $(RECEIVER_PORT) --secret $$WEBHOOK_SECRET" \
-	  "worker: $(PY) manage.py db_worker --no-reload --interval 0.2" \
+	  "receiver: $(PY) -m fakemeta.receiver --host $(HOST) --port $(RECEIVER_PORT)" \
+	  "worker: env LOG_LEVEL=WARNING $(PY) manage.py db_worker --no-reload --interval 0.2" \
 	  "kirim: $(PY) manage.py runserver $(HOST):$(PORT)"
 
 # The npm libraries the suite runs (tests/node/), exactly as package-lock.json pins them. Without npm

@@ -1,7 +1,7 @@
 """A stand-in webhook subscriber: the receiving end of Kirim's events out, for `make run`, tests and
 benchmarks. It knows nothing of Kirim beyond the documented headers.
 
-    python -m fakemeta.receiver --port 8082 [--secret whsec_...] [--quiet]
+    WEBHOOK_SECRET=whsec_... python -m fakemeta.receiver --port 8082 [--quiet]
 
 prints each event it receives (type, ids, attempt, whether the Kirim signature verifies with
 --secret) and answers 200. Tests script its answers (`answers`), hold a request open (`hold`), and
@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import sys
 import threading
 import time
@@ -110,7 +111,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8082)
-    parser.add_argument("--secret", help="the subscription's whsec_... secret, to verify signatures")
+    parser.add_argument("--secret", default=os.environ.get("WEBHOOK_SECRET"),
+                        help="the subscription's whsec_... secret, to verify signatures (default: $WEBHOOK_SECRET)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     server = Receiver((args.host, args.port), secret=args.secret, quiet=args.quiet)
