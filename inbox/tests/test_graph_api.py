@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from conftest import as_the_client_sent_it, graph_messages_url
 from inbox.models import Direction, Message, Status
+from testing.meta import as_the_client_sent_it, graph_messages_url
 
 SEND = {"messaging_product": "whatsapp", "to": "+62 812-3456-7801", "type": "text", "text": {"body": "Halo"}}
 META_SENT = {

@@ -12,8 +12,9 @@ import urllib3
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conftest import as_the_client_sent_it, fire_at_once, graph_messages_url, postgres_only
+from conftest import fire_at_once, postgres_only
 from inbox.models import ApiKey, Direction, EarlyStatus, IdempotencyRecord, Message, Status
+from testing.meta import as_the_client_sent_it, graph_messages_url
 
 TO = "6281234567890"
 

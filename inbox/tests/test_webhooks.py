@@ -8,10 +8,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from conftest import WEBHOOK_URL as URL
 from conftest import assert_error
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, Status, WebhookEvent
+from testing.webhooks import WEBHOOK_URL as URL
 
 PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
 CUSTOMER = "16315551181"
