@@ -10,7 +10,7 @@ from django.utils import timezone
 from conftest import ON_POSTGRES
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, Status, WebhookEvent
-from inbox.tests.webhook_items import BAD_ITEMS, PHONE_NUMBER_ID, good_messages
+from inbox.tests.webhook_payloads import BAD_ITEMS, PHONE_NUMBER_ID, good_messages
 
 
 @pytest.mark.parametrize("kind", BAD_ITEMS)

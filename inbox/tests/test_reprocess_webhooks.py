@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from fakemeta import payloads
 from inbox.models import Conversation, Message, WebhookEvent
-from inbox.tests.webhook_items import BAD_ITEMS, PHONE_NUMBER_ID, good_messages
+from inbox.tests.webhook_payloads import BAD_ITEMS, PHONE_NUMBER_ID, good_messages
 
 
 def run(*args):

@@ -1,11 +1,47 @@
-"""Meta webhooks of three good messages and one item that cannot be stored, each with where and why
-it fails."""
+"""Meta webhooks for the tests of webhooks in: shaped as the examples of Meta's webhook reference, and
+of three good messages and one item that cannot be stored (each with where and why it fails)."""
 
 import json
 
 from fakemeta import payloads
 
 PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
+CUSTOMER = "16315551181"
+
+
+def meta_payload(value):
+    """The envelope of Meta's documented examples around one `value`."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+    }
+
+
+def inbound_value(message, name="Kerry Fisher"):
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": name}, "wa_id": CUSTOMER}],
+        "messages": [message],
+    }
+
+
+def statuses_value(*statuses):
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": list(statuses),
+    }
+
+
+def documented_status(wamid, value, **extra):
+    status = {
+        "id": wamid, "status": value, "timestamp": "1750263773", "recipient_id": CUSTOMER,
+        "pricing": {"billable": True, "pricing_model": "PMP", "category": "utility"},
+    }  # fmt: skip
+    if value in ("sent", "delivered"):
+        status["conversation"] = {"id": "c0a1b2", "origin": {"type": "utility"}}
+    return {**status, **extra}
 
 
 def good_messages(count=3):
