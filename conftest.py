@@ -26,6 +26,7 @@ from orgs.ratelimit import auth_failures
 pytest_plugins = ["testing.meta", "testing.webhooks", "testing.programs"]
 
 STAFF_PASSWORD = "correct horse battery"
+PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's, which webhook payloads in tests name
 ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
 
@@ -108,7 +109,7 @@ def _number(org, phone_number_id):
 
 @pytest.fixture
 def phone_number(org):
-    return _number(org, "106540352242922")
+    return _number(org, PHONE_NUMBER_ID)
 
 
 @pytest.fixture

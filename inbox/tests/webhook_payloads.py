@@ -3,9 +3,9 @@ of three good messages and one item that cannot be stored (each with where and w
 
 import json
 
+from conftest import PHONE_NUMBER_ID
 from fakemeta import payloads
 
-PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
 CUSTOMER = "16315551181"
 
 
