@@ -22,7 +22,7 @@ import time
 import psycopg
 import requests
 from common import ROOT, free_port, setup_django
-from load import PHONE_NUMBER_ID, load, receipt, seed, send_body, start, stats, wait_until_up
+from serving import PHONE_NUMBER_ID, load, receipt, seed, send_body, start, stats, wait_until_up
 
 CLIENTS = 64
 META_LIKE = {"median_ms": 200, "p99_ms": 800}

@@ -13,7 +13,7 @@ import sys
 import time
 
 from common import setup_django
-from load import (
+from serving import (
     KIRIM_PORT,
     PHONE_NUMBER_ID,
     WORKERS,

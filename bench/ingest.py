@@ -15,7 +15,7 @@ import sys
 import time
 
 from common import free_port, fresh_org, setup_django
-from load import in_turns, load, start, wait_until_up
+from serving import in_turns, load, start, wait_until_up
 
 KIRIM_PORT, FLOOR_PORT = free_port(), free_port()
 PHONE_NUMBER_ID = "940000000001"

@@ -21,7 +21,7 @@ import requests
 from common import fresh_org, setup_django
 from ingest import PHONE_NUMBER_ID as INGEST_NUMBER
 from ingest import webhooks
-from load import PHONE_NUMBER_ID, gunicorn_env, receipt, seed, start, wait_until_up
+from serving import PHONE_NUMBER_ID, gunicorn_env, receipt, seed, start, wait_until_up
 
 WORKERS, THREADS = 2, 4
 KINDS = ("read retry", "webhook")

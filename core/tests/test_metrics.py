@@ -9,9 +9,10 @@ from django.conf import settings
 from django.test import Client
 from prometheus_client import REGISTRY
 
-from conftest import assert_error, graph_messages_url, postgres_only, wait_for
+from conftest import assert_error, postgres_only, wait_for
 from core import metrics
 from dev.dburl import database_url
+from testing.meta import graph_messages_url
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,8 @@ message, group messages (`group_id`) and the `played` status of a voice message.
 
 import time
 
-PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
+from conftest import PHONE_NUMBER_ID
+
 PHONE = "16505551234"
 USER_ID = "US.13491208655302741918"
 PARENT_USER_ID = "US.ENT.11815799212886844830"

@@ -9,8 +9,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from conftest import logged_in, meta_confirms_number
+from conftest import logged_in
 from inbox.models import ApiKey, Conversation, Direction, Membership, PhoneNumber, Role, Status
+from testing.meta import meta_confirms_number
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tasks_db.models import DBTaskResult
 
-from conftest import logged_in, meta_confirms_number
+from conftest import logged_in
 from inbox.models import (
     AccountEvent,
     ApiKey,
@@ -40,6 +40,7 @@ from orgs.members import member_add, memberships_remove
 from orgs.scope import OrgScopedAdmin, org_path_of
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
+from testing.meta import meta_confirms_number
 
 # Admins of models no org owns: for operators (superusers) only; staff get 403 on every page.
 # the task queue's results (django-tasks-db's admin), and every org's webhook events

@@ -8,10 +8,12 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from conftest import SECRET_LOOKUPS, logged_in, meta_confirms_number, paths_to_secrets
+from conftest import logged_in
 from inbox.models import ApiKey, Direction, PhoneNumber, Role
 from orgs.scope import OrgScopedAdmin
 from outbox.models import WebhookSubscription
+from testing.meta import meta_confirms_number
+from testing.secrets import SECRET_LOOKUPS, paths_to_secrets
 
 MARKER = "EAAGRECOGNISABLE"  # every token below contains it
 

@@ -10,10 +10,11 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import reverse
 
-from conftest import STAFF_PASSWORD, graph_messages_url, logged_in, meta_confirms_number
+from conftest import STAFF_PASSWORD, logged_in
 from inbox.models import ApiKey, AuditAction, AuditEntry, Conversation, Note, Role
 from inbox.tests.test_replies import conversation_with, reply
 from orgs.audit import COMMAND_LINE, audit_record
+from testing.meta import graph_messages_url, meta_confirms_number
 
 
 def only_entry(action):

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import as_the_client_sent_it
 from conftest import wait_for as conftest_wait_for
 from fakemeta import payloads
 from fakemeta.server import new_wamid
@@ -16,6 +15,7 @@ from inbox.admin.conversations import POLL_SECONDS
 from inbox.models import Conversation, Direction, Message, Role, Status
 from inbox.services.replies import templates_store
 from receipts.tests.test_browser import log_in, save_screenshot
+from testing.meta import as_the_client_sent_it
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import chromium
 from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.models import Conversation, ConversationState, Direction, Message, Role, SavedReply
 from inbox.tests.test_browser import graph_calls, wait_for
 from receipts.tests.test_browser import log_in, save_screenshot
+from testing.programs import chromium
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import assert_error, graph_messages_url, logged_in
+from conftest import assert_error, logged_in
 from fakemeta import payloads
 from inbox.models import (
     AccountEvent,
@@ -26,6 +26,7 @@ from inbox.models import (
 )
 from inbox.services import replies
 from outbox.models import Event, EventType, Receiver, WebhookSubscription
+from testing.meta import graph_messages_url
 
 NUMBER = "106540352242922"  # the phone_number fixture's
 WABA = "102290129340398"

@@ -13,10 +13,10 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from conftest import meta_confirms_number
 from dev.management.commands.seed_demo import DEMO_WABA_ID, OTHER_PHONE_NUMBER_ID, SPARE_PHONE_NUMBER_ID
 from fakemeta.server import make_server
 from inbox.models import ApiKey, Membership, Message, Org, PhoneNumber, Status
+from testing.meta import meta_confirms_number
 
 
 def run(*args):

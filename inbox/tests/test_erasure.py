@@ -11,12 +11,13 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from conftest import WEBHOOK_URL, assert_error, postgres_only, signed_by_meta
+from conftest import assert_error, postgres_only
 from dev.dburl import database_url
 from fakemeta import payloads
 from inbox.models import AuditAction, AuditEntry, Conversation, Direction, IdempotencyRecord, Message, WebhookEvent
 from inbox.services.erasure import message_content_expire
 from outbox.models import Delivery, Event, WebhookSubscription
+from testing.webhooks import WEBHOOK_URL, signed_by_meta
 
 SITI, BUDI = "6281200000001", "6281200000002"
 SECRET_TEXT = "my address is Jalan Rahasia 7"

@@ -20,10 +20,10 @@ from django.db.models import Exists, OuterRef
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import graph_messages_url
 from fakemeta import payloads
 from fakemeta.server import new_wamid
 from inbox.models import Conversation, Message, WebhookEvent
+from testing.meta import graph_messages_url
 
 BUDGET_SECONDS = float(os.environ.get("FUZZ_SECONDS", "20"))
 RANDOM = bool(os.environ.get("FUZZ_RANDOM"))

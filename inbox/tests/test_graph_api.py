@@ -1,51 +1,22 @@
 """Meta's own API at Kirim (/{version}/...): Meta's answers and errors over the same services as /v1/."""
 
 import json
-import logging
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from conftest import as_the_client_sent_it, graph_messages_url
 from inbox.models import Direction, Message, Status
-
-SEND = {"messaging_product": "whatsapp", "to": "+62 812-3456-7801", "type": "text", "text": {"body": "Halo"}}
-META_SENT = {
-    "messaging_product": "whatsapp",
-    "contacts": [{"input": "+62 812-3456-7801", "wa_id": "6281234567801"}],
-    "messages": [{"id": "wamid.SENT1"}],
-}
-META_REFUSAL = {
-    "message": "(#131047) Re-engagement message",
-    "type": "OAuthException",
-    "code": 131047,
-    "error_subcode": 2494010,
-    "error_data": {"messaging_product": "whatsapp", "details": "More than 24 hours have passed"},
-    "fbtrace_id": "AMetaTraceId",
-}
-
-
-def messages_url(phone_number, version="v23.0"):
-    return f"/{version}/{phone_number.phone_number_id}/messages"
-
-
-def read_body(wamid, **extra):
-    return {"messaging_product": "whatsapp", "status": "read", "message_id": wamid, **extra}
-
-
-def assert_meta_error(response, status, code, subcode=None):
-    """Meta's error shape exactly: an int code, error_data, a trace id; Kirim's own trace is its request id."""
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert set(error) <= {"message", "type", "code", "error_subcode", "error_data", "fbtrace_id", "is_transient"}
-    assert error["code"] == code and isinstance(error["code"], int)
-    assert error.get("error_subcode") == subcode
-    assert error["error_data"]["messaging_product"] == "whatsapp"
-    assert isinstance(error["message"], str) and error["fbtrace_id"]
-    return error
+from inbox.tests.graph_surface import (
+    META_REFUSAL,
+    META_SENT,
+    SEND,
+    assert_meta_error,
+    messages_url,
+    read_body,
+)
+from testing.meta import as_the_client_sent_it, graph_messages_url
 
 
 @pytest.mark.parametrize("version", ["v13.0", "v14.0", "v23.0", "v27.0"])
@@ -241,143 +212,6 @@ def test_the_rate_limit_is_80007_with_retry_after(api, phone_number, make_messag
 
     assert_meta_error(limited, 429, 80007)
     assert 1 <= int(limited["Retry-After"]) <= 60
-
-
-def test_other_methods_and_unknown_paths_answer_metas_error_as_json(api, phone_number):
-    assert_meta_error(api.get(messages_url(phone_number)), 405, 100)  # Meta's code; HTTP's own status
-    for method in ("get", "post", "put", "delete"):
-        response = getattr(api, method)("/v23.0/me/whatever")
-        assert_meta_error(response, 400, 100, subcode=33)
-
-
-def test_paths_without_a_version_answer_as_versioned_ones(api, waba, make_message, meta_accepts_reads, meta):
-    # graph.facebook.com serves its paths without a version; @great-detail/whatsapp 9.2.0 drops it.
-    message = make_message(waba)
-    meta.get(meta_templates_url(), json={"data": [TEMPLATE], "paging": {"cursors": {}}})
-    number_id = waba.phone_number_id
-
-    receipt = api.post(f"/{number_id}/messages", read_body(message.wamid), format="json")
-    templates = api.get(f"/{WABA_ID}/message_templates")
-
-    assert receipt.json() == {"success": True}
-    assert templates.json()["data"] == [TEMPLATE]
-    assert_meta_error(api.post("/106540352249999/messages", SEND, format="json"), 400, 100, subcode=33)
-    assert_meta_error(api.post(f"/{number_id}/messages", "a=1", content_type="text/plain"), 400, 100)
-    assert_meta_error(api.get(f"/{number_id}/messages"), 405, 100)
-    for path in (f"/{number_id}/whatever", "/1", "/1/2/3"):
-        assert_meta_error(api.get(path), 400, 100, subcode=33)
-
-
-def test_kirims_own_routes_are_not_taken_for_metas(client, db):
-    assert client.get("/v1/health").json()["data"]["status"] == "ok"
-    assert client.get("/v1/106540352249999/nothing").json()["error"]["code"] == "resource_not_found"
-    assert client.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong").status_code == 403
-    assert client.get("/admin/").status_code == 302  # to the login page
-    assert client.get("/no-such-page")["Content-Type"].startswith("text/html")  # a page for people
-
-
-@pytest.mark.parametrize("version", ["v23", "v23.0.1", "v1234.0", "vX.0", "V23.0"])
-def test_a_version_that_is_not_one_answers_metas_error_as_json(api, phone_number, version):
-    response = api.post(f"/{version}/{phone_number.phone_number_id}/messages", {}, format="json")
-
-    assert_meta_error(response, 400, 100, subcode=33)
-
-
-@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
-def test_every_unknown_url_under_v1_is_the_json_404(method, db):
-    client = APIClient(enforce_csrf_checks=True)  # as a real client: no CSRF cookie, no token
-
-    response = getattr(client, method)("/v1/no/such/thing")
-
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "resource_not_found"
-
-
-def test_access_token_in_the_query_works_here_only_and_is_never_logged(
-    api_key_secret, phone_number, make_message, meta_accepts_reads, caplog
-):
-    message = make_message(phone_number)
-    client = APIClient()
-
-    with caplog.at_level(logging.INFO):
-        here = client.post(f"{messages_url(phone_number)}?access_token={api_key_secret}", read_body(message.wamid),
-                           format="json")  # fmt: skip
-    on_v1 = client.post(
-        f"/v1/{phone_number.phone_number_id}/messages?access_token={api_key_secret}",
-        read_body(message.wamid),
-        format="json",
-    )
-
-    assert here.json() == {"success": True}
-    assert on_v1.status_code == 401
-    assert api_key_secret not in caplog.text
-    assert "messages" in caplog.text  # the request's log line was there to look at
-
-
-# Templates ------------------------------------------------------------------------------------------
-
-WABA_ID = "102290129340398"
-TEMPLATE = {"name": "order_shipped", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "9"}
-
-
-@pytest.fixture
-def waba(phone_number):
-    phone_number.waba_id = WABA_ID
-    phone_number.save(update_fields=["waba_id"])
-    return phone_number
-
-
-def meta_templates_url():
-    return f"{settings.META_GRAPH_URL}/{WABA_ID}/message_templates"
-
-
-def test_templates_come_from_meta_with_paging_that_points_back_at_kirim(api_key_secret, waba, meta):
-    meta.get(
-        meta_templates_url(),
-        json={"data": [TEMPLATE], "paging": {"cursors": {"before": "B1", "after": "A1"}, "next": "https://graph..."}},
-    )
-    client = APIClient()
-
-    response = client.get(f"/v14.0/{WABA_ID}/message_templates?access_token={api_key_secret}&status=APPROVED")
-
-    assert response.status_code == 200
-    body = response.json()
-    assert body["data"] == [TEMPLATE]
-    assert body["paging"]["cursors"] == {"after": "A1"}
-    assert body["paging"]["next"] == (
-        f"http://testserver/v14.0/{WABA_ID}/message_templates?access_token={api_key_secret}&status=APPROVED&after=A1"
-    )
-    request = meta.calls[0].request
-    assert request.params == {"status": "APPROVED", "limit": "25"}
-    assert request.headers["Authorization"] == f"Bearer {waba.access_token}"
-
-
-def test_the_last_templates_page_has_no_next(api, waba, meta):
-    meta.get(meta_templates_url(), json={"data": [TEMPLATE], "paging": {"cursors": {"after": "A1"}}})
-
-    body = api.get(f"/v23.0/{WABA_ID}/message_templates?after=A0").json()
-
-    assert "next" not in body["paging"]
-    assert meta.calls[0].request.params["after"] == "A0"
-
-
-def test_another_orgs_waba_is_metas_missing_object(api, phone_number, foreign_number, meta):
-    foreign_number.waba_id = WABA_ID
-    foreign_number.save(update_fields=["waba_id"])
-
-    assert_meta_error(api.get(f"/v23.0/{WABA_ID}/message_templates"), 400, 100, subcode=33)
-    assert len(meta.calls) == 0
-
-
-def test_a_wrong_content_type_is_told_what_the_endpoint_takes(api, phone_number, meta):
-    upload_as_json = api.post(f"/v23.0/{phone_number.phone_number_id}/media", {"type": "image/png"}, format="json")
-    send_as_form = api.post(messages_url(phone_number), {"to": "62812"}, format="multipart")
-
-    upload_hint = assert_meta_error(upload_as_json, 400, 100)["error_data"]["details"]
-    assert "multipart/form-data" in upload_hint and "application/json" not in upload_hint
-    assert all(f"`{field}`" in upload_hint for field in ("file", "type", "messaging_product"))
-    assert assert_meta_error(send_as_form, 400, 100)["error_data"]["details"] == "Send the body as application/json."
-    assert len(meta.calls) == 0
 
 
 # Queries: the same services as /v1/, so the same counts --------------------------------------------

@@ -13,9 +13,9 @@ header, returning `e.response?.data?.error`; media by id, then its url with the 
 import pytest
 import requests
 
-from conftest import as_the_client_sent_it
 from fakemeta.server import MEDIA_BYTES, TEMPLATES
 from inbox.models import Direction, Message, Status
+from testing.meta import as_the_client_sent_it
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

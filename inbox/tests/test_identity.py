@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from conftest import graph_messages_url
 from inbox.models import Conversation, Direction, Message, Status, WebhookEvent
 from inbox.tests import meta_2026 as meta_payloads
+from testing.meta import graph_messages_url
 
 
 def read_back(api, phone_number, message):

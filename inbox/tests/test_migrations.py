@@ -3,8 +3,8 @@
 import pytest
 from django.utils import timezone
 
-from conftest import migrate, migrate_to_latest
 from inbox.models import Conversation
+from testing.migrations import migrate, migrate_to_latest
 
 BEFORE_TEAM_INBOX = [("inbox", "0025_audit_log")]
 

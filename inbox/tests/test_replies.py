@@ -11,10 +11,11 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import as_the_client_sent_it, graph_messages_url, logged_in
+from conftest import logged_in
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, MessageTemplate, ReadVia, Role, Status
 from inbox.services.replies import templates_store
+from testing.meta import as_the_client_sent_it, graph_messages_url
 
 WABA = "102290129340398"
 

@@ -10,8 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
 
-from conftest import assert_error, graph_messages_url
+from conftest import assert_error
 from inbox.models import ALL_SCOPES, ApiKey, Scope
+from testing.meta import graph_messages_url
 
 SEND = {"messaging_product": "whatsapp", "to": "6281200000001", "type": "text", "text": {"body": "Halo"}}
 READ = {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.TEST000001"}

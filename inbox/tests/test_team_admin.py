@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import as_the_client_sent_it, graph_messages_url, logged_in
+from conftest import logged_in
 from inbox.models import (
     ROLE_GROUPS,
     Conversation,
@@ -23,6 +23,7 @@ from inbox.models import (
     Role,
     SavedReply,
 )
+from testing.meta import as_the_client_sent_it, graph_messages_url
 
 pytestmark = pytest.mark.django_db
 

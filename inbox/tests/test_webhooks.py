@@ -1,46 +1,17 @@
 """Meta's webhooks in: signatures, verification, every payload shape Meta documents, at-least-once
 and out-of-order delivery, and bounded work per payload."""
 
-import itertools
 import json
 
 import pytest
 from django.db import connection
 from django.test import Client
 
-from conftest import WEBHOOK_URL as URL
 from conftest import assert_error
 from fakemeta import payloads
 from inbox.models import Conversation, Direction, Message, Status, WebhookEvent
-
-PHONE_NUMBER_ID = "106540352242922"  # the `phone_number` fixture's
-CUSTOMER = "16315551181"
-
-
-def meta_payload(value):
-    """The envelope of Meta's documented examples around one `value`."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
-    }
-
-
-def inbound_value(message, name="Kerry Fisher"):
-    return {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
-        "contacts": [{"profile": {"name": name}, "wa_id": CUSTOMER}],
-        "messages": [message],
-    }
-
-
-def statuses_value(*statuses):
-    return {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
-        "statuses": list(statuses),
-    }
-
+from inbox.tests.webhook_payloads import CUSTOMER, documented_status, inbound_value, meta_payload, statuses_value
+from testing.webhooks import WEBHOOK_URL as URL
 
 # Shaped as the examples in Meta's webhook reference for each message type.
 DOCUMENTED_INBOUND = {
@@ -115,78 +86,6 @@ def test_documented_inbound_messages_are_stored(phone_number, deliver, kind):
     assert row.payload == message
     assert int(row.timestamp.timestamp()) == int(message["timestamp"])
     assert WebhookEvent.objects.get().processed_at is not None
-
-
-@pytest.fixture
-def sent_message(phone_number, make_message):
-    return make_message(phone_number, contact=CUSTOMER, direction=Direction.OUTBOUND, status=Status.ACCEPTED)
-
-
-def documented_status(wamid, value, **extra):
-    status = {
-        "id": wamid, "status": value, "timestamp": "1750263773", "recipient_id": CUSTOMER,
-        "pricing": {"billable": True, "pricing_model": "PMP", "category": "utility"},
-    }  # fmt: skip
-    if value in ("sent", "delivered"):
-        status["conversation"] = {"id": "c0a1b2", "origin": {"type": "utility"}}
-    return {**status, **extra}
-
-
-@pytest.mark.parametrize("value", ["sent", "delivered", "read"])
-def test_documented_statuses_move_outbound_messages(sent_message, deliver, value):
-    assert deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, value)))).status_code == 200
-
-    sent_message.refresh_from_db()
-    assert sent_message.status == value
-
-
-def test_failed_status_keeps_metas_errors(sent_message, deliver):
-    errors = [{"code": 131049, "title": "This message was not delivered to maintain healthy ecosystem engagement.",
-               "message": "This message was not delivered to maintain healthy ecosystem engagement.",
-               "error_data": {"details": "In order to maintain a healthy ecosystem engagement, the message failed."},
-               "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]  # fmt: skip
-
-    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "failed", errors=errors))))
-
-    sent_message.refresh_from_db()
-    assert sent_message.status == Status.FAILED
-    assert sent_message.error == {"errors": errors}
-
-
-ORDERS = list(itertools.permutations(["sent", "delivered", "read"]))
-
-
-@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
-@pytest.mark.parametrize("batched", [True, False], ids=["one-payload", "one-payload-each"])
-def test_statuses_in_any_order_end_at_the_highest_rank(sent_message, deliver, order, batched):
-    statuses = [documented_status(sent_message.wamid, value) for value in order]
-    for group in [statuses] if batched else [[s] for s in statuses]:
-        deliver(meta_payload(statuses_value(*group)))
-
-    sent_message.refresh_from_db()
-    assert sent_message.status == Status.READ
-
-
-def test_delivered_after_read_changes_nothing_and_failed_after_delivered_neither(sent_message, deliver):
-    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "read"))))
-    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "delivered"))))
-    deliver(meta_payload(statuses_value(documented_status(sent_message.wamid, "failed", errors=[{"code": 1}]))))
-
-    sent_message.refresh_from_db()
-    assert sent_message.status == Status.READ
-    assert sent_message.error is None
-
-
-def test_statuses_never_touch_inbound_rows_or_other_numbers(phone_number, foreign_number, make_message, deliver):
-    inbound = make_message(phone_number, contact=CUSTOMER)
-    foreign = make_message(foreign_number, direction=Direction.OUTBOUND, status=Status.SENT)
-
-    deliver(
-        meta_payload(statuses_value(documented_status(inbound.wamid, "read"), documented_status(foreign.wamid, "read")))
-    )
-
-    assert Message.objects.get(pk=inbound.pk).status == Status.RECEIVED
-    assert Message.objects.get(pk=foreign.pk).status == Status.SENT
 
 
 def test_the_same_webhook_twice_stores_one_row(phone_number, deliver):
@@ -325,27 +224,6 @@ def test_a_100_message_payload_costs_a_fixed_number_of_queries(
 
     assert Message.objects.filter(direction=Direction.INBOUND).count() == 100
     assert Message.objects.filter(direction=Direction.OUTBOUND, status=Status.READ).count() == 33
-
-
-def test_100_failed_statuses_cost_one_update_and_each_keeps_its_errors(
-    phone_number, make_message, deliver, django_assert_num_queries
-):
-    outbound = [make_message(phone_number, direction=Direction.OUTBOUND, status=Status.SENT) for _ in range(100)]
-    value = statuses_value(
-        *(documented_status(m.wamid, "failed", errors=[{"code": 131026, "title": f"undeliverable {n}"}])
-          for n, m in enumerate(outbound))
-    )  # fmt: skip
-
-    # 1 SAVEPOINT, 2 numbers with whether their orgs have webhook subscriptions (none), 3 one UPDATE
-    # for every failure, 4-7 their prices (lock, pricing, the two tallies), 8 which wamids are known,
-    # 9 keep the event, 10 RELEASE.
-    with django_assert_num_queries(10):
-        assert deliver(meta_payload(value)).status_code == 200
-
-    for n, message in enumerate(outbound):
-        message.refresh_from_db()
-        assert message.status == Status.FAILED
-        assert message.error == {"errors": [{"code": 131026, "title": f"undeliverable {n}"}]}
 
 
 @pytest.mark.parametrize("method", ["put", "patch", "delete", "head"])

@@ -1,5 +1,5 @@
 """Kirim's servers as production runs them, for the tests of this folder: gunicorn on the test
-database, and the Meta stand-in in a thread."""
+database, the Meta stand-in in a thread, and the task worker with its metrics directory."""
 
 import os
 import subprocess
@@ -15,6 +15,7 @@ from django.conf import settings
 from conftest import free_port
 from dev.dburl import database_url
 from fakemeta.server import make_server
+from kirim.tests.observing import DELIVERY_SETTINGS
 
 
 @contextmanager
@@ -75,5 +76,35 @@ def start_gunicorn(stand_in):
     start.arbiter = {}  # url: gunicorn's master process, whose children are the workers
     yield start
     for process in servers:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def metrics_dir(tmp_path):
+    path = tmp_path / "metrics"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def task_worker(metrics_dir):
+    """`manage.py db_worker` on the test database, its counts in the metrics directory."""
+    processes = []
+
+    def start(log=None, **settings_env):
+        env = {
+            **os.environ, "DATABASE_URL": database_url(settings.DATABASES["default"]),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **DELIVERY_SETTINGS, **settings_env,
+        }  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "db_worker", "--interval", "0.1", "--no-startup-delay", "--no-reload"],
+            cwd=settings.BASE_DIR, env=env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
+        )  # fmt: skip
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
         process.terminate()
         process.wait(timeout=30)

@@ -9,11 +9,11 @@ import responses
 from django.apps import apps
 from django.test import Client
 
-from conftest import SECRET_LOOKUPS, paths_to_secrets
 from core.middleware import URL_MAX_BYTES
 from inbox.models import Direction
 from outbox.models import EventType, WebhookSubscription
 from outbox.record import events_record
+from testing.secrets import SECRET_LOOKUPS, paths_to_secrets
 
 NEVER_MATCHES = "not-a-prefix-of-any-secret"
 

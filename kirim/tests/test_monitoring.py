@@ -12,7 +12,7 @@ import yaml
 from django.conf import settings
 from django.test import Client
 
-from kirim.tests.test_observability import needs
+from kirim.tests.observing import needs
 
 pytestmark = pytest.mark.django_db
 

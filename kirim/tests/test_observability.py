@@ -3,90 +3,27 @@ metrics directory, on PostgreSQL; the Meta stand-in and a subscriber's receiver 
 After a known mix of work, the scraped counters are exactly that mix, whichever process did each
 part; Debian's promtool accepts the scrape, and Debian's Prometheus server reads the same counts."""
 
-import json
-import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
-from django.conf import settings
-from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port, postgres_only, wait_for
-from dev.dburl import database_url
-from fakemeta import payloads
-from inbox.tests.test_chaos import PG_BIN, Cluster
-from outbox.models import Delivery, DeliveryStatus, WebhookSubscription, WorkerHeartbeat
+from kirim.tests.observing import (
+    DELIVERY_SETTINGS,
+    TOKEN,
+    inbound_webhook,
+    needs,
+    samples,
+    scrape,
+    signed_webhook,
+    value,
+)
+from outbox.models import Delivery, DeliveryStatus, WebhookSubscription
 from outbox.tests.test_e2e import CUSTOMER, receiver  # noqa: F401 (a fixture)
 
 pytestmark = [postgres_only, pytest.mark.django_db(transaction=True)]
-
-TOKEN = "scrape-token-for-tests"
-DELIVERY_SETTINGS = {
-    "WEBHOOK_ALLOW_PRIVATE_URLS": "true", "WEBHOOK_TIMEOUT": "2", "WEBHOOK_SWEEP_INTERVAL": "0.2",
-    "WEBHOOK_RETRY_SCHEDULE": "0.2,0.4,0.6", "WORKER_HEARTBEAT_INTERVAL": "0.5",
-}  # fmt: skip
-
-
-def needs(tool):
-    """Debian's Prometheus tools (.ci/run installs them); skipped elsewhere, failed in CI."""
-    path = shutil.which(tool)
-    if path is None:
-        reason = f"needs {tool} (apt-get install prometheus)"
-        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
-    return path
-
-
-@pytest.fixture
-def metrics_dir(tmp_path):
-    path = tmp_path / "metrics"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def task_worker(metrics_dir):
-    """`manage.py db_worker` on the test database, its counts in the metrics directory."""
-    processes = []
-
-    def start(log=None, **settings_env):
-        env = {
-            **os.environ, "DATABASE_URL": database_url(settings.DATABASES["default"]),
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **DELIVERY_SETTINGS, **settings_env,
-        }  # fmt: skip
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "db_worker", "--interval", "0.1", "--no-startup-delay", "--no-reload"],
-            cwd=settings.BASE_DIR, env=env, stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
-        )  # fmt: skip
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def scrape(url, token=TOKEN):
-    response = requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.text
-
-
-def samples(text):
-    """{(name, frozenset(labels)): value} of every sample in a scrape."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 COUNTERS = {
@@ -97,24 +34,6 @@ COUNTERS = {
 
 def counted(text):
     return {key: v for key, v in samples(text).items() if key[0] in COUNTERS}
-
-
-def value(found, name, **labels):
-    return found.get((name, frozenset(labels.items())), 0)
-
-
-def signed_webhook(url, payload):
-    body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": payloads.sign(body, settings.META_APP_SECRET)}
-    return requests.post(f"{url}/webhooks/whatsapp", data=body, headers=headers, timeout=10)
-
-
-def inbound_webhook(phone_number, wamids):
-    return payloads.webhook(
-        phone_number.phone_number_id,
-        messages=[payloads.text_message(wamid, CUSTOMER, "Halo") for wamid in wamids],
-        contacts=[payloads.contact(CUSTOMER, "Dewi")],
-    )
 
 
 TOO_LONG_WAMID = "wamid." + "x" * 300  # longer than the column: the item fails, the rest is stored
@@ -235,148 +154,3 @@ def test_a_running_prometheus_scrapes_kirim_and_promql_returns_the_count_made(
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def test_readiness_shows_a_stopped_worker_and_its_alert_fires_and_liveness_needs_no_worker(
-    start_gunicorn, task_worker, metrics_dir, tmp_path
-):
-    url = start_gunicorn(workers=1, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), **DELIVERY_SETTINGS)
-    worker = task_worker()
-    assert wait_for(lambda: WorkerHeartbeat.objects.exists(), seconds=30)
-    ready = requests.get(f"{url}/v1/health/ready", timeout=10)
-    assert ready.status_code == 200
-    assert ready.json()["data"]["details"]["workers"]["alive"] == 1
-
-    worker.kill()  # killed, not stopped in good order: its row stays and goes silent
-    worker.wait()
-
-    def workers():
-        return requests.get(f"{url}/v1/health/ready", timeout=10).json()["data"]["details"]["workers"]
-
-    assert wait_for(lambda: (workers()["alive"], workers()["silent"]) == (0, 1), seconds=10)
-    ready = requests.get(f"{url}/v1/health/ready", timeout=10)
-    assert ready.status_code == 200  # the web host still serves: the alert is the workers' (deploy/alerts)
-    found = samples(scrape_without_token(url))
-    assert value(found, "kirim_workers", state="alive") == 0
-    assert value(found, "kirim_workers", state="silent") == 1
-    assert requests.get(f"{url}/v1/health/live", timeout=10).json()["data"] == {"status": "alive"}
-    assert_no_worker_alert_fires_on(found, tmp_path)
-
-
-def assert_no_worker_alert_fires_on(found, directory):
-    """The shipped rule, fed the scraped values for ten minutes: KirimNoWorkerHeartbeat fires."""
-    rules = settings.BASE_DIR / "monitoring" / "kirim-alerts.yml"
-    alert = next(rule for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]
-                 if rule["alert"] == "KirimNoWorkerHeartbeat")  # fmt: skip
-    series = [
-        {"series": f'kirim_workers{{state="{state}"}}', "values": f"{value(found, 'kirim_workers', state=state):g}x10"}
-        for state in ("alive", "silent")
-    ]
-    case = {"eval_time": "10m", "alertname": alert["alert"],
-            "exp_alerts": [{"exp_labels": alert["labels"], "exp_annotations": alert["annotations"]}]}  # fmt: skip
-    scenario = {"rule_files": [str(rules)], "evaluation_interval": "1m",
-                "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [case]}]}  # fmt: skip
-    (directory / "scraped.test.yml").write_text(yaml.safe_dump(scenario))
-    tested = subprocess.run([needs("promtool"), "test", "rules", "scraped.test.yml"], cwd=directory,
-                            capture_output=True, text=True, check=False)  # fmt: skip
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-
-
-def scrape_without_token(url):
-    response = requests.get(f"{url}/metrics", timeout=10)
-    assert response.status_code == 200
-    return response.text
-
-
-def test_a_worker_stopped_in_good_order_removes_its_heartbeat(task_worker):
-    worker = task_worker()
-    assert wait_for(lambda: WorkerHeartbeat.objects.exists(), seconds=30)
-    (beat,) = WorkerHeartbeat.objects.all()
-    assert beat.kind == "db" and beat.name.endswith(f":{worker.pid}")
-    worker.terminate()
-    worker.wait(timeout=30)
-    assert not WorkerHeartbeat.objects.exists()
-
-
-@pytest.fixture
-def own_cluster():
-    """A PostgreSQL cluster of this test's own (the chaos test's), which it may stop."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"needs PostgreSQL's server binaries in {PG_BIN}")
-    directory = Path(tempfile.mkdtemp(prefix="kirim-ready-"))
-    server = Cluster(directory)
-    try:
-        server.start()
-        yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-def test_readiness_fails_without_the_database_or_its_migrations_and_liveness_stays_200(own_cluster, start_gunicorn):
-    url = start_gunicorn(workers=2, DATABASE_URL=own_cluster.url, DB_POOL_SIZE="0", health="/v1/health/live")
-
-    def ready():
-        response = requests.get(f"{url}/v1/health/ready", timeout=10)
-        return response.status_code, response.json()["data"]
-
-    status, data = ready()  # a fresh database: nothing migrated yet
-    assert (status, data["status"], data["checks"]["database"]) == (503, "not_ready", "ok")
-    assert data["checks"]["migrations"].startswith("pending")
-    migrate = [sys.executable, "manage.py", "migrate", "--noinput"]
-    env = {**os.environ, "DATABASE_URL": own_cluster.url}
-    subprocess.run(migrate, cwd=settings.BASE_DIR, env=env, check=True, capture_output=True, timeout=300)
-    assert wait_for(lambda: ready()[0] == 200)  # each worker looks again until it sees them applied
-    assert ready()[1]["checks"] == {"database": "ok", "migrations": "ok"}
-
-    own_cluster.stop()
-    status, data = ready()
-    assert status == 503
-    assert data["status"] == "not_ready" and data["checks"]["database"].startswith("unreachable")
-    assert data["details"] == {}
-    live = requests.get(f"{url}/v1/health/live", timeout=10)
-    assert (live.status_code, live.json()["data"]) == (200, {"status": "alive"})
-
-    options = f"-p {own_cluster.port} -c listen_addresses=127.0.0.1 -k {own_cluster.directory} -c fsync=off"
-    own_cluster.pg_ctl("-o", options, "-l", str(own_cluster.directory / "postgres.log"), "start")
-    assert wait_for(lambda: ready()[0] == 200, seconds=30)  # back without a restart of Kirim
-
-
-def test_every_line_gunicorn_kirim_and_the_task_worker_log_is_one_json_object(
-    start_gunicorn,
-    task_worker,
-    tmp_path,
-    phone_number,
-    receiver,  # noqa: F811
-):
-    WebhookSubscription.objects.create(org=phone_number.org, url=receiver.url, events=["message.received"])
-    server_log, worker_log = (tmp_path / "gunicorn.log").open("w+"), (tmp_path / "worker.log").open("w+")
-    url = start_gunicorn(workers=2, log=server_log, LOG_LEVEL="INFO", **DELIVERY_SETTINGS)
-    task_worker(log=worker_log, LOG_LEVEL="INFO")
-    assert requests.get(f"{url}/v1/health", headers={"Host": "evil.example"}, timeout=10).status_code == 400
-    webhook = signed_webhook(url, inbound_webhook(phone_number, ["wamid.LOGGED1"]))
-    assert webhook.status_code == 200
-    assert receiver.wait_for(1, timeout=30)
-    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as client:  # gunicorn refuses it
-        client.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-        client.recv(4096)
-
-    def lines(log):
-        log.flush()
-        return [json.loads(line) for line in Path(log.name).read_text().splitlines() if line.strip()]
-
-    assert wait_for(lambda: any("refused" in line.get("message", "") for line in lines(server_log)))
-    assert wait_for(lambda: any(line["logger"] == "kirim.outbox" for line in lines(worker_log)))
-    served, worked = lines(server_log), lines(worker_log)  # json.loads of every line: each one is JSON
-    loggers = {line["logger"] for line in served}
-    assert {"gunicorn.error", "kirim.requests", "django.security.DisallowedHost"} <= loggers
-    (refused_host,) = [line for line in served if line["logger"] == "django.security.DisallowedHost"]
-    assert "evil.example" in refused_host["message"] and refused_host["request_id"].startswith("req_")
-    (delivery,) = [
-        line for line in served if line["logger"] == "kirim.requests" and line["route"] == "webhooks/whatsapp"
-    ]
-    assert delivery["request_id"] == webhook.headers["X-Request-Id"]
-    assert all({"time", "level", "logger"} <= set(line) for line in served + worked)
-    assert any("delivery" in line["message"] for line in worked if line["logger"] == "kirim.outbox")

@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, assume, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from conftest import graph_messages_url
 from core.surfaces import error_renderer_for
 from fakemeta.server import new_wamid
 from inbox.api.idempotency import HEADER as IDEMPOTENCY_KEY
 from inbox.models import UploadedMedia
 from kirim.wsgi import application
+from testing.meta import graph_messages_url
 
 
 def document(url):

@@ -9,10 +9,10 @@ import pytest
 from django.db import OperationalError
 from django.urls import get_script_prefix, set_script_prefix
 
-from conftest import WEBHOOK_URL, signed_by_meta, wsgi_call, wsgi_environ
 from fakemeta import payloads
 from inbox.models import Message
 from kirim.wsgi import application
+from testing.webhooks import WEBHOOK_URL, signed_by_meta, wsgi_call, wsgi_environ
 
 pytestmark = pytest.mark.usefixtures("connections_kept_open")  # requests go through the WSGI application
 

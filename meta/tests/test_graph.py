@@ -6,10 +6,10 @@ import urllib3
 from django.conf import settings
 from django.db import transaction
 
-from conftest import graph_messages_url
 from core.db.waiting import TransactionOpenWhileWaiting
 from core.errors import UpstreamError
 from meta import graph as meta_graph
+from testing.meta import graph_messages_url
 
 OK_READ = {"json": {"success": True}}
 OK_SEND = {"json": {"messaging_product": "whatsapp", "messages": [{"id": "wamid.OK"}]}}

@@ -15,10 +15,11 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conftest import assert_error, graph_messages_url, logged_in, meta_confirms_number
+from conftest import assert_error, logged_in
 from fakemeta import payloads
 from inbox.models import ApiKey, Message, PhoneNumber, Role
 from inbox.tests.test_webhooks import DOCUMENTED_INBOUND, inbound_value, meta_payload
+from testing.meta import graph_messages_url, meta_confirms_number
 
 
 def bearer(secret):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from conftest import migrate, migrate_to_latest
 from outbox.models import Delivery, EventType, WebhookSubscription
 from outbox.record import events_record
+from testing.migrations import migrate, migrate_to_latest
 
 BEFORE_RECEIVERS = [("outbox", "0003_grant_managers")]
 

@@ -10,8 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from conftest import graph_messages_url, logged_in
+from conftest import logged_in
 from inbox.models import Conversation, Direction, Message, ReadVia, Role, Status
+from testing.meta import graph_messages_url
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the action calls Meta from worker threads
 

@@ -7,9 +7,10 @@ import requests
 from django.db import connection
 from rest_framework import serializers
 
-from conftest import assert_error, graph_messages_url
+from conftest import assert_error
 from inbox.models import Direction, Message, ReadVia, Status
 from receipts.api import ReadReceiptOutSerializer
+from testing.meta import graph_messages_url
 
 
 def receipt(wamid, **extra):

@@ -21,13 +21,14 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from conftest import graph_messages_url, postgres_only
+from conftest import postgres_only
 from dev.dburl import database_url
 from inbox.models import Message, ReadVia, Status
 from outbox import record as outbox_record
 from outbox.models import Event
 from outbox.tests.conftest import make_subscription
 from receipts.services.bulk import SKIP_EXPIRED
+from testing.meta import graph_messages_url
 
 pytestmark = pytest.mark.django_db(transaction=True)  # worker threads read what the test wrote
 

@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from conftest import fire_at_once, graph_messages_url, postgres_only
+from conftest import fire_at_once, postgres_only
 from inbox.models import Message, Status
+from testing.meta import graph_messages_url
 
 CONCURRENT_REQUESTS = 24
 

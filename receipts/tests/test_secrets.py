@@ -5,10 +5,10 @@ import logging
 import pytest
 import requests
 
-from conftest import graph_messages_url
 from core.errors import UpstreamError
 from inbox.models import ApiKey
 from meta import graph as meta_graph
+from testing.meta import graph_messages_url
 
 
 @pytest.fixture
