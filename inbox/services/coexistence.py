@@ -8,8 +8,9 @@ inbound messages do: inbox.replies.reply_window) and is never read-receipted (on
 
 import json
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -83,7 +84,7 @@ def changes_apply(changes: Sequence[events.Change], numbers: Numbers, failed: li
     return changed
 
 
-def _edit(message, change):
+def _edit(message: Message, change: events.Change) -> None:
     """The edit's content replaces the message's; the earlier text is kept in `edits`."""
     earlier = [*(message.edits or []), {"text": message.text, "until": outbox.iso(change.timestamp)}]
     Message.objects.filter(pk=message.pk).update(
@@ -95,11 +96,13 @@ def _edit(message, change):
     )
 
 
-def message_delete(message, *, at):
+def message_delete(message: Message, *, at: datetime) -> None:
     """Take a deleted message's content out of everywhere Kirim keeps it: its row (text, Meta's
     payload, earlier texts: search reads only these), its conversation's preview, the raw webhooks kept
     (which `reprocess_webhooks` would otherwise store again) and the events not yet delivered to
     subscribers. The row stays, marked deleted, so the thread shows where it was."""
+    wamid = message.wamid
+    assert wamid is not None  # a change names its message by wamid
     Message.objects.filter(pk=message.pk).update(
         text="", payload={}, edits=None, deleted_at=at, updated_at=timezone.now()
     )
@@ -108,28 +111,28 @@ def message_delete(message, *, at):
         contact_wa_id=message.contact_wa_id,
         last_message_at=message.timestamp,
     ).update(last_message_text=DELETED_PREVIEW)
-    needles = _written_forms(message.wamid)
+    needles = _written_forms(wamid)
     kept = WebhookEvent.objects.filter(
         _containing(needles), received_at__gte=message.created_at - RECEIVED_BEFORE_STORED
     )
     for event in kept.only("pk", "body"):
         payload = json.loads(event.body)
-        if events.without_message(payload, message.wamid):
+        if events.without_message(payload, wamid):
             WebhookEvent.objects.filter(pk=event.pk).update(body=json.dumps(payload, separators=(",", ":")))
 
-    def scrub(body):
-        return not events.without_message(body, message.wamid) or events.has_items(body)
+    def scrub(body: Any) -> bool:
+        return not events.without_message(body, wamid) or events.has_items(body)
 
     outbox.pending_events_scrub(message.org_id, _containing(needles), scrub)
 
 
-def _written_forms(wamid):
+def _written_forms(wamid: str) -> set[str]:
     """A wamid as a JSON body may write it: plainly, or with `/` escaped (as Meta writes its bodies)."""
     plain = json.dumps(wamid)[1:-1]
     return {plain, plain.replace("/", "\\/")}
 
 
-def _containing(needles):
+def _containing(needles: Iterable[str]) -> Q:
     query = Q(pk__in=[])
     for needle in needles:
         query |= Q(body__contains=needle)
