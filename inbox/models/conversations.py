@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.ids import PublicIdField
-from inbox.models.messages import CONTACT_KEY_HELP, CONTACT_KEY_LENGTH, Direction, Message
+from inbox.models.messages import CONTACT_KEY_HELP, CONTACT_KEY_LENGTH, Direction, Message, MessageQuerySet
 from inbox.models.numbers import PhoneNumber
 from orgs.models import Org
 
@@ -105,7 +105,7 @@ class Conversation(models.Model):
     def __str__(self):
         return f"{self.contact_name or self.contact_wa_id} on {self.phone_number_id}"
 
-    def messages(self):
+    def messages(self) -> MessageQuerySet:
         return Message.objects.conversation(self.phone_number_id, self.contact_wa_id)
 
     @property

@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 from functools import reduce
 from operator import or_
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models
@@ -49,10 +50,10 @@ def of_conversations(keys):
 
 
 class MessageQuerySet(models.QuerySet):
-    def unread_inbound(self):
+    def unread_inbound(self) -> Self:
         return self.filter(direction=Direction.INBOUND, status=Status.RECEIVED)
 
-    def conversation(self, phone_number_id, contact_wa_id):
+    def conversation(self, phone_number_id: int, contact_wa_id: str) -> Self:
         return self.filter(phone_number_id=phone_number_id, contact_wa_id=contact_wa_id)
 
     def unread_of_outer_conversation(self):
@@ -62,14 +63,14 @@ class MessageQuerySet(models.QuerySet):
             phone_number_id=OuterRef("phone_number_id"), contact_wa_id=OuterRef("contact_wa_id")
         )
 
-    def lock_in_pk_order(self, *fields):
+    def lock_in_pk_order(self, *fields: str) -> list[tuple[Any, ...]]:
         """Lock the rows with SELECT ... FOR UPDATE in primary-key order; return `fields` of each.
 
         Every path that locks messages goes through here: two transactions locking overlapping rows
         in different orders deadlock, and primary-key order is the one order all of them share."""
         return list(self.select_for_update(of=("self",)).order_by("pk").values_list(*fields))
 
-    def claim_unread(self, pk, *, lease):
+    def claim_unread(self, pk: int, *, lease: float) -> uuid.UUID | None:
         """Claim unread message `pk` for its read receipt: one conditional UPDATE, which only one of
         any number of concurrent requests can win. Its token, or None when the message is read or
         another request holds a live claim. Hosts' clocks must agree to well within `lease` seconds."""
@@ -82,7 +83,7 @@ class MessageQuerySet(models.QuerySet):
         )
         return token if claimed else None
 
-    def release_claim(self, pk, token):
+    def release_claim(self, pk: int, token: uuid.UUID) -> None:
         """Give up our claim on message `pk` (its call failed); a claim taken over since is left alone."""
         self.filter(pk=pk, claim_token=token).update(claim_token=None, claim_expires_at=None)
 
@@ -211,7 +212,7 @@ class Message(models.Model):
         return self.status == Status.READ
 
     @classmethod
-    def for_wamid(cls, wamid):
+    def for_wamid(cls, wamid: str) -> "Message | None":
         """The message with this wamid, with its number, in one query on the unique wamid index."""
         return MESSAGE_WITH_NUMBER_BY_WAMID.get(wamid)
 
@@ -221,7 +222,7 @@ MESSAGE_WITH_NUMBER_BY_WAMID = JoinedRowLookup(Message, "phone_number", "wamid")
 # `delivered` (a message that reached the phone did not fail).
 # Meta may skip `delivered` (and `sent`); a voice message is `played` after it is read, so `played` is
 # the top: a late `read` never takes the microphone back. `unconfirmed`: a send whose answer was lost.
-OUTBOUND_RANK = {
+OUTBOUND_RANK: dict[str, int] = {
     Status.PENDING: 0, Status.UNCONFIRMED: 1, Status.ACCEPTED: 2, Status.SENT: 3, Status.DELIVERED: 4, Status.READ: 5,
     Status.PLAYED: 6,
 }  # fmt: skip
@@ -230,7 +231,7 @@ OUTBOUND_RANK = {
 FAILABLE = tuple(s for s, rank in OUTBOUND_RANK.items() if rank < OUTBOUND_RANK[Status.DELIVERED])
 
 
-def statuses_below(status):
+def statuses_below(status: str) -> tuple[str, ...]:
     """The outbound statuses a webhook's `status` may replace."""
     if status == Status.FAILED:
         return FAILABLE

@@ -1,6 +1,7 @@
 """Numbers: a business's WhatsApp numbers, how each reads and replies, and their message templates."""
 
 import re
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -93,7 +94,7 @@ class MessageTemplate(models.Model):
     def _component(self, kind):
         return next((c for c in self.components if isinstance(c, dict) and c.get("type") == kind), {})
 
-    def unsupported_reason(self):
+    def unsupported_reason(self) -> str:
         """Why the admin cannot send this template (it needs media or button values), or ''."""
         header = self._component("HEADER")
         if header and header.get("format", "TEXT") != "TEXT":
@@ -103,7 +104,7 @@ class MessageTemplate(models.Model):
             return "a button needs a value"
         return ""
 
-    def parameters(self):
+    def parameters(self) -> list[tuple[str, str]]:
         """The values a send must fill in: (component, placeholder) in order, header first."""
         found = []
         for kind in ("HEADER", "BODY"):
@@ -111,12 +112,12 @@ class MessageTemplate(models.Model):
             found += [(kind.lower(), name) for name in names]
         return found
 
-    def render(self, values):
+    def render(self, values: dict[tuple[str, str], str]) -> str:
         """The body text with `values` ({(component, placeholder): text}) filled in, for the thread."""
         body = str(self._component("BODY").get("text", ""))
         return PLACEHOLDER.sub(lambda m: values.get(("body", m.group(1)), m.group(0)), body)
 
-    def send_body(self, to, values):
+    def send_body(self, to: str, values: dict[tuple[str, str], str]) -> dict[str, Any]:
         """Meta's send body for this template to `to`, with `values` as above."""
         components = []
         for kind in ("header", "body"):

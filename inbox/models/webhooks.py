@@ -1,6 +1,7 @@
 """Meta's webhooks as received: each kept raw and signed, and what applying it did."""
 
 from datetime import timedelta
+from typing import Self
 
 from django.db import models
 from django.db.models import Q
@@ -17,7 +18,7 @@ class WebhookEventQuerySet(models.QuerySet):
         in_flight_since = (now or timezone.now()) - WEBHOOK_IN_FLIGHT
         return self.filter(~Q(error="") | Q(processed_at__isnull=True, received_at__lt=in_flight_since))
 
-    def applied(self):
+    def applied(self) -> Self:
         """Events applied whole."""
         return self.filter(error="", processed_at__isnull=False)
 

@@ -55,7 +55,7 @@ def _apply_statuses(updates: Sequence[payloads.StatusUpdate], *, keep_unknown: b
             failures[update.wamid] = update
         elif update.status in OUTBOUND_RANK:
             current = highest.get(update.wamid)
-            if current is None or OUTBOUND_RANK[Status(update.status)] > OUTBOUND_RANK[Status(current.status)]:
+            if current is None or OUTBOUND_RANK[update.status] > OUTBOUND_RANK[current.status]:
                 highest[update.wamid] = update
         else:
             logger.info("status %r for %s ignored", update.status, update.wamid)
