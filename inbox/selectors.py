@@ -3,10 +3,10 @@
 from django.db.models import Q
 
 from core.errors import NotFound
-from inbox.models import MEDIA_ID_IN_PAYLOAD, MEDIA_MESSAGES, Message, PhoneNumber, UploadedMedia
+from inbox.models import MEDIA_ID_IN_PAYLOAD, MEDIA_MESSAGES, Message, Org, PhoneNumber, UploadedMedia
 
 
-def phone_number_of(org, phone_number_id):
+def phone_number_of(org: Org, phone_number_id: str) -> PhoneNumber:
     """The org's number; another org's answers exactly like one that does not exist."""
     number = PhoneNumber.objects.filter(org=org, phone_number_id=phone_number_id).first()
     if number is None:
@@ -14,7 +14,7 @@ def phone_number_of(org, phone_number_id):
     return number
 
 
-def waba_number_of(org, waba_id):
+def waba_number_of(org: Org, waba_id: str) -> PhoneNumber:
     """A number of the org's WhatsApp Business Account `waba_id` (its token reads the account's
     templates); another org's account answers exactly like one that does not exist."""
     number = PhoneNumber.objects.filter(org=org, waba_id=waba_id).order_by("pk").first()
@@ -23,7 +23,7 @@ def waba_number_of(org, waba_id):
     return number
 
 
-def media_number_of(org, media_id):
+def media_number_of(org: Org, media_id: str) -> PhoneNumber:
     """The org's number that received media `media_id` in a message, or uploaded it through Kirim: its
     token reads the media from Meta. Media the org never had, another org's included, answers exactly
     like missing media, and Meta is never asked about it. One query, on the index message_media_id and

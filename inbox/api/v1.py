@@ -32,7 +32,7 @@ from inbox.selectors import phone_number_of
 from inbox.services.erasure import contact_erase
 from inbox.services.send import message_send
 from orgs.audit import audit_record
-from orgs.auth import require_scope
+from orgs.auth import request_org, require_scope
 from orgs.keys import api_key_rotate
 
 PHONE_NUMBER_ID = OpenApiParameter(
@@ -50,7 +50,7 @@ class PhoneNumberScopedMixin(APIView):
     @cached_property
     def phone_number(self):
         """Looked up on first use: the read-receipt branch finds the number with its message instead."""
-        return phone_number_of(self.request.user, self.kwargs["phone_number_id"])
+        return phone_number_of(request_org(self.request), self.kwargs["phone_number_id"])
 
 
 def messages_post_schema(request_serializers, result_serializers, **texts):

@@ -2,16 +2,19 @@
 the last 24 hours can be blocked; each user succeeds or fails alone), and Kirim keeps on each Contact
 what Meta did, so the inbox shows a blocked contact as blocked."""
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.utils import timezone
 
-from inbox.models import Contact, Conversation
+from inbox.models import Contact, Conversation, PhoneNumber
 from meta import graph as meta_graph
+from meta.graph.client import Json
 
 MAX_USERS = 1000  # Meta's limit per request
 
 
-def users_block(phone_number, users, *, block=True):
+def users_block(phone_number: PhoneNumber, users: list[Json], *, block: bool = True) -> tuple[int, Json]:
     """Block (or unblock) `users`, Meta's list of {"user": ...} or {"user_id": ...}: (HTTP status,
     Meta's answer). The contacts Meta blocked or unblocked are marked so; the others are left as
     they were. The call to Meta is made with no transaction open."""
@@ -33,7 +36,7 @@ def users_block(phone_number, users, *, block=True):
     return status, answer
 
 
-def _contact_keys(phone_number, users):
+def _contact_keys(phone_number: PhoneNumber, users: Iterable[Json]) -> set[str]:
     """The conversation key of each user Meta answered for: the conversation that knows its user id,
     else its wa_id (what Meta answers for a number), else what was asked."""
     user_ids = {str(u["user_id"]) for u in users if u.get("user_id")}

@@ -10,17 +10,23 @@ Retention does the first part for every message older than MESSAGE_CONTENT_RETEN
 org's own period); purge_expired and the scheduler run it."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from inbox.models import Contact, Conversation, IdempotencyRecord, Message, Org, WebhookEvent
+from inbox.models import Contact, Conversation, IdempotencyRecord, Message, Org, PhoneNumber, WebhookEvent
 from outbox.models import Event
 
-ERASED_CONTENT = {"text": "", "payload": {}, "error": None, "contact_name": "", "edits": None}  # edits: earlier texts
+ERASED_CONTENT: dict[str, object] = {
+    "text": "",
+    "payload": {},
+    "error": None,
+    "contact_name": "",
+    "edits": None,
+}  # edits: earlier texts
 RETENTION_BATCH = 1000
 
 
@@ -31,12 +37,12 @@ class Erased:
     events: int
 
 
-def _erase_messages(messages, now):
+def _erase_messages(messages: QuerySet[Message], now: datetime) -> int:
     """Empty the content of `messages` (a queryset) not erased yet; how many were."""
     return messages.filter(content_erased_at__isnull=True).update(**ERASED_CONTENT, content_erased_at=now)
 
 
-def contact_erase(*, phone_number, contact):
+def contact_erase(*, phone_number: PhoneNumber, contact: str) -> Erased:
     """Erase what `contact` (wa_id or business-scoped user id) said and was told on `phone_number`."""
     now = timezone.now()
     quoted = f'"{contact}"'  # the id as JSON has it: `"6281..."` never matches inside a longer id
@@ -66,12 +72,12 @@ def contact_erase(*, phone_number, contact):
     return Erased(messages=messages, webhook_payloads=payloads, events=events.get(Event._meta.label, 0))
 
 
-def retention_days_of(org):
+def retention_days_of(org: Org) -> int | None:
     """The org's period, else MESSAGE_CONTENT_RETENTION_DAYS; None: content is kept."""
     return org.message_content_retention_days or settings.MESSAGE_CONTENT_RETENTION_DAYS
 
 
-def message_content_expire(now=None):
+def message_content_expire(now: datetime | None = None) -> int:
     """Empty the content of every message older than its org's retention period; how many. Short
     batches, each its own transaction, so inbound traffic never waits long on them. The scheduler (or
     purge_expired) calls it; running it again changes nothing."""

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,19 +31,20 @@ class Job:
     run: Callable[[], object]
 
 
-def jobs_register(jobs):
+def jobs_register(jobs: Iterable[Job]) -> None:
     ScheduledJob.objects.bulk_create([ScheduledJob(name=job.name) for job in jobs], ignore_conflicts=True)
 
 
-def database_now():
+def database_now() -> datetime:
     if connection.vendor != "postgresql":
         return timezone.now()  # SQLite: one host, its own clock
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement_timestamp()")
-        return cursor.fetchone()[0]
+        moment: datetime = cursor.fetchone()[0]
+        return moment
 
 
-def jobs_run_due(jobs, now: datetime | None = None):
+def jobs_run_due(jobs: Iterable[Job], now: datetime | None = None) -> list[str]:
     """Claim and run each job whose current period nobody has claimed yet; the names of those run."""
     now = now or database_now()
     ran = []
