@@ -4,12 +4,14 @@ limit, the account's events (kept for managers), the contacts of the WhatsApp Bu
 (smb_app_state_sync), and what each message cost (`pricing` on its statuses, counted for the price
 report). Called by inbox.services while it applies a webhook, in its transaction."""
 
+import datetime
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from django.db import connection
-from django.db.models import Case, JSONField, Q, Sum, Value, When
+from django.db.models import Case, JSONField, Model, Q, QuerySet, Sum, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -22,24 +24,23 @@ from inbox.models import (
     Direction,
     Message,
     MessageTemplate,
+    Org,
     PhoneNumber,
     PriceTally,
 )
 from inbox.services.inbound_rows import Numbers
-from meta import payloads
+from meta.payloads import FieldChange, StatusUpdate
 
 logger = logging.getLogger("kirim.inbox")
 
 
-def fields_apply(
-    changes: Sequence[payloads.FieldChange], numbers: Numbers
-) -> list[tuple[payloads.FieldChange, list[int]]]:
+def fields_apply(changes: Sequence[FieldChange], numbers: Numbers) -> list[tuple[FieldChange, list[int]]]:
     """Apply the followed fields' changes (meta.payloads.FOLLOWED_FIELDS) and keep each for the
     managers of the orgs whose numbers belong to its WABA. Returns [(change, [org ids])]: whom to tell."""
     if not changes:
         return []
     orgs_of_waba = _orgs_of_wabas({c.waba_id for c in changes if c.waba_id})
-    told = []
+    told: list[tuple[FieldChange, list[int]]] = []
     for change in changes:
         number = numbers.get(change.phone_number_id)
         orgs = [number.org_id] if number else orgs_of_waba.get(change.waba_id, [])
@@ -55,19 +56,19 @@ def fields_apply(
     return told
 
 
-def _orgs_of_wabas(waba_ids):
-    orgs = defaultdict(list)
+def _orgs_of_wabas(waba_ids: set[str]) -> dict[str, list[int]]:
+    orgs: defaultdict[str, list[int]] = defaultdict(list)
     for waba_id, org_id in PhoneNumber.objects.filter(waba_id__in=waba_ids).values_list("waba_id", "org_id"):
         if org_id not in orgs[waba_id]:
             orgs[waba_id].append(org_id)
     return orgs
 
 
-def _nothing(change, orgs):
+def _nothing(change: FieldChange, orgs: list[int]) -> None:
     """History is stored as messages (inbox.services.coexistence); this field has nothing else to apply."""
 
 
-def _templates(change, orgs):
+def _templates(change: FieldChange, orgs: list[int]) -> QuerySet[MessageTemplate]:
     """The templates a change names, in its WABA: by Meta's id, or by name and language."""
     value = change.value
     named = Q(
@@ -78,30 +79,30 @@ def _templates(change, orgs):
     return MessageTemplate.objects.filter(named, org_id__in=orgs, waba_id=change.waba_id)
 
 
-def _template_status(change, orgs):
+def _template_status(change: FieldChange, orgs: list[int]) -> None:
     """APPROVED, REJECTED, PAUSED, DISABLED, ...: the picker offers only APPROVED ones."""
     if event := str(change.value.get("event") or ""):
         _templates(change, orgs).update(status=event[:32])
 
 
-def _template_category(change, orgs):
+def _template_category(change: FieldChange, orgs: list[int]) -> None:
     if category := str(change.value.get("new_category") or ""):
         _templates(change, orgs).update(category=category[:32])
 
 
-def _template_quality(change, orgs):
+def _template_quality(change: FieldChange, orgs: list[int]) -> None:
     if score := str(change.value.get("new_quality_score") or ""):
         _templates(change, orgs).update(quality_score=score[:16])
 
 
-def _number_quality(change, orgs):
+def _number_quality(change: FieldChange, orgs: list[int]) -> None:
     """The number Meta names by its display number, in the change's WABA: its quality event and limit."""
     digits = "".join(ch for ch in str(change.value.get("display_phone_number", "")) if ch.isdigit())
     numbers = [
         n for n in PhoneNumber.objects.filter(org_id__in=orgs, waba_id=change.waba_id)
         if "".join(ch for ch in n.display_phone_number if ch.isdigit()) == digits
     ]  # fmt: skip
-    fields = {"quality_updated_at": change.time}
+    fields: dict[str, object] = {"quality_updated_at": change.time}
     if change.value.get("event"):
         fields["quality_event"] = str(change.value["event"])[:32]
     if change.value.get("current_limit"):
@@ -109,7 +110,7 @@ def _number_quality(change, orgs):
     PhoneNumber.objects.filter(pk__in=[n.pk for n in numbers]).update(**fields)
 
 
-def _contacts_synced(change, orgs):
+def _contacts_synced(change: FieldChange, orgs: list[int]) -> None:
     """The app's contacts: the name the business saved for each (removed: forgotten)."""
     number = PhoneNumber.objects.filter(phone_number_id=change.phone_number_id).only("pk", "org_id").first()
     if number is None:
@@ -131,7 +132,7 @@ def _contacts_synced(change, orgs):
             )
 
 
-APPLY = {
+APPLY: dict[str, Callable[[FieldChange, list[int]], None]] = {
     "history": _nothing,
     "smb_app_state_sync": _contacts_synced,
     "message_template_status_update": _template_status,
@@ -141,7 +142,7 @@ APPLY = {
 }
 
 
-def prices_record(updates) -> int:
+def prices_record(updates: Iterable[StatusUpdate]) -> int:
     """Keep each outbound message's `pricing`, from the first of its statuses that carries one, and
     count it in the price tallies (PriceTally, ConversationPriceTally) by the day of that status. Messages are locked in primary-key order
     (MessageQuerySet.lock_in_pk_order), so two webhooks pricing one message count it once."""
@@ -161,9 +162,10 @@ def prices_record(updates) -> int:
         pricing=Case(*(When(pk=pk, then=Value(priced[wamid].pricing, JSONField())) for pk, wamid, *_ in locked)),
         updated_at=timezone.now(),
     )
-    tallies, conversations = defaultdict(int), defaultdict(lambda: [0, 0])
+    tallies: defaultdict[tuple[object, ...], int] = defaultdict(int)
+    conversations: defaultdict[tuple[object, ...], list[int]] = defaultdict(lambda: [0, 0])
     for _, wamid, org_id, number_pk, contact, template in locked:
-        pricing, day = priced[wamid].pricing, priced[wamid].timestamp.date()
+        pricing, day = priced[wamid].pricing or {}, priced[wamid].timestamp.date()  # priced: never empty
         billable = pricing.get("billable") is True
         tallies[org_id, day, number_pk, (template or "")[:512], str(pricing.get("category") or "")[:32],
                 str(pricing.get("type") or "")[:32], billable] += 1  # fmt: skip
@@ -177,7 +179,7 @@ def prices_record(updates) -> int:
     return len(locked)
 
 
-def _add(model, key, counts, rows):
+def _add(model: type[Model], key: str, counts: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Add `counts` to the tally rows of `model` with these keys: one upsert statement for all.
     Each row is the key's values, then the counts'."""
     table = connection.ops.quote_name(model._meta.db_table)
@@ -192,11 +194,18 @@ def _add(model, key, counts, rows):
         cursor.executemany(sql, params)
 
 
-def price_report(org, *, since, until, phone_number=None, top=50):
+def price_report(
+    org: Org,
+    *,
+    since: datetime.date,
+    until: datetime.date,
+    phone_number: PhoneNumber | None = None,
+    top: int = 50,
+) -> dict[str, Any]:
     """What the org's messages cost from day `since` to day `until` (dates, both included): priced and
     billable message counts in all, by Meta's pricing category and type, by template, and for the `top`
     conversations with the most billable messages. From the tallies, whatever the number of messages."""
-    period = {"org": org, "day__gte": since, "day__lte": until}
+    period: dict[str, object] = {"org": org, "day__gte": since, "day__lte": until}
     if phone_number is not None:
         period["phone_number"] = phone_number
     return {
@@ -206,28 +215,32 @@ def price_report(org, *, since, until, phone_number=None, top=50):
     }
 
 
-def price_summary(tallies, conversations, *, top=50):
+def price_summary(
+    tallies: QuerySet[PriceTally], conversations: QuerySet[ConversationPriceTally], *, top: int = 50
+) -> dict[str, Any]:
     """Priced and billable counts of these PriceTally rows: in all, by category and pricing type, and by
     template; and of these ConversationPriceTally rows, the `top` conversations by billable messages."""
     # Named apart from the `messages` column they sum.
     counts = {"priced": Sum("messages"), "charged": Coalesce(Sum("messages", filter=Q(billable=True)), 0)}
 
-    def counted(row):
+    def counted(row: dict[str, Any]) -> dict[str, Any]:
         """The row with its counts under their report names, 0 for none."""
         priced, charged = row.pop("priced"), row.pop("charged")
         return {**row, "messages": priced or 0, "billable": charged or 0}
 
-    def grouped(*by):
+    def grouped(*by: str) -> list[dict[str, Any]]:
         return [counted(row) for row in tallies.values(*by).annotate(**counts).order_by("-charged", "-priced", *by)]
 
     # By the number's key, not its id's text (no join), the ids looked up for the `top` rows alone.
     busiest = list(
-        conversations.values("phone_number", "contact_wa_id")
+        conversations.values("phone_number_id", "contact_wa_id")
         .annotate(priced=Sum("messages"), charged=Sum("billable"))
-        .order_by("-charged", "-priced", "phone_number", "contact_wa_id")[:top]
+        .order_by("-charged", "-priced", "phone_number_id", "contact_wa_id")[:top]
     )
     number_ids = dict(
-        PhoneNumber.objects.filter(pk__in={row["phone_number"] for row in busiest}).values_list("pk", "phone_number_id")
+        PhoneNumber.objects.filter(pk__in={row["phone_number_id"] for row in busiest}).values_list(
+            "pk", "phone_number_id"
+        )
     )
     return {
         **counted(tallies.aggregate(**counts)),
@@ -235,7 +248,7 @@ def price_summary(tallies, conversations, *, top=50):
         "by_template": grouped("template_name", "category"),
         "by_conversation": [
             {
-                "phone_number_id": number_ids[row["phone_number"]],
+                "phone_number_id": number_ids[row["phone_number_id"]],
                 "contact": row["contact_wa_id"],
                 "messages": row["priced"] or 0,
                 "billable": row["charged"] or 0,
