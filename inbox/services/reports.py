@@ -4,15 +4,19 @@ here, nothing loaded from another host). Reads only: cycles come from Conversati
 and Conversation (the open ones), messages from the index message_number_timeline."""
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypedDict
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncHour
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from inbox.models import Conversation, ConversationCycle, HourlyMessageCount, Message, PhoneNumber
+from inbox.models import Conversation, ConversationCycle, HourlyMessageCount, Message, Org, PhoneNumber
 
 DAYS = {"7": 7, "14": 14, "30": 30}
 DEFAULT_DAYS = 7
@@ -23,38 +27,53 @@ ROLLUP_AFTER = timedelta(hours=2)
 class Times:
     """Durations summed per (agent, day): {(username, day): (count, seconds)}, averaged on demand."""
 
-    sums: dict = field(default_factory=dict)
+    sums: dict[tuple[str, date], tuple[int, float]] = field(default_factory=dict)
 
-    def add(self, agent, day, count, seconds):
+    def add(self, agent: str, day: date, count: int, seconds: float) -> None:
         had = self.sums.get((agent, day), (0, 0.0))
         self.sums[agent, day] = (had[0] + count, had[1] + seconds)
 
-    def agents(self):
+    def agents(self) -> set[str]:
         return {agent for agent, _ in self.sums}
 
-    def count(self, agent=None, day=None):
+    def count(self, agent: str | None = None, day: date | None = None) -> int:
         return self._total(agent, day)[0]
 
-    def average(self, agent=None, day=None):
+    def average(self, agent: str | None = None, day: date | None = None) -> float | None:
         count, seconds = self._total(agent, day)
         return seconds / count if count else None
 
-    def _total(self, agent, day):
+    def _total(self, agent: str | None, day: date | None) -> tuple[int, float]:
         picked = [v for (a, d), v in self.sums.items() if agent in (None, a) and day in (None, d)]
         return sum(c for c, _ in picked), sum(s for _, s in picked)
 
 
+# Spelled as a call: `in` is a keyword.
+DayRow = TypedDict(
+    "DayRow",
+    {"day": date, "opened": int, "resolved": int, "in": int, "out": int, "first_response": str, "resolution": str},
+)
+
+
+class AgentRow(TypedDict):
+    agent: str
+    responses: int
+    first_response: str
+    resolved: int
+    resolution: str
+
+
 @dataclass
 class InboxReport:
-    days: list
-    opened: dict
-    resolved: dict
-    messages_in: dict
-    messages_out: dict
+    days: list[date]
+    opened: dict[date, int]
+    resolved: dict[date, int]
+    messages_in: dict[date, int]
+    messages_out: dict[date, int]
     first_response: Times
     resolution: Times
 
-    def rows(self):
+    def rows(self) -> list[DayRow]:
         """One row per day for the table."""
         return [
             {
@@ -69,7 +88,7 @@ class InboxReport:
             for day in self.days
         ]
 
-    def agents(self):
+    def agents(self) -> list[AgentRow]:
         """Per agent over the period: first responses and resolutions, and their average times."""
         return [
             {
@@ -82,18 +101,20 @@ class InboxReport:
             for name in sorted(self.first_response.agents() | self.resolution.agents())
         ]
 
-    def conversations_chart(self):
+    def conversations_chart(self) -> SafeString:
         return bar_chart(self.days, [("opened", self.opened, "#0671b8"), ("resolved", self.resolved, "#0f8a4a")])
 
-    def messages_chart(self):
+    def messages_chart(self) -> SafeString:
         return bar_chart(self.days, [("in", self.messages_in, "#54656f"), ("out", self.messages_out, "#d9822b")])
 
 
-def per_day(rows, moment, agent, since, times):
+def per_day(
+    rows: QuerySet[ConversationCycle] | QuerySet[Conversation], moment: str, agent: str | None, since: str, times: Times
+) -> dict[date, int]:
     """Rows grouped in the database by the day of `moment` and the `agent` (a user lookup): their count
     and, into `times`, their summed time since `since`. Returns {day: count}."""
     took = ExpressionWrapper(F(moment) - F(since), output_field=DurationField())
-    counted = defaultdict(int)
+    counted: defaultdict[date, int] = defaultdict(int)
     keys = ("day", agent) if agent else ("day",)
     grouped = rows.annotate(day=TruncDate(moment)).values(*keys).annotate(n=Count("pk"), took=Sum(took))
     for row in grouped.order_by():
@@ -103,7 +124,7 @@ def per_day(rows, moment, agent, since, times):
     return counted
 
 
-def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
+def inbox_report(*, orgs: QuerySet[Org], days: int = DEFAULT_DAYS, now: datetime | None = None) -> InboxReport:
     """The report of the last `days` days (today included) over `orgs`, in the current time zone.
     Everything is grouped by the database: a few dozen rows come back, however many cycles."""
     now = timezone.localtime(now or timezone.now())
@@ -114,14 +135,15 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
     cycles = ConversationCycle.objects.filter(org_id__in=org_ids)
     resolved = per_day(cycles.filter(resolved_at__gte=start), "resolved_at", "resolver__username", "opened_at",
                        resolution)  # fmt: skip
-    opened = defaultdict(int)
+    opened: defaultdict[date, int] = defaultdict(int)
     open_cycles = Conversation.objects.filter(org_id__in=org_ids, opened_at__isnull=False)
     for source in (cycles, open_cycles):
         for day, n in per_day(source.filter(opened_at__gte=start), "opened_at", None, "opened_at", Times()).items():
             opened[day] += n
         answered = source.filter(opened_at__gte=start, first_response_at__isnull=False)
         per_day(answered, "first_response_at", "first_responder__username", "opened_at", first_response)
-    messages_in, messages_out = defaultdict(int), defaultdict(int)
+    messages_in: defaultdict[date, int] = defaultdict(int)
+    messages_out: defaultdict[date, int] = defaultdict(int)
     kept, live_from = kept_counts(org_ids, start, now)
     for hour, inbound, outbound in kept.values_list("hour", "inbound", "outbound"):
         messages_in[timezone.localtime(hour).date()] += inbound
@@ -139,7 +161,9 @@ def inbox_report(*, orgs, days=DEFAULT_DAYS, now=None):
     )
 
 
-def message_counts(org_ids, start, end, bucket=TruncDate):
+def message_counts(
+    org_ids: list[int], start: datetime, end: datetime | None, bucket: type[TruncBase] = TruncDate
+) -> QuerySet[Any, Mapping[str, Any]]:  # Message rows annotated with `at` and `n`
     """Messages of the orgs per (`bucket` of their time, direction) from `start` to `end` (None: now),
     through the index message_number_timeline."""
     numbers = PhoneNumber.objects.filter(org_id__in=org_ids).values("pk")
@@ -149,7 +173,7 @@ def message_counts(org_ids, start, end, bucket=TruncDate):
     return messages.annotate(at=bucket("timestamp")).values("at", "direction").annotate(n=Count("pk")).order_by()
 
 
-def kept_counts(org_ids, start, now):
+def kept_counts(org_ids: list[int], start: datetime, now: datetime) -> tuple[QuerySet[HourlyMessageCount], datetime]:
     """The orgs' HourlyMessageCount rows from `start` on, the missing ones counted and kept first, and
     when the hours not kept begin. An hour is kept once it ended ROLLUP_AFTER ago, so that messages
     Meta delivers late (its retries) are in; until then it is counted live. Two reports filling the
@@ -160,7 +184,7 @@ def kept_counts(org_ids, start, now):
     hours = [start + timedelta(hours=n) for n in range(int((live_from - start).total_seconds() // 3600))]
     missing = sorted({hour for hour in hours for org_id in org_ids if (org_id, hour) not in have})
     if missing:
-        counted = defaultdict(lambda: [0, 0])
+        counted: defaultdict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0])
         numbers = dict(PhoneNumber.objects.filter(org_id__in=org_ids).values_list("pk", "org_id"))
         rows = message_counts(org_ids, missing[0], live_from, TruncHour).values("at", "direction", "phone_number")
         for row in rows.annotate(n=Count("pk")):
@@ -176,27 +200,27 @@ def kept_counts(org_ids, start, now):
     return kept, max(start, live_from)
 
 
-def start_of(day):
-    return timezone.make_aware(timezone.datetime.combine(day, timezone.datetime.min.time()))
+def start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def duration(seconds):
+def duration(seconds: float | None) -> str:
     """A time for people: 45 s, 12 min, 3 h 05 min."""
     if seconds is None:
         return "—"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 CHART_HEIGHT = 120
 BAR_WIDTH = 10
 
 
-def bar_chart(days, series):
+def bar_chart(days: list[date], series: list[tuple[str, dict[date, int], str]]) -> SafeString:
     """Grouped bars per day as inline SVG, one colour per series, with a title per bar for its value."""
     tallest = max([1, *(counts.get(day, 0) for _, counts, _ in series for day in days)])
     group = BAR_WIDTH * len(series) + 8
