@@ -7,13 +7,16 @@ audit log, in the transaction that makes it."""
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.errors import InvalidField
@@ -25,11 +28,12 @@ from inbox.models import (
     Label,
     Membership,
     Note,
+    Org,
     PhoneNumber,
     SavedReply,
 )
 from orgs.audit import audit_write
-from orgs.models import AuditAction
+from orgs.models import ApiKey, AuditAction
 from outbox import record as outbox
 from outbox.models import EventType
 
@@ -38,18 +42,18 @@ SAVED_REPLY_VARIABLES = ("contact_name", "agent_name")
 VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
-def open_now(now=None):
+def open_now(now: datetime | None = None) -> Q:
     """Conversations that need the team: open ones, and snoozed ones whose time has come."""
     return Q(state=ConversationState.OPEN) | Q(
         state=ConversationState.SNOOZED, snoozed_until__lte=now or timezone.now()
     )
 
 
-def not_resolved():
+def not_resolved() -> Q:
     return ~Q(state=ConversationState.RESOLVED)
 
 
-def state_q(state, now=None):
+def state_q(state: str, now: datetime | None = None) -> Q:
     """Conversations in `state` as shown (shown_state): a snooze past its time is open, not snoozed."""
     now = now or timezone.now()
     if state == ConversationState.OPEN:
@@ -59,23 +63,25 @@ def state_q(state, now=None):
     return Q(state=state)
 
 
-def shown_state(conversation, now: datetime | None = None) -> str:
+def shown_state(conversation: Conversation, now: datetime | None = None) -> str:
     """The state as people and integrators see it: a snooze past its time is open again."""
-    if conversation.state == ConversationState.SNOOZED and conversation.snoozed_until <= (now or timezone.now()):
+    until = conversation.snoozed_until
+    if conversation.state == ConversationState.SNOOZED and until is not None and until <= (now or timezone.now()):
         return ConversationState.OPEN
-    return conversation.state
+    return str(conversation.state)
 
 
-def agents_of(org, *, present_since=None):
+def agents_of(org: Org | int, *, present_since: datetime | None = None) -> QuerySet[User]:
     """The staff users of the org, by username: who a conversation can be assigned to; with
     `present_since`, only those whose inbox pages polled since then (presence_record)."""
     membership = Q(kirim_memberships__org=org)
     if present_since is not None:
         membership &= Q(kirim_memberships__last_seen_at__gte=present_since)
-    return get_user_model().objects.filter(membership, is_active=True).order_by("username")
+    users: QuerySet[User] = get_user_model().objects.filter(membership, is_active=True)
+    return users.order_by("username")
 
 
-def presence_record(user, now=None):
+def presence_record(user: User, now: datetime | None = None) -> None:
     """`user` has an inbox page open (they poll while open): present for AGENT_PRESENT_SECONDS. One
     conditional UPDATE, which writes at most every quarter of that however often the pages poll."""
     now = now or timezone.now()
@@ -85,7 +91,7 @@ def presence_record(user, now=None):
     )
 
 
-def agent_named(org, username):
+def agent_named(org: Org, username: object) -> User:
     """The org's staff user `username`; InvalidField for anyone else, another org's staff included."""
     user = agents_of(org).filter(username=username).first() if isinstance(username, str) else None
     if user is None:
@@ -93,7 +99,7 @@ def agent_named(org, username):
     return user
 
 
-def as_data(conversation, now=None):
+def as_data(conversation: Conversation, now: datetime | None = None) -> dict[str, Any]:
     """A conversation as the API answers it and its events carry it."""
     number = conversation.phone_number
     return {
@@ -107,7 +113,7 @@ def as_data(conversation, now=None):
         },
         "state": shown_state(conversation, now),
         "snoozed_until": _iso(conversation.snoozed_until) if conversation.state == ConversationState.SNOOZED else None,
-        "assignee": conversation.assignee.username if conversation.assignee_id else None,
+        "assignee": conversation.assignee.username if conversation.assignee is not None else None,
         "labels": sorted(label.name for label in conversation.labels.all()),
         "last_message_at": _iso(conversation.last_message_at),
         "last_message_text": conversation.last_message_text,
@@ -115,7 +121,7 @@ def as_data(conversation, now=None):
     }
 
 
-def _iso(moment):
+def _iso(moment: datetime | None) -> str | None:
     return outbox.iso(moment) if moment else None
 
 
@@ -124,25 +130,25 @@ class Actor:
     """Who made a change: a staff user in the admin or an API key, from `address`; or, with neither,
     Kirim itself (`system` names what did it)."""
 
-    user: object = None
-    api_key: object = None
+    user: User | None = None
+    api_key: ApiKey | None = None
     address: str = ""
     system: str = ""
 
-    def as_data(self):
+    def as_data(self) -> dict[str, str]:
         if self.user is not None:
             return {"type": "user", "username": self.user.username}
         if self.api_key is not None:
             return {"type": "api_key", "id": self.api_key.external_id}
         return {"type": "system", "name": self.system}
 
-    def audit(self, action, conversation, detail=""):
+    def audit(self, action: str, conversation: Conversation, detail: str = "") -> None:
         """The change's entry in the org's audit log, written in the change's transaction."""
         audit_write(action, org=conversation.org_id, target=conversation, detail=detail, user=self.user,
                     key=self.api_key, address=self.address, by=f"Kirim ({self.system})")  # fmt: skip
 
 
-def _locked(conversation):
+def _locked(conversation: Conversation) -> Conversation:
     """The conversation's row, locked until the transaction ends: changes to one conversation queue up."""
     return (
         Conversation.objects.select_for_update(of=("self",))
@@ -151,14 +157,16 @@ def _locked(conversation):
     )
 
 
-def _announce(event_type, conversation, actor, **extra):
+def _announce(event_type: str, conversation: Conversation, actor: Actor, **extra: object) -> None:
     outbox.events_record(
         event_type, {conversation.org_id: {"conversation": as_data(conversation), "by": actor.as_data(), **extra}}
     )
 
 
 @transaction.atomic
-def conversation_assign(*, conversation, assignee, actor, only_if_unassigned=False):
+def conversation_assign(
+    *, conversation: Conversation, assignee: User | None, actor: Actor, only_if_unassigned: bool = False
+) -> Conversation:
     """Give the conversation to `assignee` (a staff user of its org) or to nobody (None); with
     `only_if_unassigned`, only if nobody has it. Returns the conversation as it stands; nothing is
     recorded when it already had that assignee."""
@@ -167,7 +175,7 @@ def conversation_assign(*, conversation, assignee, actor, only_if_unassigned=Fal
     row = _locked(conversation)
     if row.assignee_id == (assignee.pk if assignee else None) or (only_if_unassigned and row.assignee_id):
         return row
-    previous = row.assignee.username if row.assignee_id else None
+    previous = row.assignee.username if row.assignee is not None else None
     row.assignee = assignee
     row.team_changed_at = timezone.now()
     row.save(update_fields=["assignee", "team_changed_at"])
@@ -203,7 +211,7 @@ def conversations_opened(opened: list[Opened]) -> None:
         if o.previous_state is not None:
             _announce(EventType.CONVERSATION_STATE_CHANGED, rows[o.conversation_pk], CONTACT_WROTE,
                       previous_state=o.previous_state)  # fmt: skip
-    waiting = defaultdict(list)
+    waiting: defaultdict[int, list[Conversation]] = defaultdict(list)
     for o in opened:
         row = rows[o.conversation_pk]
         if row.phone_number.auto_assign and row.assignee_id is None:
@@ -212,7 +220,7 @@ def conversations_opened(opened: list[Opened]) -> None:
         _round_robin(number_pk, conversations)
 
 
-def _round_robin(number_pk, conversations):
+def _round_robin(number_pk: int, conversations: list[Conversation]) -> None:
     """Give each conversation to the next present agent of the number's org, in turn by username.
     Whose turn was last lives on the number's row, locked until the transaction ends: two hosts
     assigning for one number at once take turns, never the same one twice."""
@@ -231,7 +239,7 @@ def _round_robin(number_pk, conversations):
     number.save(update_fields=["auto_assign_last"])
 
 
-def check_snooze(state, snoozed_until, now=None):
+def check_snooze(state: str, snoozed_until: datetime | None, now: datetime | None = None) -> None:
     if state == ConversationState.SNOOZED:
         if snoozed_until is None:
             raise InvalidField("snoozed_until", "A snoozed conversation needs `snoozed_until`, a time to come back.")
@@ -242,7 +250,9 @@ def check_snooze(state, snoozed_until, now=None):
 
 
 @transaction.atomic
-def conversation_set_state(*, conversation, state, actor, snoozed_until: datetime | None = None):
+def conversation_set_state(
+    *, conversation: Conversation, state: str, actor: Actor, snoozed_until: datetime | None = None
+) -> Conversation:
     """Move the conversation to `state` (snoozed: until `snoozed_until`). Resolving ends its cycle,
     which is kept for the reports; the contact writing again opens the next (inbox.services)."""
     if state not in ConversationState.values:
@@ -270,7 +280,7 @@ def conversation_set_state(*, conversation, state, actor, snoozed_until: datetim
 
 
 @transaction.atomic
-def conversation_set_labels(*, conversation, labels, actor):
+def conversation_set_labels(*, conversation: Conversation, labels: Iterable[Label], actor: Actor) -> Conversation:
     """Make the conversation's labels exactly `labels` (the org's Label rows)."""
     if any(label.org_id != conversation.org_id for label in labels):
         raise InvalidField("labels", "Only the org's own labels can be put on its conversations.")
@@ -287,7 +297,7 @@ def conversation_set_labels(*, conversation, labels, actor):
     return row
 
 
-def labels_named(org, names):
+def labels_named(org: Org, names: object) -> list[Label]:
     """The org's labels of these names; InvalidField naming one it does not have."""
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise InvalidField("labels", "`labels` takes a list of label names.")
@@ -299,7 +309,7 @@ def labels_named(org, names):
 
 
 @transaction.atomic
-def note_add(*, conversation, body, actor):
+def note_add(*, conversation: Conversation, body: object, actor: Actor) -> Note:
     """A private note in the thread. Never sent to WhatsApp: nothing here talks to Meta."""
     body = (body or "").strip() if isinstance(body, str) else None
     if not body:
@@ -315,17 +325,17 @@ def note_add(*, conversation, body, actor):
     return note
 
 
-def note_as_data(note):
+def note_as_data(note: Note) -> dict[str, Any]:
     return {
         "id": note.external_id,
         "object": "note",
         "body": note.body,
-        "author": note.author.username if note.author_id else None,
+        "author": note.author.username if note.author is not None else None,
         "created_at": _iso(note.created_at),
     }
 
 
-def first_response_record(*, conversation, user, at):
+def first_response_record(*, conversation: Conversation, user: User, at: datetime) -> None:
     """An agent answered: the first answer of the conversation's open cycle is its first response.
     One conditional UPDATE, so two agents answering at once record one of them."""
     Conversation.objects.filter(pk=conversation.pk, opened_at__isnull=False, first_response_at__isnull=True).update(
@@ -333,7 +343,7 @@ def first_response_record(*, conversation, user, at):
     )
 
 
-def saved_reply_text(saved_reply: SavedReply, *, conversation, agent):
+def saved_reply_text(saved_reply: SavedReply, *, conversation: Conversation, agent: User) -> str:
     """The saved reply's body with its variables filled in; an unknown variable is left as written."""
     values = {
         "contact_name": conversation.contact_name or conversation.contact_shown,
