@@ -44,6 +44,17 @@ def chromium():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def submit(driver, button):
+    """Click a button that posts its form, and return once the answer's page has replaced this one:
+    read sooner, the page still shows the old elements (the assignee before the change), which then
+    go stale under the reader."""
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    button.click()
+    WebDriverWait(driver, 10).until(staleness_of(button))
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's headless Chromium through Selenium; skipped, saying why, where it is missing."""

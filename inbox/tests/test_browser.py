@@ -16,6 +16,7 @@ from inbox.models import Conversation, Direction, Message, Role, Status
 from inbox.services.replies import templates_store
 from receipts.tests.test_browser import log_in, save_screenshot
 from testing.meta import as_the_client_sent_it
+from testing.programs import submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,7 +87,7 @@ def test_a_text_reply_inside_the_window_shows_and_its_tick_turns_without_a_reloa
     assert browser.find_element(By.ID, "receipt-policy").text.startswith("Read receipts: manual.")
     browser.find_element(By.ID, "reply-text-input").send_keys("Yes, we deliver to Bandung tomorrow!")
     save_screenshot(browser, "reply-box.png")
-    browser.find_element(By.ID, "send-text").click()
+    submit(browser, browser.find_element(By.ID, "send-text"))
 
     reply_text = browser.find_element(By.CSS_SELECTOR, ".bubble.outbound .text").text  # the page after the send
     assert reply_text == "Yes, we deliver to Bandung tomorrow!"
@@ -128,7 +129,7 @@ def test_a_template_reply_outside_the_window(browser, live_server, meta_stand_in
     for name, value in (("header-1", "#4411"), ("body-1", "Budi"), ("body-2", "#4411")):
         browser.find_element(By.NAME, f"param-{template_id}-{name}").send_keys(value)
     save_screenshot(browser, "template-picker.png")
-    browser.find_element(By.ID, "send-template").click()
+    submit(browser, browser.find_element(By.ID, "send-template"))
 
     reply_text = browser.find_element(By.CSS_SELECTOR, ".bubble.outbound .text").text
     assert reply_text == "Hi Budi, your order #4411 is on its way."
@@ -166,7 +167,7 @@ def test_on_open_sends_one_receipt_and_on_reply_none_until_the_reply(
     assert len(graph_calls(meta_stand_in)) == 1
     assert not Message.objects.filter(contact_wa_id="6281234567803", status=Status.READ).exists()
     browser.find_element(By.ID, "reply-text-input").send_keys("Terima kasih, Ayu!")
-    browser.find_element(By.ID, "send-text").click()
+    submit(browser, browser.find_element(By.ID, "send-text"))
     browser.find_element(By.CSS_SELECTOR, ".bubble.outbound")  # the page after the send
 
     receipt, send = graph_calls(meta_stand_in)[1:3]

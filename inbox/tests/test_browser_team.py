@@ -18,7 +18,7 @@ from fakemeta.server import new_wamid
 from inbox.models import Conversation, ConversationState, Direction, Message, Role, SavedReply
 from inbox.tests.test_browser import graph_calls, wait_for
 from receipts.tests.test_browser import log_in, save_screenshot
-from testing.programs import chromium
+from testing.programs import chromium, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,10 +89,10 @@ def test_two_agents_assignment_is_seen_live_and_a_note_never_reaches_whatsapp(
         nadia.get(f"{live_server.url}/admin/inbox/conversation/")  # her landing: Open
         assert contacts_listed(nadia) == ["Budi Santoso", "Siti Rahma"]
         nadia.get(f"{live_server.url}/admin/inbox/conversation/{siti.pk}/change/")
-        nadia.find_element(By.ID, "assign-to-me").click()
+        submit(nadia, nadia.find_element(By.ID, "assign-to-me"))
         assert nadia.find_element(By.ID, "conversation-assignee").text == "nadia"
         nadia.find_element(By.ID, "note-input").send_keys("Siti is a regular: offer the loyalty discount")
-        nadia.find_element(By.ID, "add-note").click()
+        submit(nadia, nadia.find_element(By.ID, "add-note"))
         note = nadia.find_element(By.CSS_SELECTOR, ".bubble.note")
         assert "offer the loyalty discount" in note.text and "Private note · nadia" in note.text
 
@@ -121,7 +121,7 @@ def test_a_saved_reply_fills_in_the_contacts_name_and_is_sent(browser, live_serv
     Select(browser.find_element(By.ID, "saved-reply-picker")).select_by_visible_text("Greeting")
     box = browser.find_element(By.ID, "reply-text-input")
     assert box.get_attribute("value") == "Hi Siti Rahma, nadia here. How can I help?"
-    browser.find_element(By.ID, "send-text").click()
+    submit(browser, browser.find_element(By.ID, "send-text"))
     browser.find_element(By.CSS_SELECTOR, ".bubble.outbound")
     [body] = graph_calls(meta_stand_in)
     assert body["text"] == {"body": "Hi Siti Rahma, nadia here. How can I help?"}
@@ -138,7 +138,7 @@ def test_a_resolved_conversation_reopens_when_the_contact_writes_again(
     log_in(browser, live_server, "nadia")
     browser.get(f"{live_server.url}/admin/inbox/conversation/{siti.pk}/change/")
     Select(browser.find_element(By.ID, "state-picker")).select_by_value("resolved")
-    browser.find_element(By.ID, "set-state").click()
+    submit(browser, browser.find_element(By.ID, "set-state"))
     assert browser.find_element(By.ID, "conversation-state").text == "resolved"
     browser.get(f"{live_server.url}/admin/inbox/conversation/")
     assert contacts_listed(browser) == ["Budi Santoso"]  # Open: what is left to do
@@ -187,7 +187,7 @@ def test_an_image_shows_and_a_voice_note_plays_through_kirims_proxy(
     token = phone_number.access_token
     assert token not in browser.page_source
     browser.find_element(By.ID, "note-input").send_keys("Customer sent a photo and a voice note")
-    browser.find_element(By.ID, "add-note").click()
+    submit(browser, browser.find_element(By.ID, "add-note"))
     browser.find_element(By.CSS_SELECTOR, ".bubble.note")
     save_screenshot(browser, "team-thread-note-media.png")
     # Every request the page made went to Kirim, none to Meta's host or the stand-in.
@@ -210,7 +210,7 @@ def test_the_managers_report_shows_the_first_response_time_the_agent_made(
     log_in(browser, live_server, "nadia")
     browser.get(f"{live_server.url}/admin/inbox/conversation/{siti.pk}/change/")
     browser.find_element(By.ID, "reply-text-input").send_keys("Yes, until 9 tonight!")
-    browser.find_element(By.ID, "send-text").click()
+    submit(browser, browser.find_element(By.ID, "send-text"))
     browser.find_element(By.CSS_SELECTOR, ".bubble.outbound")
 
     log_in(browser, live_server, "maya")
