@@ -9,6 +9,7 @@ elsewhere it is skipped unless asked for:
     KIRIM_CHAOS=1 make test PYTEST_ARGS=inbox/tests/test_chaos.py
 """
 
+import contextlib
 import http.client
 import os
 import pwd
@@ -73,9 +74,10 @@ class Cluster:
         self.pg_ctl("-m", "immediate", "stop")
 
 
-@pytest.fixture
-def cluster():
-    directory = Path(tempfile.mkdtemp(prefix="kirim-chaos-"))
+@contextlib.contextmanager
+def running_cluster(prefix):
+    """A PostgreSQL cluster of the test's own, which it may stop; removed at the end."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
     server = Cluster(directory)
     try:
         server.start()
@@ -85,6 +87,12 @@ def cluster():
             server.stop()
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster():
+    with running_cluster("kirim-chaos-") as server:
+        yield server
 
 
 @pytest.fixture

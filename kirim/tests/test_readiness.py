@@ -3,11 +3,8 @@ worker shown and its alert firing, one stopped in good order gone, and the datab
 migrated on a cluster of the test's own, with liveness unmoved throughout."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -15,7 +12,7 @@ import yaml
 from django.conf import settings
 
 from conftest import postgres_only, wait_for
-from inbox.tests.test_chaos import PG_BIN, Cluster
+from inbox.tests.test_chaos import PG_BIN, running_cluster
 from kirim.tests.observing import DELIVERY_SETTINGS, needs, samples, value
 from outbox.models import WorkerHeartbeat
 
@@ -88,16 +85,8 @@ def own_cluster():
     """A PostgreSQL cluster of this test's own (the chaos test's), which it may stop."""
     if not (PG_BIN / "initdb").exists():
         pytest.skip(f"needs PostgreSQL's server binaries in {PG_BIN}")
-    directory = Path(tempfile.mkdtemp(prefix="kirim-ready-"))
-    server = Cluster(directory)
-    try:
-        server.start()
+    with running_cluster("kirim-ready-") as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_readiness_fails_without_the_database_or_its_migrations_and_liveness_stays_200(own_cluster, start_gunicorn):
