@@ -25,7 +25,7 @@ from inbox.models import (
     Status,
 )
 from inbox.services import replies
-from outbox.models import Event, EventType, Receiver, WebhookSubscription
+from outbox.models import Event, EventType
 from testing.meta import graph_messages_url
 
 NUMBER = "106540352242922"  # the phone_number fixture's
@@ -40,14 +40,6 @@ def waba_number(phone_number):
     phone_number.display_phone_number = "+62 811 0000 0001"
     phone_number.save()
     return phone_number
-
-
-@pytest.fixture
-def subscribed(org):
-    return WebhookSubscription.objects.create(
-        org=org, url="https://hooks.example.com/meta", receiver=Receiver.META,
-        events=[t for t in EventType.values if t != EventType.MESSAGE_READ],
-    )  # fmt: skip
 
 
 def statuses(*items):
@@ -123,7 +115,7 @@ def synced(waba_number):
     return {t["name"]: t for t in payloads.DEMO_TEMPLATES}
 
 
-def test_a_template_meta_disabled_leaves_the_picker_at_once(waba_number, synced, deliver, subscribed):
+def test_a_template_meta_disabled_leaves_the_picker_at_once(waba_number, synced, deliver, subscribed_as_meta):
     assert "order_update" in {t.name for t in replies.approved_templates(waba_number)}
     disabled = template_change("message_template_status_update", payloads.template_status(
         synced["order_update"], "DISABLED", reason="INCORRECT_CATEGORY",
@@ -139,7 +131,7 @@ def test_a_template_meta_disabled_leaves_the_picker_at_once(waba_number, synced,
     assert "order_update" in {t.name for t in replies.approved_templates(waba_number)}
 
 
-def test_a_templates_category_and_quality_follow_their_webhooks(waba_number, synced, deliver, subscribed):
+def test_a_templates_category_and_quality_follow_their_webhooks(waba_number, synced, deliver, subscribed_as_meta):
     deliver(template_change("template_category_update", payloads.template_category(synced["follow_up"], "UTILITY")))
     deliver(template_change("message_template_quality_update", payloads.template_quality(synced["follow_up"], "RED")))
 
@@ -150,7 +142,7 @@ def test_a_templates_category_and_quality_follow_their_webhooks(waba_number, syn
 
 
 def test_the_numbers_quality_and_limit_and_the_accounts_events_are_kept_for_managers(
-    waba_number, deliver, subscribed, make_member, org, other_org
+    waba_number, deliver, subscribed_as_meta, make_member, org, other_org
 ):
     deliver(template_change("phone_number_quality_update", payloads.number_quality("+62 811 0000 0001", "FLAGGED",
                                                                                    "TIER_1K")))  # fmt: skip

@@ -6,7 +6,6 @@ import json
 import time
 from datetime import timedelta
 
-import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,7 +13,7 @@ from conftest import logged_in
 from fakemeta import payloads
 from inbox.models import Contact, Conversation, Direction, Message, Role, Status, WebhookEvent
 from inbox.services import replies
-from outbox.models import Delivery, DeliveryStatus, Event, EventType, Receiver, WebhookSubscription
+from outbox.models import Delivery, DeliveryStatus, Event, EventType
 from outbox.record import WITHDRAWN
 
 NUMBER = "106540352242922"  # the phone_number fixture's
@@ -35,20 +34,13 @@ def ago(minutes):
     return time.time() - minutes * 60
 
 
-@pytest.fixture
-def subscribed(org):
-    """A handler written for Meta's webhooks that asked for every type Meta's JSON comes in."""
-    return WebhookSubscription.objects.create(
-        org=org, url="https://hooks.example.com/meta", receiver=Receiver.META,
-        events=[t for t in EventType.values if t != EventType.MESSAGE_READ],
-    )  # fmt: skip
-
-
 def bodies_of(event_type):
     return [json.loads(body) for body in Event.objects.filter(type=event_type).values_list("body", flat=True)]
 
 
-def test_an_echo_is_an_outbound_message_of_its_conversation_sent_from_the_app(phone_number, deliver, subscribed):
+def test_an_echo_is_an_outbound_message_of_its_conversation_sent_from_the_app(
+    phone_number, deliver, subscribed_as_meta
+):
     sent = payloads.echo("wamid.ECHO1", USER, "Your order is ready", business_number=BUSINESS)
 
     assert deliver(echoes(sent)).status_code == 200
@@ -77,7 +69,7 @@ def test_an_echo_neither_opens_nor_extends_the_reply_window_and_is_never_unread(
     assert not Message.objects.unread_inbound().filter(wamid="wamid.ECHO2").exists()
 
 
-def test_the_business_edits_and_deletes_from_the_phone(phone_number, deliver, subscribed):
+def test_the_business_edits_and_deletes_from_the_phone(phone_number, deliver, subscribed_as_meta):
     deliver(echoes(payloads.echo("wamid.ECHO3", USER, "Open at 9", business_number=BUSINESS, timestamp=ago(3))))
     edited = payloads.edit(
         "wamid.EDIT3", "wamid.ECHO3", "Open at 10", timestamp=ago(2), **{"from": BUSINESS, "to": USER}
@@ -97,7 +89,7 @@ def test_the_business_edits_and_deletes_from_the_phone(phone_number, deliver, su
     assert (message.text, message.payload, message.edits) == ("", {}, None) and message.deleted_at is not None
 
 
-def test_a_user_edit_keeps_the_earlier_text_and_shows_the_edit(phone_number, deliver, api, subscribed):
+def test_a_user_edit_keeps_the_earlier_text_and_shows_the_edit(phone_number, deliver, api, subscribed_as_meta):
     deliver(from_user(payloads.text_message("wamid.U1", USER, "I want 2 lattes", timestamp=ago(3))))
     edited = payloads.edit("wamid.UEDIT1", "wamid.U1", "I want 3 lattes", timestamp=ago(2), **{"from": USER})
 
@@ -114,7 +106,7 @@ def test_a_user_edit_keeps_the_earlier_text_and_shows_the_edit(phone_number, del
 SECRET = "my card pin is 4321"
 
 
-def test_a_revoked_message_is_found_nowhere(phone_number, deliver, api, subscribed, make_member, org):
+def test_a_revoked_message_is_found_nowhere(phone_number, deliver, api, subscribed_as_meta, make_member, org):
     """The user deletes a message for everyone: its text leaves the API, the admin's thread and its
     search, Meta's payload on the row, the raw webhooks kept, and events not yet delivered; a marker
     stays where it was."""
@@ -142,7 +134,9 @@ def test_a_revoked_message_is_found_nowhere(phone_number, deliver, api, subscrib
     assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 1
 
 
-def test_a_revoke_leaves_a_delivered_event_alone_and_withdraws_only_what_waits(phone_number, deliver, subscribed):
+def test_a_revoke_leaves_a_delivered_event_alone_and_withdraws_only_what_waits(
+    phone_number, deliver, subscribed_as_meta
+):
     deliver(from_user(payloads.text_message("wamid.GONE", USER, SECRET, timestamp=ago(3)),
                       payloads.text_message("wamid.STAYS", USER, "see you", timestamp=ago(3))))  # fmt: skip
 
@@ -176,7 +170,7 @@ def test_history_in_two_chunks_out_of_order_fills_the_conversation_once(phone_nu
     assert Conversation.objects.get(contact_wa_id=USER).last_message_text == "third, came live"
 
 
-def test_the_apps_contacts_name_the_contact(phone_number, deliver, make_message, subscribed):
+def test_the_apps_contacts_name_the_contact(phone_number, deliver, make_message, subscribed_as_meta):
     make_message(phone_number, contact=USER, contact_name="")
     synced = payloads.field_change(
         "smb_app_state_sync",

@@ -9,11 +9,9 @@ from django.utils import timezone
 
 from conftest import assert_error
 from inbox.models import Conversation, ConversationCycle, Label, Note, Role
-from outbox.models import Event, WebhookSubscription
+from outbox.models import Event
 
 pytestmark = pytest.mark.django_db
-
-CONVERSATION_EVENTS = ["conversation.assigned", "conversation.state_changed", "conversation.note_added"]
 
 
 @pytest.fixture
@@ -34,11 +32,6 @@ def foreign_conversation(foreign_number, make_message):
 @pytest.fixture
 def agent(org, make_member):
     return make_member(org, Role.AGENT, "nadia")
-
-
-@pytest.fixture
-def subscribed(org):
-    return WebhookSubscription.objects.create(org=org, url="https://crm.example.com/hook", events=CONVERSATION_EVENTS)
 
 
 def events_of(kind):
@@ -98,7 +91,9 @@ def test_another_orgs_conversation_answers_exactly_like_a_missing_one(api, conve
     assert foreign_conversation.state == "open" and not Note.objects.exists()
 
 
-def test_patch_changes_state_assignee_and_labels_and_tells_subscribers(api, org, agent, conversations, subscribed):
+def test_patch_changes_state_assignee_and_labels_and_tells_subscribers(
+    api, org, agent, conversations, subscribed_to_conversations
+):
     siti = conversations["Siti"]
     Label.objects.create(org=org, name="billing")
     until = timezone.now() + timedelta(hours=2)
@@ -144,7 +139,7 @@ def test_bad_changes_are_refused_and_change_nothing(api, other_org, make_member,
     assert (siti.state, siti.assignee_id) == ("open", None)
 
 
-def test_a_note_is_stored_told_to_subscribers_and_never_sent(api, conversations, subscribed, meta):
+def test_a_note_is_stored_told_to_subscribers_and_never_sent(api, conversations, subscribed_to_conversations, meta):
     siti = conversations["Siti"]
     answer = api.post(f"/v1/conversations/{siti.external_id}/notes", {"body": "VIP, be kind"}, format="json")
     assert answer.status_code == 201, answer.content

@@ -16,11 +16,10 @@ from fakemeta import payloads
 from inbox.admin.live import live_cursor
 from inbox.models import AuditAction, AuditEntry, Conversation, Membership, PhoneNumber, Role
 from inbox.services.ingest import webhook_receive
-from outbox.models import Event, WebhookSubscription
+from outbox.models import Event
 
 pytestmark = pytest.mark.django_db
 
-CONVERSATION_EVENTS = ["conversation.assigned", "conversation.state_changed", "conversation.note_added"]
 ROUND_ROBIN = {"type": "system", "name": "round robin"}
 ROUNDS, AT_ONCE = 5, 8  # webhooks of new conversations on one number, at once, in rounds
 
@@ -29,11 +28,6 @@ ROUNDS, AT_ONCE = 5, 8  # webhooks of new conversations on one number, at once, 
 def round_robin(phone_number):
     PhoneNumber.objects.filter(pk=phone_number.pk).update(auto_assign=True)
     return phone_number
-
-
-@pytest.fixture
-def subscribed(org):
-    return WebhookSubscription.objects.create(org=org, url="https://crm.example.com/hook", events=CONVERSATION_EVENTS)
 
 
 def present(user):
@@ -59,7 +53,7 @@ def events_of(kind):
 
 
 def test_new_conversations_go_to_present_agents_in_turn_and_absent_ones_are_skipped(
-    org, round_robin, make_member, deliver, subscribed
+    org, round_robin, make_member, deliver, subscribed_to_conversations
 ):
     make_member(org, Role.AGENT, "ayu")  # never opened the inbox
     present(make_member(org, Role.AGENT, "nadia"))
@@ -124,7 +118,7 @@ def test_the_setting_is_on_the_numbers_admin_page(org, phone_number, make_member
 
 
 def test_a_contact_writing_again_reopens_and_tells_subscribers_as_a_change_by_hand_does(
-    phone_number, deliver, api, subscribed
+    phone_number, deliver, api, subscribed_to_conversations
 ):
     siti = write_in(deliver, phone_number, "628111", "wamid.RE1")
     url = f"/v1/conversations/{siti.external_id}"
