@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from conftest import postgres_only
+from conftest import fire_at_once, postgres_only
 from dev.dburl import database_url
 from inbox.management.commands.scheduler import scheduled_jobs
 from inbox.models import ScheduledJob
@@ -42,27 +42,6 @@ class Counting:
         return Job(name, seconds, run)
 
 
-def race(count, call):
-    """`call` in `count` threads at once, each with its own database connection, as schedulers on
-    several hosts; their answers."""
-    barrier = threading.Barrier(count)
-    answers = [None] * count
-
-    def scheduler(index):
-        try:
-            barrier.wait()
-            answers[index] = call()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scheduler, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return answers
-
-
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_two_schedulers_at_the_same_moment_run_each_job_once_per_period():
@@ -71,7 +50,7 @@ def test_two_schedulers_at_the_same_moment_run_each_job_once_per_period():
     jobs_register(jobs)
 
     for now in (T0, T0 + timedelta(seconds=30), T0 + timedelta(seconds=61), T0 + timedelta(seconds=119)):
-        race(2, lambda now=now: jobs_run_due(jobs, now))
+        fire_at_once(2, lambda now=now: jobs_run_due(jobs, now))  # as schedulers on two hosts
 
     # minute 0 and minute 1 for the first; hour 0 once for the second
     assert sorted(counting.runs) == ["every_minute", "every_minute", "hourly"]
