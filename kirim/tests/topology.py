@@ -139,9 +139,7 @@ class Topology:
         )
         self.upstreams = urls or [host.url for host in self.hosts]
         self.write_nginx_conf()
-        self.nginx_log = self.directory / "nginx.log"
-        self.balancer = self.spawn(["nginx", "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")],
-                                   stderr=self.nginx_log.open("w"))  # fmt: skip
+        self.balancer = self.spawn(["nginx", "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")])
         wait_for_port(https, "nginx")
         self.certificate = str(certificate)  # clients verify the balancer's TLS against it
         return f"https://127.0.0.1:{https}"
